@@ -1,0 +1,28 @@
+/* log: levelled logging to stderr with the source location of the caller.
+ *
+ * One line per message: "2024-11-10 00:00:00.123Z LEVEL file.c:42: text".
+ * Thread-safe: each line is written with a single write(2). */
+#ifndef TS_LOG_H
+#define TS_LOG_H
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+/* Sets the most verbose level that is printed (default LOG_INFO). */
+void log_set_level(enum log_level level);
+
+/* Parses "error", "warn", "info" or "debug". Returns 0 and sets *out, or -EINVAL. */
+int log_level_parse(const char *name, enum log_level *out);
+
+/* Returns non-zero if messages of `level` are printed. */
+int log_enabled(enum log_level level);
+
+/* Formats and writes one line; use the macros below instead. */
+void log_write(enum log_level level, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#define log_error(...) log_write(LOG_ERROR, __FILE__, __LINE__, __VA_ARGS__)
+#define log_warn(...) log_write(LOG_WARN, __FILE__, __LINE__, __VA_ARGS__)
+#define log_info(...) log_write(LOG_INFO, __FILE__, __LINE__, __VA_ARGS__)
+#define log_debug(...) log_write(LOG_DEBUG, __FILE__, __LINE__, __VA_ARGS__)
+
+#endif
