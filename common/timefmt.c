@@ -28,7 +28,10 @@ char *time_fmt_utc(int64_t us, char *out)
     }
     struct tm tm;
     gmtime_r(&sec, &tm);
-    snprintf(out, TIMEFMT_LEN, "%04d-%02d-%02d %02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+    /* Sized for any int the compiler can imagine; real dates use 24 bytes. */
+    char tmp[128];
+    snprintf(tmp, sizeof tmp, "%04d-%02d-%02d %02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    snprintf(out, TIMEFMT_LEN, "%s", tmp);
     return out;
 }
