@@ -2,6 +2,7 @@
 #include "timefmt.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int64_t time_now_us(void)
@@ -32,6 +33,7 @@ char *time_fmt_utc(int64_t us, char *out)
     char tmp[128];
     snprintf(tmp, sizeof tmp, "%04d-%02d-%02d %02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-    snprintf(out, TIMEFMT_LEN, "%s", tmp);
+    memcpy(out, tmp, TIMEFMT_LEN - 1);
+    out[TIMEFMT_LEN - 1] = '\0';
     return out;
 }
