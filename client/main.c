@@ -21,12 +21,13 @@ static const struct cli_cmd cli_cmds[] = {
 #ifdef TS_HAVE_CMD_GATHER
     {"gather", cmd_gather, "supervise streaming worker processes and collect samples"},
 #endif
+    {NULL, NULL, NULL},
 };
 
 static void cli_usage(FILE *f)
 {
     fprintf(f, "usage: tasksolver-cli COMMAND [OPTIONS]\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof cli_cmds / sizeof cli_cmds[0]; i++)
+    for (size_t i = 0; cli_cmds[i].name; i++)
         fprintf(f, "  %-8s %s\n", cli_cmds[i].name, cli_cmds[i].summary);
     fprintf(f, "\n'tasksolver-cli COMMAND --help' describes a command.\n");
 }
@@ -45,7 +46,7 @@ int main(int argc, char **argv)
         printf("tasksolver-cli %s\n", TS_VERSION);
         return 0;
     }
-    for (size_t i = 0; i < sizeof cli_cmds / sizeof cli_cmds[0]; i++)
+    for (size_t i = 0; cli_cmds[i].name; i++)
         if (strcmp(argv[1], cli_cmds[i].name) == 0)
             return cli_cmds[i].run(argc - 1, argv + 1);
     fprintf(stderr, "tasksolver-cli: unknown command '%s'\n", argv[1]);
