@@ -11,7 +11,7 @@
 
 static atomic_int log_level_cur = LOG_INFO;
 
-static const char *const log_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+static const char *const log_names[] = {"NOTE", "ERROR", "WARN", "INFO", "DEBUG"};
 
 void log_set_level(enum log_level level)
 {
@@ -49,7 +49,7 @@ void log_write(enum log_level level, const char *file, int line, const char *fmt
     base = base ? base + 1 : file;
     int n = snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%03ldZ %-5s %s:%d: ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000L, log_names[level], base, line);
+                     tm.tm_sec, ts.tv_nsec / 1000000L, log_names[level + 1], base, line);
     if (n < 0)
         n = 0;
     if ((size_t)n < sizeof buf) {

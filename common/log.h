@@ -5,7 +5,9 @@
 #ifndef TS_LOG_H
 #define TS_LOG_H
 
-enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+/* LOG_NOTICE lines are printed at every level: start-up and shutdown facts
+ * an operator always needs (the listening address, for one). */
+enum log_level { LOG_NOTICE = -1, LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 /* Sets the most verbose level that is printed (default LOG_INFO). */
 void log_set_level(enum log_level level);
@@ -20,6 +22,7 @@ int log_enabled(enum log_level level);
 void log_write(enum log_level level, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+#define log_notice(...) log_write(LOG_NOTICE, __FILE__, __LINE__, __VA_ARGS__)
 #define log_error(...) log_write(LOG_ERROR, __FILE__, __LINE__, __VA_ARGS__)
 #define log_warn(...) log_write(LOG_WARN, __FILE__, __LINE__, __VA_ARGS__)
 #define log_info(...) log_write(LOG_INFO, __FILE__, __LINE__, __VA_ARGS__)

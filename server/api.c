@@ -1,0 +1,278 @@
+/* api: see api.h. */
+#include "api.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "jsonw.h"
+#include "log.h"
+#include "request.h"
+#include "timefmt.h"
+
+#define ERRSZ REQUEST_ERR_MAX
+
+/* Checks the method; answers 405 with Allow when it is not `want`. */
+static int method_is(struct mg_connection *c, const char *want)
+{
+    const char *m = mg_get_request_info(c)->request_method;
+    if (strcmp(m, want) == 0)
+        return 1;
+    char allow[64];
+    snprintf(allow, sizeof allow, "Allow: %s\r\n", want);
+    http_send_error(c, 405, allow, NULL, "method %s not allowed on %s; use %s", m,
+                    mg_get_request_info(c)->local_uri, want);
+    return 0;
+}
+
+/* Reads the body, answering 413/400 itself. Returns 0 or -1 (answered). */
+static int read_body(struct mg_connection *c, const api *a, buf *b)
+{
+    int rc = http_read_body(c, a->cfg->max_body, b);
+    if (rc == -EFBIG) {
+        http_send_error(c, 413, "Connection: close\r\n", NULL,
+                        "request body is larger than the limit of %zu bytes", a->cfg->max_body);
+        return -1;
+    }
+    if (rc == -ENOMEM) {
+        http_send_error(c, 503, NULL, NULL, "out of memory reading the request body");
+        return -1;
+    }
+    if (rc < 0)
+        return -1; /* client gone */
+    return 0;
+}
+
+static int h_create(struct mg_connection *c, void *cbdata)
+{
+    api *a = cbdata;
+    if (!method_is(c, "POST"))
+        return 405;
+    if (!atomic_load(&a->accepting))
+        return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
+                               "server is shutting down; not accepting tasks");
+    buf body = BUF_INIT;
+    if (read_body(c, a, &body) < 0) {
+        buf_destroy(&body);
+        return 413;
+    }
+    create_req req;
+    char err[ERRSZ];
+    int rc = request_parse_create(body.data ? body.data : "", body.len, &req, err, sizeof err);
+    buf_destroy(&body);
+    if (rc == -ENOMEM)
+        return http_send_error(c, 503, NULL, NULL, "out of memory");
+    if (rc < 0)
+        return http_send_error(c, 400, NULL, NULL, "%s", err);
+
+    task *t = task_new(req.type, req.file, req.file_len, req.args, req.argc);
+    if (!t)
+        return http_send_error(c, 503, NULL, NULL, "out of memory");
+    store_add(a->s, t);
+    log_info("task %s %s WAIT", t->id_str, task_type_name(t->type));
+    rc = queue_push(a->q, t);
+    if (rc < 0) {
+        log_info("task %s refused: %s", t->id_str,
+                 rc == -ESHUTDOWN ? "shutting down" : "at capacity");
+        store_remove(a->s, t);
+        task_unref(t);
+        if (rc == -ESHUTDOWN)
+            return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
+                                   "server is shutting down; not accepting tasks");
+        int st = a->cfg->reject_status;
+        return http_send_error(c, st, st == 429 ? "Retry-After: 1\r\n" : NULL, NULL,
+                               "server is at capacity: %d workers busy and %ld tasks waiting "
+                               "(limit %ld); retry later",
+                               a->cfg->workers, queue_len(a->q), a->cfg->max_queue);
+    }
+    char out[80];
+    int n = snprintf(out, sizeof out, "{\"id\":\"%s\"}\n", t->id_str);
+    task_unref(t);
+    return http_send_json(c, 200, NULL, out, (size_t)n);
+}
+
+static void put_time(buf *b, const char *key, int64_t us)
+{
+    char ts[TIMEFMT_LEN];
+    buf_printf(b, ",\"%s\":\"%s\"", key, time_fmt_utc(us, ts));
+}
+
+int api_status_json(buf *b, const task *t, const task_view *v)
+{
+    buf_printf(b, "{\"id\":\"%s\",\"type\":\"%s\",\"status\":\"%s\",\"meta\":{", t->id_str,
+               task_type_name(t->type), task_status_name(v->status));
+    char ts[TIMEFMT_LEN];
+    buf_printf(b, "\"created_at\":\"%s\"", time_fmt_utc(t->created_us, ts));
+    if (v->status != TASK_WAIT)
+        put_time(b, "started_at", v->started_us);
+    if (task_status_final(v->status)) {
+        put_time(b, "finished_at", v->finished_us);
+        buf_printf(b, ",\"queued_ms\":%.3f,\"run_ms\":%.3f,\"cpu_ms\":%.3f",
+                   (v->started_us - t->created_us) / 1e3, (v->finished_us - v->started_us) / 1e3,
+                   t->cpu_us / 1e3);
+    }
+    buf_putc(b, '}');
+    if (task_status_final(v->status)) {
+        buf_puts(b, ",\"result\":{\"stdout\":");
+        jsonw_str(b, t->out ? t->out : "", t->out_len);
+        buf_puts(b, ",\"stderr\":");
+        jsonw_str(b, t->err ? t->err : "", t->err_len);
+        buf_puts(b, ",\"exit_code\":");
+        if (t->exited)
+            jsonw_i64(b, t->exit_code);
+        else
+            buf_puts(b, "null");
+        buf_puts(b, ",\"signal\":");
+        if (t->term_signal)
+            jsonw_i64(b, t->term_signal);
+        else
+            buf_puts(b, "null");
+        buf_printf(b, ",\"timed_out\":%s,\"stdout_truncated\":%s,\"stderr_truncated\":%s",
+                   t->timed_out ? "true" : "false", t->out_truncated ? "true" : "false",
+                   t->err_truncated ? "true" : "false");
+        buf_printf(b, ",\"stdout_bytes\":%zu,\"stderr_bytes\":%zu", t->out_total, t->err_total);
+        buf_puts(b, "}");
+        if (t->error) {
+            buf_puts(b, ",\"error\":");
+            jsonw_cstr(b, t->error);
+        }
+    }
+    buf_puts(b, "}\n");
+    return buf_failed(b) ? -ENOMEM : 0;
+}
+
+static int h_status(struct mg_connection *c, void *cbdata)
+{
+    api *a = cbdata;
+    if (!method_is(c, "GET"))
+        return 405;
+    char id[128], err[ERRSZ], wait_s[32];
+    int rc = http_query(c, "id", id, sizeof id);
+    if (rc == -ENAMETOOLONG)
+        return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"",
+                               "no task with that id (ids are UUIDs)");
+    if (rc < 0) {
+        /* The seed's form: the id in a JSON body of the GET. */
+        buf body = BUF_INIT;
+        if (read_body(c, a, &body) < 0) {
+            buf_destroy(&body);
+            return 413;
+        }
+        rc = request_parse_id(body.data ? body.data : "", body.len, id, sizeof id, err,
+                              sizeof err);
+        buf_destroy(&body);
+        if (rc == -ENOENT)
+            return http_send_error(c, 400, NULL, NULL,
+                                   "missing task id: use ?id=ID or a JSON body {\"id\": ID}");
+        if (rc < 0)
+            return http_send_error(c, 400, NULL, NULL, "%s", err);
+    }
+    double wait = 0;
+    if (http_query(c, "wait", wait_s, sizeof wait_s) >= 0) {
+        char *end;
+        wait = strtod(wait_s, &end);
+        if (end == wait_s || *end || !isfinite(wait) || wait < 0)
+            return http_send_error(c, 400, NULL, NULL,
+                                   "query parameter 'wait' must be a number of seconds >= 0");
+        if (wait > a->cfg->max_wait)
+            wait = a->cfg->max_wait;
+    }
+    task *t = store_lookup(a->s, id);
+    if (!t)
+        return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'",
+                               id);
+    int64_t deadline = 0;
+    int waiting = 0;
+    if (wait > 0) {
+        /* Past the cap a long poll answers at once rather than tie up
+         * a connection thread that other clients need. */
+        if (atomic_fetch_add(&a->waiters, 1) < a->max_waiters) {
+            waiting = 1;
+            deadline = time_mono_us() + (int64_t)(wait * 1e6);
+        } else {
+            atomic_fetch_sub(&a->waiters, 1);
+        }
+    }
+    task_view v = store_view(a->s, t, deadline);
+    if (waiting)
+        atomic_fetch_sub(&a->waiters, 1);
+    buf b = BUF_INIT;
+    if (api_status_json(&b, t, &v) < 0) {
+        buf_destroy(&b);
+        task_unref(t);
+        return http_send_error(c, 503, NULL, NULL, "out of memory");
+    }
+    http_send_json(c, 200, NULL, b.data, b.len);
+    buf_destroy(&b);
+    task_unref(t);
+    return 200;
+}
+
+static int h_count(struct mg_connection *c, void *cbdata)
+{
+    api *a = cbdata;
+    if (!method_is(c, "GET"))
+        return 405;
+    store_counts n = store_get_counts(a->s);
+    char out[384];
+    int len = snprintf(out, sizeof out,
+                       "{\"tasks\":%ld,\"running\":%ld,\"workers\":%d,\"finished\":%ld,"
+                       "\"total\":%ld,\"evicted\":%ld,\"max_queue\":%ld}\n",
+                       queue_len(a->q), n.running, a->cfg->workers, n.finished, n.total,
+                       n.evicted, a->cfg->max_queue);
+    return http_send_json(c, 200, NULL, out, (size_t)len);
+}
+
+static int h_info(struct mg_connection *c, void *cbdata)
+{
+    api *a = cbdata;
+    if (!method_is(c, "GET"))
+        return 405;
+    buf b = BUF_INIT;
+    buf_printf(&b,
+               "{\"name\":\"tasksolver\",\"version\":\"%s\",\"workers\":%d,"
+               "\"task_timeout\":%g,\"max_output\":%zu,\"max_body\":%zu,\"max_queue\":%ld,"
+               "\"max_finished\":%ld,\"max_wait\":%g,\"python\":",
+               TS_VERSION, a->cfg->workers, a->cfg->task_timeout, a->cfg->max_output,
+               a->cfg->max_body, a->cfg->max_queue, a->cfg->max_finished, a->cfg->max_wait);
+    jsonw_cstr(&b, a->cfg->python);
+    buf_puts(&b, "}\n");
+    int st = buf_failed(&b) ? http_send_error(c, 503, NULL, NULL, "out of memory")
+                            : http_send_json(c, 200, NULL, b.data, b.len);
+    buf_destroy(&b);
+    return st;
+}
+
+static int h_fallback(struct mg_connection *c, void *cbdata)
+{
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    return http_send_error(c, 404, NULL, NULL,
+                           "no route %s %s; routes: POST /create_task, GET /get_status, "
+                           "GET /get_task_count, GET /info",
+                           ri->request_method, ri->local_uri);
+}
+
+int api_register(api *a, struct mg_context *ctx, const config *cfg, queue *q, store *s)
+{
+    a->cfg = cfg;
+    a->q = q;
+    a->s = s;
+    atomic_init(&a->waiters, 0);
+    atomic_init(&a->accepting, 1);
+    /* Leave at least half of the connection threads to short requests. */
+    a->max_waiters = cfg->http_threads / 2;
+    mg_set_request_handler(ctx, "/create_task$", h_create, a);
+    mg_set_request_handler(ctx, "/get_status$", h_status, a);
+    mg_set_request_handler(ctx, "/get_task_count$", h_count, a);
+    mg_set_request_handler(ctx, "/info$", h_info, a);
+    mg_set_request_handler(ctx, "/", h_fallback, a);
+    return 0;
+}
+
+void api_stop_accepting(api *a)
+{
+    atomic_store(&a->accepting, 0);
+}

@@ -1,0 +1,37 @@
+/* api: the HTTP routes of tasksolver, registered with civetweb.
+ *
+ * Routes: POST /create_task, GET /get_status, GET /get_task_count,
+ * GET /info; anything else is a JSON 404 (or 405 for a known path with the
+ * wrong method). Handlers never block on a task except in an explicit
+ * long poll (get_status?wait=SECONDS), whose number is capped so that they
+ * cannot take every connection thread. */
+#ifndef TS_API_H
+#define TS_API_H
+
+#include <civetweb.h>
+#include <stdatomic.h>
+
+#include "config.h"
+#include "queue.h"
+#include "store.h"
+
+typedef struct api {
+    const config *cfg;
+    queue *q;
+    store *s;
+    atomic_int waiters;   /* long polls in progress */
+    int max_waiters;
+    atomic_int accepting; /* 0 once shutting down: create_task answers 503 */
+} api;
+
+/* Prepares a and registers its handlers on ctx. Returns 0. */
+int api_register(api *a, struct mg_context *ctx, const config *cfg, queue *q, store *s);
+
+/* Makes create_task refuse new work (503) from now on. */
+void api_stop_accepting(api *a);
+
+/* Writes the get_status JSON document of t (as seen in v) into b. Exposed
+ * for unit tests. Returns 0 or -ENOMEM. */
+int api_status_json(buf *b, const task *t, const task_view *v);
+
+#endif

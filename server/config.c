@@ -1,0 +1,282 @@
+/* config: see config.h. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum opt_type { OPT_INT, OPT_LONG, OPT_SIZE, OPT_SECONDS, OPT_STR };
+
+struct opt {
+    const char *name;
+    enum opt_type type;
+    size_t offset;
+    const char *def;     /* default, as text; parsed like user input */
+    const char *meta;    /* placeholder in --help */
+    const char *help;
+    double min, max;     /* numeric bounds */
+};
+
+#define F(field) offsetof(config, field)
+
+static const struct opt opts[] = {
+    {"workers", OPT_INT, F(workers), "1", "N", "worker threads running tasks", 1, 4096},
+    {"address", OPT_STR, F(address), "127.0.0.1", "ADDR", "IPv4 address to listen on", 0, 0},
+    {"port", OPT_INT, F(port), "8080", "PORT", "TCP port (0: any free port, logged)", 0, 65535},
+    {"task-timeout", OPT_SECONDS, F(task_timeout), "60", "SECONDS",
+     "wall-clock limit per task (0: none)", 0, 1e7},
+    {"max-output", OPT_SIZE, F(max_output), "1048576", "BYTES",
+     "stdout/stderr bytes kept per task and stream", 0, 1e12},
+    {"max-body", OPT_SIZE, F(max_body), "67108864", "BYTES", "largest request body accepted", 1,
+     1e12},
+    {"work-dir", OPT_STR, F(work_dir), "", "DIR",
+     "where task directories go (default: $TMPDIR or /tmp, in tasksolver.PID)", 0, 0},
+    {"python", OPT_STR, F(python), "python3", "PROGRAM", "interpreter for python tasks", 0, 0},
+    {"max-finished", OPT_LONG, F(max_finished), "100000", "N",
+     "finished tasks kept; older ones are evicted (their ids then answer 404)", 1, 1e9},
+    {"max-queue", OPT_LONG, F(max_queue), "-1", "N",
+     "tasks allowed to wait; more are refused (-1: unbounded, 0: none wait)", -1, 1e9},
+    {"reject-status", OPT_INT, F(reject_status), "429", "CODE",
+     "status for a refused create_task: 429 (with Retry-After) or 403", 403, 429},
+    {"http-threads", OPT_INT, F(http_threads), "64", "N",
+     "HTTP connection threads (each open connection holds one)", 4, 4096},
+    {"max-wait", OPT_SECONDS, F(max_wait), "60", "SECONDS", "longest get_status long poll", 0,
+     3600},
+    {"shutdown-grace", OPT_SECONDS, F(shutdown_grace), "10", "SECONDS",
+     "on SIGTERM, time running tasks get to finish before they are killed", 0, 3600},
+    {"log-level", OPT_STR, F(log_level), "info", "LEVEL", "error, warn, info or debug", 0, 0},
+};
+
+#define N_OPTS (sizeof opts / sizeof opts[0])
+
+static const struct opt *opt_find(const char *name)
+{
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (strcmp(opts[i].name, name) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+/* Parses a size with an optional K/M/G suffix (binary multiples). */
+static int parse_size(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno)
+        return -EINVAL;
+    switch (toupper((unsigned char)*end)) {
+    case 'K': v *= 1024; end++; break;
+    case 'M': v *= 1024 * 1024; end++; break;
+    case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'B' || *end == 'b')
+        end++;
+    if (*end || v != floor(v))
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* Sets one option from text. Returns 0, or -EINVAL with *why set. */
+static int opt_set(config *c, const struct opt *o, const char *val, const char **why)
+{
+    char *field = (char *)c + o->offset;
+    double v = 0;
+    char *end;
+    if (o->type == OPT_STR) {
+        char *dup = strdup(val);
+        if (!dup) {
+            *why = "out of memory";
+            return -ENOMEM;
+        }
+        free(*(char **)field);
+        *(char **)field = dup;
+        return 0;
+    }
+    if (o->type == OPT_SIZE) {
+        if (parse_size(val, &v) < 0)
+            goto fail_number;
+    } else {
+        errno = 0;
+        v = strtod(val, &end);
+        if (end == val || *end || errno || !isfinite(v))
+            goto fail_number;
+        if (o->type != OPT_SECONDS && v != floor(v))
+            goto fail_number;
+    }
+    if (v < o->min || v > o->max) {
+        *why = "out of range";
+        return -EINVAL;
+    }
+    switch (o->type) {
+    case OPT_INT: *(int *)field = (int)v; break;
+    case OPT_LONG: *(long *)field = (long)v; break;
+    case OPT_SIZE: *(size_t *)field = (size_t)v; break;
+    case OPT_SECONDS: *(double *)field = v; break;
+    case OPT_STR: break;
+    }
+    return 0;
+
+fail_number:
+    *why = o->type == OPT_SIZE ? "not a byte count (e.g. 1048576 or 1M)"
+           : o->type == OPT_SECONDS ? "not a number of seconds"
+                                    : "not an integer";
+    return -EINVAL;
+}
+
+int config_init(config *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const char *why;
+        if (opt_set(c, &opts[i], opts[i].def, &why) < 0) {
+            config_destroy(c);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+void config_destroy(config *c)
+{
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (opts[i].type == OPT_STR) {
+            char **p = (char **)((char *)c + opts[i].offset);
+            free(*p);
+            *p = NULL;
+        }
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+int config_load_file(config *c, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        int e = errno;
+        fprintf(stderr, "tasksolver: cannot read config %s: %s\n", path, strerror(e));
+        return -e;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *s = trim(line);
+        if (!*s)
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            fprintf(stderr, "tasksolver: %s:%d: expected 'key = value'\n", path, lineno);
+            rc = -EINVAL;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        const struct opt *o = opt_find(key);
+        const char *why = NULL;
+        if (!o) {
+            fprintf(stderr, "tasksolver: %s:%d: unknown setting '%s'\n", path, lineno, key);
+            rc = -EINVAL;
+            break;
+        }
+        if (opt_set(c, o, val, &why) < 0) {
+            fprintf(stderr, "tasksolver: %s:%d: %s: '%s' is %s\n", path, lineno, key, val, why);
+            rc = -EINVAL;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+void config_usage(FILE *f)
+{
+    fprintf(f, "usage: tasksolver [OPTIONS]\n\n"
+               "Runs programs sent over HTTP on a fixed pool of worker threads.\n\n"
+               "options:\n");
+    for (size_t i = 0; i < N_OPTS; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s %s", opts[i].name, opts[i].meta);
+        fprintf(f, "  %-26s %s", left, opts[i].help);
+        if (opts[i].def[0])
+            fprintf(f, " [%s]", opts[i].def);
+        fputc('\n', f);
+    }
+    fprintf(f, "  %-26s %s\n", "--config FILE", "read settings from FILE (key = value lines)");
+    fprintf(f, "  %-26s %s\n", "--help", "show this text");
+    fprintf(f, "  %-26s %s\n", "--version", "show the version");
+}
+
+int config_parse_args(config *c, int argc, char **argv)
+{
+    /* --config is applied first so that the command line overrides it. */
+    for (int i = 1; i < argc; i++) {
+        const char *file = NULL;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            file = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            file = argv[i] + 9;
+        if (file && config_load_file(c, file) < 0)
+            return 2;
+    }
+    struct option lo[N_OPTS + 4];
+    for (size_t i = 0; i < N_OPTS; i++)
+        lo[i] = (struct option){opts[i].name, required_argument, NULL, (int)(256 + i)};
+    lo[N_OPTS] = (struct option){"config", required_argument, NULL, 'c'};
+    lo[N_OPTS + 1] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[N_OPTS + 2] = (struct option){"version", no_argument, NULL, 'V'};
+    lo[N_OPTS + 3] = (struct option){NULL, 0, NULL, 0};
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":hV", lo, NULL)) != -1) {
+        if (ch == 'h') {
+            config_usage(stdout);
+            return 1;
+        }
+        if (ch == 'V') {
+            printf("tasksolver %s\n", TS_VERSION);
+            return 1;
+        }
+        if (ch == 'c')
+            continue;
+        if (ch == '?' || ch == ':') {
+            const char *arg = argv[optind - 1];
+            fprintf(stderr, "tasksolver: %s option '%s'\n",
+                    ch == ':' ? "missing value for" : "unknown", arg);
+            goto fail_usage;
+        }
+        const struct opt *o = &opts[ch - 256];
+        const char *why;
+        if (opt_set(c, o, optarg, &why) < 0) {
+            fprintf(stderr, "tasksolver: --%s: '%s' is %s\n", o->name, optarg, why);
+            goto fail_usage;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tasksolver: unexpected argument '%s'\n", argv[optind]);
+        goto fail_usage;
+    }
+    return 0;
+
+fail_usage:
+    config_usage(stderr);
+    return 2;
+}

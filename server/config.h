@@ -1,0 +1,54 @@
+/* config: the server's settings, from defaults, a config file and the
+ * command line (in that order; later wins).
+ *
+ * Every option is one row of a table in config.c, which also generates
+ * --help, so adding a setting is one struct field plus one row. The config
+ * file uses the long option names without dashes: "workers = 4", '#'
+ * starts a comment; configs/tasksolver.conf documents every key. */
+#ifndef TS_CONFIG_H
+#define TS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct config {
+    /* listening */
+    char *address;
+    int port;
+    int http_threads;
+    size_t max_body;
+    double max_wait;     /* longest long poll, seconds */
+    /* execution */
+    int workers;
+    double task_timeout; /* seconds */
+    size_t max_output;   /* bytes kept per stream */
+    char *work_dir;
+    char *python;
+    double shutdown_grace; /* seconds */
+    long max_finished;     /* finished tasks kept before the oldest are evicted */
+    long max_queue;        /* -1: unbounded */
+    int reject_status;     /* 429 or 403 when the queue is full */
+    /* misc */
+    char *log_level;
+} config;
+
+/* Fills c with the defaults. Returns 0 or -ENOMEM (then c is destroyed). */
+int config_init(config *c);
+
+/* Frees the strings of c. */
+void config_destroy(config *c);
+
+/* Applies the command line (argv[1..]) on top of c, loading --config FILE
+ * first if given. Returns 0 to go on, 1 if --help or --version was printed
+ * (exit 0), or 2 after printing a usage error to stderr (exit 2). */
+int config_parse_args(config *c, int argc, char **argv);
+
+/* Loads a config file on top of c. Returns 0, or -errno / -EINVAL after
+ * logging the offending line to stderr. */
+int config_load_file(config *c, const char *path);
+
+/* Prints the usage text. */
+void config_usage(FILE *f);
+
+#endif

@@ -1,0 +1,128 @@
+/* http: see http.h. */
+#include "http.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "jsonw.h"
+
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Status";
+    }
+}
+
+int http_read_body(struct mg_connection *c, size_t max, buf *b)
+{
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    if (ri->content_length > 0 && (unsigned long long)ri->content_length > max)
+        return -EFBIG;
+    const char *expect = mg_get_header(c, "Expect");
+    if (expect && strcasecmp(expect, "100-continue") == 0) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        mg_write(c, cont, sizeof cont - 1);
+    }
+    if (ri->content_length > 0 && buf_reserve(b, (size_t)ri->content_length) < 0)
+        return -ENOMEM;
+    for (;;) {
+        if (buf_reserve(b, 16384) < 0)
+            return -ENOMEM;
+        size_t room = b->cap - b->len - 1;
+        int n = mg_read(c, b->data + b->len, room);
+        if (n < 0)
+            return -EIO;
+        if (n == 0)
+            break;
+        b->len += (size_t)n;
+        b->data[b->len] = '\0';
+        if (b->len > max)
+            return -EFBIG;
+    }
+    return 0;
+}
+
+int http_send_json(struct mg_connection *c, int status, const char *extra_headers,
+                   const char *body, size_t len)
+{
+    char head[1024];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n"
+                     "Cache-Control: no-store\r\n"
+                     "%s\r\n",
+                     status, http_reason(status), len, extra_headers ? extra_headers : "");
+    if (n < 0 || (size_t)n >= sizeof head)
+        n = 0;
+    if (len < 64 * 1024) {
+        char small[64 * 1024 + 1024];
+        memcpy(small, head, (size_t)n);
+        memcpy(small + n, body, len);
+        mg_write(c, small, (size_t)n + len);
+    } else {
+        buf out = BUF_INIT;
+        buf_append(&out, head, (size_t)n);
+        buf_append(&out, body, len);
+        if (!buf_failed(&out))
+            mg_write(c, out.data, out.len);
+        buf_destroy(&out);
+    }
+    return status;
+}
+
+int http_send_error(struct mg_connection *c, int status, const char *extra_headers,
+                    const char *extra_json, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    buf b = BUF_INIT;
+    buf_puts(&b, "{\"error\":");
+    jsonw_cstr(&b, msg);
+    if (extra_json) {
+        buf_putc(&b, ',');
+        buf_puts(&b, extra_json);
+    }
+    buf_puts(&b, "}\n");
+    if (buf_failed(&b))
+        http_send_json(c, 500, NULL, "{\"error\":\"out of memory\"}\n", 26);
+    else
+        http_send_json(c, status, extra_headers, b.data, b.len);
+    buf_destroy(&b);
+    return status;
+}
+
+int http_query(const struct mg_connection *c, const char *name, char *out, size_t size)
+{
+    const char *qs = mg_get_request_info(c)->query_string;
+    if (!qs)
+        return -ENOENT;
+    int n = mg_get_var(qs, strlen(qs), name, out, size);
+    if (n == -1)
+        return -ENOENT;
+    if (n < 0)
+        return -ENAMETOOLONG;
+    return n;
+}

@@ -1,0 +1,204 @@
+/* tasksolver: the server's entry point. Parses the settings, starts the
+ * worker pool and the HTTP server, and turns SIGTERM/SIGINT into an orderly
+ * shutdown: stop accepting, let running tasks finish within the grace
+ * period, kill what is left, clean up, exit 0. */
+#include <civetweb.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "config.h"
+#include "log.h"
+#include "pool.h"
+#include "queue.h"
+#include "store.h"
+#include "timefmt.h"
+
+/* Chooses and creates the directory for task directories. Sets *created
+ * when it made a fresh one that should be removed at exit. */
+static int prepare_work_dir(config *c, int *created)
+{
+    *created = 0;
+    if (!c->work_dir[0]) {
+        const char *tmp = getenv("TMPDIR");
+        char path[4096];
+        snprintf(path, sizeof path, "%s/tasksolver.%ld", tmp && *tmp ? tmp : "/tmp",
+                 (long)getpid());
+        free(c->work_dir);
+        c->work_dir = strdup(path);
+        if (!c->work_dir)
+            return -ENOMEM;
+    }
+    if (mkdir(c->work_dir, 0700) == 0) {
+        *created = 1;
+        return 0;
+    }
+    if (errno != EEXIST)
+        return -errno;
+    struct stat st;
+    if (stat(c->work_dir, &st) < 0)
+        return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+static struct mg_context *start_http(const config *c, char *err, size_t errsz)
+{
+    char listen[300], threads[16], maxreq[16];
+    snprintf(listen, sizeof listen, "%s:%d", c->address, c->port);
+    snprintf(threads, sizeof threads, "%d", c->http_threads);
+    snprintf(maxreq, sizeof maxreq, "%d", 16384);
+    const char *options[] = {
+        "listening_ports", listen,
+        "num_threads", threads,
+        "enable_keep_alive", "yes",
+        "tcp_nodelay", "1",
+        "request_timeout_ms", "30000",
+        "keep_alive_timeout_ms", "30000",
+        "max_request_size", maxreq,
+        /* No CORS unless configured: civetweb's default allows any origin. */
+        "access_control_allow_origin", "",
+        "decode_url", "yes",
+        NULL,
+    };
+    struct mg_init_data init = {.callbacks = NULL, .user_data = NULL, .configuration_options = options};
+    struct mg_error_data error = {.code = 0, .text = err, .text_buffer_size = errsz};
+    err[0] = '\0';
+    return mg_start2(&init, &error);
+}
+
+/* Waits up to the grace period for running tasks, then kills them. */
+static void drain_running(store *s, pool *p, double grace, sigset_t *sigs)
+{
+    int64_t deadline = time_mono_us() + (int64_t)(grace * 1e6);
+    while (store_get_counts(s).running > 0) {
+        int64_t left = deadline - time_mono_us();
+        if (left <= 0) {
+            log_warn("grace period over: killing %ld running tasks", store_get_counts(s).running);
+            break;
+        }
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        if (sigtimedwait(sigs, NULL, &ts) > 0) {
+            log_warn("second signal: killing running tasks now");
+            break;
+        }
+    }
+    pool_cancel(p);
+}
+
+int main(int argc, char **argv)
+{
+    /* Taken by sigwait in this thread only; every thread started from here
+     * inherits the mask, and the runner resets it for children. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    config cfg;
+    if (config_init(&cfg) < 0) {
+        fprintf(stderr, "tasksolver: out of memory\n");
+        return 1;
+    }
+    int rc = config_parse_args(&cfg, argc, argv);
+    if (rc) {
+        config_destroy(&cfg);
+        return rc == 1 ? 0 : 2;
+    }
+    enum log_level lvl;
+    if (log_level_parse(cfg.log_level, &lvl) < 0) {
+        fprintf(stderr, "tasksolver: --log-level must be error, warn, info or debug\n");
+        config_usage(stderr);
+        config_destroy(&cfg);
+        return 2;
+    }
+    log_set_level(lvl);
+    if (cfg.reject_status != 403 && cfg.reject_status != 429) {
+        fprintf(stderr, "tasksolver: --reject-status must be 403 or 429\n");
+        config_usage(stderr);
+        config_destroy(&cfg);
+        return 2;
+    }
+
+    int exit_code = 1, created_dir = 0;
+    rc = prepare_work_dir(&cfg, &created_dir);
+    if (rc < 0) {
+        fprintf(stderr, "tasksolver: work directory %s: %s\n", cfg.work_dir, strerror(-rc));
+        goto fail_workdir;
+    }
+    /* Returns the mask of features initialised: 0 for the 0 asked here,
+     * so it carries no error to check. */
+    mg_init_library(0);
+    store s;
+    queue q;
+    if ((rc = store_init(&s, cfg.max_finished)) < 0) {
+        fprintf(stderr, "tasksolver: %s\n", strerror(-rc));
+        goto fail_store;
+    }
+    if ((rc = queue_init(&q, cfg.max_queue)) < 0) {
+        fprintf(stderr, "tasksolver: %s\n", strerror(-rc));
+        goto fail_queue;
+    }
+    pool p;
+    pool_config pc = {
+        .workers = cfg.workers, .task_timeout = cfg.task_timeout, .max_output = cfg.max_output,
+        .work_dir = cfg.work_dir, .python = cfg.python, .calc_command = NULL,
+    };
+    rc = pool_start(&p, &pc, &q, &s);
+    if (rc < 0) {
+        fprintf(stderr, "tasksolver: cannot start workers: %s\n", strerror(-rc));
+        goto fail_pool;
+    }
+    char err[256];
+    struct mg_context *ctx = start_http(&cfg, err, sizeof err);
+    if (!ctx) {
+        fprintf(stderr, "tasksolver: cannot listen on %s:%d: %s\n", cfg.address, cfg.port,
+                err[0] ? err : "unknown error");
+        goto fail_http;
+    }
+    api a;
+    api_register(&a, ctx, &cfg, &q, &s);
+    struct mg_server_port ports[4];
+    int nports = mg_get_server_ports(ctx, 4, ports);
+    log_notice("tasksolver %s listening on http://%s:%d with %d workers (work dir %s)", TS_VERSION,
+             cfg.address, nports > 0 ? ports[0].port : cfg.port, cfg.workers, cfg.work_dir);
+
+    int sig;
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    log_notice("received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    api_stop_accepting(&a);
+    long dropped = queue_close(&q);
+    if (dropped > 0)
+        log_warn("%ld waiting tasks will not run", dropped);
+    drain_running(&s, &p, cfg.shutdown_grace, &sigs);
+    pool_join(&p);
+    store_close(&s);
+    mg_stop(ctx);
+    exit_code = 0;
+    goto done;
+
+fail_http:
+    queue_close(&q);
+    pool_cancel(&p);
+    pool_join(&p);
+done:
+fail_pool:
+    queue_destroy(&q);
+fail_queue:
+    store_destroy(&s);
+fail_store:
+    mg_exit_library();
+    if (created_dir)
+        pool_rmtree(cfg.work_dir);
+fail_workdir:
+    config_destroy(&cfg);
+    if (exit_code == 0)
+        log_notice("stopped");
+    return exit_code;
+}

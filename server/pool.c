@@ -1,0 +1,294 @@
+/* pool: see pool.h. */
+#include "pool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "runner.h"
+#include "shsplit.h"
+#include "timefmt.h"
+
+/* Tasks get a small, predictable environment: nothing of the server's
+ * (tokens, paths) leaks into code sent by strangers. */
+static char *const pool_env_base[] = {
+    "PATH=/usr/local/bin:/usr/bin:/bin",
+    "LANG=C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE=1",
+    "PYTHONUNBUFFERED=1",
+    NULL,
+};
+
+static int rmtree_at(int parent, const char *name, int depth)
+{
+    if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != EISDIR && errno != EPERM)
+        return -errno;
+    if (depth > 256)
+        return -ELOOP;
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == EACCES) {
+        /* The task removed its own permissions; we own the entries. */
+        fchmodat(parent, name, 0700, 0);
+        fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0)
+        return -errno;
+    fchmod(fd, 0700);
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        int r = rmtree_at(dirfd(d), de->d_name, depth + 1);
+        if (r < 0 && rc == 0)
+            rc = r;
+    }
+    closedir(d);
+    if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
+int pool_rmtree(const char *path)
+{
+    return rmtree_at(AT_FDCWD, path, 0);
+}
+
+/* Writes the program into the task directory. Returns 0 or -errno. */
+static int write_program(const char *path, const unsigned char *data, size_t len, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -errno;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        off += (size_t)n;
+    }
+    return close(fd) < 0 ? -errno : 0;
+}
+
+/* Builds "PROGRAM [PREFIX...] ARGS..." into a new vector (pointers borrowed). */
+static char **make_argv(char *const *prefix, char *const *args, int argc)
+{
+    int np = 0;
+    while (prefix[np])
+        np++;
+    char **v = calloc((size_t)(np + argc + 1), sizeof *v);
+    if (!v)
+        return NULL;
+    memcpy(v, prefix, (size_t)np * sizeof *v);
+    if (argc)
+        memcpy(v + np, args, (size_t)argc * sizeof *v);
+    return v;
+}
+
+/* Fills the result fields of t from r, taking r's buffers. */
+static enum task_status take_result(task *t, runner_result *r, const runner_limits *l)
+{
+    t->out = buf_steal(&r->out, &t->out_len);
+    t->err = buf_steal(&r->err, &t->err_len);
+    t->out_total = r->out_total;
+    t->err_total = r->err_total;
+    t->out_truncated = r->out_truncated;
+    t->err_truncated = r->err_truncated;
+    t->exited = r->exited;
+    t->exit_code = r->exit_code;
+    t->term_signal = r->term_signal;
+    t->timed_out = r->timed_out;
+    t->cpu_us = r->cpu_us;
+    if (r->exited && r->exit_code == 0 && !r->spawn_errno)
+        return TASK_SUCCESS;
+    char why[256];
+    runner_describe(r, l, why, sizeof why);
+    t->error = strdup(why);
+    return TASK_ERROR;
+}
+
+/* Ends t as ERROR with "WHAT: strerror(err)". */
+static void fail_task(pool *p, task *t, const char *what, int err)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+    t->error = strdup(msg);
+    store_mark_finished(p->s, t, TASK_ERROR);
+}
+
+static void run_task(pool *p, task *t)
+{
+    char dir[4096], prog[4200];
+    store_mark_running(p->s, t);
+    log_info("task %s %s RUNNING", t->id_str, task_type_name(t->type));
+
+    snprintf(dir, sizeof dir, "%s/task-XXXXXX", p->cfg.work_dir);
+    if (!mkdtemp(dir)) {
+        fail_task(p, t, "could not create the task directory", errno);
+        goto done;
+    }
+    const char *fname = t->type == TASK_PYTHON ? "main.py" : "program";
+    snprintf(prog, sizeof prog, "%s/%s", dir, fname);
+    int rc = 0;
+    if (t->type != TASK_CALC)
+        rc = write_program(prog, t->file, t->file_len, t->type == TASK_BIN ? 0700 : 0600);
+    free(t->file);
+    t->file = NULL;
+    if (rc < 0) {
+        fail_task(p, t, "could not write the program", -rc);
+        goto cleanup_dir;
+    }
+
+    char home[4200];
+    snprintf(home, sizeof home, "HOME=%s", dir);
+    char tmpdir[4200];
+    snprintf(tmpdir, sizeof tmpdir, "TMPDIR=%s", dir);
+    char *env[] = {pool_env_base[0], pool_env_base[1], pool_env_base[2], pool_env_base[3],
+                   home, tmpdir, NULL};
+    char *py_prefix[] = {(char *)p->cfg.python, "main.py", NULL};
+    char *bin_prefix[] = {prog, NULL};
+    char **argv = make_argv(t->type == TASK_PYTHON ? py_prefix
+                            : t->type == TASK_BIN  ? bin_prefix
+                                                   : p->calc_argv,
+                            t->args, t->argc);
+    if (!argv) {
+        fail_task(p, t, "could not start", ENOMEM);
+        goto cleanup_dir;
+    }
+    runner_opts o = {
+        .path = argv[0], .argv = argv, .envp = env, .cwd = dir, .stdin_fd = -1,
+        .sh_fallback = t->type == TASK_BIN, .capture_stdout = 1, .capture_stderr = 1,
+    };
+    runner_limits l = {
+        .timeout_us = (int64_t)(p->cfg.task_timeout * 1e6),
+        .max_output = p->cfg.max_output,
+        .kill_grace_us = 0,
+        .cancel_fd = p->cancel_fd,
+    };
+    runner_result r;
+    rc = runner_run(&o, &l, NULL, NULL, &r);
+    /* Another thread may still hold our freshly written program open for
+     * writing in a child it is spawning (the fd is inherited until that
+     * child execs): the kernel then refuses to execute it. Retry briefly. */
+    for (int tries = 0; rc == 0 && r.spawn_errno == ETXTBSY && tries < 50; tries++) {
+        runner_result_destroy(&r);
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
+        rc = runner_run(&o, &l, NULL, NULL, &r);
+    }
+    free(argv);
+    if (rc < 0) {
+        runner_result_destroy(&r);
+        fail_task(p, t, "could not run the task", -rc);
+        goto cleanup_dir;
+    }
+    enum task_status st = take_result(t, &r, &l);
+    runner_result_destroy(&r);
+    store_mark_finished(p->s, t, st);
+
+cleanup_dir:
+    rc = pool_rmtree(dir);
+    if (rc < 0)
+        log_warn("task %s: could not remove %s: %s", t->id_str, dir, strerror(-rc));
+done:
+    if (log_enabled(LOG_INFO)) {
+        int64_t ms = (t->finished_us - t->started_us) / 1000;
+        log_info("task %s %s %s %lld ms%s%s", t->id_str, task_type_name(t->type),
+                 task_status_name(t->status), (long long)ms, t->error ? ": " : "",
+                 t->error ? t->error : "");
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    pool *p = arg;
+    task *t;
+    while ((t = queue_pop(p->q))) {
+        run_task(p, t);
+        task_unref(t);
+    }
+    return NULL;
+}
+
+int pool_start(pool *p, const pool_config *cfg, queue *q, store *s)
+{
+    memset(p, 0, sizeof *p);
+    p->cfg = *cfg;
+    p->q = q;
+    p->s = s;
+    int rc;
+    p->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (p->cancel_fd < 0)
+        return -errno;
+    if (cfg->calc_command) {
+        int argc;
+        const char *why = NULL;
+        rc = shsplit(cfg->calc_command, strlen(cfg->calc_command), &p->calc_argv, &argc, &why);
+        if (rc == 0 && argc == 0)
+            rc = -EINVAL;
+        if (rc < 0)
+            goto fail_calc;
+    }
+    p->threads = calloc((size_t)cfg->workers, sizeof *p->threads);
+    if (!p->threads) {
+        rc = -ENOMEM;
+        goto fail_threads;
+    }
+    for (int i = 0; i < cfg->workers; i++) {
+        rc = pthread_create(&p->threads[i], NULL, worker_main, p);
+        if (rc) {
+            rc = -rc;
+            goto fail_create;
+        }
+        p->started++;
+    }
+    return 0;
+
+fail_create:
+    queue_close(q);
+    for (int i = 0; i < p->started; i++)
+        pthread_join(p->threads[i], NULL);
+    free(p->threads);
+fail_threads:
+    shsplit_free(p->calc_argv);
+fail_calc:
+    close(p->cancel_fd);
+    return rc;
+}
+
+void pool_cancel(pool *p)
+{
+    uint64_t one = 1;
+    ssize_t n = write(p->cancel_fd, &one, sizeof one);
+    (void)n;
+}
+
+void pool_join(pool *p)
+{
+    for (int i = 0; i < p->started; i++)
+        pthread_join(p->threads[i], NULL);
+    free(p->threads);
+    shsplit_free(p->calc_argv);
+    close(p->cancel_fd);
+    memset(p, 0, sizeof *p);
+}

@@ -1,0 +1,50 @@
+/* pool: the fixed set of worker threads that run tasks.
+ *
+ * Each worker pops the oldest task from the shared queue, gives it a fresh
+ * private directory, runs it through the runner with the configured limits,
+ * publishes the result in the store, removes the directory and asks for
+ * the next task. */
+#ifndef TS_POOL_H
+#define TS_POOL_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "queue.h"
+#include "store.h"
+
+typedef struct pool_config {
+    int workers;
+    double task_timeout;  /* seconds; 0: none */
+    size_t max_output;
+    const char *work_dir; /* existing directory for task directories */
+    const char *python;
+    const char *calc_command; /* for calc tasks: "PROGRAM ARGS" or NULL */
+} pool_config;
+
+typedef struct pool {
+    pool_config cfg;      /* strings borrowed from the caller */
+    queue *q;
+    store *s;
+    pthread_t *threads;
+    int started;          /* threads to join */
+    int cancel_fd;        /* eventfd: readable once running tasks must die */
+    char **calc_argv;     /* split calc_command, or NULL */
+} pool;
+
+/* Starts cfg->workers threads. Returns 0 or -errno (then nothing runs and
+ * nothing needs destroying). */
+int pool_start(pool *p, const pool_config *cfg, queue *q, store *s);
+
+/* Kills running tasks (their runs end as ERROR "cancelled"). Safe to call
+ * from any thread, more than once. */
+void pool_cancel(pool *p);
+
+/* Joins the workers (close the queue first so they stop) and frees p. */
+void pool_join(pool *p);
+
+/* Removes a directory tree without following symlinks, also entries whose
+ * permissions a task changed. Returns 0 or -errno of the first failure. */
+int pool_rmtree(const char *path);
+
+#endif

@@ -1,0 +1,227 @@
+/* request: see request.h. */
+#include "request.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "b64.h"
+#include "jsonw.h"
+#include "shsplit.h"
+
+/* Arguments beyond this are refused early rather than at exec (E2BIG). */
+#define REQUEST_MAX_ARGS 4096
+
+cJSON *request_parse_object(const char *body, size_t len, char *err, size_t errsz)
+{
+    if (len == 0) {
+        snprintf(err, errsz, "request body is empty; expected a JSON object");
+        return NULL;
+    }
+    const char *end = NULL;
+    /* cJSON wants the NUL counted when asked to require it; instead parse
+     * without that and check the tail ourselves. */
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!root) {
+        size_t off = end && end >= body ? (size_t)(end - body) : 0;
+        snprintf(err, errsz, "request body is not valid JSON (near byte %zu)", off);
+        return NULL;
+    }
+    for (const char *p = end; p < body + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            snprintf(err, errsz, "unexpected data after the JSON value at byte %zu",
+                     (size_t)(p - body));
+            cJSON_Delete(root);
+            return NULL;
+        }
+    }
+    if (!cJSON_IsObject(root)) {
+        snprintf(err, errsz, "request body must be a JSON object");
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* Builds the argument vector from a JSON array of strings or a string. */
+static int parse_args(const cJSON *a, char ***argv_out, int *argc_out, char *err, size_t errsz)
+{
+    if (!a || cJSON_IsNull(a)) {
+        char **v = calloc(1, sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        *argv_out = v;
+        *argc_out = 0;
+        return 0;
+    }
+    if (cJSON_IsString(a)) {
+        const char *why = NULL;
+        int rc = shsplit(a->valuestring, strlen(a->valuestring), argv_out, argc_out, &why);
+        if (rc == -EINVAL)
+            snprintf(err, errsz, "field 'args' cannot be split into words: %s", why);
+        if (rc == 0 && *argc_out > REQUEST_MAX_ARGS) {
+            shsplit_free(*argv_out);
+            snprintf(err, errsz, "field 'args' has more than %d arguments", REQUEST_MAX_ARGS);
+            return -EINVAL;
+        }
+        return rc;
+    }
+    if (!cJSON_IsArray(a)) {
+        snprintf(err, errsz, "field 'args' must be an array of strings or a string");
+        return -EINVAL;
+    }
+    int n = cJSON_GetArraySize(a);
+    if (n > REQUEST_MAX_ARGS) {
+        snprintf(err, errsz, "field 'args' has more than %d arguments", REQUEST_MAX_ARGS);
+        return -EINVAL;
+    }
+    char **v = calloc((size_t)n + 1, sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    int i = 0, rc = -EINVAL;
+    const cJSON *el;
+    cJSON_ArrayForEach(el, a)
+    {
+        if (!cJSON_IsString(el)) {
+            snprintf(err, errsz, "field 'args' element %d must be a string", i);
+            goto fail_element;
+        }
+        v[i] = strdup(el->valuestring);
+        if (!v[i]) {
+            rc = -ENOMEM;
+            goto fail_element;
+        }
+        i++;
+    }
+    *argv_out = v;
+    *argc_out = n;
+    return 0;
+
+fail_element:
+    for (int j = 0; j < i; j++)
+        free(v[j]);
+    free(v);
+    return rc;
+}
+
+/* A python file that decodes to NULs or invalid UTF-8 was plain source
+ * that happened to look like base64 ("pass" is valid base64). */
+static int looks_like_text(const unsigned char *p, size_t len)
+{
+    if (memchr(p, 0, len))
+        return 0;
+    return jsonw_utf8_valid_prefix((const char *)p, len) == len;
+}
+
+int request_parse_create(const char *body, size_t len, create_req *out, char *err, size_t errsz)
+{
+    memset(out, 0, sizeof *out);
+    err[0] = '\0';
+    cJSON *root = request_parse_object(body, len, err, errsz);
+    if (!root)
+        return -EINVAL;
+    int rc = -EINVAL;
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    const cJSON *file = cJSON_GetObjectItemCaseSensitive(root, "file");
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(root, "args");
+    if (!type) {
+        snprintf(err, errsz, "missing field 'type' (\"python\" or \"bin\")");
+        goto fail_json;
+    }
+    if (!cJSON_IsString(type)) {
+        snprintf(err, errsz, "field 'type' must be a string, \"python\" or \"bin\"");
+        goto fail_json;
+    }
+    if (strcmp(type->valuestring, "python") == 0) {
+        out->type = TASK_PYTHON;
+    } else if (strcmp(type->valuestring, "bin") == 0) {
+        out->type = TASK_BIN;
+    } else {
+        snprintf(err, errsz, "field 'type' must be \"python\" or \"bin\", not \"%.40s\"",
+                 type->valuestring);
+        goto fail_json;
+    }
+    if (!file) {
+        snprintf(err, errsz, "missing field 'file' (the program, base64-encoded)");
+        goto fail_json;
+    }
+    if (!cJSON_IsString(file)) {
+        snprintf(err, errsz, "field 'file' must be a string (the program, base64-encoded)");
+        goto fail_json;
+    }
+    const char *fs = file->valuestring;
+    size_t flen = strlen(fs);
+    size_t bad = 0;
+    rc = b64_decode(fs, flen, &out->file, &out->file_len, &bad);
+    if (rc == -ENOMEM)
+        goto fail_json;
+    if (out->type == TASK_PYTHON && (rc < 0 || !looks_like_text(out->file, out->file_len))) {
+        free(out->file);
+        out->file = (unsigned char *)strdup(fs);
+        if (!out->file) {
+            rc = -ENOMEM;
+            goto fail_json;
+        }
+        out->file_len = flen;
+        rc = 0;
+    } else if (rc < 0) {
+        snprintf(err, errsz, "field 'file' is not valid base64 (bad character at offset %zu)",
+                 bad);
+        goto fail_json;
+    }
+    if (out->type == TASK_BIN && out->file_len == 0) {
+        snprintf(err, errsz, "field 'file' is empty: a bin task needs an executable");
+        rc = -EINVAL;
+        goto fail_file;
+    }
+    rc = parse_args(args, &out->args, &out->argc, err, errsz);
+    if (rc < 0)
+        goto fail_file;
+    cJSON_Delete(root);
+    return 0;
+
+fail_file:
+    free(out->file);
+    out->file = NULL;
+fail_json:
+    cJSON_Delete(root);
+    if (rc == -ENOMEM)
+        snprintf(err, errsz, "out of memory");
+    return rc;
+}
+
+void create_req_destroy(create_req *r)
+{
+    free(r->file);
+    task_args_free(r->args);
+    memset(r, 0, sizeof *r);
+}
+
+int request_parse_id(const char *body, size_t len, char *out, size_t outsz, char *err,
+                     size_t errsz)
+{
+    size_t i = 0;
+    while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
+        i++;
+    if (i == len)
+        return -ENOENT;
+    cJSON *root = request_parse_object(body, len, err, errsz);
+    if (!root)
+        return -EINVAL;
+    int rc = -EINVAL;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
+    if (!id)
+        snprintf(err, errsz, "missing field 'id'");
+    else if (!cJSON_IsString(id))
+        snprintf(err, errsz, "field 'id' must be a string");
+    else if (strlen(id->valuestring) >= outsz)
+        snprintf(err, errsz, "field 'id' is too long to be a task id");
+    else {
+        memcpy(out, id->valuestring, strlen(id->valuestring) + 1);
+        rc = 0;
+    }
+    cJSON_Delete(root);
+    return rc;
+}

@@ -1,0 +1,45 @@
+/* request: validation of request bodies that come from the network.
+ *
+ * Kept apart from the HTTP handlers so that the parsers can be unit-tested
+ * and fuzzed without a server. */
+#ifndef TS_REQUEST_H
+#define TS_REQUEST_H
+
+#include <stddef.h>
+
+#include "task.h"
+
+/* Longest error message produced here. */
+#define REQUEST_ERR_MAX 256
+
+/* A parsed POST /create_task body. */
+typedef struct create_req {
+    enum task_type type;
+    unsigned char *file; /* decoded program; owned */
+    size_t file_len;
+    char **args;         /* NULL-terminated argument vector; owned */
+    int argc;
+} create_req;
+
+/* Parses {"type": "python"|"bin", "file": BASE64, "args": [..] | "..."}.
+ * For python, a `file` that is not valid base64, or that decodes to bytes
+ * that are not UTF-8 text, is taken as the source code itself.
+ * Returns 0 and fills *out (release with create_req_destroy), or -EINVAL
+ * with a message naming the field in err, or -ENOMEM. On error nothing is
+ * allocated. */
+int request_parse_create(const char *body, size_t len, create_req *out, char *err, size_t errsz);
+
+/* Frees what a successful request_parse_create allocated. */
+void create_req_destroy(create_req *r);
+
+/* Extracts the "id" string from a JSON body {"id": "..."} into out.
+ * Returns 0, -ENOENT if the body is empty, or -EINVAL with err set. */
+int request_parse_id(const char *body, size_t len, char *out, size_t outsz, char *err,
+                     size_t errsz);
+
+/* Parses a JSON document that must be an object; the whole body must be
+ * one JSON value with only whitespace after it. Returns the cJSON tree
+ * (caller cJSON_Delete's it) or NULL with err set. */
+struct cJSON *request_parse_object(const char *body, size_t len, char *err, size_t errsz);
+
+#endif

@@ -1,0 +1,177 @@
+/* store: see store.h. */
+#include "store.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+#include "timefmt.h"
+
+static int task_cmp(const task *a, const task *b)
+{
+    return memcmp(a->id, b->id, sizeof a->id);
+}
+
+/* libbsd's tree.h marks the generated functions __unused, which glibc does
+ * not define; without it half of them warn as unused. */
+#ifndef __unused
+#define __unused __attribute__((unused))
+#endif
+RB_GENERATE_STATIC(task_index, task, by_id, task_cmp)
+
+static pthread_cond_t *store_stripe(store *s, const task *t)
+{
+    /* Random v4 ids: any byte is uniformly distributed. */
+    return &s->wake[t->id[15] % STORE_WAIT_STRIPES];
+}
+
+int store_init(store *s, long max_finished)
+{
+    memset(s, 0, sizeof *s);
+    int rc = pthread_mutex_init(&s->lock, NULL);
+    if (rc)
+        return -rc;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int i;
+    for (i = 0; i < STORE_WAIT_STRIPES; i++) {
+        rc = pthread_cond_init(&s->wake[i], &attr);
+        if (rc)
+            goto fail_cond;
+    }
+    pthread_condattr_destroy(&attr);
+    RB_INIT(&s->index);
+    TAILQ_INIT(&s->finished);
+    s->max_finished = max_finished;
+    return 0;
+
+fail_cond:
+    while (i-- > 0)
+        pthread_cond_destroy(&s->wake[i]);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_destroy(&s->lock);
+    return -rc;
+}
+
+void store_destroy(store *s)
+{
+    task *t, *next;
+    RB_FOREACH_SAFE(t, task_index, &s->index, next)
+    {
+        RB_REMOVE(task_index, &s->index, t);
+        task_unref(t);
+    }
+    for (int i = 0; i < STORE_WAIT_STRIPES; i++)
+        pthread_cond_destroy(&s->wake[i]);
+    pthread_mutex_destroy(&s->lock);
+}
+
+void store_add(store *s, task *t)
+{
+    task_ref(t);
+    pthread_mutex_lock(&s->lock);
+    RB_INSERT(task_index, &s->index, t);
+    s->counts.waiting++;
+    s->counts.total++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void store_remove(store *s, task *t)
+{
+    pthread_mutex_lock(&s->lock);
+    RB_REMOVE(task_index, &s->index, t);
+    s->counts.waiting--;
+    s->counts.total--;
+    pthread_mutex_unlock(&s->lock);
+    task_unref(t);
+}
+
+task *store_lookup(store *s, const char *id)
+{
+    task key;
+    if (uuid_parse(id, key.id) < 0)
+        return NULL;
+    pthread_mutex_lock(&s->lock);
+    task *t = RB_FIND(task_index, &s->index, &key);
+    if (t)
+        task_ref(t);
+    pthread_mutex_unlock(&s->lock);
+    return t;
+}
+
+void store_mark_running(store *s, task *t)
+{
+    int64_t now = time_now_us();
+    pthread_mutex_lock(&s->lock);
+    t->status = TASK_RUNNING;
+    t->started_us = now;
+    s->counts.waiting--;
+    s->counts.running++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void store_mark_finished(store *s, task *t, enum task_status final)
+{
+    int64_t now = time_now_us();
+    task *evict_head = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (t->status == TASK_WAIT) {
+        /* Finished without running (refused at start). */
+        s->counts.waiting--;
+        t->started_us = now;
+    } else {
+        s->counts.running--;
+    }
+    t->status = final;
+    t->finished_us = now;
+    s->counts.finished++;
+    TAILQ_INSERT_TAIL(&s->finished, t, finished);
+    pthread_cond_broadcast(store_stripe(s, t));
+    /* Unlink evicted tasks here; free them after unlocking. */
+    while (s->counts.finished > s->max_finished) {
+        task *old = TAILQ_FIRST(&s->finished);
+        TAILQ_REMOVE(&s->finished, old, finished);
+        RB_REMOVE(task_index, &s->index, old);
+        s->counts.finished--;
+        s->counts.evicted++;
+        old->queue_next = evict_head;
+        evict_head = old;
+    }
+    pthread_mutex_unlock(&s->lock);
+    while (evict_head) {
+        task *next = evict_head->queue_next;
+        task_unref(evict_head);
+        evict_head = next;
+    }
+}
+
+task_view store_view(store *s, task *t, int64_t deadline_mono_us)
+{
+    pthread_mutex_lock(&s->lock);
+    while (!task_status_final(t->status) && !s->closing && deadline_mono_us > time_mono_us()) {
+        struct timespec ts = {deadline_mono_us / 1000000, (deadline_mono_us % 1000000) * 1000};
+        pthread_cond_timedwait(store_stripe(s, t), &s->lock, &ts);
+    }
+    task_view v = {t->status, t->started_us, t->finished_us};
+    pthread_mutex_unlock(&s->lock);
+    return v;
+}
+
+store_counts store_get_counts(store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    store_counts c = s->counts;
+    pthread_mutex_unlock(&s->lock);
+    return c;
+}
+
+void store_close(store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->closing = 1;
+    for (int i = 0; i < STORE_WAIT_STRIPES; i++)
+        pthread_cond_broadcast(&s->wake[i]);
+    pthread_mutex_unlock(&s->lock);
+}

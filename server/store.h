@@ -1,0 +1,88 @@
+/* store: every known task by id, their lifecycle and the waiting room for
+ * long polls.
+ *
+ * Locking: one mutex (`lock`) protects the index, the finished list, the
+ * counters and the status/timestamps of every task. It is a leaf lock:
+ * nothing else is locked while it is held, and it is never held across
+ * I/O, a spawn or a call into civetweb.
+ *
+ * Retention: finished tasks are kept up to max_finished; beyond that the
+ * oldest finished ones are dropped from the index (their ids then answer
+ * 404) and freed once the last reader lets go. */
+#ifndef TS_STORE_H
+#define TS_STORE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "runner.h"
+#include "task.h"
+
+RB_HEAD(task_index, task);
+TAILQ_HEAD(task_list, task);
+
+#define STORE_WAIT_STRIPES 64
+
+typedef struct store_counts {
+    long waiting;  /* WAIT */
+    long running;  /* RUNNING */
+    long finished; /* SUCCESS or ERROR, still kept */
+    long total;    /* created since start */
+    long evicted;  /* finished tasks dropped by retention */
+} store_counts;
+
+typedef struct store {
+    pthread_mutex_t lock; /* protects everything below and task status fields */
+    struct task_index index;
+    struct task_list finished;
+    store_counts counts;
+    long max_finished;
+    int closing; /* wakes and stops long polls */
+    /* Long polls wait on the stripe of their task's id, so a finishing task
+     * wakes only the few waiters that hash alongside it. */
+    pthread_cond_t wake[STORE_WAIT_STRIPES];
+} store;
+
+/* Returns 0 or -errno (nothing to destroy on error). */
+int store_init(store *s, long max_finished);
+
+/* Drops every task reference held by the index and frees the store. */
+void store_destroy(store *s);
+
+/* Publishes a new task in WAIT; the store takes its own reference. */
+void store_add(store *s, task *t);
+
+/* Removes a task that was added but could not be queued (admission
+ * refused). Its counts are undone as if it had never been added. */
+void store_remove(store *s, task *t);
+
+/* Looks up a task by its textual id. Returns a new reference (caller
+ * unrefs) or NULL if the id is unknown, evicted or not a UUID. */
+task *store_lookup(store *s, const char *id);
+
+/* WAIT -> RUNNING, stamping started_us. */
+void store_mark_running(store *s, task *t);
+
+/* Publishes the final status. The worker has filled the result fields of t
+ * before this call; they must not change afterwards. Wakes long polls of t
+ * and applies retention. */
+void store_mark_finished(store *s, task *t, enum task_status final);
+
+/* A consistent copy of the fields that the store lock protects. */
+typedef struct task_view {
+    enum task_status status;
+    int64_t started_us;
+    int64_t finished_us;
+} task_view;
+
+/* Returns the current view of t. When deadline_mono_us is in the future,
+ * first waits until t is final, the deadline passes or the store closes. */
+task_view store_view(store *s, task *t, int64_t deadline_mono_us);
+
+/* Current counters. */
+store_counts store_get_counts(store *s);
+
+/* Ends all long polls now and makes later ones return at once. */
+void store_close(store *s);
+
+#endif

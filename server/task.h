@@ -1,0 +1,90 @@
+/* task: one submitted program and what became of it.
+ *
+ * A task is shared by the HTTP threads and the worker that runs it, so it
+ * is reference counted: whoever holds a pointer holds a reference
+ * (task_ref / task_unref), and the last unref frees it.
+ *
+ * Field rules:
+ *  - the "immutable" fields are set before the task is published (store_add)
+ *    and never change;
+ *  - `status`, `started_us`, `finished_us` are protected by the store lock;
+ *  - the result fields are written by the worker once, before it sets a
+ *    final status under the store lock, and never change afterwards: a
+ *    reader that saw SUCCESS/ERROR under the lock may read them unlocked;
+ *  - `file` belongs to the worker once the task is popped from the queue. */
+#ifndef TS_TASK_H
+#define TS_TASK_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/tree.h>
+
+enum task_status { TASK_WAIT, TASK_RUNNING, TASK_SUCCESS, TASK_ERROR };
+enum task_type { TASK_PYTHON, TASK_BIN, TASK_CALC };
+
+typedef struct task {
+    /* immutable */
+    unsigned char id[16];
+    char id_str[37];
+    enum task_type type;
+    char **args;  /* NULL-terminated, without argv[0]; owned */
+    int argc;
+    int64_t created_us;
+    /* owned by the worker after the pop; freed once written to disk */
+    unsigned char *file;
+    size_t file_len;
+    /* protected by the store lock */
+    enum task_status status;
+    int64_t started_us;
+    int64_t finished_us;
+    /* result: written once before the final status is published */
+    char *out;
+    size_t out_len;
+    size_t out_total;
+    int out_truncated;
+    char *err;
+    size_t err_len;
+    size_t err_total;
+    int err_truncated;
+    int exited;       /* exit_code valid */
+    int exit_code;
+    int term_signal;  /* 0: none */
+    int timed_out;
+    char *error;      /* human sentence for an ERROR, or NULL */
+    int64_t cpu_us;
+    /* bookkeeping */
+    atomic_int refs;
+    RB_ENTRY(task) by_id;       /* store index; store lock */
+    TAILQ_ENTRY(task) finished; /* eviction order; store lock */
+    struct task *queue_next;    /* queue link; queue lock */
+} task;
+
+/* Allocates a task in WAIT with a fresh random id, created now, one
+ * reference held by the caller. Takes ownership of file and args (also on
+ * failure). Returns NULL on allocation failure. */
+task *task_new(enum task_type type, unsigned char *file, size_t file_len, char **args, int argc);
+
+/* Takes another reference. Returns t. */
+task *task_ref(task *t);
+
+/* Drops a reference; frees the task with the last one. NULL is fine. */
+void task_unref(task *t);
+
+/* "WAIT", "RUNNING", "SUCCESS", "ERROR". */
+const char *task_status_name(enum task_status s);
+
+/* "python", "bin", "calc". */
+const char *task_type_name(enum task_type t);
+
+/* Non-zero for SUCCESS and ERROR. */
+static inline int task_status_final(enum task_status s)
+{
+    return s == TASK_SUCCESS || s == TASK_ERROR;
+}
+
+/* Frees a NULL-terminated vector of strings. */
+void task_args_free(char **args);
+
+#endif

@@ -1,0 +1,139 @@
+"""Shared helpers for the end-to-end suite: start the real binaries on free
+ports, wait until they are ready, and talk HTTP to them.
+
+Binaries are found through TS_BUILD_DIR (set by ctest)."""
+
+import base64
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+BUILD_DIR = os.environ.get(
+    "TS_BUILD_DIR",
+    os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+SERVER_BIN = os.path.join(BUILD_DIR, "server", "tasksolver")
+CLI_BIN = os.path.join(BUILD_DIR, "client", "tasksolver-cli")
+
+LISTEN_RE = re.compile(r"listening on http://([0-9.]+):(\d+)")
+
+
+class Server:
+    """A tasksolver process on a free port (--port 0), its log collected."""
+
+    def __init__(self, *args, binary=SERVER_BIN, env=None):
+        self.args = [binary, "--port", "0", *args]
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True,
+                                     env=env)
+        self.log = []
+        self._ready = threading.Event()
+        self.host, self.port = None, None
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(15) or self.port is None:
+            self.stop()
+            raise RuntimeError("server did not start:\n" + "".join(self.log))
+
+    def _read_log(self):
+        for line in self.proc.stderr:
+            self.log.append(line)
+            m = LISTEN_RE.search(line)
+            if m and not self._ready.is_set():
+                self.host, self.port = m.group(1), int(m.group(2))
+                self._ready.set()
+        self._ready.set()
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        """Returns (status, headers dict, parsed JSON or raw bytes)."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body)
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+            hdrs = {k.lower(): v for k, v in resp.getheaders()}
+            if hdrs.get("content-type", "").startswith("application/json"):
+                data = json.loads(data)
+            return resp.status, hdrs, data
+        finally:
+            conn.close()
+
+    def create(self, type_, source, args=None, encode=True):
+        """POSTs a task; returns (status, body)."""
+        if isinstance(source, str):
+            source = source.encode()
+        payload = {"type": type_,
+                   "file": base64.b64encode(source).decode() if encode else source.decode()}
+        if args is not None:
+            payload["args"] = args
+        st, _, body = self.request("POST", "/create_task", payload)
+        return st, body
+
+    def create_ok(self, type_, source, args=None):
+        st, body = self.create(type_, source, args)
+        if st != 200:
+            raise AssertionError("create_task: %d %r" % (st, body))
+        return body["id"]
+
+    def status(self, task_id, wait=None):
+        path = "/get_status?id=" + task_id
+        if wait is not None:
+            path += "&wait=%g" % wait
+        return self.request("GET", path, timeout=(wait or 0) + 30)
+
+    def wait_done(self, task_id, timeout=60):
+        """Long-polls until the task is final; returns its status document."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st, _, doc = self.status(task_id, wait=min(10, timeout))
+            if st != 200:
+                raise AssertionError("get_status: %d %r" % (st, doc))
+            if doc["status"] in ("SUCCESS", "ERROR"):
+                return doc
+        raise AssertionError("task %s not finished after %ss" % (task_id, timeout))
+
+    def run(self, type_, source, args=None, timeout=60):
+        return self.wait_done(self.create_ok(type_, source, args), timeout)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stops the server; returns its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(5)
+        self.proc.stderr.close()
+        return self.proc.returncode
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def children_of(pid):
+    """Pids whose parent is pid (zombies included)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                out.append(int(name))
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            pass
+    return out
