@@ -1,0 +1,10 @@
+#!/bin/sh
+# Installs what tasksolver needs to build, test and run on Debian bookworm.
+# Run as root. Safe to run again.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+    build-essential cmake pkg-config python3 ca-certificates \
+    libcivetweb-dev libcjson-dev uuid-dev libbsd-dev libcurl4-openssl-dev \
+    libcmocka-dev clang libclang-rt-14-dev

@@ -1,0 +1,150 @@
+/* Unit tests for request parsing and the get_status JSON document. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api.h"
+#include "request.h"
+
+static int parse(const char *body, create_req *r, char *err)
+{
+    return request_parse_create(body, strlen(body), r, err, REQUEST_ERR_MAX);
+}
+
+static void create_bin_with_array_args(void **state)
+{
+    create_req r;
+    char err[REQUEST_ERR_MAX];
+    /* "echo hi" */
+    assert_int_equal(parse("{\"type\":\"bin\",\"file\":\"ZWNobyBoaQ==\",\"args\":[\"a b\",\"\"]}", &r, err), 0);
+    assert_int_equal(r.type, TASK_BIN);
+    assert_int_equal(r.file_len, 7);
+    assert_memory_equal(r.file, "echo hi", 7);
+    assert_int_equal(r.argc, 2);
+    assert_string_equal(r.args[0], "a b");
+    assert_string_equal(r.args[1], "");
+    assert_null(r.args[2]);
+    create_req_destroy(&r);
+}
+
+static void create_string_args_are_split(void **state)
+{
+    create_req r;
+    char err[REQUEST_ERR_MAX];
+    assert_int_equal(parse("{\"type\":\"python\",\"file\":\"cHJpbnQoMSk=\",\"args\":\"x 'y z'\"}", &r, err), 0);
+    assert_int_equal(r.argc, 2);
+    assert_string_equal(r.args[1], "y z");
+    assert_memory_equal(r.file, "print(1)", 8);
+    create_req_destroy(&r);
+}
+
+static void create_missing_args_means_none(void **state)
+{
+    create_req r;
+    char err[REQUEST_ERR_MAX];
+    assert_int_equal(parse("{\"type\":\"python\",\"file\":\"print(2)\"}", &r, err), 0);
+    assert_int_equal(r.argc, 0);
+    assert_null(r.args[0]);
+    assert_memory_equal(r.file, "print(2)", 8); /* plain text fallback */
+    create_req_destroy(&r);
+}
+
+static void create_errors_name_the_field(void **state)
+{
+    static const struct {
+        const char *body, *word;
+    } cases[] = {
+        {"", "empty"},
+        {"{", "JSON"},
+        {"{} x", "after"},
+        {"\"str\"", "object"},
+        {"{\"file\":\"YQ==\"}", "'type'"},
+        {"{\"type\":\"exe\",\"file\":\"YQ==\"}", "exe"},
+        {"{\"type\":\"bin\"}", "'file'"},
+        {"{\"type\":\"bin\",\"file\":\"@@@\"}", "base64"},
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"args\":{}}", "'args'"},
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"args\":[null]}", "element 0"},
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"args\":\"a\\\\\"}", "'args'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        create_req r;
+        char err[REQUEST_ERR_MAX];
+        assert_int_equal(parse(cases[i].body, &r, err), -EINVAL);
+        if (!strstr(err, cases[i].word))
+            fail_msg("body %s: error '%s' lacks '%s'", cases[i].body, err, cases[i].word);
+    }
+}
+
+static void id_from_body(void **state)
+{
+    char id[64], err[REQUEST_ERR_MAX];
+    assert_int_equal(request_parse_id("  ", 2, id, sizeof id, err, sizeof err), -ENOENT);
+    const char *b = "{\"id\":\"abc\"}";
+    assert_int_equal(request_parse_id(b, strlen(b), id, sizeof id, err, sizeof err), 0);
+    assert_string_equal(id, "abc");
+    b = "{\"id\":1}";
+    assert_int_equal(request_parse_id(b, strlen(b), id, sizeof id, err, sizeof err), -EINVAL);
+}
+
+/* The status document must be valid JSON whatever the task printed, and
+ * carry the seed's fields only when they apply. */
+static void status_json_shapes(void **state)
+{
+    task *t = task_new(TASK_PYTHON, NULL, 0, calloc(1, sizeof(char *)), 0);
+    task_view v = {TASK_WAIT, 0, 0};
+    buf b = BUF_INIT;
+    assert_int_equal(api_status_json(&b, t, &v), 0);
+    cJSON *doc = cJSON_Parse(b.data);
+    assert_non_null(doc);
+    cJSON *meta = cJSON_GetObjectItem(doc, "meta");
+    assert_non_null(cJSON_GetObjectItem(meta, "created_at"));
+    assert_null(cJSON_GetObjectItem(meta, "started_at"));
+    assert_null(cJSON_GetObjectItem(doc, "result"));
+    cJSON_Delete(doc);
+
+    static const char raw[] = "ok\xff\x00\"\n";
+    t->out = malloc(sizeof raw);
+    memcpy(t->out, raw, sizeof raw);
+    t->out_len = sizeof raw - 1;
+    t->err = strdup("Traceback");
+    t->err_len = 9;
+    t->exited = 1;
+    t->exit_code = 1;
+    t->error = strdup("exited with code 1");
+    v = (task_view){TASK_ERROR, t->created_us + 1000, t->created_us + 2000};
+    buf_reset(&b);
+    assert_int_equal(api_status_json(&b, t, &v), 0);
+    doc = cJSON_Parse(b.data);
+    assert_non_null(doc);
+    assert_string_equal(cJSON_GetObjectItem(doc, "status")->valuestring, "ERROR");
+    meta = cJSON_GetObjectItem(doc, "meta");
+    assert_non_null(cJSON_GetObjectItem(meta, "finished_at"));
+    cJSON *res = cJSON_GetObjectItem(doc, "result");
+    assert_string_equal(cJSON_GetObjectItem(res, "stderr")->valuestring, "Traceback");
+    assert_int_equal(cJSON_GetObjectItem(res, "exit_code")->valueint, 1);
+    /* cJSON stops at the escaped NUL; the bytes before it must be "ok" U+FFFD. */
+    assert_string_equal(cJSON_GetObjectItem(res, "stdout")->valuestring, "ok\xef\xbf\xbd");
+    assert_non_null(strstr(b.data, "\\u0000\\\"\\n"));
+    cJSON_Delete(doc);
+    buf_destroy(&b);
+    task_unref(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(create_bin_with_array_args),
+        cmocka_unit_test(create_string_args_are_split),
+        cmocka_unit_test(create_missing_args_means_none),
+        cmocka_unit_test(create_errors_name_the_field),
+        cmocka_unit_test(id_from_body),
+        cmocka_unit_test(status_json_shapes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
