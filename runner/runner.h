@@ -108,7 +108,7 @@ typedef struct runner_result {
  * kill_grace_us), and always SIGKILLs the group once the main process has
  * exited so that no background descendant in the group outlives the run.
  * Pipes still held open by escaped descendants are drained for at most
- * 100 ms more.
+ * 100 ms more. l may be NULL (no limits, no cancel_fd); fn may be NULL.
  * Returns 0 when the run took place or the spawn failed (see spawn_errno),
  * -errno on an internal failure (poll, pipe, memory). r must be released
  * with runner_result_destroy in every case. */
