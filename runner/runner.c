@@ -81,21 +81,12 @@ static char *path_lookup(const char *name)
     const char *path = getenv("PATH");
     if (!path)
         path = "/bin:/usr/bin";
-    size_t nlen = strlen(name);
     for (const char *p = path;; p++) {
         const char *end = strchrnul(p, ':');
-        size_t dlen = (size_t)(end - p);
-        char *cand = malloc(dlen + nlen + 3);
-        if (!cand)
+        int dlen = (int)(end - p);
+        char *cand; /* an empty entry means the current directory */
+        if (asprintf(&cand, "%.*s/%s", dlen ? dlen : 1, dlen ? p : ".", name) < 0)
             return NULL;
-        if (dlen == 0)
-            memcpy(cand, ".", 2);
-        else {
-            memcpy(cand, p, dlen);
-            cand[dlen] = '\0';
-        }
-        strcat(cand, "/");
-        strcat(cand, name);
         struct stat st;
         if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0)
             return cand;
