@@ -137,3 +137,13 @@ def children_of(pid):
         except (FileNotFoundError, ProcessLookupError, IndexError):
             pass
     return out
+
+
+def alive(pid):
+    """True if pid exists and is not a zombie (an orphan whose reaper has
+    not collected it yet is dead for our purposes)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from harness import SERVER_BIN, Server, children_of, fd_count
+from harness import SERVER_BIN, Server, alive, children_of, fd_count
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -145,9 +145,9 @@ class UpstreamCases(unittest.TestCase):
         doc = self.srv.run("bin", "#!/bin/sh\nsleep 300 &\necho $!\n")
         pid = int(doc["result"]["stdout"])
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and os.path.exists("/proc/%d" % pid):
+        while time.monotonic() < deadline and alive(pid):
             time.sleep(0.05)
-        self.assertFalse(os.path.exists("/proc/%d" % pid), "background child survived")
+        self.assertFalse(alive(pid), "background child survived")
 
     def test_stdin_is_empty(self):
         doc = self.srv.run("bin", "#!/bin/sh\ncat; echo done\n", )
