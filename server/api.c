@@ -268,8 +268,12 @@ int api_register(api *a, struct mg_context *ctx, const config *cfg, queue *q, st
     mg_set_request_handler(ctx, "/get_status$", h_status, a);
     mg_set_request_handler(ctx, "/get_task_count$", h_count, a);
     mg_set_request_handler(ctx, "/info$", h_info, a);
-    mg_set_request_handler(ctx, "/", h_fallback, a);
     return 0;
+}
+
+void api_register_fallback(struct mg_context *ctx)
+{
+    mg_set_request_handler(ctx, "/", h_fallback, NULL);
 }
 
 void api_stop_accepting(api *a)

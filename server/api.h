@@ -27,6 +27,11 @@ typedef struct api {
 /* Prepares a and registers its handlers on ctx. Returns 0. */
 int api_register(api *a, struct mg_context *ctx, const config *cfg, queue *q, store *s);
 
+/* Registers the JSON 404 for every other path. civetweb picks the first
+ * registered handler whose pattern matches, so this goes last, after
+ * every module has registered its routes. */
+void api_register_fallback(struct mg_context *ctx);
+
 /* Makes create_task refuse new work (503) from now on. */
 void api_stop_accepting(api *a);
 

@@ -163,6 +163,7 @@ int main(int argc, char **argv)
     }
     api a;
     api_register(&a, ctx, &cfg, &q, &s);
+    api_register_fallback(ctx);
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(ctx, 4, ports);
     log_notice("tasksolver %s listening on http://%s:%d with %d workers (work dir %s)", TS_VERSION,
