@@ -17,7 +17,10 @@
  * literal ("-5", "3*-2", "--1" and "- -1" are literals; "-9223372036854775808"
  * is the exact integer). Any other unary minus becomes the operation 0 - x
  * ("-(2+3)" is sub(0, sum(2, 3))), with its own literal 0. Unary plus
- * produces nothing. */
+ * produces nothing.
+ *
+ * A plan does not change after expr_parse: any number of threads may read
+ * it at once; the parser itself keeps no global state. */
 #ifndef TS_EXPR_H
 #define TS_EXPR_H
 

@@ -9,7 +9,8 @@
  *
  * Numbers are never NaN or infinite: a result that would be is an error.
  * Text conversions assume the "C" locale (the process never calls
- * setlocale), so the decimal point is '.'. */
+ * setlocale), so the decimal point is '.'. No global state: every function
+ * may be called from any thread. */
 #ifndef TS_NUM_H
 #define TS_NUM_H
 
