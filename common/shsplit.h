@@ -14,12 +14,16 @@
 
 #include <stddef.h>
 
-/* Splits s (len bytes; NUL bytes are ordinary characters only up to len,
- * but a word containing NUL is rejected) into a NULL-terminated vector.
- * Returns 0 and sets *argv_out (free with shsplit_free) and *argc_out, or
- * -EINVAL for an unterminated quote or trailing backslash or NUL (then
- * *err, if non-NULL, points to a static message such as "unterminated
- * single quote"), or -ENOMEM. On error nothing is allocated. */
+/* Splits s (len bytes; s may be NULL when len is 0) into a NULL-terminated
+ * vector. A NUL byte anywhere is rejected, since it would end up inside a
+ * word that execve cannot pass on. Blank-only input gives zero words.
+ * Returns 0 and sets *argv_out and *argc_out; the vector and its strings are
+ * one allocation, freed with shsplit_free (never free single words).
+ * Returns -EINVAL for an unterminated quote, a trailing backslash or a NUL,
+ * or -ENOMEM; then *err, if non-NULL, points to a static message
+ * ("unterminated single quote", "unterminated double quote", "trailing
+ * backslash", "NUL byte in command line", "out of memory").
+ * On error nothing is allocated and *argv_out, *argc_out are unchanged. */
 int shsplit(const char *s, size_t len, char ***argv_out, int *argc_out, const char **err);
 
 /* Frees a vector returned by shsplit (NULL is fine). */

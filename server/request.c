@@ -58,15 +58,33 @@ static int parse_args(const cJSON *a, char ***argv_out, int *argc_out, char *err
     }
     if (cJSON_IsString(a)) {
         const char *why = NULL;
-        int rc = shsplit(a->valuestring, strlen(a->valuestring), argv_out, argc_out, &why);
+        char **words;
+        int n;
+        int rc = shsplit(a->valuestring, strlen(a->valuestring), &words, &n, &why);
         if (rc == -EINVAL)
             snprintf(err, errsz, "field 'args' cannot be split into words: %s", why);
-        if (rc == 0 && *argc_out > REQUEST_MAX_ARGS) {
-            shsplit_free(*argv_out);
+        if (rc < 0)
+            return rc;
+        if (n > REQUEST_MAX_ARGS) {
+            shsplit_free(words);
             snprintf(err, errsz, "field 'args' has more than %d arguments", REQUEST_MAX_ARGS);
             return -EINVAL;
         }
-        return rc;
+        /* shsplit returns one block; tasks own each word separately. */
+        char **v = calloc((size_t)n + 1, sizeof *v);
+        for (int i = 0; v && i < n; i++) {
+            v[i] = strdup(words[i]);
+            if (!v[i]) {
+                task_args_free(v);
+                v = NULL;
+            }
+        }
+        shsplit_free(words);
+        if (!v)
+            return -ENOMEM;
+        *argv_out = v;
+        *argc_out = n;
+        return 0;
     }
     if (!cJSON_IsArray(a)) {
         snprintf(err, errsz, "field 'args' must be an array of strings or a string");
