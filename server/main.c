@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "calc_api.h"
 #include "config.h"
 #include "log.h"
 #include "pool.h"
@@ -147,11 +148,16 @@ int main(int argc, char **argv)
     pool p;
     pool_config pc = {
         .workers = cfg.workers, .task_timeout = cfg.task_timeout, .max_output = cfg.max_output,
-        .work_dir = cfg.work_dir, .python = cfg.python, .calc_command = NULL,
+        .work_dir = cfg.work_dir, .python = cfg.python,
+        .calc_command = cfg.calc_command[0] ? cfg.calc_command : NULL,
     };
     rc = pool_start(&p, &pc, &q, &s);
     if (rc < 0) {
-        fprintf(stderr, "tasksolver: cannot start workers: %s\n", strerror(-rc));
+        if (rc == -EINVAL && pc.calc_command)
+            fprintf(stderr, "tasksolver: --calc-command '%s' is not a command line\n",
+                    pc.calc_command);
+        else
+            fprintf(stderr, "tasksolver: cannot start workers: %s\n", strerror(-rc));
         goto fail_pool;
     }
     char err[256];
@@ -163,6 +169,8 @@ int main(int argc, char **argv)
     }
     api a;
     api_register(&a, ctx, &cfg, &q, &s);
+    if (cfg.calc_command[0])
+        calc_api_register(ctx, &a);
     api_register_fallback(ctx);
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(ctx, 4, ports);
