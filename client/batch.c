@@ -77,6 +77,20 @@ static int num_arg(const char *opt, const char *s, double lo, double hi, double 
     return 0;
 }
 
+/* Same for a whole number. */
+static int int_arg(const char *opt, const char *s, int lo, int hi, int *out)
+{
+    double v;
+    if (num_arg(opt, s, lo, hi, &v) < 0)
+        return -1;
+    if (v != (int)v) {
+        fprintf(stderr, "tasksolver-cli batch: %s: '%s' must be a whole number\n", opt, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
 /* Reads a whole file. Returns a malloc'ed buffer or NULL after a message. */
 static unsigned char *read_program(const char *path, size_t *len)
 {
@@ -195,7 +209,6 @@ static int parse_cli(struct cli *c, int argc, char **argv)
                         .max_backoff = 2,
                         .progress = isatty(STDERR_FILENO),
                         .format = BATCH_FMT_SPACE};
-    double v;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "o:h", long_opts, NULL)) != -1) {
@@ -241,12 +254,10 @@ static int parse_cli(struct cli *c, int argc, char **argv)
                                       "or jsonl\n");
             break;
         case O_CONC:
-            bad = num_arg("--concurrency", optarg, 1, 4096, &v) < 0 || v != floor(v);
-            c->o.concurrency = (int)v;
+            bad = int_arg("--concurrency", optarg, 1, 4096, &c->o.concurrency) < 0;
             break;
         case O_RETRIES:
-            bad = num_arg("--retries", optarg, 0, 1000, &v) < 0 || v != floor(v);
-            c->o.retries = (int)v;
+            bad = int_arg("--retries", optarg, 0, 1000, &c->o.retries) < 0;
             break;
         case O_ATTEMPT:
             bad = num_arg("--attempt-timeout", optarg, 0.001, 1e7, &c->o.attempt_timeout) < 0;
