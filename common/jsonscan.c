@@ -9,9 +9,12 @@ static int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
+/* Between tokens cJSON skips every byte up to the space, not only the four
+ * of RFC 8259; doing the same keeps the value found here the one cJSON saw
+ * when it validated the document. */
 static int is_ws(char c)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    return (unsigned char)c <= ' ';
 }
 
 int jsonscan_is_number(const char *s, size_t len)

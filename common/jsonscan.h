@@ -20,6 +20,7 @@ int jsonscan_is_number(const char *s, size_t len);
  * the raw text of its value (a pointer into doc, without the whitespace
  * around it). Keys are compared byte for byte with their text between the
  * quotes, so a key written with escapes ("d\u0061ta") does not match.
+ * Whitespace between tokens is any byte up to the space, as cJSON skips.
  * Only the structure needed to skip values is checked: validate the
  * document with a real parser first when that matters.
  * Returns 0, -ENOENT if the object has no such member, or -EINVAL if doc
