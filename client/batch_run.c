@@ -110,12 +110,15 @@ static void clear_progress(batch_run *r)
     }
 }
 
-/* Exponential backoff from 10 ms with jitter (half to all of it), at least
- * the server's Retry-After, capped at max_backoff. */
+/* Exponential backoff from 2 ms with jitter (half to all of it), at least
+ * the server's Retry-After, capped at max_backoff. The start is short
+ * because with --concurrency equal to the server's capacity a refusal
+ * mostly means a worker that delivered our last result is not back yet:
+ * it is free a moment later. */
 static int64_t backoff_us(batch_run *r, batch_slot *s, double retry_after)
 {
     int n = s->backoff_n < 16 ? s->backoff_n : 16;
-    double d = 0.010 * (double)(1 << n);
+    double d = 0.002 * (double)(1 << n);
     if (d > r->o.max_backoff)
         d = r->o.max_backoff;
     d *= 0.5 + 0.5 * ((double)random() / RAND_MAX);
