@@ -27,23 +27,25 @@
 
 /* What to start. Only `path` and `argv` are required. */
 typedef struct runner_opts {
-    const char *path;     /* program; a name without '/' is looked up in PATH */
-    char *const *argv;    /* NULL-terminated, argv[0] included */
-    char *const *envp;    /* NULL: the caller's environment */
-    const char *cwd;      /* NULL: the caller's working directory */
-    int stdin_fd;         /* fd given to the child as stdin; -1: /dev/null */
-    int sh_fallback;      /* if the kernel refuses the file as ENOEXEC (no #!
-                             line), run "/bin/sh path argv[1..]" like execvp */
-    int capture_stdout;   /* 1: pipe to the parent; 0: /dev/null */
-    int capture_stderr;   /* 1: pipe to the parent; 0: /dev/null */
+    const char *path;   /* program; a name without '/' is looked up in PATH */
+    char *const *argv;  /* NULL-terminated, argv[0] included */
+    char *const *envp;  /* NULL: the caller's environment */
+    const char *cwd;    /* NULL: the caller's working directory */
+    int stdin_fd;       /* fd given to the child as stdin; -1: /dev/null */
+    int sh_fallback;    /* if the kernel refuses the file as ENOEXEC (no #!
+                           line), run "/bin/sh path argv[1..]" like execvp */
+    int capture_stdout; /* 1: pipe to the parent; 0: /dev/null */
+    int capture_stderr; /* 1: pipe to the parent; 0: /dev/null */
 } runner_opts;
 
 /* A started process. pid is also its process group id. */
 typedef struct runner_proc {
     pid_t pid;
-    int pidfd;   /* readable when the process has exited */
-    int out_fd;  /* read end of stdout (O_NONBLOCK|O_CLOEXEC) or -1 */
-    int err_fd;  /* read end of stderr (O_NONBLOCK|O_CLOEXEC) or -1 */
+    int pidfd;      /* readable when the process has exited */
+    int out_fd;     /* read end of stdout (O_NONBLOCK|O_CLOEXEC) or -1 */
+    int err_fd;     /* read end of stderr (O_NONBLOCK|O_CLOEXEC) or -1 */
+    int64_t cpu_us; /* set by runner_reap: user+system CPU time of the
+                       process and of the descendants it waited for */
 } runner_proc;
 
 /* Starts a process. Returns 0 and fills *p, or -errno (ENOENT, EACCES,
@@ -52,12 +54,15 @@ typedef struct runner_proc {
 int runner_spawn(const runner_opts *o, runner_proc *p);
 
 /* Sends sig to the process's whole group. Returns 0 or -errno (ESRCH if
- * nothing is left in the group). */
+ * nothing is left in the group). Call it before runner_reap: until the
+ * reap, the exited process still holds its pid, so the group id cannot have
+ * been handed to anyone else. */
 int runner_kill(const runner_proc *p, int sig);
 
 /* Reaps the process if it has exited (blocks when !nohang). Returns 1 and
- * sets *wstatus (as waitpid) when reaped, 0 if still running (nohang), or
- * -errno. */
+ * sets *wstatus (as waitpid) and p->cpu_us when reaped, 0 if still running
+ * (nohang), or -errno (ECHILD once it has been reaped). Reaping goes through
+ * the pidfd, so it can never collect some other child. */
 int runner_reap(runner_proc *p, int *wstatus, int nohang);
 
 /* Closes the fds of p that are still open (pipes, pidfd). Does not kill or
@@ -71,7 +76,7 @@ typedef struct runner_limits {
     int64_t kill_grace_us; /* SIGTERM first, SIGKILL after this (0: SIGKILL at once) */
     int cancel_fd;         /* -1, or an fd that becomes readable to ask for the
                               run to be stopped (shutdown); treated like a timeout
-                              but reported as cancelled */
+                              but reported as cancelled. 0 is stdin, not "none" */
 } runner_limits;
 
 /* Called from runner_run with each piece of output as it is read
@@ -80,21 +85,21 @@ typedef void (*runner_chunk_fn)(void *arg, int stream, const char *data, size_t 
 
 /* How a run ended. */
 typedef struct runner_result {
-    int spawn_errno;   /* non-zero: the program never ran (errno value) */
-    int exited;        /* 1: exited normally, exit_code is valid */
+    int spawn_errno; /* non-zero: the program never ran (errno value) */
+    int exited;      /* 1: exited normally, exit_code is valid */
     int exit_code;
-    int term_signal;   /* signal that ended it, 0 if none */
-    int timed_out;     /* killed because timeout_us passed */
-    int cancelled;     /* killed because cancel_fd became readable */
-    buf out;           /* captured stdout, at most max_output bytes */
-    buf err;           /* captured stderr, at most max_output bytes */
-    size_t out_total;  /* bytes the program wrote to stdout */
+    int term_signal;  /* signal that ended it, 0 if none */
+    int timed_out;    /* killed because timeout_us passed */
+    int cancelled;    /* killed because cancel_fd became readable */
+    buf out;          /* captured stdout, at most max_output bytes */
+    buf err;          /* captured stderr, at most max_output bytes */
+    size_t out_total; /* bytes the program wrote to stdout */
     size_t err_total;
     int out_truncated; /* out_total > max_output */
     int err_truncated;
-    int64_t start_us;  /* wall clock at spawn */
-    int64_t end_us;    /* wall clock when it ended */
-    int64_t cpu_us;    /* user+system CPU time of the reaped child */
+    int64_t start_us; /* wall clock at spawn */
+    int64_t end_us;   /* wall clock when it ended */
+    int64_t cpu_us;   /* user+system CPU time of the reaped child */
 } runner_result;
 
 /* Runs a program to the end: spawns it, reads stdout and stderr at the
@@ -114,8 +119,9 @@ int runner_run(const runner_opts *o, const runner_limits *l, runner_chunk_fn fn,
 void runner_result_destroy(runner_result *r);
 
 /* Writes a short human sentence describing how r ended into out, e.g.
- * "exited with code 2", "killed by signal 9 (Killed)", "timed out after
- * 5.0 s", "could not execute: No such file or directory". Returns out. */
+ * "exited with code 2", "killed by signal 9 (SIGKILL)", "timed out after
+ * 5 s", "cancelled", "could not execute: No such file or directory
+ * (ENOENT)". l may be NULL (the timeout is then not named). Returns out. */
 char *runner_describe(const runner_result *r, const runner_limits *l, char *out, size_t size);
 
 #endif

@@ -1,0 +1,556 @@
+/* runner: see runner.h. Spawning, reaping and the capture loop of one run. */
+#include "runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "timefmt.h"
+
+extern char **environ;
+
+/* Pipes still held by descendants that left the process group are read
+ * for this long after the main process has exited, then abandoned. */
+#define DRAIN_US 100000
+/* One read per wake-up; the size of a default pipe buffer, so a flooding
+ * child costs one poll and one read per 64 KiB. */
+#define READ_CHUNK 65536
+#define NEVER INT64_MAX
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+/* Moves fd to a number >= 3 if it is 0..2 (the caller may run with its
+ * standard fds closed): the child's dup2 actions onto 0..2 must never
+ * overwrite a source that a later action still needs. */
+static int raise_fd(int *fd)
+{
+    if (*fd >= 3)
+        return 0;
+    int nfd = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+    if (nfd < 0)
+        return -errno;
+    close(*fd);
+    *fd = nfd;
+    return 0;
+}
+
+/* A pipe whose both ends are close-on-exec (other threads spawn at the same
+ * time; a write end leaking into their children would keep this pipe open
+ * for as long as they live) and whose read end is non-blocking. The write
+ * end stays blocking: the child shares its file description. */
+static int make_pipe(int fds[2])
+{
+    int err;
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    if ((err = raise_fd(&fds[0])) < 0 || (err = raise_fd(&fds[1])) < 0)
+        goto fail_fcntl;
+    if (fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0) {
+        err = -errno;
+        goto fail_fcntl;
+    }
+    return 0;
+
+fail_fcntl:
+    close_fd(&fds[0]);
+    close_fd(&fds[1]);
+    return err;
+}
+
+/* Finds `name` in the caller's PATH as posix_spawnp does. Returns a
+ * malloc'ed path or NULL. */
+static char *path_lookup(const char *name)
+{
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/bin:/usr/bin";
+    size_t nlen = strlen(name);
+    for (const char *p = path;; p++) {
+        const char *end = strchrnul(p, ':');
+        size_t dlen = (size_t)(end - p);
+        char *cand = malloc(dlen + nlen + 3);
+        if (!cand)
+            return NULL;
+        if (dlen == 0)
+            memcpy(cand, ".", 2);
+        else {
+            memcpy(cand, p, dlen);
+            cand[dlen] = '\0';
+        }
+        strcat(cand, "/");
+        strcat(cand, name);
+        struct stat st;
+        if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0)
+            return cand;
+        free(cand);
+        if (!*end)
+            return NULL;
+        p = end;
+    }
+}
+
+/* Runs "/bin/sh FILE ARGV[1..]", as execvp does for a file the kernel
+ * refused as ENOEXEC. Returns a posix_spawn result (errno value). */
+static int spawn_sh(pid_t *pid, const runner_opts *o, const posix_spawn_file_actions_t *fa,
+                    const posix_spawnattr_t *at, char *const *env)
+{
+    char *resolved = NULL;
+    const char *file = o->path;
+    if (!strchr(o->path, '/')) {
+        resolved = path_lookup(o->path);
+        if (!resolved)
+            return ENOEXEC;
+        file = resolved;
+    }
+    size_t argc = 0;
+    while (o->argv[argc])
+        argc++;
+    char **av = calloc(argc + 3, sizeof *av);
+    if (!av) {
+        free(resolved);
+        return ENOMEM;
+    }
+    av[0] = (char *)"/bin/sh";
+    av[1] = (char *)file;
+    for (size_t i = 1; i < argc; i++)
+        av[i + 1] = o->argv[i];
+    int rc = posix_spawn(pid, "/bin/sh", fa, at, av, env);
+    free(av);
+    free(resolved);
+    return rc;
+}
+
+/* Sets up the child's fds and attributes. Returns 0 or an errno value. */
+static int build_spawn(const runner_opts *o, const int outp[2], const int errp[2],
+                       posix_spawn_file_actions_t *fa, posix_spawnattr_t *at)
+{
+    int rc;
+    sigset_t none, all;
+    sigemptyset(&none);
+    /* Not sigfillset: it leaves out glibc's internal signals 32 and 33, and
+     * the spawn child then sets those to SIG_IGN, which exec keeps. Every
+     * bit set makes the child reset them to SIG_DFL too (it only ever
+     * changes its own dispositions, and nothing signals it before exec). */
+    memset(&all, 0xff, sizeof all);
+    /* The caller may ignore SIGPIPE or block signals in its threads; the
+     * task must start from the defaults (`yes | head -1` relies on it). */
+    if ((rc = posix_spawnattr_setflags(at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                               POSIX_SPAWN_SETSID)) ||
+        (rc = posix_spawnattr_setsigmask(at, &none)) ||
+        (rc = posix_spawnattr_setsigdefault(at, &all)))
+        return rc;
+
+    if (o->stdin_fd >= 0)
+        rc = posix_spawn_file_actions_adddup2(fa, o->stdin_fd, 0);
+    else
+        rc = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
+    if (rc)
+        return rc;
+    if (outp[1] >= 0)
+        rc = posix_spawn_file_actions_adddup2(fa, outp[1], 1);
+    else
+        rc = posix_spawn_file_actions_addopen(fa, 1, "/dev/null", O_WRONLY, 0);
+    if (rc)
+        return rc;
+    if (errp[1] >= 0)
+        rc = posix_spawn_file_actions_adddup2(fa, errp[1], 2);
+    else
+        rc = posix_spawn_file_actions_addopen(fa, 2, "/dev/null", O_WRONLY, 0);
+    if (rc)
+        return rc;
+    /* The server's listening and client sockets may lack FD_CLOEXEC for a
+     * moment (civetweb sets it after accept): close everything. */
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(fa, 3)))
+        return rc;
+    if (o->cwd && (rc = posix_spawn_file_actions_addchdir_np(fa, o->cwd)))
+        return rc;
+    return 0;
+}
+
+/* runner_spawn with the origin of a failure told apart: *exec_err is set
+ * when the program could not be started (posix_spawn's own error); other
+ * failures (pipes, pidfd) are the caller's side. Returns 0 or -errno. */
+static int spawn_impl(const runner_opts *o, runner_proc *p, int *exec_err)
+{
+    int outp[2] = {-1, -1}, errp[2] = {-1, -1};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    pid_t pid;
+    int pidfd, rc, err;
+    char *const *env = o && o->envp ? o->envp : environ;
+
+    *exec_err = 0;
+    if (!o || !o->path || !o->argv)
+        return -EINVAL;
+    if (o->capture_stdout && (err = make_pipe(outp)) < 0)
+        goto fail_pipe;
+    if (o->capture_stderr && (err = make_pipe(errp)) < 0)
+        goto fail_pipe;
+    if ((rc = posix_spawn_file_actions_init(&fa))) {
+        err = -rc;
+        goto fail_pipe;
+    }
+    if ((rc = posix_spawnattr_init(&at))) {
+        err = -rc;
+        goto fail_attr;
+    }
+    if ((rc = build_spawn(o, outp, errp, &fa, &at))) {
+        err = -rc;
+        goto fail_build;
+    }
+
+    if (strchr(o->path, '/'))
+        rc = posix_spawn(&pid, o->path, &fa, &at, o->argv, env);
+    else
+        rc = posix_spawnp(&pid, o->path, &fa, &at, o->argv, env);
+    if (rc == ENOEXEC && o->sh_fallback)
+        rc = spawn_sh(&pid, o, &fa, &at, env);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    /* The child has its copies now; ours would keep the pipes from ever
+     * reporting end-of-file. */
+    close_fd(&outp[1]);
+    close_fd(&errp[1]);
+    if (rc) {
+        /* glibc has already reaped a child whose exec failed. */
+        *exec_err = rc;
+        err = -rc;
+        goto fail_pipe;
+    }
+
+    /* Race-free: the child is unreaped, so its pid cannot be reused yet. */
+    pidfd = pidfd_open(pid, 0);
+    if (pidfd < 0) {
+        err = -errno;
+        kill(-pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        goto fail_pipe;
+    }
+    p->pid = pid;
+    p->pidfd = pidfd;
+    p->out_fd = outp[0];
+    p->err_fd = errp[0];
+    p->cpu_us = 0;
+    return 0;
+
+fail_build:
+    posix_spawnattr_destroy(&at);
+fail_attr:
+    posix_spawn_file_actions_destroy(&fa);
+fail_pipe:
+    close_fd(&outp[0]);
+    close_fd(&outp[1]);
+    close_fd(&errp[0]);
+    close_fd(&errp[1]);
+    return err;
+}
+
+int runner_spawn(const runner_opts *o, runner_proc *p)
+{
+    int exec_err;
+    return spawn_impl(o, p, &exec_err);
+}
+
+int runner_kill(const runner_proc *p, int sig)
+{
+    /* kill(0) or kill(-1) would hit our own group or everything. */
+    if (p->pid <= 1)
+        return -ESRCH;
+    return kill(-p->pid, sig) < 0 ? -errno : 0;
+}
+
+/* Reaping uses the raw waitid system call: with P_PIDFD it can only ever
+ * collect this process (a stale pid cannot name a stranger), and unlike
+ * glibc's wrapper the kernel call also fills a struct rusage, so the exit
+ * status and the CPU time come from one call at the moment of reaping.
+ * (wait4(pid) would also be safe while we own the unreaped pid; reading
+ * /proc/PID/stat before the reap costs three calls and misses the last
+ * ticks.) The kernel's rusage is glibc's on LP64 targets. */
+_Static_assert(sizeof(long) == 8, "raw waitid rusage layout assumes an LP64 target");
+
+int runner_reap(runner_proc *p, int *wstatus, int nohang)
+{
+    siginfo_t si;
+    struct rusage ru;
+    if (p->pidfd < 0)
+        return -EBADF;
+    memset(&si, 0, sizeof si);
+    long rc;
+    do
+        rc = syscall(SYS_waitid, P_PIDFD, p->pidfd, &si, WEXITED | (nohang ? WNOHANG : 0), &ru);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0)
+        return -errno;
+    if (si.si_pid == 0)
+        return 0;
+    int st;
+    switch (si.si_code) {
+    case CLD_EXITED:
+        st = W_EXITCODE(si.si_status, 0);
+        break;
+    case CLD_DUMPED:
+        st = si.si_status | WCOREFLAG;
+        break;
+    default: /* CLD_KILLED */
+        st = si.si_status;
+        break;
+    }
+    if (wstatus)
+        *wstatus = st;
+    p->cpu_us = (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+                ru.ru_stime.tv_usec;
+    return 1;
+}
+
+void runner_proc_close(runner_proc *p)
+{
+    close_fd(&p->out_fd);
+    close_fd(&p->err_fd);
+    close_fd(&p->pidfd);
+}
+
+/* State of one runner_run capture loop. */
+typedef struct run_loop {
+    runner_proc p;
+    runner_result *r;
+    runner_chunk_fn fn;
+    void *arg;
+    size_t cap;       /* max_output, 0: unlimited */
+    int64_t grace_us; /* kill_grace_us */
+    int cancel_fd;
+    int exited;       /* main process reaped */
+    int stopping;     /* SIGTERM or SIGKILL sent for a timeout/cancel */
+    int64_t deadline; /* monotonic: timeout, SIGKILL escalation, or end of drain */
+    int64_t t0;       /* monotonic time at spawn */
+} run_loop;
+
+/* Reads once from a readable stream. Returns 0 or -ENOMEM. */
+static int read_stream(run_loop *s, int *fd, int stream, char *tmp)
+{
+    buf *b = stream == 1 ? &s->r->out : &s->r->err;
+    size_t *total = stream == 1 ? &s->r->out_total : &s->r->err_total;
+    ssize_t n = read(*fd, tmp, READ_CHUNK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    if (n <= 0) { /* end of file, or an error that no retry will fix */
+        close_fd(fd);
+        return 0;
+    }
+    *total += (size_t)n;
+    if (s->fn)
+        s->fn(s->arg, stream, tmp, (size_t)n);
+    size_t keep = (size_t)n;
+    if (s->cap) {
+        size_t room = b->len < s->cap ? s->cap - b->len : 0;
+        if (keep > room)
+            keep = room;
+    }
+    return keep ? buf_append(b, tmp, keep) : 0;
+}
+
+/* Stops the run for a timeout or a cancel: SIGTERM with a grace period,
+ * or SIGKILL at once. */
+static void begin_stop(run_loop *s, int64_t now)
+{
+    s->stopping = 1;
+    if (s->grace_us > 0) {
+        runner_kill(&s->p, SIGTERM);
+        s->deadline = now + s->grace_us;
+    } else {
+        runner_kill(&s->p, SIGKILL);
+        s->deadline = NEVER;
+    }
+}
+
+/* The main process has exited: kill what is left of its group while the
+ * unreaped zombie still pins the group id, then reap. */
+static int main_exited(run_loop *s, int64_t now)
+{
+    int st;
+    runner_kill(&s->p, SIGKILL);
+    int rc = runner_reap(&s->p, &st, 0);
+    if (rc < 0)
+        return rc;
+    s->exited = 1;
+    s->deadline = now + DRAIN_US;
+    s->r->end_us = s->r->start_us + (now - s->t0);
+    s->r->cpu_us = s->p.cpu_us;
+    if (WIFEXITED(st)) {
+        s->r->exited = 1;
+        s->r->exit_code = WEXITSTATUS(st);
+    } else if (WIFSIGNALED(st)) {
+        s->r->term_signal = WTERMSIG(st);
+    }
+    return 0;
+}
+
+/* One poll round. Returns 1 when the run is over, 0 to go on, or -errno. */
+static int loop_once(run_loop *s, char *tmp)
+{
+    struct pollfd pf[4];
+    int n = 0, i_out = -1, i_err = -1, i_pid = -1, i_cancel = -1;
+    if (s->p.out_fd >= 0)
+        pf[i_out = n++] = (struct pollfd){s->p.out_fd, POLLIN, 0};
+    if (s->p.err_fd >= 0)
+        pf[i_err = n++] = (struct pollfd){s->p.err_fd, POLLIN, 0};
+    if (!s->exited)
+        pf[i_pid = n++] = (struct pollfd){s->p.pidfd, POLLIN, 0};
+    if (!s->exited && !s->stopping && s->cancel_fd >= 0)
+        pf[i_cancel = n++] = (struct pollfd){s->cancel_fd, POLLIN, 0};
+
+    int64_t now = time_mono_us();
+    if (s->deadline == NEVER || now < s->deadline) {
+        struct timespec ts, *tsp = NULL;
+        if (s->deadline != NEVER) {
+            int64_t left = s->deadline - now;
+            ts.tv_sec = left / 1000000;
+            ts.tv_nsec = (left % 1000000) * 1000;
+            tsp = &ts;
+        }
+        if (ppoll(pf, (nfds_t)n, tsp, NULL) < 0) {
+            if (errno == EINTR)
+                return 0;
+            return -errno;
+        }
+        int rc;
+        if (i_out >= 0 && pf[i_out].revents && (rc = read_stream(s, &s->p.out_fd, 1, tmp)) < 0)
+            return rc;
+        if (i_err >= 0 && pf[i_err].revents && (rc = read_stream(s, &s->p.err_fd, 2, tmp)) < 0)
+            return rc;
+        now = time_mono_us();
+        if (i_pid >= 0 && pf[i_pid].revents && (rc = main_exited(s, now)) < 0)
+            return rc;
+        if (i_cancel >= 0 && pf[i_cancel].revents && !s->exited) {
+            s->r->cancelled = 1;
+            begin_stop(s, now);
+        }
+    }
+
+    if (s->exited) {
+        if (s->p.out_fd < 0 && s->p.err_fd < 0)
+            return 1;
+        if (now >= s->deadline)
+            return 1; /* escaped descendants keep the pipes: give up on them */
+    } else if (s->deadline != NEVER && now >= s->deadline) {
+        if (!s->stopping) {
+            s->r->timed_out = 1;
+            begin_stop(s, now);
+        } else {
+            runner_kill(&s->p, SIGKILL);
+            s->deadline = NEVER;
+        }
+    }
+    return 0;
+}
+
+int runner_run(const runner_opts *o, const runner_limits *l, runner_chunk_fn fn, void *arg,
+               runner_result *r)
+{
+    static const runner_limits no_limits = {0, 0, 0, -1};
+    if (!l)
+        l = &no_limits;
+    memset(r, 0, sizeof *r);
+    r->out = (buf)BUF_INIT;
+    r->err = (buf)BUF_INIT;
+
+    run_loop s = {.r = r,
+                  .fn = fn,
+                  .arg = arg,
+                  .cap = l->max_output,
+                  .grace_us = l->kill_grace_us,
+                  .cancel_fd = l->cancel_fd};
+    /* Wall clock for the record; every duration from the monotonic clock
+     * so that a clock step cannot fake a timeout or a negative run time. */
+    r->start_us = time_now_us();
+    s.t0 = time_mono_us();
+    s.deadline = l->timeout_us > 0 ? s.t0 + l->timeout_us : NEVER;
+
+    int exec_err;
+    int err = spawn_impl(o, &s.p, &exec_err);
+    if (err < 0) {
+        r->end_us = r->start_us + (time_mono_us() - s.t0);
+        if (!exec_err)
+            return err;
+        r->spawn_errno = exec_err;
+        return 0;
+    }
+
+    char *tmp = malloc(READ_CHUNK);
+    if (!tmp) {
+        err = -ENOMEM;
+        goto fail_loop;
+    }
+    while ((err = loop_once(&s, tmp)) == 0)
+        ;
+    if (err < 0)
+        goto fail_loop;
+    free(tmp);
+    runner_proc_close(&s.p);
+    if (l->max_output) {
+        r->out_truncated = r->out_total > l->max_output;
+        r->err_truncated = r->err_total > l->max_output;
+    }
+    return 0;
+
+fail_loop:
+    free(tmp);
+    if (!s.exited) {
+        runner_kill(&s.p, SIGKILL);
+        runner_reap(&s.p, NULL, 0);
+        r->end_us = r->start_us + (time_mono_us() - s.t0);
+    }
+    runner_proc_close(&s.p);
+    return err;
+}
+
+void runner_result_destroy(runner_result *r)
+{
+    buf_destroy(&r->out);
+    buf_destroy(&r->err);
+}
+
+char *runner_describe(const runner_result *r, const runner_limits *l, char *out, size_t size)
+{
+    if (r->spawn_errno) {
+        char eb[128];
+        const char *name = strerrorname_np(r->spawn_errno);
+        snprintf(out, size, "could not execute: %s (%s)", strerror_r(r->spawn_errno, eb, sizeof eb),
+                 name ? name : "?");
+    } else if (r->cancelled) {
+        snprintf(out, size, "cancelled");
+    } else if (r->timed_out) {
+        if (l && l->timeout_us > 0)
+            snprintf(out, size, "timed out after %g s", (double)l->timeout_us / 1e6);
+        else
+            snprintf(out, size, "timed out");
+    } else if (r->exited) {
+        snprintf(out, size, "exited with code %d", r->exit_code);
+    } else if (r->term_signal) {
+        const char *abbr = sigabbrev_np(r->term_signal);
+        if (abbr)
+            snprintf(out, size, "killed by signal %d (SIG%s)", r->term_signal, abbr);
+        else
+            snprintf(out, size, "killed by signal %d", r->term_signal);
+    } else {
+        snprintf(out, size, "did not finish");
+    }
+    return out;
+}
