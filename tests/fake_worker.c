@@ -20,6 +20,9 @@
  *   -split             send each line as two chunks
  *   -flaky             crash-prob 0.1 unless given, every 7th line
  *                      malformed, lines split across chunks
+ *   -busy-first N      answer the first N /rnd requests 429, as if an
+ *                      earlier connection were still being served
+ *   -claim-id N        send X-Worker-Id N instead of its own id
  *   -log FILE          append "workerId pid value" for every value sent,
  *                      so tests can check a client's samples are real
  *   -seed S            random seed (default: from time and pid)
@@ -48,11 +51,14 @@ struct fw_config {
     long stall_after; /* 0: never */
     int split;
     int malformed_every; /* 0: never */
+    long busy_first;
+    int claim_id;
     const char *log_path;
     unsigned seed;
 };
 
 static struct fw_config fw_cfg = {.interval_ms = 1000, .crash_prob = -1};
+static atomic_long fw_requests;     /* /rnd requests seen */
 static atomic_int fw_busy;          /* a /rnd response is being streamed */
 static atomic_long fw_sent;         /* numbers sent since start */
 static atomic_uint fw_seed_counter; /* distinct rand_r seed per request */
@@ -125,7 +131,7 @@ static int fw_reply_simple(struct mg_connection *conn, int status, const char *r
     mg_printf(conn,
               "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nX-Worker-Id: %d\r\n"
               "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-              status, reason, fw_cfg.id, strlen(body), body);
+              status, reason, fw_cfg.claim_id, strlen(body), body);
     return status;
 }
 
@@ -142,7 +148,7 @@ static int fw_rnd_handler(struct mg_connection *conn, void *cbdata)
     long n = strtol(nbuf, &end, 10);
     if (*end != '\0' || n < 1 || n > 1000000)
         return fw_reply_simple(conn, 400, "Bad Request", "bad n\n");
-    if (atomic_exchange(&fw_busy, 1))
+    if (atomic_fetch_add(&fw_requests, 1) < fw_cfg.busy_first || atomic_exchange(&fw_busy, 1))
         return fw_reply_simple(conn, 429, "Too Many Requests", "one connection at a time\n");
 
     unsigned rs = fw_cfg.seed ^ (atomic_fetch_add(&fw_seed_counter, 1) * 2654435761u);
@@ -151,7 +157,7 @@ static int fw_rnd_handler(struct mg_connection *conn, void *cbdata)
               "HTTP/1.1 200 OK\r\nCache-Control: no-cache\r\nConnection: keep-alive\r\n"
               "Content-Type: application/text\r\nX-Worker-Id: %d\r\n"
               "Transfer-Encoding: chunked\r\n\r\n",
-              fw_cfg.id);
+              fw_cfg.claim_id);
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
     fw_add_ms(&next, fw_cfg.first_delay_ms);
@@ -186,7 +192,7 @@ static void fw_usage(void)
 {
     fprintf(stderr, "usage: fake_worker -workerId N -port P [-interval MS] [-first-delay MS]\n"
                     "       [-crash-prob P] [-startup-delay MS] [-stall-after N] [-split]\n"
-                    "       [-flaky] [-log FILE] [-seed S]\n");
+                    "       [-flaky] [-busy-first N] [-claim-id N] [-log FILE] [-seed S]\n");
     exit(2);
 }
 
@@ -204,6 +210,7 @@ static void fw_parse(int argc, char **argv)
 {
     int flaky = 0;
     fw_cfg.id = -1;
+    fw_cfg.claim_id = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         /* Go's flag package accepts -flag and --flag; so does this. */
@@ -234,6 +241,10 @@ static void fw_parse(int argc, char **argv)
             fw_cfg.stall_after = fw_num(v, 0, 1000000000);
         else if (strcmp(a, "-seed") == 0)
             fw_cfg.seed = (unsigned)fw_num(v, 0, 4294967295L);
+        else if (strcmp(a, "-busy-first") == 0)
+            fw_cfg.busy_first = fw_num(v, 0, 1000000);
+        else if (strcmp(a, "-claim-id") == 0)
+            fw_cfg.claim_id = (int)fw_num(v, 0, 1000000);
         else if (strcmp(a, "-log") == 0)
             fw_cfg.log_path = v;
         else if (strcmp(a, "-crash-prob") == 0) {
@@ -246,6 +257,8 @@ static void fw_parse(int argc, char **argv)
     }
     if (fw_cfg.id < 0 || fw_cfg.port == 0)
         fw_usage();
+    if (fw_cfg.claim_id < 0)
+        fw_cfg.claim_id = fw_cfg.id;
     if (flaky) {
         if (fw_cfg.crash_prob < 0)
             fw_cfg.crash_prob = 0.1;
