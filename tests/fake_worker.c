@@ -23,8 +23,9 @@
  *   -busy-first N      answer the first N /rnd requests 429, as if an
  *                      earlier connection were still being served
  *   -claim-id N        send X-Worker-Id N instead of its own id
- *   -log FILE          append "workerId pid value" for every value sent,
- *                      so tests can check a client's samples are real
+ *   -log FILE          append "workerId pid value" for every value about
+ *                      to be sent, so tests can check a client's samples
+ *                      are real
  *   -seed S            random seed (default: from time and pid)
  *
  * civetweb serves the HTTP side (one thread per connection, which makes
@@ -97,8 +98,10 @@ static void fw_crash(struct mg_connection *conn, unsigned *rs)
     int how = (int)(rand_r(rs) % 3);
     fprintf(stderr, "fake_worker %d: crashing (mode %d)\n", fw_cfg.id, how);
     if (how == 0) {
-        /* Half a line: a client must not read "rnd=4" of "rnd=42" as 4. */
-        mg_send_chunk(conn, "rnd=4", 5);
+        /* An unfinished line, as when a crash cuts "rnd=42" after "rnd=4".
+         * Its value is outside 0-99 so that a client which counts cut
+         * lines is caught by a test. */
+        mg_send_chunk(conn, "rnd=100", 7);
         _exit(3);
     }
     if (how == 1)
@@ -178,9 +181,10 @@ static int fw_rnd_handler(struct mg_connection *conn, void *cbdata)
         }
         int value = (int)(rand_r(&rs) % 100);
         int len = snprintf(line, sizeof line, "rnd=%d\n", value);
+        /* Logged before sending: a client may kill us right after it reads
+         * the line, and the log must hold every value a client can see. */
+        fw_log_value(value);
         ok = fw_send_line(conn, line, len) == 0;
-        if (ok)
-            fw_log_value(value);
     }
     if (ok)
         mg_send_chunk(conn, "", 0);
