@@ -213,7 +213,8 @@ static void gather_print_text(const gsup_result *r, size_t target, int sig)
     printf("samples collected: %zu of %zu\n", r->n_samples, target);
     printf("numbers processed: %" PRIu64 " (%" PRIu64 " after the target)\n", r->numbers,
            r->numbers - r->n_samples);
-    printf("malformed lines:   %" PRIu64 "\n", r->malformed);
+    printf("malformed lines:   %" PRIu64 " (%" PRIu64 " cut off by a broken stream)\n",
+           r->malformed, r->dropped);
     printf("total time:        %.3f s", (double)r->elapsed_us / 1e6);
     if (r->first_sample_us >= 0)
         printf(" (first sample after %.3f s)", (double)r->first_sample_us / 1e6);
@@ -247,6 +248,7 @@ static int gather_print_json(const gsup_result *r, size_t target, int sig)
     cJSON_AddNumberToObject(o, "target", (double)target);
     cJSON_AddNumberToObject(o, "numbers", (double)r->numbers);
     cJSON_AddNumberToObject(o, "malformed", (double)r->malformed);
+    cJSON_AddNumberToObject(o, "dropped", (double)r->dropped);
     cJSON_AddItemToObject(o, "time_s", gather_seconds(r->elapsed_us));
     if (r->first_sample_us >= 0)
         cJSON_AddItemToObject(o, "first_sample_s", gather_seconds(r->first_sample_us));
