@@ -52,7 +52,7 @@ struct gsup_slot {
     int64_t retry_us; /* WAIT: connect backoff step */
     int start_fails;  /* consecutive processes that died before answering */
     int req_fails;    /* consecutive failed requests to this process */
-    int answered;     /* this process sent numbers (or a complete 200 response) */
+    int answered;     /* this process sent the head of a good /rnd response */
     CURL *easy;       /* owned; in s->multi only in STREAM */
     int status;       /* HTTP status of the current response, 0 until known */
     int foreign;      /* the response claimed another X-Worker-Id */
@@ -127,6 +127,10 @@ static size_t gsup_header_cb(char *data, size_t size, size_t nmemb, void *arg)
             log_warn("worker %d: port %d answers as worker %ld", w->stats->id, w->proc.port, id);
             w->foreign = 1;
         }
+    } else if ((line[0] == '\r' || line[0] == '\n') && w->status == 200 && !w->foreign) {
+        /* The end of a good response head: this process works. A crash
+         * from here on is a crash, not a failed start. */
+        w->answered = 1;
     }
     return len;
 }
@@ -140,7 +144,6 @@ static size_t gsup_write_cb(char *data, size_t size, size_t nmemb, void *arg)
         return 0; /* abort: these numbers are not from our worker */
     if (w->status != 200)
         return len; /* an error text, not numbers */
-    w->answered = 1;
     rndlines_feed(&w->lines, data, len, gsup_on_value, w);
     return len;
 }
@@ -186,7 +189,7 @@ static void gsup_retire(struct gsup_slot *w, const char *why)
     if (w->answered) {
         w->start_fails = 0;
     } else if (++w->start_fails >= GSUP_MAX_START_FAILS) {
-        gsup_error(s, "worker %d failed %d times before sending a number (last: %s%s%s)",
+        gsup_error(s, "worker %d failed %d times before answering a request (last: %s%s%s)",
                    w->stats->id, w->start_fails, why ? why : how, sep, last);
         log_error("%s; giving up on it", s->r->error);
         w->stats->gave_up = 1;
@@ -195,7 +198,7 @@ static void gsup_retire(struct gsup_slot *w, const char *why)
     }
     log_warn("worker %d (port %d) %s%s%s; replacing it", w->stats->id, w->proc.port,
              why ? why : how, sep, last);
-    /* A crash after useful work is replaced at once to keep the
+    /* A crash after a good start is replaced at once to keep the
      * parallelism; repeated start failures back off. */
     int64_t delay = w->start_fails ? (int64_t)25000 << (w->start_fails - 1) : 0;
     w->st = GS_DOWN;
