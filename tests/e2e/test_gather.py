@@ -21,6 +21,16 @@ CLI = os.path.join(BUILD, "client", "tasksolver-cli")
 WORKER = os.path.join(BUILD, "tests", "fake_worker")
 
 
+def ephemeral_low():
+    """Lowest port the kernel hands out for outgoing connections: the tests
+    stay below it so that no client socket holds a port a worker needs."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return max(int(f.read().split()[0]), 22000)
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def worker_pids(marker):
     """Pids of live fake_worker processes whose command line contains marker."""
     pids = []
@@ -45,7 +55,7 @@ class GatherTest(unittest.TestCase):
         self.tmp = tempfile.TemporaryDirectory(prefix="ts-gather-")
         self.log = os.path.join(self.tmp.name, "sent.log")
         self.out = os.path.join(self.tmp.name, "samples.txt")
-        self.base = random.randrange(20000, 60000)
+        self.base = random.randrange(20000, ephemeral_low() - 1000)
 
     def tearDown(self):
         for pid in worker_pids(self.log):
@@ -119,6 +129,18 @@ class GatherTest(unittest.TestCase):
         self.assertGreater(rep["restarts"], 0)
         self.assertLess(rep["time_s"], 12.0)
         self.assert_consistent(rep)
+        self.assert_samples_real(rep)
+        self.assert_no_workers_left()
+
+    def test_workers_that_mostly_crash_are_never_given_up(self):
+        # Most processes die before their first number; each answered its
+        # request, so each is a crash to replace, not a failed start.
+        rc, rep = self.gather(workers=4, samples=20,
+                              worker_args=("-crash-prob", "0.7", "-interval", "100"))
+        self.assertEqual(rc, 0, self.stderr)
+        self.assertEqual(rep["samples"], 20)
+        self.assertGreater(rep["restarts"], 20)
+        self.assertFalse(any(w["gave_up"] for w in rep["workers"]))
         self.assert_samples_real(rep)
         self.assert_no_workers_left()
 
