@@ -32,6 +32,7 @@ typedef struct config {
     char *calc_command;    /* "PROGRAM ARGS" serving POST / and GET /?request_id=; "": off */
     /* misc */
     char *log_level;
+    char *auth_token_file; /* empty: no authentication */
 } config;
 
 /* Fills c with the defaults. Returns 0 or -ENOMEM (then c is destroyed). */
