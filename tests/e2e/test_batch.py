@@ -56,6 +56,28 @@ def read_pairs(path):
         return [tuple(line.rstrip("\n").split(" ", 1)) for line in f]
 
 
+# Servers shared by the tests that do not need their own (each start and
+# stop costs seconds): the seed's server with quick calculations, one whose
+# calculation fails (exit 3 with "boom" on stderr; "not-a-number" for the
+# input 2), and a plain tasksolver without the calculation API.
+SEED = FAILING = PLAIN = None
+FAILING_CALC = ("sh -c 'case $1 in 2) echo not-a-number;; *) echo boom >&2; exit 3;; esac' "
+                "calc")
+
+
+def setUpModule():
+    global SEED, FAILING, PLAIN
+    SEED = seed_server(calc_cmd=calc(1, 20))
+    FAILING = seed_server(calc_cmd=FAILING_CALC, workers=2)
+    PLAIN = Server("--workers", "2", "--log-level", "warn")
+
+
+def tearDownModule():
+    for srv in (SEED, FAILING, PLAIN):
+        if srv:
+            srv.stop()
+
+
 class Batch:
     """A running tasksolver-cli batch."""
 
@@ -186,12 +208,12 @@ class CalcApi(unittest.TestCase):
         self.assertEqual((st, hdrs["allow"]), (405, "GET, POST"))
 
     def test_failing_and_non_numeric_calculations(self):
-        for cmd, why in (("sh -c 'echo boom >&2; exit 3' calc", "exited with code 3"),
-                         ("sh -c 'echo not-a-number' calc", "not a number"),
-                         ("/no/such/program", "could not")):
-            srv = seed_server(calc_cmd=cmd, workers=1)
-            try:
-                st, _, doc = srv.request("POST", "/", {"data": 1})
+        nowhere = seed_server(calc_cmd="/no/such/program", workers=1)
+        cases = ((FAILING, 1, "exited with code 3"), (FAILING, 2, "not a number"),
+                 (nowhere, 1, "could not"))
+        try:
+            for srv, data, why in cases:
+                st, _, doc = srv.request("POST", "/", {"data": data})
                 rid = doc["request_id"]
                 deadline = time.monotonic() + 10
                 while time.monotonic() < deadline:
@@ -202,19 +224,15 @@ class CalcApi(unittest.TestCase):
                 self.assertEqual(st, 500, doc)
                 self.assertEqual(doc["status"], "ERROR")
                 self.assertIn(why, doc["error"])
-                if "boom" in cmd:
+                if data == 1 and srv is FAILING:
                     self.assertIn("boom", doc["stderr"])
-            finally:
-                srv.stop()
+        finally:
+            nowhere.stop()
 
     def test_root_is_404_without_calc_command(self):
-        srv = Server("--log-level", "warn")
-        try:
-            st, _, doc = srv.request("POST", "/", {"data": 1})
-            self.assertEqual(st, 404)
-            self.assertIn("no route", doc["error"])
-        finally:
-            srv.stop()
+        st, _, doc = PLAIN.request("POST", "/", {"data": 1})
+        self.assertEqual(st, 404)
+        self.assertIn("no route", doc["error"])
 
 
 class BatchClient(unittest.TestCase):
@@ -243,12 +261,12 @@ class BatchClient(unittest.TestCase):
         log = self.path("calc.log")
         srv = seed_server(calc_cmd=calc(5, 30, log), workers=8)
         try:
-            inputs = [str(n) for n in range(1, 301)] + ["7", "-3", "0.1", "98765432109876543210"]
+            inputs = [str(n) for n in range(1, 151)] + ["7", "-3", "0.1", "98765432109876543210"]
             rc, out, err = run_batch(srv.url, self.write_input(inputs), "-o", self.path("out"),
                                      "--concurrency", "3")
             self.assertEqual(rc, 0, err)
             self.assert_exactly_once(self.path("out"), inputs)
-            self.assertIn("304 inputs: 304 results, 0 errors", err)
+            self.assertIn("154 inputs: 154 results, 0 errors", err)
             # No more than 3 calculations ever overlapped, and 3 did.
             events = []
             with open(log) as f:
@@ -264,69 +282,53 @@ class BatchClient(unittest.TestCase):
             srv.stop()
 
     def test_against_the_seed_server_refusals_are_retried(self):
-        srv = seed_server(calc_cmd=calc(5, 20))
-        try:
-            inputs = [str(n) for n in range(500)]
-            rc, out, err = run_batch(srv.url, self.write_input(inputs), "--concurrency", "7",
-                                     "--format", "tsv")
-            self.assertEqual(rc, 0, err)
-            got = collections.Counter(l.split("\t")[0] for l in out.splitlines())
-            self.assertEqual(got, collections.Counter(inputs))
-            refused = int(re.search(r"403: (\d+)", err).group(1))
-            self.assertGreater(refused, 0)  # 7 slots against 5 workers
-        finally:
-            srv.stop()
+        inputs = [str(n) for n in range(250)]
+        rc, out, err = run_batch(SEED.url, self.write_input(inputs), "--concurrency", "7",
+                                 "--format", "tsv")
+        self.assertEqual(rc, 0, err)
+        got = collections.Counter(l.split("\t")[0] for l in out.splitlines())
+        self.assertEqual(got, collections.Counter(inputs))
+        refused = int(re.search(r"403: (\d+)", err).group(1))
+        self.assertGreater(refused, 0)  # 7 slots against 5 workers
 
     def test_output_flows_before_a_slow_pipe_closes(self):
-        srv = seed_server(calc_cmd=calc(5, 10))
-        try:
-            b = Batch(srv.url, "-", "-o", self.path("out"), stdin=subprocess.PIPE)
-            b.proc.stdin.write("1\n2\n3\n")
-            b.proc.stdin.flush()
-            deadline = time.monotonic() + 15
-            lines = []
-            while len(lines) < 3 and time.monotonic() < deadline:
-                time.sleep(0.05)
-                if os.path.exists(self.path("out")):
-                    with open(self.path("out")) as f:
-                        lines = f.read().splitlines()
-            self.assertEqual(sorted(lines), ["1 2", "2 4", "3 6"])
-            self.assertIsNone(b.proc.poll())  # still waiting for more input
-            b.proc.stdin.write("4\n5")  # the last line has no newline
-            b.proc.stdin.close()
-            rc, _, err = b.wait()
-            self.assertEqual(rc, 0, err)
-            self.assert_exactly_once(self.path("out"), ["1", "2", "3", "4", "5"])
-        finally:
-            srv.stop()
+        b = Batch(SEED.url, "-", "-o", self.path("out"), stdin=subprocess.PIPE)
+        b.proc.stdin.write("1\n2\n3\n")
+        b.proc.stdin.flush()
+        deadline = time.monotonic() + 15
+        lines = []
+        while len(lines) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            if os.path.exists(self.path("out")):
+                with open(self.path("out")) as f:
+                    lines = f.read().splitlines()
+        self.assertEqual(sorted(lines), ["1 2", "2 4", "3 6"])
+        self.assertIsNone(b.proc.poll())  # still waiting for more input
+        b.proc.stdin.write("4\n5")  # the last line has no newline
+        b.proc.stdin.close()
+        rc, _, err = b.wait()
+        self.assertEqual(rc, 0, err)
+        self.assert_exactly_once(self.path("out"), ["1", "2", "3", "4", "5"])
 
     def test_malformed_lines_are_reported_and_counted(self):
-        srv = seed_server(calc_cmd=calc(1, 5))
-        try:
-            inp = self.write_input(["12", "abc", "", "  7  ", "1.2.3", "-3", "0x10", "\t"])
-            rc, out, err = run_batch(srv.url, inp)
-            self.assertEqual(rc, 1)
-            self.assertRegex(err, r"in.txt:2: not a number: 'abc'")
-            self.assertRegex(err, r"in.txt:5: not a number: '1.2.3'")
-            self.assertRegex(err, r"in.txt:7: not a number: '0x10'")
-            self.assertIn("3 malformed lines", err)
-            self.assertEqual(sorted(out.splitlines()), ["-3 -6", "12 24", "7 14"])
-        finally:
-            srv.stop()
+        inp = self.write_input(["12", "abc", "", "  7  ", "1.2.3", "-3", "0x10", "\t"])
+        rc, out, err = run_batch(SEED.url, inp)
+        self.assertEqual(rc, 1)
+        self.assertRegex(err, r"in.txt:2: not a number: 'abc'")
+        self.assertRegex(err, r"in.txt:5: not a number: '1.2.3'")
+        self.assertRegex(err, r"in.txt:7: not a number: '0x10'")
+        self.assertIn("3 malformed lines", err)
+        self.assertEqual(sorted(out.splitlines()), ["-3 -6", "12 24", "7 14"])
 
     def test_failed_calculations_are_written_as_errors(self):
-        srv = seed_server(calc_cmd="sh -c 'exit 3' calc")
-        try:
-            rc, out, err = run_batch(srv.url, self.write_input(["1", "2"]), "--retries", "1",
-                                     "--format", "jsonl")
-            self.assertEqual(rc, 1)
-            docs = sorted((json.loads(l) for l in out.splitlines()), key=lambda d: d["input"])
-            self.assertEqual([d["input"] for d in docs], [1, 2])
-            self.assertIn("exited with code 3", docs[0]["error"])
-            self.assertIn("0 results, 2 errors", err)
-            self.assertIn("2 retries", err)
-        finally:
-            srv.stop()
+        rc, out, err = run_batch(FAILING.url, self.write_input(["1", "2"]), "--retries", "1",
+                                 "--format", "jsonl")
+        self.assertEqual(rc, 1)
+        docs = sorted((json.loads(l) for l in out.splitlines()), key=lambda d: d["input"])
+        self.assertEqual([d["input"] for d in docs], [1, 2])
+        self.assertIn("exited with code 3", docs[0]["error"])
+        self.assertIn("0 results, 2 errors", err)
+        self.assertIn("2 retries", err)
 
     def test_server_restarted_mid_run_loses_no_input(self):
         port = free_port()
@@ -356,57 +358,45 @@ class BatchClient(unittest.TestCase):
             srv.stop()
 
     def test_resume_redoes_nothing(self):
-        srv = seed_server(calc_cmd=calc(1, 5))
-        try:
-            inputs = [str(n) for n in range(60)] + ["7"]  # 7 twice: both get a line
-            inp, out = self.write_input(inputs), self.path("out")
-            rc, _, err = run_batch(srv.url, inp, "-o", out)
-            self.assertEqual(rc, 0, err)
-            total = srv.request("GET", "/get_task_count")[2]["total"]
-            with open(out) as f:
-                first = f.read()
+        inputs = [str(n) for n in range(60)] + ["7"]  # 7 twice: both get a line
+        inp, out = self.write_input(inputs), self.path("out")
+        rc, _, err = run_batch(SEED.url, inp, "-o", out)
+        self.assertEqual(rc, 0, err)
+        total = SEED.request("GET", "/get_task_count")[2]["total"]
+        with open(out) as f:
+            first = f.read()
 
-            rc, _, err = run_batch(srv.url, inp, "-o", out, "--resume")
-            self.assertEqual(rc, 0, err)
-            self.assertIn("61 skipped", err)
-            self.assertEqual(srv.request("GET", "/get_task_count")[2]["total"], total)
-            with open(out) as f:
-                self.assertEqual(f.read(), first)
+        rc, _, err = run_batch(SEED.url, inp, "-o", out, "--resume")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("61 skipped", err)
+        self.assertEqual(SEED.request("GET", "/get_task_count")[2]["total"], total)
+        with open(out) as f:
+            self.assertEqual(f.read(), first)
 
-            # A killed run: 20 lines and half of the next one.
-            lines = first.splitlines(True)
-            with open(out, "w") as f:
-                f.write("".join(lines[:20]) + lines[20][:2])
-            rc, _, err = run_batch(srv.url, inp, "-o", out, "--resume")
-            self.assertEqual(rc, 0, err)
-            self.assertIn("41 inputs: 41 results", err)
-            self.assertEqual(srv.request("GET", "/get_task_count")[2]["total"], total + 41)
-            self.assert_exactly_once(out, inputs)
-        finally:
-            srv.stop()
+        # A killed run: 20 lines and half of the next one.
+        lines = first.splitlines(True)
+        with open(out, "w") as f:
+            f.write("".join(lines[:20]) + lines[20][:2])
+        rc, _, err = run_batch(SEED.url, inp, "-o", out, "--resume")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("41 inputs: 41 results", err)
+        self.assertEqual(SEED.request("GET", "/get_task_count")[2]["total"], total + 41)
+        self.assert_exactly_once(out, inputs)
 
     def test_tasksolver_api(self):
-        srv = Server("--workers", "2", "--log-level", "warn")
-        try:
-            prog = self.path("triple.py")
-            with open(prog, "w") as f:
-                f.write("import sys\nprint(int(sys.argv[1]) * 3)\n")
-            rc, out, err = run_batch(srv.url, self.write_input(["1", "5", "-4"]),
-                                     "--api", "tasksolver", "--program", prog, "--format", "csv")
-            self.assertEqual(rc, 0, err)
-            self.assertEqual(sorted(out.splitlines()), ["-4,-12", "1,3", "5,15"])
-        finally:
-            srv.stop()
+        prog = self.path("triple.py")
+        with open(prog, "w") as f:
+            f.write("import sys\nprint(int(sys.argv[1]) * 3)\n")
+        rc, out, err = run_batch(PLAIN.url, self.write_input(["1", "5", "-4"]),
+                                 "--api", "tasksolver", "--program", prog, "--format", "csv")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(sorted(out.splitlines()), ["-4,-12", "1,3", "5,15"])
 
     def test_wrong_server_stops_the_run(self):
-        srv = Server("--log-level", "warn")  # no --calc-command
-        try:
-            rc, _, err = run_batch(srv.url, self.write_input(["1"]))
-            self.assertEqual(rc, 1)
-            self.assertIn("stopped", err)
-            self.assertIn("404", err)
-        finally:
-            srv.stop()
+        rc, _, err = run_batch(PLAIN.url, self.write_input(["1"]))
+        self.assertEqual(rc, 1)
+        self.assertIn("stopped", err)
+        self.assertIn("404", err)
 
     def test_usage_errors(self):
         for args in ([], ["in"], ["in", "--url", "ftp://x"], ["in", "--url", "http://x",
