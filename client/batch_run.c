@@ -142,9 +142,8 @@ static int64_t first_poll_us(batch_run *r)
 {
     if (r->proto->api == BATCH_API_TASKSOLVER || r->nrecent == 0)
         return 0;
-    int n = r->nrecent < 64 ? r->nrecent : 64;
     int64_t m = r->recent[0];
-    for (int i = 1; i < n; i++)
+    for (int i = 1; i < r->nrecent; i++)
         if (r->recent[i] < m)
             m = r->recent[i];
     return m * 9 / 10;
@@ -275,7 +274,10 @@ static void on_answer(batch_run *r, batch_slot *s, long status, int64_t now)
             schedule(s, now + next_poll_us(r, s, now));
         break;
     case BATCH_RESULT:
-        r->recent[r->nrecent++ % 64] = now - s->accepted_us;
+        r->recent[r->irecent] = now - s->accepted_us;
+        r->irecent = (r->irecent + 1) % 64;
+        if (r->nrecent < 64)
+            r->nrecent++;
         finish(r, s, text, rep.text.len, NULL);
         break;
     case BATCH_LOST:

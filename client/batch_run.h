@@ -84,8 +84,9 @@ typedef struct batch_run {
     int input_over;
     batch_stats st;
     int64_t start_us, last_answer_us, last_progress_us;
-    int64_t recent[64]; /* observed attempt durations, for the first poll */
-    int nrecent;
+    int64_t recent[64]; /* the last observed attempt durations (a ring) */
+    int nrecent;        /* entries filled, up to 64 */
+    int irecent;        /* where the next one goes */
     int progress_shown;
     int fatal; /* stop: fatal_msg says why */
     char fatal_msg[512];
