@@ -81,14 +81,13 @@ def run_client(build, url, inp, out, *extra):
     cmd = [os.path.join(build, "client", "tasksolver-cli"), "batch", inp, "-o", out,
            "--url", url, "--no-progress", *extra]
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
     secs = time.monotonic() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        sys.exit("client failed (%d):\n%s" % (proc.returncode, err))
-    return secs, usage.ru_maxrss, err
+        sys.exit("client failed (%d):\n%s" % (proc.returncode, proc.stderr))
+    # The client reports its own VmHWM: wait4's ru_maxrss would include this
+    # Python process's pages (Linux keeps the pre-exec peak across exec).
+    return secs, stat(proc.stderr, r"peak RSS ([\d.]+) MiB") * 1024, proc.stderr
 
 
 def stat(summary, pattern):

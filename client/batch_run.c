@@ -37,6 +37,11 @@ int batch_run_init(batch_run *r, const batch_opts *o, const batch_proto *p, batc
     r->multi = curl_multi_init();
     if (!r->multi)
         return -ENOMEM;
+    /* One kept-alive connection per slot. libcurl's default cache follows
+     * the number of handles added at the moment, which drops whenever
+     * slots are between requests, and closing the spare connections then
+     * costs a reconnect per request (and ports in TIME_WAIT). */
+    curl_multi_setopt(r->multi, CURLMOPT_MAXCONNECTS, (long)o->concurrency);
     /* "Expect:" off: a 100-continue round trip per request is pure delay. */
     r->headers = curl_slist_append(NULL, "Content-Type: application/json");
     struct curl_slist *h2 = r->headers ? curl_slist_append(r->headers, "Expect:") : NULL;
@@ -304,6 +309,7 @@ static void on_conn_error(batch_run *r, batch_slot *s, CURLcode rc, int64_t now)
         return;
     }
     r->st.conn_errors++;
+    snprintf(r->last_conn_error, sizeof r->last_conn_error, "%s", why);
     if (now - r->last_answer_us > (int64_t)(r->o.give_up * 1e6)) {
         stop(r, "no answer from %s for %.0f s (%s)", r->proto->base, r->o.give_up, why);
         return;
@@ -478,6 +484,24 @@ void batch_run_progress(batch_run *r, int64_t now)
     r->progress_shown = 1;
 }
 
+/* Peak resident memory of this program in KiB, or -1. From VmHWM, which
+ * belongs to this program's own address space: getrusage's ru_maxrss also
+ * carries the peak of whatever ran in the process before exec (a Python
+ * parent's pages, through vfork), which made it useless as a measure. */
+static long peak_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    if (!f)
+        return -1;
+    char line[256];
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
 void batch_run_summary(batch_run *r, FILE *f)
 {
     double secs = (double)(time_mono_us() - r->start_us) / 1e6;
@@ -489,10 +513,11 @@ void batch_run_summary(batch_run *r, FILE *f)
             st->inputs, st->results, st->errors, r->in_flight, st->malformed, st->skipped);
     fprintf(f,
             "batch: %lld retries; %lld refusals (403: %lld, 429: %lld, 503: %lld); %lld "
-            "connection errors; %lld submissions, %lld polls (%.2f per input)\n",
+            "connection errors%s%s%s; %lld submissions, %lld polls (%.2f per input)\n",
             st->retries, st->refused[0] + st->refused[1] + st->refused[2], st->refused[0],
-            st->refused[1], st->refused[2], st->conn_errors, st->submits, st->polls,
-            done ? (double)st->polls / (double)done : 0.0);
-    fprintf(f, "batch: elapsed %.3f s, %.1f inputs/s\n", secs,
-            secs > 0 ? (double)done / secs : 0.0);
+            st->refused[1], st->refused[2], st->conn_errors, st->conn_errors ? " (last: " : "",
+            st->conn_errors ? r->last_conn_error : "", st->conn_errors ? ")" : "", st->submits,
+            st->polls, done ? (double)st->polls / (double)done : 0.0);
+    fprintf(f, "batch: elapsed %.3f s, %.1f inputs/s, peak RSS %.1f MiB\n", secs,
+            secs > 0 ? (double)done / secs : 0.0, (double)peak_rss_kib() / 1024);
 }

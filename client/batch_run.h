@@ -88,7 +88,8 @@ typedef struct batch_run {
     int nrecent;        /* entries filled, up to 64 */
     int irecent;        /* where the next one goes */
     int progress_shown;
-    int fatal; /* stop: fatal_msg says why */
+    char last_conn_error[CURL_ERROR_SIZE]; /* for the summary */
+    int fatal;                             /* stop: fatal_msg says why */
     char fatal_msg[512];
     buf line;
 } batch_run;
