@@ -97,7 +97,7 @@ static void id_from_body(void **state)
 static void status_json_shapes(void **state)
 {
     task *t = task_new(TASK_PYTHON, NULL, 0, calloc(1, sizeof(char *)), 0);
-    task_view v = {TASK_WAIT, 0, 0};
+    task_view v = {TASK_WAIT, 0, 0, 0};
     buf b = BUF_INIT;
     assert_int_equal(api_status_json(&b, t, &v), 0);
     cJSON *doc = cJSON_Parse(b.data);
@@ -117,7 +117,7 @@ static void status_json_shapes(void **state)
     t->exited = 1;
     t->exit_code = 1;
     t->error = strdup("exited with code 1");
-    v = (task_view){TASK_ERROR, t->created_us + 1000, t->created_us + 2000};
+    v = (task_view){TASK_ERROR, t->created_us + 1000, t->created_us + 2000, 2};
     buf_reset(&b);
     assert_int_equal(api_status_json(&b, t, &v), 0);
     doc = cJSON_Parse(b.data);
