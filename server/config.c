@@ -48,6 +48,12 @@ static const struct opt opts[] = {
      3600},
     {"shutdown-grace", OPT_SECONDS, F(shutdown_grace), "10", "SECONDS",
      "on SIGTERM, time running tasks get to finish before they are killed", 0, 3600},
+    {"data-dir", OPT_STR, F(data_dir), "", "DIR",
+     "keep tasks in a journal in DIR, so they survive a restart (default: memory only)", 0, 0},
+    {"on-restart", OPT_STR, F(on_restart), "requeue", "MODE",
+     "tasks the journal shows running at start-up: requeue (run again) or fail", 0, 0},
+    {"data-sync", OPT_STR, F(data_sync), "full", "MODE",
+     "journal commits: full (fsync, survives power loss) or normal (survives a crash)", 0, 0},
     {"log-level", OPT_STR, F(log_level), "info", "LEVEL", "error, warn, info or debug", 0, 0},
 };
 

@@ -29,6 +29,10 @@ typedef struct config {
     long max_finished;     /* finished tasks kept before the oldest are evicted */
     long max_queue;        /* -1: unbounded */
     int reject_status;     /* 429 or 403 when the queue is full */
+    /* durability */
+    char *data_dir;   /* journal directory; empty: tasks live in memory only */
+    char *on_restart; /* "requeue" or "fail": tasks found RUNNING at start-up */
+    char *data_sync;  /* "full" (fsync each commit) or "normal" */
     /* misc */
     char *log_level;
 } config;

@@ -106,6 +106,7 @@ static void status_json_shapes(void **state)
     assert_non_null(cJSON_GetObjectItem(meta, "created_at"));
     assert_null(cJSON_GetObjectItem(meta, "started_at"));
     assert_null(cJSON_GetObjectItem(doc, "result"));
+    assert_int_equal(cJSON_GetObjectItem(doc, "attempts")->valueint, 0);
     cJSON_Delete(doc);
 
     static const char raw[] = "ok\xff\x00\"\n";
@@ -123,6 +124,7 @@ static void status_json_shapes(void **state)
     doc = cJSON_Parse(b.data);
     assert_non_null(doc);
     assert_string_equal(cJSON_GetObjectItem(doc, "status")->valuestring, "ERROR");
+    assert_int_equal(cJSON_GetObjectItem(doc, "attempts")->valueint, 2);
     meta = cJSON_GetObjectItem(doc, "meta");
     assert_non_null(cJSON_GetObjectItem(meta, "finished_at"));
     cJSON *res = cJSON_GetObjectItem(doc, "result");
