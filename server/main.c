@@ -74,7 +74,7 @@ static struct mg_context *start_http(const config *c, char *err, size_t errsz)
 
 /* Opens the journal of --data-dir and loads it into s and q. Returns 0
  * (*out NULL without --data-dir) or -1 after printing why. */
-static int open_journal(const config *c, store *s, queue *q, journal **out)
+static int open_journal(const config *c, store *s, queue *q, journal **out, journal_restored *n)
 {
     *out = NULL;
     if (!c->data_dir[0])
@@ -83,9 +83,8 @@ static int open_journal(const config *c, store *s, queue *q, journal **out)
                          .sync_full = strcmp(c->data_sync, "full") == 0,
                          .fail_running = strcmp(c->on_restart, "fail") == 0};
     char err[512];
-    journal_restored n;
     int rc = journal_open(out, &jc, err, sizeof err);
-    if (rc == 0 && (rc = journal_restore(*out, s, q, c->max_finished, &n, err, sizeof err)) == 0 &&
+    if (rc == 0 && (rc = journal_restore(*out, s, q, c->max_finished, n, err, sizeof err)) == 0 &&
         (rc = journal_start(*out, s)) < 0)
         snprintf(err, sizeof err, "cannot start the journal: %s", strerror(-rc));
     if (rc < 0) {
@@ -94,10 +93,6 @@ static int open_journal(const config *c, store *s, queue *q, journal **out)
         *out = NULL;
         return -1;
     }
-    log_notice("journal %s/tasks.db: %ld finished, %ld waiting (%ld were running: %ld requeued, "
-               "%ld failed), %ld old ones dropped",
-               c->data_dir, n.finished, n.waiting, n.requeued + n.interrupted, n.requeued,
-               n.interrupted, n.dropped);
     return 0;
 }
 
@@ -183,7 +178,8 @@ int main(int argc, char **argv)
         goto fail_queue;
     }
     journal *jr;
-    if (open_journal(&cfg, &s, &q, &jr) < 0)
+    journal_restored jn;
+    if (open_journal(&cfg, &s, &q, &jr, &jn) < 0)
         goto fail_journal;
     pool p;
     pool_config pc = {
@@ -209,6 +205,11 @@ int main(int argc, char **argv)
     int nports = mg_get_server_ports(ctx, 4, ports);
     log_notice("tasksolver %s listening on http://%s:%d with %d workers (work dir %s)", TS_VERSION,
              cfg.address, nports > 0 ? ports[0].port : cfg.port, cfg.workers, cfg.work_dir);
+    if (jr)
+        log_notice("journal %s/tasks.db: %ld finished, %ld waiting (%ld were running: %ld "
+                   "requeued, %ld failed), %ld old ones dropped",
+                   cfg.data_dir, jn.finished, jn.waiting, jn.requeued + jn.interrupted,
+                   jn.requeued, jn.interrupted, jn.dropped);
 
     int sig;
     while (sigwait(&sigs, &sig) != 0)
