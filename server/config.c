@@ -55,6 +55,8 @@ static const struct opt opts[] = {
     {"data-sync", OPT_STR, F(data_sync), "full", "MODE",
      "journal commits: full (fsync, survives power loss) or normal (survives a crash)", 0, 0},
     {"log-level", OPT_STR, F(log_level), "info", "LEVEL", "error, warn, info or debug", 0, 0},
+    {"auth-token-file", OPT_STR, F(auth_token_file), "", "FILE",
+     "require 'Authorization: Bearer TOKEN' on every request, TOKEN read from FILE", 0, 0},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])

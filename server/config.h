@@ -35,6 +35,7 @@ typedef struct config {
     char *data_sync;  /* "full" (fsync each commit) or "normal" */
     /* misc */
     char *log_level;
+    char *auth_token_file; /* empty: no authentication */
 } config;
 
 /* Fills c with the defaults. Returns 0 or -ENOMEM (then c is destroyed). */
