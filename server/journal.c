@@ -522,6 +522,9 @@ void journal_close(journal *j)
         pthread_join(j->thread, NULL);
         store_set_evict_hook(j->s, NULL, NULL);
     }
+    for (long i = 0; i < j->nrestored; i++)
+        task_unref(j->restored[i]);
+    free(j->restored);
     for (int k = 0; k < REC_KINDS; k++)
         sqlite3_finalize(j->st[k]);
     /* The last close checkpoints the WAL into the database and removes it. */

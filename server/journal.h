@@ -50,13 +50,18 @@ typedef struct journal_restored {
  * directory that cannot be written, a journal in use by another server). */
 int journal_open(journal **out, const journal_config *cfg, char *err, size_t errsz);
 
-/* Loads the journal into s and q: the max_finished newest finished tasks
- * (older ones are deleted), then the unfinished ones, oldest first, into
- * the queue (those that were running per cfg->fail_running). Call once,
- * after journal_open and before journal_start, while no other thread uses
- * s or q. Returns 0 or a negative error with a sentence in err. */
-int journal_restore(journal *j, store *s, queue *q, long max_finished, journal_restored *n,
-                    char *err, size_t errsz);
+/* Loads the journal into s: the max_finished newest finished tasks (older
+ * ones are deleted), then the unfinished ones in WAIT (those that were
+ * running per cfg->fail_running), which j keeps for journal_queue_restored.
+ * Call once, after journal_open and before journal_start, while no other
+ * thread uses s. Returns 0 or a negative error with a sentence in err. */
+int journal_restore(journal *j, store *s, long max_finished, journal_restored *n, char *err,
+                    size_t errsz);
+
+/* Queues the unfinished tasks journal_restore found, oldest first. Kept
+ * apart so that nothing runs until the server is sure to start: a task
+ * run by a server that then fails to listen would end "cancelled". */
+void journal_queue_restored(journal *j, queue *q);
 
 /* Starts the writer thread. From then on the journal publishes finished
  * tasks in s (see journal_finished) and deletes the tasks that s's

@@ -42,6 +42,8 @@ struct journal {
     sqlite3 *db; /* used by restore, then by the writer thread alone */
     sqlite3_stmt *st[REC_KINDS];
     store *s;
+    task **restored; /* unfinished tasks for journal_queue_restored, refs */
+    long nrestored;
     pthread_t thread;
     int started;
     /* `lock` protects pending, tail, closing, stopped and the done/rc of

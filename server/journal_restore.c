@@ -1,5 +1,5 @@
-/* journal_restore: reads the journal back into the store and the queue at
- * start-up (see journal_restore in journal.h). Runs before any other thread
+/* journal_restore: reads the journal back into the store at start-up and
+ * queues the unfinished tasks (see journal_restore in journal.h). Runs before any other thread
  * exists, so it uses the connection directly. */
 #include <errno.h>
 #include <stdio.h>
@@ -182,9 +182,9 @@ static long run_update(journal *j, const char *sql, int64_t num, const char *tex
     return sqlite3_changes(j->db);
 }
 
-/* Loads every row of `where` (in `order`) into s, and into q if q is not
- * NULL. Returns the number loaded or a negative error with err set. */
-static long load(journal *j, const char *where_order, store *s, queue *q, char *err, size_t errsz)
+/* Loads every row of `where_order` into s, and keeps unfinished ones in
+ * j->restored. Returns the number loaded or a negative error with err set. */
+static long load(journal *j, const char *where_order, store *s, char *err, size_t errsz)
 {
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT " ROW_COLUMNS " FROM tasks %s", where_order);
@@ -201,9 +201,18 @@ static long load(journal *j, const char *where_order, store *s, queue *q, char *
             snprintf(err, errsz, "journal %s/%s: %s", j->dir, JOURNAL_FILE, why);
             break;
         }
+        if (!task_status_final(t->status)) {
+            task **v = realloc(j->restored, (size_t)(j->nrestored + 1) * sizeof *v);
+            if (!v) {
+                task_unref(t);
+                res = -ENOMEM;
+                snprintf(err, errsz, "out of memory loading the journal");
+                break;
+            }
+            j->restored = v;
+            j->restored[j->nrestored++] = task_ref(t);
+        }
         store_restore(s, t);
-        if (q)
-            queue_push_restored(q, t);
         task_unref(t);
         n++;
     }
@@ -213,8 +222,8 @@ static long load(journal *j, const char *where_order, store *s, queue *q, char *
     return res < 0 ? res : n;
 }
 
-int journal_restore(journal *j, store *s, queue *q, long max_finished, journal_restored *n,
-                    char *err, size_t errsz)
+int journal_restore(journal *j, store *s, long max_finished, journal_restored *n, char *err,
+                    size_t errsz)
 {
     memset(n, 0, sizeof *n);
     long rc = journal_db_exec(j, "BEGIN", err, errsz);
@@ -247,14 +256,25 @@ int journal_restore(journal *j, store *s, queue *q, long max_finished, journal_r
         rc = n->finished = load(j,
                                 "WHERE status IN ('SUCCESS', 'ERROR')"
                                 " ORDER BY finished_us, rowid",
-                                s, NULL, err, errsz);
+                                s, err, errsz);
     if (rc >= 0)
         rc = n->waiting =
-            load(j, "WHERE status = 'WAIT' ORDER BY created_us, rowid", s, q, err, errsz);
+            load(j, "WHERE status = 'WAIT' ORDER BY created_us, rowid", s, err, errsz);
     if (rc < 0) {
         if (!sqlite3_get_autocommit(j->db))
             sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
         return (int)rc;
     }
     return 0;
+}
+
+void journal_queue_restored(journal *j, queue *q)
+{
+    for (long i = 0; i < j->nrestored; i++) {
+        queue_push_restored(q, j->restored[i]);
+        task_unref(j->restored[i]);
+    }
+    free(j->restored);
+    j->restored = NULL;
+    j->nrestored = 0;
 }

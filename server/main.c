@@ -75,9 +75,9 @@ static struct mg_context *start_http(const config *c, auth *au, char *err, size_
     return mg_start2(&init, &error);
 }
 
-/* Opens the journal of --data-dir and loads it into s and q. Returns 0
- * (*out NULL without --data-dir) or -1 after printing why. */
-static int open_journal(const config *c, store *s, queue *q, journal **out, journal_restored *n)
+/* Opens the journal of --data-dir and loads it into s. Returns 0 (*out
+ * NULL without --data-dir) or -1 after printing why. */
+static int open_journal(const config *c, store *s, journal **out, journal_restored *n)
 {
     *out = NULL;
     if (!c->data_dir[0])
@@ -87,7 +87,7 @@ static int open_journal(const config *c, store *s, queue *q, journal **out, jour
                          .fail_running = strcmp(c->on_restart, "fail") == 0};
     char err[512];
     int rc = journal_open(out, &jc, err, sizeof err);
-    if (rc == 0 && (rc = journal_restore(*out, s, q, c->max_finished, n, err, sizeof err)) == 0 &&
+    if (rc == 0 && (rc = journal_restore(*out, s, c->max_finished, n, err, sizeof err)) == 0 &&
         (rc = journal_start(*out, s)) < 0)
         snprintf(err, sizeof err, "cannot start the journal: %s", strerror(-rc));
     if (rc < 0) {
@@ -182,7 +182,7 @@ int main(int argc, char **argv)
     }
     journal *jr;
     journal_restored jn;
-    if (open_journal(&cfg, &s, &q, &jr, &jn) < 0)
+    if (open_journal(&cfg, &s, &jr, &jn) < 0)
         goto fail_journal;
     pool p;
     pool_config pc = {
@@ -207,6 +207,8 @@ int main(int argc, char **argv)
                 err[0] ? err : "unknown error");
         goto fail_http;
     }
+    if (jr) /* before the routes, so that they keep their place in line */
+        journal_queue_restored(jr, &q);
     api a = {.journal = jr};
     api_register(&a, ctx, &cfg, &q, &s);
     api_register_fallback(ctx);

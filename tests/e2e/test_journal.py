@@ -6,6 +6,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -144,6 +145,25 @@ class Restart(JournalCase):
         self.assertEqual(srv.wait_done(waiting)["result"]["stdout"], "later\n")
         # The running one was cancelled by the stop, and stays so.
         self.assertIn("cancelled", srv.status(blocker)[2]["error"])
+
+    def test_failed_start_runs_nothing(self):
+        srv = self.start("--workers", "1")
+        task = srv.create_ok("bin", ONCE_SLOW % {"dir": self.tmp})
+        self.wait_runs(1)
+        later = srv.create_ok("bin", "echo later")
+        self.stop(srv, signal.SIGKILL)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            r = subprocess.run([SERVER_BIN, "--data-dir", self.data, "--port",
+                                str(s.getsockname()[1])], capture_output=True, text=True,
+                               timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        # Had the server that could not listen run them, they would have
+        # been cancelled on its way out.
+        srv = self.start("--workers", "1")
+        self.assertEqual(srv.wait_done(task)["result"]["stdout"], "second\n")
+        self.assertEqual(srv.wait_done(later)["status"], "SUCCESS")
 
     def test_running_task_is_requeued(self):
         srv = self.start("--workers", "1")

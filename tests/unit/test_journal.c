@@ -51,9 +51,10 @@ static void env_open(env *e, int fail_running, long max_finished)
     int rc = journal_open(&e->j, &jc, err, sizeof err);
     if (rc < 0)
         fail_msg("journal_open: %s", err);
-    rc = journal_restore(e->j, &e->s, &e->q, max_finished, &e->n, err, sizeof err);
+    rc = journal_restore(e->j, &e->s, max_finished, &e->n, err, sizeof err);
     if (rc < 0)
         fail_msg("journal_restore: %s", err);
+    journal_queue_restored(e->j, &e->q);
     assert_int_equal(journal_start(e->j, &e->s), 0);
 }
 
