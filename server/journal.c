@@ -1,15 +1,12 @@
-/* journal: see journal.h. The restore side (reading tasks back at start-up)
- * is in journal_restore.c. */
+/* journal: see journal.h. This side writes (records, the writer thread);
+ * opening the file and reading it back at start-up are in journal_load.c. */
 #include "journal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "journal_db.h"
 #include "log.h"
@@ -43,189 +40,6 @@ static const char *const rec_sql[REC_KINDS] = {
                    " cpu_us = ?12, error = ?13, stdout = ?14, stderr = ?15, file = NULL"
                    " WHERE id = ?1",
 };
-
-int journal_db_errno(int sqlite_rc)
-{
-    switch (sqlite_rc & 0xff) {
-    case SQLITE_FULL:
-        return -ENOSPC;
-    case SQLITE_NOMEM:
-        return -ENOMEM;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return -EBUSY;
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-    case SQLITE_CANTOPEN:
-        return -EACCES;
-    case SQLITE_NOTADB:
-    case SQLITE_CORRUPT:
-    case SQLITE_FORMAT:
-        return -EINVAL;
-    default:
-        return -EIO;
-    }
-}
-
-int journal_db_fail(journal *j, int sqlite_rc, char *err, size_t errsz)
-{
-    if (err)
-        snprintf(err, errsz, "journal %s/%s: %s", j->dir, JOURNAL_FILE, sqlite3_errmsg(j->db));
-    return journal_db_errno(sqlite_rc);
-}
-
-int journal_db_exec(journal *j, const char *sql, char *err, size_t errsz)
-{
-    int rc = sqlite3_exec(j->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? 0 : journal_db_fail(j, rc, err, errsz);
-}
-
-/* Reads one integer ("PRAGMA x" and the like). Returns 0 or -errno with
- * err set. */
-static int query_int(journal *j, const char *sql, long long *out, char *err, size_t errsz)
-{
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(j->db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return journal_db_fail(j, rc, err, errsz);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *out = sqlite3_column_int64(st, 0);
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_OK ? 0 : journal_db_fail(j, rc, err, errsz);
-}
-
-/* Creates the schema in a new file, or checks that an old one is ours. */
-static int check_format(journal *j, char *err, size_t errsz)
-{
-    long long app = 0, version = 0, objects = 0;
-    int rc = query_int(j, "PRAGMA application_id", &app, err, errsz);
-    if (rc == 0)
-        rc = query_int(j, "PRAGMA user_version", &version, err, errsz);
-    if (rc == 0)
-        rc = query_int(j, "SELECT count(*) FROM sqlite_schema", &objects, err, errsz);
-    if (rc < 0)
-        return rc;
-    if (app == 0 && objects == 0)
-        return journal_db_exec(j, JOURNAL_SCHEMA, err, errsz);
-    if (app != JOURNAL_APP_ID) {
-        snprintf(err, errsz, "%s/%s is an SQLite database but not a tasksolver journal", j->dir,
-                 JOURNAL_FILE);
-        return -EINVAL;
-    }
-    if (version != JOURNAL_VERSION) {
-        snprintf(err, errsz, "journal %s/%s has format %lld; this tasksolver reads format %d",
-                 j->dir, JOURNAL_FILE, version, JOURNAL_VERSION);
-        return -EINVAL;
-    }
-    return 0;
-}
-
-/* The directory must exist (or be creatable) and be writable; the file is
- * created private, since it holds programs and their output (SQLite gives
- * its WAL the same mode). */
-static int prepare_dir(const char *dir, char *err, size_t errsz)
-{
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        int e = errno;
-        snprintf(err, errsz, "cannot create data directory %s: %s", dir, strerror(e));
-        return -e;
-    }
-    struct stat sb;
-    if (stat(dir, &sb) < 0) {
-        int e = errno;
-        snprintf(err, errsz, "data directory %s: %s", dir, strerror(e));
-        return -e;
-    }
-    if (!S_ISDIR(sb.st_mode)) {
-        snprintf(err, errsz, "data directory %s: not a directory", dir);
-        return -ENOTDIR;
-    }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, JOURNAL_FILE);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(err, errsz, "cannot open journal %s: %s", path, strerror(e));
-        return -e;
-    }
-    close(fd);
-    return 0;
-}
-
-/* Sets up the connection: format, WAL, sync level, and the lock that
- * keeps other processes out. Returns 0 or -errno with err set. */
-static int configure(journal *j, char *err, size_t errsz)
-{
-    /* Exclusive locking: the lock taken by the first write is kept until
-     * close, so a second server on the same directory fails at start-up
-     * instead of running the same tasks; WAL then needs no -shm file. */
-    int rc = journal_db_exec(j, "PRAGMA locking_mode = EXCLUSIVE", err, errsz);
-    if (rc == 0)
-        rc = check_format(j, err, errsz);
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;"
-             " PRAGMA journal_size_limit = %d; BEGIN IMMEDIATE; COMMIT;",
-             j->cfg.sync_full ? "FULL" : "NORMAL", JOURNAL_WAL_LIMIT);
-    if (rc == 0)
-        rc = journal_db_exec(j, sql, err, errsz);
-    if (rc == -EBUSY)
-        snprintf(err, errsz, "journal %s/%s is in use by another process", j->dir, JOURNAL_FILE);
-    for (int k = 0; k < REC_KINDS && rc == 0; k++) {
-        int src =
-            sqlite3_prepare_v3(j->db, rec_sql[k], -1, SQLITE_PREPARE_PERSISTENT, &j->st[k], NULL);
-        if (src != SQLITE_OK)
-            rc = journal_db_fail(j, src, err, errsz);
-    }
-    return rc;
-}
-
-int journal_open(journal **out, const journal_config *cfg, char *err, size_t errsz)
-{
-    int rc = prepare_dir(cfg->dir, err, errsz);
-    if (rc < 0)
-        return rc;
-    rc = -ENOMEM;
-    snprintf(err, errsz, "out of memory opening the journal");
-    journal *j = calloc(1, sizeof *j);
-    if (!j)
-        goto fail_alloc;
-    j->cfg = *cfg;
-    j->dir = strdup(cfg->dir);
-    if (!j->dir)
-        goto fail_dir;
-    j->cfg.dir = j->dir;
-    j->tail = &j->pending;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", j->dir, JOURNAL_FILE);
-    /* One connection, used by one thread at a time: no SQLite mutexes. */
-    int src = sqlite3_open_v2(path, &j->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (src != SQLITE_OK) {
-        rc = j->db ? journal_db_fail(j, src, err, errsz) : -ENOMEM;
-        goto fail_db;
-    }
-    rc = configure(j, err, errsz);
-    if (rc < 0)
-        goto fail_db;
-    pthread_mutex_init(&j->lock, NULL);
-    pthread_cond_init(&j->work, NULL);
-    pthread_cond_init(&j->committed, NULL);
-    *out = j;
-    return 0;
-
-fail_db:
-    for (int k = 0; k < REC_KINDS; k++)
-        sqlite3_finalize(j->st[k]);
-    sqlite3_close(j->db);
-    free(j->dir);
-fail_dir:
-    free(j);
-fail_alloc:
-    return rc;
-}
 
 /* Arguments as one blob of NUL-terminated strings. Returns a malloc'd
  * blob (NULL for none) or sets *failed. */
@@ -437,6 +251,14 @@ static void on_evict(void *arg, task *t)
 
 int journal_start(journal *j, store *s)
 {
+    for (int k = 0; k < REC_KINDS; k++) {
+        int rc =
+            sqlite3_prepare_v3(j->db, rec_sql[k], -1, SQLITE_PREPARE_PERSISTENT, &j->st[k], NULL);
+        if (rc != SQLITE_OK) {
+            log_error("journal %s/%s: %s", j->dir, JOURNAL_FILE, sqlite3_errmsg(j->db));
+            return journal_db_errno(rc);
+        }
+    }
     j->s = s;
     pthread_mutex_lock(&j->lock);
     j->started = 1;

@@ -1,4 +1,4 @@
-/* journal_db: what journal.c and journal_restore.c share (private to the
+/* journal_db: what journal.c and journal_load.c share (private to the
  * journal module): the database layout and the journal's state. */
 #ifndef TS_JOURNAL_DB_H
 #define TS_JOURNAL_DB_H
