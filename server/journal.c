@@ -314,6 +314,7 @@ void journal_finished(journal *j, task *t, enum task_status final)
     int64_t now = time_now_us();
     task_view v = store_view(j->s, t, 0);
     rec *r = calloc(1, sizeof *r);
+    const char *why = r ? "journal stopped" : "out of memory";
     if (r) {
         r->kind = REC_FINISH;
         memcpy(r->id, t->id, sizeof r->id);
@@ -327,8 +328,7 @@ void journal_finished(journal *j, task *t, enum task_status final)
         task_unref(t);
         free(r);
     }
-    log_error("task %s: its result is not in the journal (%s)", t->id_str,
-              r ? "journal stopped" : "out of memory");
+    log_error("task %s: its result is not in the journal (%s)", t->id_str, why);
     store_mark_finished_at(j->s, t, final, now);
 }
 

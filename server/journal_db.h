@@ -16,7 +16,7 @@
 /* One row per task. Small columns come first so that scanning them does
  * not read the blobs; a finished task's program is dropped (file NULL). */
 #define JOURNAL_SCHEMA                                                                             \
-    "CREATE TABLE tasks ("                                                                         \
+    "BEGIN; CREATE TABLE tasks ("                                                                  \
     " id BLOB NOT NULL UNIQUE,"     /* 16 bytes */                                                 \
     " type TEXT NOT NULL,"          /* python, bin, calc */                                        \
     " status TEXT NOT NULL,"        /* WAIT, RUNNING, SUCCESS, ERROR */                            \
@@ -30,7 +30,8 @@
     " args BLOB," /* NUL-terminated strings, one after the other */                                \
     " file BLOB, stdout BLOB, stderr BLOB);"                                                       \
     "PRAGMA application_id = 1414744652;" /* JOURNAL_APP_ID */                                     \
-    "PRAGMA user_version = 1;"            /* JOURNAL_VERSION */
+    "PRAGMA user_version = 1;"            /* JOURNAL_VERSION */                                    \
+    "COMMIT;" /* all or nothing: a half-made file would not pass for ours */
 
 enum rec_kind { REC_ADD, REC_FORGET, REC_START, REC_FINISH, REC_KINDS };
 
