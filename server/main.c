@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "cluster.h"
 #include "config.h"
 #include "log.h"
 #include "pool.h"
@@ -163,11 +164,18 @@ int main(int argc, char **argv)
     }
     api a;
     api_register(&a, ctx, &cfg, &q, &s);
-    api_register_fallback(ctx);
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(ctx, 4, ports);
+    int port = nports > 0 ? ports[0].port : cfg.port;
+    cluster cl;
+    if (cluster_start(&cl, ctx, &cfg, port) < 0) {
+        mg_stop(ctx);
+        cluster_stop(&cl);
+        goto fail_http;
+    }
+    api_register_fallback(ctx);
     log_notice("tasksolver %s listening on http://%s:%d with %d workers (work dir %s)", TS_VERSION,
-             cfg.address, nports > 0 ? ports[0].port : cfg.port, cfg.workers, cfg.work_dir);
+             cfg.address, port, cfg.workers, cfg.work_dir);
 
     int sig;
     while (sigwait(&sigs, &sig) != 0)
@@ -181,6 +189,7 @@ int main(int argc, char **argv)
     pool_join(&p);
     store_close(&s);
     mg_stop(ctx);
+    cluster_stop(&cl);
     exit_code = 0;
     goto done;
 
