@@ -72,6 +72,8 @@ static const struct opt opts[] = {
     {"compute-delay-ms", OPT_INT, F(compute_delay_ms), "0", "MS",
      "for demos and tests: delay every /compute answer by MS milliseconds", 0, 600000},
     {"log-level", OPT_STR, F(log_level), "info", "LEVEL", "error, warn, info or debug", 0, 0},
+    {"auth-token-file", OPT_STR, F(auth_token_file), "", "FILE",
+     "require 'Authorization: Bearer TOKEN' on every request, TOKEN read from FILE", 0, 0},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])

@@ -42,6 +42,7 @@ typedef struct config {
     int compute_delay_ms;   /* demos and tests: slow down /compute */
     /* misc */
     char *log_level;
+    char *auth_token_file; /* empty: no authentication */
 } config;
 
 /* Fills c with the defaults. Returns 0 or -ENOMEM (then c is destroyed). */
