@@ -27,20 +27,24 @@ struct expr_opts {
     const char *url;
     double interval;
     double timeout; /* 0: wait as long as it takes */
-    buf text;       /* the expression: the other arguments joined by spaces */
+    const char *token_file;
+    char *token; /* owned: bearer token read from token_file, or NULL */
+    buf text;    /* the expression: the other arguments joined by spaces */
 };
 
 static void expr_usage(FILE *f)
 {
     fprintf(f, "usage: tasksolver-cli expr EXPRESSION [--url URL] [--interval SECONDS]\n"
-               "                          [--timeout SECONDS]\n\n"
+               "                          [--timeout SECONDS] [--token-file FILE]\n\n"
                "Submits EXPRESSION (+ - * / and parentheses) to a tasksolver master, checks\n"
                "that the job is listed, polls it and prints the answer. Exit status: 0 with\n"
                "the answer, 1 if the job failed or the master could not be used, 2 for\n"
                "bad usage. Several arguments are joined with spaces: expr 1 + 2.\n\n"
                "  --url URL           master [http://127.0.0.1:8080]\n"
                "  --interval SECONDS  time between polls [5]\n"
-               "  --timeout SECONDS   give up after this long (0: never) [0]\n");
+               "  --timeout SECONDS   give up after this long (0: never) [0]\n"
+               "  --token-file FILE   send the first line of FILE as a bearer token\n"
+               "                      (for a master started with --auth-token-file)\n");
 }
 
 static int expr_seconds(const char *s, double min, double *out)
@@ -59,9 +63,9 @@ static int expr_parse_args(int argc, char **argv, struct expr_opts *o)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL;
-        const char *names[] = {"--url", "--interval", "--timeout"};
+        const char *names[] = {"--url", "--interval", "--timeout", "--token-file"};
         int which = -1;
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             size_t n = strlen(names[k]);
             if (strcmp(a, names[k]) == 0) {
                 which = k;
@@ -87,6 +91,8 @@ static int expr_parse_args(int argc, char **argv, struct expr_opts *o)
         } else if (which == 2 && expr_seconds(val, 0, &o->timeout) < 0) {
             fprintf(stderr, "tasksolver-cli expr: --timeout must be seconds >= 0\n");
             return 2;
+        } else if (which == 3) {
+            o->token_file = val;
         } else if (which < 0) {
             /* Not an option: part of the expression, so "-5+3" works. */
             if (o->text.len)
@@ -126,7 +132,8 @@ static int expr_call(const char *method, const struct expr_opts *o, const char *
     char url[2048], err[CURL_ERROR_SIZE + 64];
     snprintf(url, sizeof url, "%s%s", o->url, path);
     buf_reset(resp);
-    int st = httpc_request(method, url, body, EXPR_HTTP_TIMEOUT, NULL, resp, err, sizeof err);
+    int st =
+        httpc_request(method, url, body, o->token, EXPR_HTTP_TIMEOUT, NULL, resp, err, sizeof err);
     if (st < 0)
         fprintf(stderr, "tasksolver-cli: %s %s: %s\n", method, url, err);
     return st;
@@ -251,6 +258,29 @@ static int expr_poll(const struct expr_opts *o, long long id, buf *resp)
     }
 }
 
+/* Reads the first line of the token file, trimmed. Returns 0 or -1. */
+static int expr_read_token(struct expr_opts *o)
+{
+    FILE *f = fopen(o->token_file, "re");
+    if (!f) {
+        fprintf(stderr, "tasksolver-cli: %s: %s\n", o->token_file, strerror(errno));
+        return -1;
+    }
+    char line[1024];
+    char *s = fgets(line, sizeof line, f) ? line : NULL;
+    fclose(f);
+    while (s && (*s == ' ' || *s == '\t'))
+        s++;
+    size_t n = s ? strcspn(s, " \t\r\n") : 0;
+    if (n == 0) {
+        fprintf(stderr, "tasksolver-cli: %s: no token on the first line\n", o->token_file);
+        return -1;
+    }
+    o->token = strndup(s, n);
+    explicit_bzero(line, sizeof line);
+    return o->token ? 0 : -1;
+}
+
 int cmd_expr(int argc, char **argv)
 {
     struct expr_opts o = {.url = "http://127.0.0.1:8080", .interval = 5, .timeout = 0};
@@ -259,9 +289,14 @@ int cmd_expr(int argc, char **argv)
         buf_destroy(&o.text);
         return rc == 1 ? 0 : 2;
     }
+    if (o.token_file && expr_read_token(&o) < 0) {
+        buf_destroy(&o.text);
+        return 1;
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "tasksolver-cli: cannot initialise libcurl\n");
         buf_destroy(&o.text);
+        free(o.token);
         return 1;
     }
     /* Accept the URL with a trailing slash. */
@@ -280,6 +315,10 @@ int cmd_expr(int argc, char **argv)
     }
     buf_destroy(&resp);
     buf_destroy(&o.text);
+    if (o.token) {
+        explicit_bzero(o.token, strlen(o.token));
+        free(o.token);
+    }
     curl_global_cleanup();
     return rc;
 }

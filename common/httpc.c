@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static size_t httpc_write(char *data, size_t size, size_t n, void *user)
@@ -20,8 +21,8 @@ static int httpc_progress(void *user, curl_off_t dt, curl_off_t dn, curl_off_t u
     return cancel && atomic_load(cancel) ? 1 : 0;
 }
 
-int httpc_request(const char *method, const char *url, const char *body, double timeout,
-                  const atomic_int *cancel, buf *resp, char *err, size_t errsz)
+int httpc_request(const char *method, const char *url, const char *body, const char *token,
+                  double timeout, const atomic_int *cancel, buf *resp, char *err, size_t errsz)
 {
     char cerr[CURL_ERROR_SIZE] = "";
     CURL *h = curl_easy_init();
@@ -40,6 +41,20 @@ int httpc_request(const char *method, const char *url, const char *body, double 
         return -1;
     }
     hdrs = h2;
+    if (token) {
+        char *line = NULL;
+        if (asprintf(&line, "Authorization: Bearer %s", token) < 0 ||
+            !(h2 = curl_slist_append(hdrs, line))) {
+            free(line);
+            curl_slist_free_all(hdrs);
+            curl_easy_cleanup(h);
+            snprintf(err, errsz, "out of memory");
+            return -1;
+        }
+        explicit_bzero(line, strlen(line));
+        free(line);
+        hdrs = h2;
+    }
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     if (body) {

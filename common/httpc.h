@@ -17,12 +17,13 @@
 #define HTTPC_MAX_RESPONSE (16 * 1024 * 1024)
 
 /* Sends METHOD url with `body` (NULL: none; otherwise sent as
- * application/json) and appends the response body to resp.
+ * application/json) and appends the response body to resp. token: NULL,
+ * or sent as "Authorization: Bearer TOKEN".
  * timeout: whole request, seconds (> 0). cancel: NULL, or a flag checked
  * during the transfer; once non-zero the request stops early.
  * Returns the HTTP status (>= 100), or -1 when no response was received
  * (refused, timed out, cancelled, bad URL, ...), with the reason in err. */
-int httpc_request(const char *method, const char *url, const char *body, double timeout,
-                  const atomic_int *cancel, buf *resp, char *err, size_t errsz);
+int httpc_request(const char *method, const char *url, const char *body, const char *token,
+                  double timeout, const atomic_int *cancel, buf *resp, char *err, size_t errsz);
 
 #endif

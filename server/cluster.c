@@ -11,7 +11,7 @@
 #include "log.h"
 
 /* Starts the announce thread with the defaults of config.h filled in. */
-static int cluster_join(cluster *cl, const config *cfg, int port)
+static int cluster_join(cluster *cl, const config *cfg, int port, const char *token)
 {
     char name[REGISTRY_NAME_MAX], url[REGISTRY_URL_MAX];
     if (cfg->name[0]) {
@@ -33,7 +33,8 @@ static int cluster_join(cluster *cl, const config *cfg, int port)
                       .url = adv,
                       .port = port,
                       .slots = cfg->slots,
-                      .interval = cfg->announce_interval};
+                      .interval = cfg->announce_interval,
+                      .token = token};
     int rc = join_start(&cl->join, &jc);
     if (rc < 0) {
         log_error("cannot start announcing to %s: %s", cfg->join, strerror(-rc));
@@ -50,7 +51,8 @@ static int cluster_is_url(const char *s)
     return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
 }
 
-int cluster_start(cluster *cl, struct mg_context *ctx, const config *cfg, int port)
+int cluster_start(cluster *cl, struct mg_context *ctx, const config *cfg, int port,
+                  const char *token)
 {
     memset(cl, 0, sizeof *cl);
     if (cfg->join[0] && !cluster_is_url(cfg->join)) {
@@ -75,13 +77,14 @@ int cluster_start(cluster *cl, struct mg_context *ctx, const config *cfg, int po
     cl->jobs_ok = 1;
     dispatch_config dc = {.op_timeout = cfg->op_timeout,
                           .max_attempts = cfg->op_attempts,
-                          .compute_local = cfg->compute_local};
+                          .compute_local = cfg->compute_local,
+                          .token = token};
     if ((rc = dispatch_start(&cl->disp, &dc, &cl->jobs, &cl->reg)) < 0)
         goto fail;
     cl->disp_ok = 1;
     cluster_api_register(&cl->api, ctx, cfg, &cl->jobs, &cl->reg, &cl->disp);
     if (cfg->join[0])
-        return cluster_join(cl, cfg, port);
+        return cluster_join(cl, cfg, port, token);
     return 0;
 
 fail:

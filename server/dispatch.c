@@ -281,6 +281,17 @@ int dispatch_start(dispatch *d, const dispatch_config *cfg, jobs *j, registry *r
     if (!h)
         goto fail_headers;
     d->headers = h;
+    if (cfg->token) {
+        char *line = NULL;
+        if (asprintf(&line, "Authorization: Bearer %s", cfg->token) < 0)
+            goto fail_headers;
+        h = curl_slist_append(d->headers, line);
+        explicit_bzero(line, strlen(line));
+        free(line);
+        if (!h)
+            goto fail_headers;
+        d->headers = h;
+    }
     rc = -pthread_create(&d->thread, NULL, dispatch_main, d);
     if (rc)
         goto fail_headers;

@@ -30,6 +30,7 @@ typedef struct dispatch_config {
     double op_timeout; /* seconds per request, > 0 */
     int max_attempts;  /* node failures an operation survives, >= 1 */
     int compute_local; /* compute in this process while no node was ever registered */
+    const char *token; /* bearer token sent to nodes, or NULL */
 } dispatch_config;
 
 struct dispatch_xfer;

@@ -40,8 +40,8 @@ static void *join_main(void *arg)
     for (;;) {
         char err[256];
         buf_reset(&resp);
-        int st = httpc_request("POST", j->announce_url, j->body, JOIN_TIMEOUT, &j->cancel, &resp,
-                               err, sizeof err);
+        int st = httpc_request("POST", j->announce_url, j->body, j->token, JOIN_TIMEOUT, &j->cancel,
+                               &resp, err, sizeof err);
         if (atomic_load(&j->cancel))
             break;
         double wait;
@@ -101,6 +101,8 @@ int join_start(join *j, const join_config *cfg)
     j->body = join_body(cfg);
     if (!j->body)
         goto fail_alloc;
+    if (cfg->token && !(j->token = strdup(cfg->token)))
+        goto fail_alloc;
     j->interval = cfg->interval;
     atomic_init(&j->cancel, 0);
     pthread_condattr_t ca;
@@ -125,6 +127,7 @@ fail_mutex:
 fail_alloc:
     free(j->announce_url);
     free(j->body);
+    free(j->token);
     memset(j, 0, sizeof *j);
     return rc;
 }
@@ -141,5 +144,9 @@ void join_stop(join *j)
     pthread_mutex_destroy(&j->lock);
     free(j->announce_url);
     free(j->body);
+    if (j->token) {
+        explicit_bzero(j->token, strlen(j->token));
+        free(j->token);
+    }
     memset(j, 0, sizeof *j);
 }

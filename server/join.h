@@ -17,12 +17,14 @@ typedef struct join_config {
                         the source address of the announce and `port` */
     int port;
     int slots;
-    double interval; /* seconds between announces once accepted */
+    double interval;   /* seconds between announces once accepted */
+    const char *token; /* bearer token for the master, or NULL */
 } join_config;
 
 typedef struct join {
     char *announce_url; /* owned: MASTER/worker */
     char *body;         /* owned: the announce */
+    char *token;        /* owned: bearer token, or NULL */
     double interval;
     pthread_t thread;
     pthread_mutex_t lock; /* protects stop; cond waits on it */

@@ -177,7 +177,7 @@ int main(int argc, char **argv)
     int nports = mg_get_server_ports(ctx, 4, ports);
     int port = nports > 0 ? ports[0].port : cfg.port;
     cluster cl;
-    if (cluster_start(&cl, ctx, &cfg, port) < 0) {
+    if (cluster_start(&cl, ctx, &cfg, port, au.token) < 0) {
         mg_stop(ctx);
         cluster_stop(&cl);
         goto fail_http;

@@ -502,6 +502,37 @@ class Faults(unittest.TestCase):
         finally:
             stop_all(([srv] if srv else []) + [w])
 
+    def test_shared_token_protects_the_cluster(self):
+        fd, token_file = tempfile.mkstemp()
+        os.write(fd, b"s3cret-token\n")
+        os.close(fd)
+        srv = Server("--auth-token-file", token_file)
+        w = None
+        try:
+            st, _, _ = srv.request("POST", "/submit", {"task": "1+1"})
+            self.assertEqual(st, 401)
+            # The worker sends the same token on its announces; the master
+            # sends it on every operation.
+            w = Server("--join", srv.url, "--auth-token-file", token_file)
+            auth = {"Authorization": "Bearer s3cret-token"}
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                st, _, ws = srv.request("GET", "/workers", headers=auth)
+                if st == 200 and ws:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(len(ws), 1)
+            r = subprocess.run([CLI_BIN, "expr", "6*7", "--url", srv.url, "--interval", "0.1",
+                                "--token-file", token_file],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual((r.returncode, r.stdout), (0, "42\n"), r.stderr)
+            r = subprocess.run([CLI_BIN, "expr", "6*7", "--url", srv.url],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 1)
+        finally:
+            stop_all([srv] + ([w] if w else []))
+            os.unlink(token_file)
+
     def test_restarted_master_relearns_its_workers(self):
         port = free_port()
         srv = Server("--port", str(port))
