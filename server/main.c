@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "cluster.h"
 #include "config.h"
 #include "journal.h"
 #include "log.h"
@@ -207,15 +208,24 @@ int main(int argc, char **argv)
                 err[0] ? err : "unknown error");
         goto fail_http;
     }
-    if (jr) /* before the routes, so that they keep their place in line */
-        journal_queue_restored(jr, &q);
     api a = {.journal = jr};
     api_register(&a, ctx, &cfg, &q, &s);
-    api_register_fallback(ctx);
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(ctx, 4, ports);
+    int port = nports > 0 ? ports[0].port : cfg.port;
+    cluster cl;
+    if (cluster_start(&cl, ctx, &cfg, port, au.token) < 0) {
+        mg_stop(ctx);
+        cluster_stop(&cl);
+        goto fail_http;
+    }
+    /* Only now that the server is sure to start: one that fails to would
+     * cancel what it ran on its way out. */
+    if (jr)
+        journal_queue_restored(jr, &q);
+    api_register_fallback(ctx);
     log_notice("tasksolver %s listening on http://%s:%d with %d workers (work dir %s)", TS_VERSION,
-             cfg.address, nports > 0 ? ports[0].port : cfg.port, cfg.workers, cfg.work_dir);
+             cfg.address, port, cfg.workers, cfg.work_dir);
     if (jr)
         log_notice("journal %s/tasks.db: %ld finished, %ld waiting (%ld were running: %ld "
                    "requeued, %ld failed), %ld old ones dropped",
@@ -236,6 +246,7 @@ int main(int argc, char **argv)
     pool_join(&p);
     store_close(&s);
     mg_stop(ctx);
+    cluster_stop(&cl);
     auth_destroy(&au);
     exit_code = 0;
     goto done;
