@@ -9,6 +9,7 @@
 
 #include "http.h"
 #include "jsonscan.h"
+#include "journal.h"
 #include "jsonw.h"
 #include "log.h"
 #include "request.h"
@@ -141,6 +142,13 @@ static int h_post(struct mg_connection *c, api *a)
     task *t = task_new(TASK_CALC, NULL, 0, args, 1);
     if (!t)
         return http_send_error(c, 503, NULL, NULL, "out of memory");
+    /* With --data-dir, on disk before anyone gets its id, as create_task. */
+    if (a->journal && (rc = journal_add(a->journal, t)) < 0) {
+        task_unref(t);
+        return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
+                               "could not record the calculation in the journal: %s",
+                               strerror(-rc));
+    }
     store_add(a->s, t);
     log_info("task %s calc WAIT data=%s", t->id_str, number);
     rc = queue_push(a->q, t);
@@ -148,6 +156,8 @@ static int h_post(struct mg_connection *c, api *a)
         log_info("task %s refused: %s", t->id_str,
                  rc == -ESHUTDOWN ? "shutting down" : "at capacity");
         store_remove(a->s, t);
+        if (a->journal)
+            journal_forget(a->journal, t);
         task_unref(t);
         if (rc == -ESHUTDOWN)
             return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
