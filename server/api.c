@@ -9,6 +9,7 @@
 
 #include "http.h"
 #include "jsonw.h"
+#include "live.h"
 #include "log.h"
 #include "request.h"
 #include "timefmt.h"
@@ -211,6 +212,89 @@ static int h_status(struct mg_connection *c, void *cbdata)
     return 200;
 }
 
+/* Sends data as chunks of the chunked response. Returns 0 or -1 once the
+ * client is gone. */
+static int send_chunks(struct mg_connection *c, const char *data, size_t len)
+{
+    while (len) {
+        unsigned n = len > 65536 ? 65536 : (unsigned)len;
+        if (mg_send_chunk(c, data, n) < 0)
+            return -1;
+        data += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* GET /stream?id=ID: the task's stdout as it is produced, as a chunked
+ * text/plain response that ends when the task ends. A finished task's
+ * stdout is sent at once; a waiting one is streamed once it starts. */
+static int h_stream(struct mg_connection *c, void *cbdata)
+{
+    api *a = cbdata;
+    if (!method_is(c, "GET"))
+        return 405;
+    char id[128];
+    if (http_query(c, "id", id, sizeof id) < 0)
+        return http_send_error(c, 400, NULL, NULL, "missing task id: use /stream?id=ID");
+    task *t = store_lookup(a->s, id);
+    if (!t)
+        return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'",
+                               id);
+    /* A stream holds a connection thread as long as the task runs: it
+     * shares the long-poll allowance. */
+    if (atomic_fetch_add(&a->waiters, 1) >= a->max_waiters) {
+        atomic_fetch_sub(&a->waiters, 1);
+        task_unref(t);
+        return http_send_error(c, 429, "Retry-After: 1\r\n", NULL,
+                               "too many streams and long polls in progress; retry later");
+    }
+    char head[256];
+    int hn = snprintf(head, sizeof head,
+                      "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                      "Transfer-Encoding: chunked\r\nCache-Control: no-store\r\n"
+                      "X-Task-Id: %s\r\n\r\n",
+                      t->id_str);
+    int ok = mg_write(c, head, (size_t)hn) == hn;
+    size_t off = 0;
+    char *chunk = ok ? malloc(65536) : NULL;
+    while (ok && chunk) {
+        live *lv = store_live_get(a->s, t);
+        if (!lv) {
+            task_view v = store_view(a->s, t, 0);
+            if (task_status_final(v.status)) {
+                /* Finished: what was not streamed yet is in the result. */
+                if (t->out_len > off)
+                    ok = send_chunks(c, t->out + off, t->out_len - off) == 0;
+                break;
+            }
+            if (store_is_closing(a->s))
+                break;
+            /* Still waiting for a worker. */
+            store_view(a->s, t, time_mono_us() + 1000000);
+            continue;
+        }
+        int done = 0;
+        while (ok && !done) {
+            size_t n = live_read(lv, off, chunk, 65536, time_mono_us() + 5000000, &done);
+            if (n) {
+                ok = send_chunks(c, chunk, n) == 0;
+                off += n;
+            } else if (!done && store_is_closing(a->s)) {
+                done = 1;
+            }
+        }
+        live_unref(lv);
+        break;
+    }
+    free(chunk);
+    if (ok)
+        mg_send_chunk(c, "", 0);
+    atomic_fetch_sub(&a->waiters, 1);
+    task_unref(t);
+    return 200;
+}
+
 static int h_count(struct mg_connection *c, void *cbdata)
 {
     api *a = cbdata;
@@ -251,7 +335,7 @@ static int h_fallback(struct mg_connection *c, void *cbdata)
     const struct mg_request_info *ri = mg_get_request_info(c);
     return http_send_error(c, 404, NULL, NULL,
                            "no route %s %s; routes: POST /create_task, GET /get_status, "
-                           "GET /get_task_count, GET /info",
+                           "GET /get_task_count, GET /stream, GET /info",
                            ri->request_method, ri->local_uri);
 }
 
@@ -268,6 +352,7 @@ int api_register(api *a, struct mg_context *ctx, const config *cfg, queue *q, st
     mg_set_request_handler(ctx, "/get_status$", h_status, a);
     mg_set_request_handler(ctx, "/get_task_count$", h_count, a);
     mg_set_request_handler(ctx, "/info$", h_info, a);
+    mg_set_request_handler(ctx, "/stream$", h_stream, a);
     return 0;
 }
 

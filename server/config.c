@@ -49,6 +49,8 @@ static const struct opt opts[] = {
     {"shutdown-grace", OPT_SECONDS, F(shutdown_grace), "10", "SECONDS",
      "on SIGTERM, time running tasks get to finish before they are killed", 0, 3600},
     {"log-level", OPT_STR, F(log_level), "info", "LEVEL", "error, warn, info or debug", 0, 0},
+    {"auth-token-file", OPT_STR, F(auth_token_file), "", "FILE",
+     "require 'Authorization: Bearer TOKEN' on every request, TOKEN read from FILE", 0, 0},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])

@@ -31,6 +31,7 @@ typedef struct config {
     int reject_status;     /* 429 or 403 when the queue is full */
     /* misc */
     char *log_level;
+    char *auth_token_file; /* empty: no authentication */
 } config;
 
 /* Fills c with the defaults. Returns 0 or -ENOMEM (then c is destroyed). */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "pool.h"
@@ -46,7 +47,7 @@ static int prepare_work_dir(config *c, int *created)
     return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
-static struct mg_context *start_http(const config *c, char *err, size_t errsz)
+static struct mg_context *start_http(const config *c, auth *au, char *err, size_t errsz)
 {
     char listen[300], threads[16], maxreq[16];
     snprintf(listen, sizeof listen, "%s:%d", c->address, c->port);
@@ -65,7 +66,9 @@ static struct mg_context *start_http(const config *c, char *err, size_t errsz)
         "decode_url", "yes",
         NULL,
     };
-    struct mg_init_data init = {.callbacks = NULL, .user_data = NULL, .configuration_options = options};
+    static struct mg_callbacks cb;
+    cb.begin_request = auth_begin_request;
+    struct mg_init_data init = {.callbacks = &cb, .user_data = au, .configuration_options = options};
     struct mg_error_data error = {.code = 0, .text = err, .text_buffer_size = errsz};
     err[0] = '\0';
     return mg_start2(&init, &error);
@@ -154,8 +157,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "tasksolver: cannot start workers: %s\n", strerror(-rc));
         goto fail_pool;
     }
+    auth au = {NULL, 0};
+    if (cfg.auth_token_file[0] && (rc = auth_load(&au, cfg.auth_token_file)) < 0) {
+        fprintf(stderr, "tasksolver: --auth-token-file %s: %s\n", cfg.auth_token_file,
+                rc == -ENODATA ? "no token in the file" : strerror(-rc));
+        goto fail_http;
+    }
     char err[256];
-    struct mg_context *ctx = start_http(&cfg, err, sizeof err);
+    struct mg_context *ctx = start_http(&cfg, &au, err, sizeof err);
     if (!ctx) {
         fprintf(stderr, "tasksolver: cannot listen on %s:%d: %s\n", cfg.address, cfg.port,
                 err[0] ? err : "unknown error");
@@ -181,10 +190,12 @@ int main(int argc, char **argv)
     pool_join(&p);
     store_close(&s);
     mg_stop(ctx);
+    auth_destroy(&au);
     exit_code = 0;
     goto done;
 
 fail_http:
+    auth_destroy(&au);
     queue_close(&q);
     pool_cancel(&p);
     pool_join(&p);

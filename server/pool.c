@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "live.h"
 #include "log.h"
 #include "runner.h"
 #include "shsplit.h"
@@ -137,10 +138,18 @@ static void fail_task(pool *p, task *t, const char *what, int err)
     store_mark_finished(p->s, t, TASK_ERROR);
 }
 
+/* Runner callback: stdout goes to the task's live buffer as it is read. */
+static void on_output(void *arg, int stream, const char *data, size_t len)
+{
+    if (stream == 1)
+        live_append(arg, data, len);
+}
+
 static void run_task(pool *p, task *t)
 {
     char dir[4096], prog[4200];
-    store_mark_running(p->s, t);
+    live *lv = live_new(p->cfg.max_output);
+    store_mark_running(p->s, t, lv);
     log_info("task %s %s RUNNING", t->id_str, task_type_name(t->type));
 
     snprintf(dir, sizeof dir, "%s/task-XXXXXX", p->cfg.work_dir);
@@ -187,14 +196,14 @@ static void run_task(pool *p, task *t)
         .cancel_fd = p->cancel_fd,
     };
     runner_result r;
-    rc = runner_run(&o, &l, NULL, NULL, &r);
+    rc = runner_run(&o, &l, lv ? on_output : NULL, lv, &r);
     /* Another thread may still hold our freshly written program open for
      * writing in a child it is spawning (the fd is inherited until that
      * child execs): the kernel then refuses to execute it. Retry briefly. */
     for (int tries = 0; rc == 0 && r.spawn_errno == ETXTBSY && tries < 50; tries++) {
         runner_result_destroy(&r);
         nanosleep(&(struct timespec){0, 2000000}, NULL);
-        rc = runner_run(&o, &l, NULL, NULL, &r);
+        rc = runner_run(&o, &l, lv ? on_output : NULL, lv, &r);
     }
     free(argv);
     if (rc < 0) {
@@ -211,6 +220,7 @@ cleanup_dir:
     if (rc < 0)
         log_warn("task %s: could not remove %s: %s", t->id_str, dir, strerror(-rc));
 done:
+    live_unref(lv);
     if (log_enabled(LOG_INFO)) {
         int64_t ms = (t->finished_us - t->started_us) / 1000;
         log_info("task %s %s %s %lld ms%s%s", t->id_str, task_type_name(t->type),

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include "live.h"
 #include "timefmt.h"
 
 static int task_cmp(const task *a, const task *b)
@@ -101,10 +102,13 @@ task *store_lookup(store *s, const char *id)
     return t;
 }
 
-void store_mark_running(store *s, task *t)
+void store_mark_running(store *s, task *t, live *lv)
 {
     int64_t now = time_now_us();
+    if (lv)
+        live_ref(lv);
     pthread_mutex_lock(&s->lock);
+    t->live = lv;
     t->status = TASK_RUNNING;
     t->started_us = now;
     s->counts.waiting--;
@@ -112,11 +116,21 @@ void store_mark_running(store *s, task *t)
     pthread_mutex_unlock(&s->lock);
 }
 
+live *store_live_get(store *s, task *t)
+{
+    pthread_mutex_lock(&s->lock);
+    live *lv = t->live ? live_ref(t->live) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    return lv;
+}
+
 void store_mark_finished(store *s, task *t, enum task_status final)
 {
     int64_t now = time_now_us();
     task *evict_head = NULL;
     pthread_mutex_lock(&s->lock);
+    live *lv = t->live;
+    t->live = NULL;
     if (t->status == TASK_WAIT) {
         /* Finished without running (refused at start). */
         s->counts.waiting--;
@@ -140,6 +154,10 @@ void store_mark_finished(store *s, task *t, enum task_status final)
         evict_head = old;
     }
     pthread_mutex_unlock(&s->lock);
+    if (lv) {
+        live_finish(lv);
+        live_unref(lv);
+    }
     while (evict_head) {
         task *next = evict_head->queue_next;
         task_unref(evict_head);
@@ -165,6 +183,14 @@ store_counts store_get_counts(store *s)
     store_counts c = s->counts;
     pthread_mutex_unlock(&s->lock);
     return c;
+}
+
+int store_is_closing(store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int closing = s->closing;
+    pthread_mutex_unlock(&s->lock);
+    return closing;
 }
 
 void store_close(store *s)

@@ -60,12 +60,17 @@ void store_remove(store *s, task *t);
  * unrefs) or NULL if the id is unknown, evicted or not a UUID. */
 task *store_lookup(store *s, const char *id);
 
-/* WAIT -> RUNNING, stamping started_us. */
-void store_mark_running(store *s, task *t);
+/* WAIT -> RUNNING, stamping started_us. The task takes a reference to lv
+ * (may be NULL), where the worker appends stdout while the task runs. */
+void store_mark_running(store *s, task *t, struct live *lv);
+
+/* Returns a reference to t's live output (caller unrefs), or NULL when t
+ * is not running. */
+struct live *store_live_get(store *s, task *t);
 
 /* Publishes the final status. The worker has filled the result fields of t
- * before this call; they must not change afterwards. Wakes long polls of t
- * and applies retention. */
+ * before this call; they must not change afterwards. Wakes long polls of t,
+ * ends its live output and applies retention. */
 void store_mark_finished(store *s, task *t, enum task_status final);
 
 /* A consistent copy of the fields that the store lock protects. */
@@ -81,6 +86,9 @@ task_view store_view(store *s, task *t, int64_t deadline_mono_us);
 
 /* Current counters. */
 store_counts store_get_counts(store *s);
+
+/* Non-zero once store_close was called. */
+int store_is_closing(store *s);
 
 /* Ends all long polls now and makes later ones return at once. */
 void store_close(store *s);

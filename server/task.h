@@ -21,6 +21,8 @@
 #include <sys/queue.h>
 #include <sys/tree.h>
 
+struct live;
+
 enum task_status { TASK_WAIT, TASK_RUNNING, TASK_SUCCESS, TASK_ERROR };
 enum task_type { TASK_PYTHON, TASK_BIN, TASK_CALC };
 
@@ -54,6 +56,8 @@ typedef struct task {
     int timed_out;
     char *error;      /* human sentence for an ERROR, or NULL */
     int64_t cpu_us;
+    /* stdout while RUNNING, for streaming readers; store lock */
+    struct live *live;
     /* bookkeeping */
     atomic_int refs;
     RB_ENTRY(task) by_id;       /* store index; store lock */

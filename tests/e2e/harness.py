@@ -105,8 +105,10 @@ class Server:
     def run(self, type_, source, args=None, timeout=60):
         return self.wait_done(self.create_ok(type_, source, args), timeout)
 
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        """Stops the server; returns its exit code."""
+    def stop(self, sig=signal.SIGTERM, timeout=30, check=True):
+        """Stops the server and returns its exit code. With check, a server
+        that does not exit 0 on SIGTERM/SIGINT, or that logged a sanitizer
+        report at any time, fails the test."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -114,9 +116,27 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                if check:
+                    raise AssertionError("server ignored signal %d:\n%s"
+                                         % (sig, "".join(self.log[-30:])))
         self._reader.join(5)
         self.proc.stderr.close()
+        check_log(self.log)
+        if check and sig in (signal.SIGTERM, signal.SIGINT) and self.proc.returncode != 0:
+            raise AssertionError("server exited with %s:\n%s"
+                                 % (self.proc.returncode, "".join(self.log[-30:])))
         return self.proc.returncode
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer")
+
+
+def check_log(lines):
+    """Fails if a sanitizer reported anything in a process's stderr."""
+    for i, line in enumerate(lines):
+        if any(m in line for m in SANITIZER_MARKS):
+            raise AssertionError("sanitizer report:\n" + "".join(lines[i:i + 40]))
 
 
 def fd_count(pid):

@@ -1,0 +1,34 @@
+/* Fuzzes the parsers of POST /create_task and GET /get_status bodies:
+ * any bytes must give either a well-formed request or an error message,
+ * never a crash, a leak or an unterminated argument vector. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "request.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    create_req r;
+    char err[REQUEST_ERR_MAX];
+    int rc = request_parse_create((const char *)data, size, &r, err, sizeof err);
+    if (rc == 0) {
+        if (!r.args || r.args[r.argc] != NULL)
+            abort();
+        for (int i = 0; i < r.argc; i++)
+            if (!r.args[i])
+                abort();
+        if (r.type == TASK_BIN && r.file_len == 0)
+            abort();
+        create_req_destroy(&r);
+    } else if (rc == -EINVAL && (err[0] == '\0' || !memchr(err, '\0', sizeof err))) {
+        abort();
+    }
+    char id[64];
+    rc = request_parse_id((const char *)data, size, id, sizeof id, err, sizeof err);
+    if (rc == 0 && !memchr(id, '\0', sizeof id))
+        abort();
+    return 0;
+}
