@@ -127,7 +127,7 @@ class Bench:
     def __init__(self, a):
         self.a = a
         b = a.build
-        self.server = os.path.join(b, "server", "tasksolver")
+        self.server = a.server or os.path.join(b, "server", "tasksolver")
         self.hello = os.path.join(b, "bench", "bench_hello")
         self.spawn = os.path.join(b, "bench", "bench_spawn_rate")
         self.load = os.path.join(b, "bench", "bench_load")
@@ -289,6 +289,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default=os.environ.get("TS_BUILD_DIR",
                                                       os.path.join(HERE, "..", "build")))
+    ap.add_argument("--server", help="tasksolver binary (default: BUILD/server/tasksolver), "
+                    "to compare two builds")
     ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
                     help="server workers = spawn threads of the baseline (default: CPUs)")
     ap.add_argument("--conns", type=int, default=0,
