@@ -111,7 +111,13 @@ class AdmissionControl(unittest.TestCase):
             self.assertEqual(st, 403)
             self.assertIn("capacity", doc["error"])
             self.assertNotIn("retry-after", hdrs)
-            st, _, count = srv.request("GET", "/get_task_count")
+            # The five workers may still be waking up to take their tasks.
+            deadline = time.monotonic() + 5
+            while True:
+                st, _, count = srv.request("GET", "/get_task_count")
+                if count["running"] == 5 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
             self.assertEqual((count["running"], count["tasks"], count["max_queue"]), (5, 0, 0))
             deadline = time.monotonic() + 20
             results = {}
