@@ -8,8 +8,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-enum opt_type { OPT_INT, OPT_LONG, OPT_SIZE, OPT_SECONDS, OPT_STR };
+/* OPT_BOOL: on/off, yes/no, true/false, 1/0; on the command line it takes
+ * that word, or, for a row whose meta is "", nothing (a flag that sets it). */
+enum opt_type { OPT_INT, OPT_LONG, OPT_SIZE, OPT_SECONDS, OPT_STR, OPT_BOOL };
 
 struct opt {
     const char *name;
@@ -51,6 +54,25 @@ static const struct opt opts[] = {
     {"log-level", OPT_STR, F(log_level), "info", "LEVEL", "error, warn, info or debug", 0, 0},
     {"auth-token-file", OPT_STR, F(auth_token_file), "", "FILE",
      "require 'Authorization: Bearer TOKEN' on every request, TOKEN read from FILE", 0, 0},
+    {"sandbox", OPT_BOOL, F(sandbox), "on", "on|off",
+     "confine tasks (namespaces, cgroup, limits, seccomp, unprivileged user)", 0, 1},
+    {"run-as", OPT_STR, F(run_as), "", "USER",
+     "user tasks run as when the server is root (default: nobody)", 0, 0},
+    {"task-network", OPT_BOOL, F(task_network), "off", "", "let tasks use the network", 0, 1},
+    {"task-memory", OPT_SIZE, F(task_memory), "256M", "BYTES",
+     "memory per task, files in its directory and /tmp included (0: none)", 0, 1e15},
+    {"task-cpu", OPT_LONG, F(task_cpu), "30", "SECONDS", "CPU time per task process (0: none)", 0,
+     1e7},
+    {"task-procs", OPT_LONG, F(task_procs), "64", "N",
+     "processes and threads at once per task (0: none)", 0, 1e6},
+    {"task-fsize", OPT_SIZE, F(task_fsize), "64M", "BYTES",
+     "largest file a task may write (0: none)", 0, 1e15},
+    {"task-nofile", OPT_LONG, F(task_nofile), "256", "N", "open files per task process (0: none)",
+     0, 1e6},
+    {"task-disk", OPT_SIZE, F(task_disk), "128M", "BYTES",
+     "private disk per task: its directory and /tmp (0: no separate limit)", 0, 1e15},
+    {"exec-helper", OPT_STR, F(exec_helper), "", "PATH",
+     "the sandbox's tasksolver-exec (default: next to the server binary)", 0, 0},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])
@@ -101,6 +123,17 @@ static int opt_set(config *c, const struct opt *o, const char *val, const char *
         *(char **)field = dup;
         return 0;
     }
+    if (o->type == OPT_BOOL) {
+        static const char *const yes[] = {"on", "yes", "true", "1"};
+        static const char *const no[] = {"off", "no", "false", "0"};
+        for (int i = 0; i < 4; i++)
+            if (strcasecmp(val, yes[i]) == 0 || strcasecmp(val, no[i]) == 0) {
+                *(int *)field = strcasecmp(val, yes[i]) == 0;
+                return 0;
+            }
+        *why = "not on or off";
+        return -EINVAL;
+    }
     if (o->type == OPT_SIZE) {
         if (parse_size(val, &v) < 0)
             goto fail_number;
@@ -121,7 +154,8 @@ static int opt_set(config *c, const struct opt *o, const char *val, const char *
     case OPT_LONG: *(long *)field = (long)v; break;
     case OPT_SIZE: *(size_t *)field = (size_t)v; break;
     case OPT_SECONDS: *(double *)field = v; break;
-    case OPT_STR: break;
+    case OPT_STR:
+    case OPT_BOOL: break;
     }
     return 0;
 
@@ -153,6 +187,8 @@ void config_destroy(config *c)
             free(*p);
             *p = NULL;
         }
+    free(c->config_file);
+    c->config_file = NULL;
 }
 
 static char *trim(char *s)
@@ -215,7 +251,8 @@ void config_usage(FILE *f)
                "options:\n");
     for (size_t i = 0; i < N_OPTS; i++) {
         char left[64];
-        snprintf(left, sizeof left, "--%s %s", opts[i].name, opts[i].meta);
+        snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].meta[0] ? " " : "",
+                 opts[i].meta);
         fprintf(f, "  %-26s %s", left, opts[i].help);
         if (opts[i].def[0])
             fprintf(f, " [%s]", opts[i].def);
@@ -237,10 +274,21 @@ int config_parse_args(config *c, int argc, char **argv)
             file = argv[i] + 9;
         if (file && config_load_file(c, file) < 0)
             return 2;
+        if (file) {
+            /* Kept (absolute) so that tasks can be kept from reading it. */
+            free(c->config_file);
+            if (!(c->config_file = realpath(file, NULL))) {
+                fprintf(stderr, "tasksolver: config %s: %s\n", file, strerror(errno));
+                return 2;
+            }
+        }
     }
     struct option lo[N_OPTS + 4];
     for (size_t i = 0; i < N_OPTS; i++)
-        lo[i] = (struct option){opts[i].name, required_argument, NULL, (int)(256 + i)};
+        lo[i] = (struct option){opts[i].name,
+                                opts[i].type == OPT_BOOL && !opts[i].meta[0] ? no_argument
+                                                                             : required_argument,
+                                NULL, (int)(256 + i)};
     lo[N_OPTS] = (struct option){"config", required_argument, NULL, 'c'};
     lo[N_OPTS + 1] = (struct option){"help", no_argument, NULL, 'h'};
     lo[N_OPTS + 2] = (struct option){"version", no_argument, NULL, 'V'};
@@ -267,7 +315,7 @@ int config_parse_args(config *c, int argc, char **argv)
         }
         const struct opt *o = &opts[ch - 256];
         const char *why;
-        if (opt_set(c, o, optarg, &why) < 0) {
+        if (opt_set(c, o, optarg ? optarg : "on", &why) < 0) {
             fprintf(stderr, "tasksolver: --%s: '%s' is %s\n", o->name, optarg, why);
             goto fail_usage;
         }

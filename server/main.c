@@ -14,6 +14,7 @@
 #include "api.h"
 #include "auth.h"
 #include "config.h"
+#include "confine.h"
 #include "log.h"
 #include "pool.h"
 #include "queue.h"
@@ -134,6 +135,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "tasksolver: work directory %s: %s\n", cfg.work_dir, strerror(-rc));
         goto fail_workdir;
     }
+    confine cf;
+    if (confine_start(&cf, &cfg) < 0)
+        goto fail_confine;
     /* Returns the mask of features initialised: 0 for the 0 asked here,
      * so it carries no error to check. */
     mg_init_library(0);
@@ -151,6 +155,7 @@ int main(int argc, char **argv)
     pool_config pc = {
         .workers = cfg.workers, .task_timeout = cfg.task_timeout, .max_output = cfg.max_output,
         .work_dir = cfg.work_dir, .python = cfg.python, .calc_command = NULL,
+        .sandbox = confine_sandbox(&cf),
     };
     rc = pool_start(&p, &pc, &q, &s);
     if (rc < 0) {
@@ -171,12 +176,14 @@ int main(int argc, char **argv)
         goto fail_http;
     }
     api a;
+    a.sandbox_json = cf.info_json;
     api_register(&a, ctx, &cfg, &q, &s);
     api_register_fallback(ctx);
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(ctx, 4, ports);
     log_notice("tasksolver %s listening on http://%s:%d with %d workers (work dir %s)", TS_VERSION,
              cfg.address, nports > 0 ? ports[0].port : cfg.port, cfg.workers, cfg.work_dir);
+    confine_log(&cf);
 
     int sig;
     while (sigwait(&sigs, &sig) != 0)
@@ -206,6 +213,8 @@ fail_queue:
     store_destroy(&s);
 fail_store:
     mg_exit_library();
+    confine_stop(&cf);
+fail_confine:
     if (created_dir)
         pool_rmtree(cfg.work_dir);
 fail_workdir:

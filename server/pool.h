@@ -20,6 +20,7 @@ typedef struct pool_config {
     const char *work_dir; /* existing directory for task directories */
     const char *python;
     const char *calc_command; /* for calc tasks: "PROGRAM ARGS" or NULL */
+    const struct sandbox *sandbox; /* NULL: tasks run unconfined; borrowed */
 } pool_config;
 
 typedef struct pool {
