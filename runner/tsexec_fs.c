@@ -232,7 +232,9 @@ int tsexec_fs_setup(tsexec_fs *fs, char *step, size_t stepsz)
         rc = fail(step, stepsz, "bind the task directory on", fs->dir);
         goto out;
     }
+    /* hidepid: the task does not see init (root, with our arguments). */
     if (fs->new_proc &&
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2") < 0 &&
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
         rc = fail(step, stepsz, "mount", "/proc");
         goto out;
