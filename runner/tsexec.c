@@ -62,6 +62,7 @@ typedef struct opts {
     int ncgroup;
     char *path;
     char **argv;
+    char **sh_argv; /* "/bin/sh" FILE ARGS..., FILE filled in at exec time */
 } opts;
 
 /* One line for the runner. */
@@ -190,6 +191,14 @@ static void parse(int argc, char **argv, opts *o)
     }
     o->path = argv[optind];
     o->argv = argv + optind + 1;
+    /* Made now: nothing is allocated once the address space is limited. */
+    int n = argc - optind;
+    if (o->sh && !(o->sh_argv = calloc((size_t)n + 2, sizeof *o->sh_argv)))
+        fail("memory", ENOMEM);
+    for (int i = 1; o->sh && o->argv[i - 1]; i++)
+        o->sh_argv[i + 1] = o->argv[i];
+    if (o->sh)
+        o->sh_argv[0] = "/bin/sh";
 }
 
 /* Writes text into a file that must exist (cgroup and /proc files). */
@@ -265,23 +274,13 @@ static void loopback_up(void)
 
 /* execve, then /bin/sh FILE ARGS for a file the kernel refused as
  * ENOEXEC (as execvp does) when asked. Returns only on failure. */
-static void exec_file(const char *file, char **argv, int sh)
+static void exec_file(const opts *o, const char *file)
 {
-    execve(file, argv, environ);
-    if (errno != ENOEXEC || !sh)
+    execve(file, o->argv, environ);
+    if (errno != ENOEXEC || !o->sh)
         return;
-    int argc = 0;
-    while (argv[argc])
-        argc++;
-    char **av = calloc((size_t)argc + 2, sizeof *av);
-    if (!av)
-        return;
-    av[0] = "/bin/sh";
-    av[1] = (char *)file;
-    for (int i = 1; i < argc; i++)
-        av[i + 1] = argv[i];
-    execve("/bin/sh", av, environ);
-    free(av);
+    o->sh_argv[1] = (char *)file;
+    execve("/bin/sh", o->sh_argv, environ);
     errno = ENOEXEC;
 }
 
@@ -289,7 +288,7 @@ static void exec_file(const char *file, char **argv, int sh)
 static void exec_program(const opts *o)
 {
     if (strchr(o->path, '/')) {
-        exec_file(o->path, o->argv, o->sh);
+        exec_file(o, o->path);
         return;
     }
     const char *path = getenv("PATH");
@@ -299,7 +298,7 @@ static void exec_program(const opts *o)
         char cand[PATH_MAX];
         int dl = (int)(end - p);
         snprintf(cand, sizeof cand, "%.*s/%s", dl ? dl : 1, dl ? p : ".", o->path);
-        exec_file(cand, o->argv, o->sh);
+        exec_file(o, cand);
         if (errno == EACCES)
             err = EACCES; /* as execvp: a later ENOENT does not hide it */
         else if (errno != ENOENT && errno != ENOTDIR)
@@ -330,6 +329,10 @@ __attribute__((noreturn)) static void run_task(const opts *o)
         fail("no_new_privs", errno);
     if (o->seccomp && (rc = tsexec_lock_seccomp()) < 0)
         fail("seccomp", -rc);
+    /* Last: from here on an allocation may fail (it does at once under
+     * AddressSanitizer), and nothing below allocates. */
+    if ((rc = tsexec_lock_address_space(o->lim.as)) < 0)
+        fail("rlimit as", -rc);
     exec_program(o);
     report("exec %d", errno);
     _exit(127);

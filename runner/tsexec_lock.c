@@ -36,10 +36,12 @@ int tsexec_lock_rlimits(const tsexec_limits *l, const char **what)
     *what = "nproc";
     if (l->nproc > 0 && (rc = set_limit(RLIMIT_NPROC, l->nproc, l->nproc)) < 0)
         return rc;
-    *what = "as";
-    if (l->as > 0 && (rc = set_limit(RLIMIT_AS, l->as, l->as)) < 0)
-        return rc;
     return 0;
+}
+
+int tsexec_lock_address_space(int64_t as)
+{
+    return as > 0 ? set_limit(RLIMIT_AS, as, as) : 0;
 }
 
 int tsexec_lock_user(uid_t uid, gid_t gid)

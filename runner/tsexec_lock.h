@@ -16,10 +16,14 @@ typedef struct tsexec_limits {
     int64_t as;     /* bytes of address space, where no cgroup limits memory */
 } tsexec_limits;
 
-/* Sets the limits, and always RLIMIT_CORE to 0 (a core file would land in
- * the task directory, or worse). Returns 0 or -errno with *what naming the
- * limit. */
+/* Sets the limits but `as`, and always RLIMIT_CORE to 0 (a core file
+ * would land in the task directory, or worse). Returns 0 or -errno with
+ * *what naming the limit. */
 int tsexec_lock_rlimits(const tsexec_limits *l, const char **what);
+
+/* Sets RLIMIT_AS (0: leaves it), to be called last before exec: later
+ * allocations may fail. Returns 0 or -errno. */
+int tsexec_lock_address_space(int64_t as);
 
 /* Drops every group and becomes uid/gid for good (real, effective and
  * saved), then checks that root cannot be regained. Returns 0 or -errno. */
