@@ -3,8 +3,8 @@
 
 #include <errno.h>
 #include <grp.h>
-#include <sched.h>
-#include <seccomp.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -54,94 +54,19 @@ int tsexec_lock_user(uid_t uid, gid_t gid)
     return 0;
 }
 
-/* System calls refused with EPERM. Names unknown to this libseccomp or
- * this architecture are skipped. */
-static const char *const denied[] = {
-    /* file systems and namespaces */
-    "mount",
-    "umount2",
-    "pivot_root",
-    "chroot",
-    "fsopen",
-    "fsmount",
-    "fsconfig",
-    "fspick",
-    "move_mount",
-    "open_tree",
-    "mount_setattr",
-    "unshare",
-    "setns",
-    "open_by_handle_at",
-    "name_to_handle_at",
-    /* other processes and the kernel */
-    "ptrace",
-    "process_vm_readv",
-    "process_vm_writev",
-    "kcmp",
-    "pidfd_getfd",
-    "init_module",
-    "finit_module",
-    "delete_module",
-    "kexec_load",
-    "kexec_file_load",
-    "bpf",
-    "perf_event_open",
-    "userfaultfd",
-    "lookup_dcookie",
-    "syslog",
-    "acct",
-    "quotactl",
-    "quotactl_fd",
-    "nfsservctl",
-    "uselib",
-    "vhangup",
-    "iopl",
-    "ioperm",
-    "fanotify_init",
-    /* keyrings, swap, power, clocks, names */
-    "keyctl",
-    "add_key",
-    "request_key",
-    "swapon",
-    "swapoff",
-    "reboot",
-    "settimeofday",
-    "clock_settime",
-    "clock_adjtime",
-    "adjtimex",
-    "sethostname",
-    "setdomainname",
-    /* io_uring runs work outside this filter's view */
-    "io_uring_setup",
-    "io_uring_enter",
-    "io_uring_register",
-};
-
-/* clone() flags that make new namespaces; clone3 passes its flags in
- * memory the filter cannot read, so it answers ENOSYS and libc falls back
- * to clone. */
-static const unsigned long ns_flags[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,   CLONE_NEWUSER,
-                                         CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP};
+/* The filter, made at build time by tsexec_filter_gen with libseccomp
+ * (see tsexec_filter_gen.c): building it per task took milliseconds. */
+#include "tsexec_filter.h"
 
 int tsexec_lock_seccomp(void)
 {
-    /* Also sets no_new_privs before loading (SCMP_FLTATR_CTL_NNP). */
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-    if (!ctx)
-        return -ENOMEM;
-    int rc = 0;
-    for (size_t i = 0; i < sizeof denied / sizeof denied[0] && rc == 0; i++) {
-        int nr = seccomp_syscall_resolve_name(denied[i]);
-        if (nr != __NR_SCMP_ERROR && nr >= 0)
-            rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
-    }
-    for (size_t i = 0; i < sizeof ns_flags / sizeof ns_flags[0] && rc == 0; i++)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
-                              SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
-    if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-    if (rc == 0)
-        rc = seccomp_load(ctx);
-    seccomp_release(ctx);
-    return rc < 0 ? rc : 0;
+    struct sock_fprog prog = {
+        .len = (unsigned short)(sizeof tsexec_filter / sizeof tsexec_filter[0]),
+        .filter = (struct sock_filter *)tsexec_filter,
+    };
+    /* Without no_new_privs the kernel refuses a filter from a process
+     * that is not root, and setuid programs could shed it. */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -errno;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0 ? -errno : 0;
 }

@@ -32,7 +32,8 @@ int tsexec_lock_user(uid_t uid, gid_t gid);
 /* Sets no_new_privs (setuid programs cannot raise privileges again) and
  * installs a filter that refuses, with EPERM, the system calls a task has
  * no business making: mounts, namespaces, ptrace, kernel modules, kexec,
- * BPF, perf, keyrings, swap, reboot, clock setting... Returns 0 or -errno. */
+ * BPF, perf, keyrings, swap, reboot, clock setting (the list is in
+ * tsexec_filter_gen.c). Returns 0 or -errno. */
 int tsexec_lock_seccomp(void);
 
 #endif
