@@ -319,6 +319,8 @@ class Confinement(SandboxCase):
         self.assertEqual(self.info["limits"]["cpu_seconds"], 10)
         self.assertEqual(self.info["limits"]["processes"], 16)
         self.assertEqual(self.info["network"], not self.info["namespaces"])
+        # Logged right after the listening line.
+        eventually(lambda: "start-up probe" not in "".join(self.srv.log))
         log = "".join(self.srv.log)
         self.assertIn("sandbox: tasks run as %s" % self.info["run_as"], log)
         for m in self.info["missing"]:
@@ -394,6 +396,7 @@ class Modes(unittest.TestCase):
             info = srv.request("GET", "/info")[2]["sandbox"]
             self.assertFalse(info["enabled"])
             self.assertIn("--sandbox off", info["warning"])
+            eventually(lambda: "--sandbox off: tasks run as" not in "".join(srv.log))
             self.assertIn("--sandbox off: tasks run as", "".join(srv.log))
             doc = srv.run("bin", "#!/bin/sh\nid -u\n")
             self.assertEqual(int(doc["result"]["stdout"]), os.geteuid())
