@@ -2,7 +2,9 @@
 """Per-task cost of the sandbox: a trivial task (/bin/true) with the sandbox
 on, on with --task-network (no network namespace), and off.
 
-  python3 bench/sandbox_overhead.py [--tasks 300] [--rounds 3] [--workers 2]
+  python3 bench/sandbox_overhead.py [--tasks 300] [--rounds 3] [--workers 2] [--python]
+
+(--python: the task is the Python program "pass" instead of /bin/true.)
 
 Reports, per mode, the median server-side run time of a task run alone
 (meta.run_ms: spawn to reaped), the median latency seen by a client
@@ -32,12 +34,12 @@ MODES = {
 }
 
 
-def one_by_one(srv, exe, n):
+def one_by_one(srv, task, n):
     """Median run_ms and client latency (ms) of n tasks run one at a time."""
     run, lat = [], []
     for _ in range(n):
         t0 = time.perf_counter()
-        doc = srv.run("bin", exe)
+        doc = srv.run(*task)
         lat.append((time.perf_counter() - t0) * 1e3)
         if doc["status"] != "SUCCESS":
             raise SystemExit("task failed: %s" % json.dumps(doc)[:400])
@@ -52,10 +54,10 @@ def cpu_ms(pid):
     return sum(int(v) for v in fields[11:15]) * 1000.0 / os.sysconf("SC_CLK_TCK")
 
 
-def burst(srv, exe, n, clients=8):
+def burst(srv, task, n, clients=8):
     """Tasks per second for n tasks submitted by several clients at once."""
     ids, lock = [], threading.Lock()
-    payload = {"type": "bin", "file": base64.b64encode(exe).decode()}
+    payload = {"type": task[0], "file": base64.b64encode(task[1]).decode()}
 
     def submit(k):
         for _ in range(k):
@@ -84,17 +86,24 @@ def main():
     ap.add_argument("--tasks", type=int, default=300, help="tasks per measurement")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--python", action="store_true", help="run the Python program 'pass'")
     a = ap.parse_args()
-    with open("/bin/true", "rb") as f:
-        exe = f.read()
+    if a.python:
+        task = ("python", b"pass\n")
+    else:
+        with open("/bin/true", "rb") as f:
+            task = ("bin", f.read())
     res = {m: {"run": [], "lat": [], "rate": [], "cpu": []} for m in MODES}
     for r in range(a.rounds):
         for mode, extra in MODES.items():
-            srv = Server("--workers", str(a.workers), "--log-level", "warn", *extra)
+            # The same interpreter in every mode: without the sandbox "python3"
+            # is looked up in the server's PATH, in it in the task's.
+            srv = Server("--workers", str(a.workers), "--log-level", "warn",
+                         "--python", "/usr/bin/python3", *extra)
             try:
-                srv.run("bin", exe)  # warm-up
-                run, lat = one_by_one(srv, exe, a.tasks // 3)
-                rate, cpu = burst(srv, exe, a.tasks)
+                srv.run(*task)  # warm-up
+                run, lat = one_by_one(srv, task, a.tasks // 3)
+                rate, cpu = burst(srv, task, a.tasks)
             finally:
                 srv.stop()
             res[mode]["run"].append(run)

@@ -45,9 +45,10 @@ typedef struct runner_opts {
  * the session, directory and environment the program would have had, with
  * the same fds 0-2 plus fd 3: the write end of a report pipe (every other
  * fd is closed). The wrapper runs PATH itself (sh_fallback is then its
- * business) and ends as the program ended: same exit code, or killed by the
- * same signal. Once it has exited, the runner reads the lines it wrote to
- * fd 3:
+ * business; a PATH without '/' is looked up in the PATH of envp, the
+ * program's own, where runner_spawn uses the caller's) and ends as the
+ * program ended: same exit code, or killed by the same signal. Once it
+ * has exited, the runner reads the lines it wrote to fd 3:
  *   "exec ERRNO"        the program could not be executed: spawn_errno;
  *   "fail TEXT"         the wrapper could not prepare the run: wrapper_error;
  *   "limit NAME VALUE"  the program hit a resource limit (NAME as in
