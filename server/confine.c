@@ -199,7 +199,8 @@ void confine_log(const confine *cf)
     char line[1024];
     sandbox_summary(&cf->sb, line, sizeof line);
     log_notice("%s", line);
-    for (int i = 0; cf->hidden && cf->hidden[i]; i++)
+    /* Hiding takes a mount namespace. */
+    for (int i = 0; cf->sb.ns && cf->hidden && cf->hidden[i]; i++)
         log_info("sandbox: tasks cannot see %s", cf->hidden[i]);
     for (int i = 0; i < cf->sb.nnotes; i++)
         log_warn("sandbox: not available: %s", cf->sb.notes[i]);
