@@ -337,7 +337,8 @@ static int h_fallback(struct mg_connection *c, void *cbdata)
     const struct mg_request_info *ri = mg_get_request_info(c);
     return http_send_error(c, 404, NULL, NULL,
                            "no route %s %s; routes: POST /create_task, GET /get_status, "
-                           "GET /get_task_count, GET /stream, GET /info",
+                           "GET /get_task_count, GET /stream, GET /info, POST /submit, "
+                           "GET /job/ID, GET /jobs, POST /worker, GET /workers, POST /compute",
                            ri->request_method, ri->local_uri);
 }
 

@@ -10,8 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
-/* OPT_BOOL: on/off, yes/no, true/false, 1/0; on the command line it takes
- * that word, or, for a row whose meta is "", nothing (a flag that sets it). */
+/* OPT_BOOL: an int set to 0 or 1 from yes/no, true/false, on/off, 1/0. On
+ * the command line a row whose meta is "" is a flag (--flag means yes,
+ * --flag=no); one with a meta takes the word as its argument (--sandbox off). */
 enum opt_type { OPT_INT, OPT_LONG, OPT_SIZE, OPT_SECONDS, OPT_STR, OPT_BOOL };
 
 struct opt {
@@ -51,6 +52,26 @@ static const struct opt opts[] = {
      3600},
     {"shutdown-grace", OPT_SECONDS, F(shutdown_grace), "10", "SECONDS",
      "on SIGTERM, time running tasks get to finish before they are killed", 0, 3600},
+    {"join", OPT_STR, F(join), "", "URL",
+     "announce this node to the master at URL (e.g. http://10.0.0.1:8080)", 0, 0},
+    {"name", OPT_STR, F(name), "", "NAME", "node name given to the master (default HOST:PORT)", 0,
+     0},
+    {"advertise", OPT_STR, F(advertise), "", "URL",
+     "URL the master calls this node on (default http://ADDRESS:PORT)", 0, 0},
+    {"slots", OPT_INT, F(slots), "1", "N", "operations this node takes at once (announced)", 1,
+     1024},
+    {"announce-interval", OPT_SECONDS, F(announce_interval), "10", "SECONDS",
+     "how often a joined node announces itself again", 0.05, 3600},
+    {"compute-local", OPT_BOOL, F(compute_local), "no", "",
+     "compute arithmetic jobs in this process while no worker node has registered", 0, 1},
+    {"op-timeout", OPT_SECONDS, F(op_timeout), "10", "SECONDS",
+     "time a worker node gets for one operation", 0.01, 3600},
+    {"op-attempts", OPT_INT, F(op_attempts), "10", "N",
+     "failed worker requests an operation survives before its job fails", 1, 1000},
+    {"max-jobs", OPT_LONG, F(max_jobs), "10000", "N",
+     "arithmetic jobs kept; the oldest finished ones are dropped", 100, 1e9},
+    {"compute-delay-ms", OPT_INT, F(compute_delay_ms), "0", "MS",
+     "for demos and tests: delay every /compute answer by MS milliseconds", 0, 600000},
     {"log-level", OPT_STR, F(log_level), "info", "LEVEL", "error, warn, info or debug", 0, 0},
     {"auth-token-file", OPT_STR, F(auth_token_file), "", "FILE",
      "require 'Authorization: Bearer TOKEN' on every request, TOKEN read from FILE", 0, 0},
@@ -124,14 +145,15 @@ static int opt_set(config *c, const struct opt *o, const char *val, const char *
         return 0;
     }
     if (o->type == OPT_BOOL) {
-        static const char *const yes[] = {"on", "yes", "true", "1"};
-        static const char *const no[] = {"off", "no", "false", "0"};
-        for (int i = 0; i < 4; i++)
+        static const char *const yes[] = {"yes", "true", "on", "1"};
+        static const char *const no[] = {"no", "false", "off", "0"};
+        for (size_t i = 0; i < 4; i++) {
             if (strcasecmp(val, yes[i]) == 0 || strcasecmp(val, no[i]) == 0) {
                 *(int *)field = strcasecmp(val, yes[i]) == 0;
                 return 0;
             }
-        *why = "not on or off";
+        }
+        *why = "not yes or no";
         return -EINVAL;
     }
     if (o->type == OPT_SIZE) {
@@ -286,8 +308,9 @@ int config_parse_args(config *c, int argc, char **argv)
     struct option lo[N_OPTS + 4];
     for (size_t i = 0; i < N_OPTS; i++)
         lo[i] = (struct option){opts[i].name,
-                                opts[i].type == OPT_BOOL && !opts[i].meta[0] ? no_argument
-                                                                             : required_argument,
+                                opts[i].type != OPT_BOOL ? required_argument
+                                : opts[i].meta[0]        ? required_argument
+                                                         : optional_argument,
                                 NULL, (int)(256 + i)};
     lo[N_OPTS] = (struct option){"config", required_argument, NULL, 'c'};
     lo[N_OPTS + 1] = (struct option){"help", no_argument, NULL, 'h'};
@@ -315,8 +338,9 @@ int config_parse_args(config *c, int argc, char **argv)
         }
         const struct opt *o = &opts[ch - 256];
         const char *why;
-        if (opt_set(c, o, optarg ? optarg : "on", &why) < 0) {
-            fprintf(stderr, "tasksolver: --%s: '%s' is %s\n", o->name, optarg, why);
+        const char *val = optarg ? optarg : "yes"; /* a bare boolean flag */
+        if (opt_set(c, o, val, &why) < 0) {
+            fprintf(stderr, "tasksolver: --%s: '%s' is %s\n", o->name, val, why);
             goto fail_usage;
         }
     }

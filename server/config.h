@@ -29,6 +29,17 @@ typedef struct config {
     long max_finished;     /* finished tasks kept before the oldest are evicted */
     long max_queue;        /* -1: unbounded */
     int reject_status;     /* 429 or 403 when the queue is full */
+    /* cluster: arithmetic jobs, worker nodes */
+    char *join;             /* master URL to announce to; "" for none */
+    char *name;             /* node name; "": HOSTNAME:PORT */
+    char *advertise;        /* URL the master calls back; "": derived */
+    int slots;              /* operations taken at once, as announced */
+    double announce_interval; /* seconds */
+    int compute_local;      /* compute jobs here while no node is registered */
+    double op_timeout;      /* seconds per operation request */
+    int op_attempts;        /* node failures an operation survives */
+    long max_jobs;          /* jobs kept */
+    int compute_delay_ms;   /* demos and tests: slow down /compute */
     /* misc */
     char *log_level;
     char *auth_token_file; /* empty: no authentication */

@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "cluster.h"
 #include "config.h"
 #include "confine.h"
 #include "log.h"
@@ -178,11 +179,18 @@ int main(int argc, char **argv)
     api a;
     a.sandbox_json = cf.info_json;
     api_register(&a, ctx, &cfg, &q, &s);
-    api_register_fallback(ctx);
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(ctx, 4, ports);
+    int port = nports > 0 ? ports[0].port : cfg.port;
+    cluster cl;
+    if (cluster_start(&cl, ctx, &cfg, port, au.token) < 0) {
+        mg_stop(ctx);
+        cluster_stop(&cl);
+        goto fail_http;
+    }
+    api_register_fallback(ctx);
     log_notice("tasksolver %s listening on http://%s:%d with %d workers (work dir %s)", TS_VERSION,
-             cfg.address, nports > 0 ? ports[0].port : cfg.port, cfg.workers, cfg.work_dir);
+             cfg.address, port, cfg.workers, cfg.work_dir);
     confine_log(&cf);
 
     int sig;
@@ -197,6 +205,7 @@ int main(int argc, char **argv)
     pool_join(&p);
     store_close(&s);
     mg_stop(ctx);
+    cluster_stop(&cl);
     auth_destroy(&au);
     exit_code = 0;
     goto done;

@@ -1,0 +1,24 @@
+/* jsonscan: finds the raw text of a member of a JSON object.
+ *
+ * cJSON keeps numbers only as doubles, so 9007199254740993 comes out as
+ * 9007199254740992. Where exact numbers matter (arithmetic jobs), the raw
+ * text of the number is taken from the document with this scanner and
+ * parsed exactly. It walks the document without recursion and without
+ * allocating; it does not validate everything (validate with cJSON first
+ * when that matters) but never reads outside the given bytes. */
+#ifndef TS_JSONSCAN_H
+#define TS_JSONSCAN_H
+
+#include <stddef.h>
+
+/* Finds the member named `key` of the top-level object in the len bytes at
+ * s (no NUL needed). Member names are compared after decoding their escapes
+ * ("op\u0031" is "op1"); the first match wins, as with
+ * cJSON_GetObjectItemCaseSensitive. On success sets *val to the start of
+ * the value's text and *vlen to its length (a string keeps its quotes, an
+ * object or array its brackets) and returns 0. Returns -ENOENT if the
+ * object has no such member, -EINVAL if the text is not a JSON object
+ * (then nothing is set). */
+int jsonscan_member(const char *s, size_t len, const char *key, const char **val, size_t *vlen);
+
+#endif

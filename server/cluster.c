@@ -1,0 +1,108 @@
+/* cluster: see cluster.h. */
+#include "cluster.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Starts the announce thread with the defaults of config.h filled in. */
+static int cluster_join(cluster *cl, const config *cfg, int port, const char *token)
+{
+    char name[REGISTRY_NAME_MAX], url[REGISTRY_URL_MAX];
+    if (cfg->name[0]) {
+        snprintf(name, sizeof name, "%s", cfg->name);
+    } else {
+        char host[64] = "node";
+        gethostname(host, sizeof host - 1);
+        snprintf(name, sizeof name, "%s:%d", host, port);
+    }
+    const char *adv = NULL;
+    if (cfg->advertise[0]) {
+        adv = cfg->advertise;
+    } else if (strcmp(cfg->address, "0.0.0.0") != 0) {
+        snprintf(url, sizeof url, "http://%s:%d", cfg->address, port);
+        adv = url;
+    }
+    join_config jc = {.master = cfg->join,
+                      .name = name,
+                      .url = adv,
+                      .port = port,
+                      .slots = cfg->slots,
+                      .interval = cfg->announce_interval,
+                      .token = token};
+    int rc = join_start(&cl->join, &jc);
+    if (rc < 0) {
+        log_error("cannot start announcing to %s: %s", cfg->join, strerror(-rc));
+        return rc;
+    }
+    log_notice("joining %s as %s, called back on %s", cfg->join, name,
+               adv ? adv : "the announce's source address");
+    cl->joined = 1;
+    return 0;
+}
+
+static int cluster_is_url(const char *s)
+{
+    return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
+}
+
+int cluster_start(cluster *cl, struct mg_context *ctx, const config *cfg, int port,
+                  const char *token)
+{
+    memset(cl, 0, sizeof *cl);
+    if (cfg->join[0] && !cluster_is_url(cfg->join)) {
+        log_error("--join needs a URL like http://MASTER:8080, not '%s'", cfg->join);
+        return -EINVAL;
+    }
+    if (cfg->advertise[0] && !cluster_is_url(cfg->advertise)) {
+        log_error("--advertise needs a URL like http://HOST:PORT, not '%s'", cfg->advertise);
+        return -EINVAL;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        log_error("cannot initialise libcurl");
+        return -ENOMEM;
+    }
+    cl->curl_ok = 1;
+    int rc = registry_init(&cl->reg);
+    if (rc < 0)
+        goto fail;
+    cl->reg_ok = 1;
+    if ((rc = jobs_init(&cl->jobs, cfg->max_jobs)) < 0)
+        goto fail;
+    cl->jobs_ok = 1;
+    dispatch_config dc = {.op_timeout = cfg->op_timeout,
+                          .max_attempts = cfg->op_attempts,
+                          .compute_local = cfg->compute_local,
+                          .token = token};
+    if ((rc = dispatch_start(&cl->disp, &dc, &cl->jobs, &cl->reg)) < 0)
+        goto fail;
+    cl->disp_ok = 1;
+    cluster_api_register(&cl->api, ctx, cfg, &cl->jobs, &cl->reg, &cl->disp);
+    if (cfg->join[0])
+        return cluster_join(cl, cfg, port, token);
+    return 0;
+
+fail:
+    log_error("cannot start the cluster services: %s", strerror(-rc));
+    return rc;
+}
+
+void cluster_stop(cluster *cl)
+{
+    if (cl->joined)
+        join_stop(&cl->join);
+    if (cl->disp_ok)
+        dispatch_stop(&cl->disp);
+    if (cl->jobs_ok)
+        jobs_destroy(&cl->jobs);
+    if (cl->reg_ok)
+        registry_destroy(&cl->reg);
+    if (cl->curl_ok)
+        curl_global_cleanup();
+    memset(cl, 0, sizeof *cl);
+}

@@ -1,0 +1,35 @@
+/* cluster_api: the HTTP routes of arithmetic jobs and worker nodes.
+ *
+ * Master side: POST /submit {"task": EXPR} -> {"job_id", "finished"};
+ * GET /job/ID; GET /jobs (the 100 newest, newest first); POST /worker
+ * {"worker_name", "url"?, "port"?, "slots"?} (idempotent by name);
+ * GET /workers. Worker side: POST /compute (compute.h).
+ *
+ * Handlers never wait on worker nodes: they change the job table or the
+ * registry and wake the dispatcher. */
+#ifndef TS_CLUSTER_API_H
+#define TS_CLUSTER_API_H
+
+#include <civetweb.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "jobs.h"
+#include "registry.h"
+
+/* Jobs listed by GET /jobs. */
+#define CLUSTER_API_LIST 100
+
+typedef struct cluster_api {
+    const config *cfg;
+    jobs *jobs;
+    registry *reg;
+    dispatch *disp;
+} cluster_api;
+
+/* Fills a and registers its routes on ctx (before the JSON 404 fallback).
+ * Everything is borrowed and must outlive the HTTP server. */
+void cluster_api_register(cluster_api *a, struct mg_context *ctx, const config *cfg, jobs *j,
+                          registry *r, dispatch *d);
+
+#endif

@@ -1,0 +1,107 @@
+/* Unit tests for jsonscan: raw member text, skipping of nested values,
+ * escaped names, duplicates and malformed documents. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "jsonscan.h"
+
+/* Returns the raw value of key in doc as a static string, or NULL with
+ * *rc set. */
+static const char *member(const char *doc, const char *key, int *rc)
+{
+    static char out[256];
+    const char *v;
+    size_t n;
+    *rc = jsonscan_member(doc, strlen(doc), key, &v, &n);
+    if (*rc < 0)
+        return NULL;
+    assert_true(n < sizeof out);
+    memcpy(out, v, n);
+    out[n] = '\0';
+    return out;
+}
+
+static void numbers_keep_their_text(void **state)
+{
+    int rc;
+    const char *doc = "{\"op1\": 9007199254740993, \"op2\":-1.50e+3 }";
+    assert_string_equal(member(doc, "op1", &rc), "9007199254740993");
+    assert_string_equal(member(doc, "op2", &rc), "-1.50e+3");
+    assert_null(member(doc, "op3", &rc));
+    assert_int_equal(rc, -ENOENT);
+}
+
+static void nested_values_and_strings_are_skipped(void **state)
+{
+    int rc;
+    const char *doc = "{\"a\": {\"op1\": 1, \"s\": \"}\\\"{\"}, \"b\": [1, [2, {\"x\": \"]\"}]],"
+                      " \"c\": \"op1\", \"op1\": 42}";
+    assert_string_equal(member(doc, "op1", &rc), "42");
+    assert_string_equal(member(doc, "a", &rc), "{\"op1\": 1, \"s\": \"}\\\"{\"}");
+    assert_string_equal(member(doc, "c", &rc), "\"op1\"");
+    assert_string_equal(member("{\"k\":true,\"n\":null}", "n", &rc), "null");
+}
+
+static void names_are_compared_unescaped(void **state)
+{
+    int rc;
+    assert_string_equal(member("{\"op\\u0031\": 5}", "op1", &rc), "5");
+    assert_string_equal(member("{\"a\\\"b\": 6}", "a\"b", &rc), "6");
+    assert_string_equal(member("{\"\\u00e9\": 7}", "\xc3\xa9", &rc), "7");
+    assert_string_equal(member("{\"\\ud83d\\ude00\": 8}", "\xf0\x9f\x98\x80", &rc), "8");
+    assert_null(member("{\"op\\u0032\": 5}", "op1", &rc));
+    assert_null(member("{\"op1x\": 5}", "op1", &rc));
+    assert_null(member("{\"op\": 5}", "op1", &rc));
+}
+
+static void first_duplicate_wins(void **state)
+{
+    int rc;
+    assert_string_equal(member("{\"x\": 1, \"x\": 2}", "x", &rc), "1");
+}
+
+static void malformed_documents(void **state)
+{
+    int rc;
+    const char *bad[] = {"",
+                         "[1]",
+                         "{",
+                         "{\"a\"",
+                         "{\"a\":",
+                         "{\"a\": 1 \"b\": 2}",
+                         "{\"a\": \"x",
+                         "{\"a\": [1, 2",
+                         "{a: 1}",
+                         "{\"a\": }"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_null(member(bad[i], "b", &rc));
+        assert_int_equal(rc, -EINVAL);
+    }
+    assert_null(member("{}", "a", &rc));
+    assert_int_equal(rc, -ENOENT);
+    /* Found before the damage: fine (validate with cJSON first). */
+    assert_string_equal(member("{\"a\": 1, oops", "a", &rc), "1");
+    /* Lengths are respected: no NUL needed, none read past. */
+    const char doc[] = {'{', '"', 'a', '"', ':', '1', '2'};
+    const char *v;
+    size_t n;
+    assert_int_equal(jsonscan_member(doc, sizeof doc, "a", &v, &n), 0);
+    assert_int_equal(n, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(numbers_keep_their_text),
+        cmocka_unit_test(nested_values_and_strings_are_skipped),
+        cmocka_unit_test(names_are_compared_unescaped),
+        cmocka_unit_test(first_duplicate_wins),
+        cmocka_unit_test(malformed_documents),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
