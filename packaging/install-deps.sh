@@ -6,5 +6,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
     build-essential cmake pkg-config python3 ca-certificates \
-    libcivetweb-dev libcjson-dev uuid-dev libbsd-dev libcurl4-openssl-dev \
+    libcivetweb-dev libcjson-dev uuid-dev libbsd-dev libcurl4-openssl-dev libsqlite3-dev \
     libcmocka-dev clang libclang-rt-14-dev libseccomp-dev

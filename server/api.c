@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "journal.h"
 #include "jsonw.h"
 #include "live.h"
 #include "log.h"
@@ -72,6 +73,12 @@ static int h_create(struct mg_connection *c, void *cbdata)
     task *t = task_new(req.type, req.file, req.file_len, req.args, req.argc);
     if (!t)
         return http_send_error(c, 503, NULL, NULL, "out of memory");
+    /* On disk before anyone can see it, let alone get its id. */
+    if (a->journal && (rc = journal_add(a->journal, t)) < 0) {
+        task_unref(t);
+        return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
+                               "could not record the task in the journal: %s", strerror(-rc));
+    }
     store_add(a->s, t);
     log_info("task %s %s WAIT", t->id_str, task_type_name(t->type));
     rc = queue_push(a->q, t);
@@ -79,6 +86,8 @@ static int h_create(struct mg_connection *c, void *cbdata)
         log_info("task %s refused: %s", t->id_str,
                  rc == -ESHUTDOWN ? "shutting down" : "at capacity");
         store_remove(a->s, t);
+        if (a->journal)
+            journal_forget(a->journal, t);
         task_unref(t);
         if (rc == -ESHUTDOWN)
             return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
@@ -103,8 +112,8 @@ static void put_time(buf *b, const char *key, int64_t us)
 
 int api_status_json(buf *b, const task *t, const task_view *v)
 {
-    buf_printf(b, "{\"id\":\"%s\",\"type\":\"%s\",\"status\":\"%s\",\"meta\":{", t->id_str,
-               task_type_name(t->type), task_status_name(v->status));
+    buf_printf(b, "{\"id\":\"%s\",\"type\":\"%s\",\"status\":\"%s\",\"attempts\":%d,\"meta\":{",
+               t->id_str, task_type_name(t->type), task_status_name(v->status), v->attempts);
     char ts[TIMEFMT_LEN];
     buf_printf(b, "\"created_at\":\"%s\"", time_fmt_utc(t->created_us, ts));
     if (v->status != TASK_WAIT)

@@ -15,8 +15,11 @@
 #include "queue.h"
 #include "store.h"
 
+struct journal;
+
 typedef struct api {
     const config *cfg;
+    struct journal *journal; /* set before api_register, or NULL: memory only */
     queue *q;
     store *s;
     atomic_int waiters;   /* long polls in progress */

@@ -40,6 +40,10 @@ typedef struct config {
     int op_attempts;        /* node failures an operation survives */
     long max_jobs;          /* jobs kept */
     int compute_delay_ms;   /* demos and tests: slow down /compute */
+    /* durability */
+    char *data_dir;   /* journal directory; empty: tasks live in memory only */
+    char *on_restart; /* "requeue" or "fail": tasks found RUNNING at start-up */
+    char *data_sync;  /* "full" (fsync each commit) or "normal" */
     /* misc */
     char *log_level;
     char *auth_token_file; /* empty: no authentication */

@@ -99,6 +99,26 @@ static void hide_file(hide_list *h, const char *file)
     free(dir);
 }
 
+/* Hides a directory of the server's (the journal's, the work directory),
+ * which may not exist yet: the helper covers it if it does by then. */
+static void hide_dir(hide_list *h, const char *dir)
+{
+    if (!dir || !dir[0])
+        return;
+    char *path = realpath(dir, NULL), cwd[PATH_MAX];
+    if (!path && dir[0] != '/' && getcwd(cwd, sizeof cwd) && asprintf(&path, "%s/%s", cwd, dir) < 0)
+        path = NULL;
+    if (!path)
+        path = strdup(dir);
+    int shared = 0;
+    for (size_t i = 0; path && i < sizeof shared_dirs / sizeof shared_dirs[0]; i++)
+        shared |= strcmp(path, shared_dirs[i]) == 0;
+    if (path && !shared)
+        hide_add(h, path);
+    else
+        free(path);
+}
+
 /* tasksolver-exec next to our own executable. Returns malloc'ed. */
 static char *default_helper(void)
 {
@@ -138,9 +158,8 @@ int confine_start(confine *cf, const config *c)
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     self[n > 0 ? n : 0] = '\0';
-    hide_add(&h, realpath(c->work_dir, NULL) ?: strdup(c->work_dir));
-    /* The journal's data directory goes here too once the server has one:
-     * hide_file(&h, <a file in c->data_dir>) or hide_add(&h, data dir). */
+    hide_dir(&h, c->work_dir);
+    hide_dir(&h, c->data_dir);
     hide_file(&h, c->config_file);
     hide_file(&h, c->auth_token_file);
     hide_file(&h, self);

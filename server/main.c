@@ -16,6 +16,7 @@
 #include "cluster.h"
 #include "config.h"
 #include "confine.h"
+#include "journal.h"
 #include "log.h"
 #include "pool.h"
 #include "queue.h"
@@ -76,6 +77,30 @@ static struct mg_context *start_http(const config *c, auth *au, char *err, size_
     return mg_start2(&init, &error);
 }
 
+/* Opens the journal of --data-dir and loads it into s. Returns 0 (*out
+ * NULL without --data-dir) or -1 after printing why. */
+static int open_journal(const config *c, store *s, journal **out, journal_restored *n)
+{
+    *out = NULL;
+    if (!c->data_dir[0])
+        return 0;
+    journal_config jc = {.dir = c->data_dir,
+                         .sync_full = strcmp(c->data_sync, "full") == 0,
+                         .fail_running = strcmp(c->on_restart, "fail") == 0};
+    char err[512];
+    int rc = journal_open(out, &jc, err, sizeof err);
+    if (rc == 0 && (rc = journal_restore(*out, s, c->max_finished, n, err, sizeof err)) == 0 &&
+        (rc = journal_start(*out, s)) < 0)
+        snprintf(err, sizeof err, "cannot start the journal: %s", strerror(-rc));
+    if (rc < 0) {
+        fprintf(stderr, "tasksolver: %s\n", err);
+        journal_close(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 /* Waits up to the grace period for running tasks, then kills them. */
 static void drain_running(store *s, pool *p, double grace, sigset_t *sigs)
 {
@@ -129,6 +154,14 @@ int main(int argc, char **argv)
         config_destroy(&cfg);
         return 2;
     }
+    if ((strcmp(cfg.on_restart, "requeue") && strcmp(cfg.on_restart, "fail")) ||
+        (strcmp(cfg.data_sync, "full") && strcmp(cfg.data_sync, "normal"))) {
+        fprintf(stderr, "tasksolver: --on-restart must be requeue or fail, "
+                        "--data-sync full or normal\n");
+        config_usage(stderr);
+        config_destroy(&cfg);
+        return 2;
+    }
 
     int exit_code = 1, created_dir = 0;
     rc = prepare_work_dir(&cfg, &created_dir);
@@ -152,10 +185,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "tasksolver: %s\n", strerror(-rc));
         goto fail_queue;
     }
+    journal *jr;
+    journal_restored jn;
+    if (open_journal(&cfg, &s, &jr, &jn) < 0)
+        goto fail_journal;
     pool p;
     pool_config pc = {
         .workers = cfg.workers, .task_timeout = cfg.task_timeout, .max_output = cfg.max_output,
-        .work_dir = cfg.work_dir, .python = cfg.python, .calc_command = NULL,
+        .work_dir = cfg.work_dir, .python = cfg.python, .calc_command = NULL, .journal = jr,
         .sandbox = confine_sandbox(&cf),
     };
     rc = pool_start(&p, &pc, &q, &s);
@@ -176,8 +213,7 @@ int main(int argc, char **argv)
                 err[0] ? err : "unknown error");
         goto fail_http;
     }
-    api a;
-    a.sandbox_json = cf.info_json;
+    api a = {.journal = jr, .sandbox_json = cf.info_json};
     api_register(&a, ctx, &cfg, &q, &s);
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(ctx, 4, ports);
@@ -188,9 +224,18 @@ int main(int argc, char **argv)
         cluster_stop(&cl);
         goto fail_http;
     }
+    /* Only now that the server is sure to start: one that fails to would
+     * cancel what it ran on its way out. */
+    if (jr)
+        journal_queue_restored(jr, &q);
     api_register_fallback(ctx);
     log_notice("tasksolver %s listening on http://%s:%d with %d workers (work dir %s)", TS_VERSION,
              cfg.address, port, cfg.workers, cfg.work_dir);
+    if (jr)
+        log_notice("journal %s/tasks.db: %ld finished, %ld waiting (%ld were running: %ld "
+                   "requeued, %ld failed), %ld old ones dropped",
+                   cfg.data_dir, jn.finished, jn.waiting, jn.requeued + jn.interrupted,
+                   jn.requeued, jn.interrupted, jn.dropped);
     confine_log(&cf);
 
     int sig;
@@ -199,7 +244,9 @@ int main(int argc, char **argv)
     log_notice("received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     api_stop_accepting(&a);
     long dropped = queue_close(&q);
-    if (dropped > 0)
+    if (dropped > 0 && jr)
+        log_notice("%ld waiting tasks stay in the journal for the next start", dropped);
+    else if (dropped > 0)
         log_warn("%ld waiting tasks will not run", dropped);
     drain_running(&s, &p, cfg.shutdown_grace, &sigs);
     pool_join(&p);
@@ -217,6 +264,10 @@ fail_http:
     pool_join(&p);
 done:
 fail_pool:
+    /* After the HTTP server and the workers: they write through it, and
+     * it publishes results in the store until its last commit. */
+    journal_close(jr);
+fail_journal:
     queue_destroy(&q);
 fail_queue:
     store_destroy(&s);

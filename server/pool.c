@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "live.h"
 #include "log.h"
 #include "runner.h"
@@ -130,13 +131,29 @@ static enum task_status take_result(task *t, runner_result *r, const runner_limi
     return TASK_ERROR;
 }
 
+/* Publishes the end of t: through the journal, which makes it durable
+ * first, or straight into the store. */
+static void finish(pool *p, task *t, enum task_status st)
+{
+    if (log_enabled(LOG_INFO)) {
+        int64_t ms = (time_now_us() - t->started_us) / 1000;
+        log_info("task %s %s %s %lld ms%s%s", t->id_str, task_type_name(t->type),
+                 task_status_name(st), (long long)ms, t->error ? ": " : "",
+                 t->error ? t->error : "");
+    }
+    if (p->cfg.journal)
+        journal_finished(p->cfg.journal, t, st);
+    else
+        store_mark_finished(p->s, t, st);
+}
+
 /* Ends t as ERROR with "WHAT: strerror(err)". */
 static void fail_task(pool *p, task *t, const char *what, int err)
 {
     char msg[256];
     snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
     t->error = strdup(msg);
-    store_mark_finished(p->s, t, TASK_ERROR);
+    finish(p, t, TASK_ERROR);
 }
 
 /* Runner callback: stdout goes to the task's live buffer as it is read. */
@@ -174,6 +191,10 @@ static void run_task(pool *p, task *t)
     live *lv = live_new(p->cfg.max_output);
     store_mark_running(p->s, t, lv);
     log_info("task %s %s RUNNING", t->id_str, task_type_name(t->type));
+    /* Durable before the program runs, so that a crash is seen as one
+     * (requeue counts the attempt; fail never runs the task twice). */
+    if (p->cfg.journal)
+        journal_started(p->cfg.journal, t);
 
     snprintf(dir, sizeof dir, "%s/task-XXXXXX", p->cfg.work_dir);
     if (!mkdtemp(dir)) {
@@ -236,7 +257,7 @@ static void run_task(pool *p, task *t)
     }
     enum task_status st = take_result(t, &r, &l);
     runner_result_destroy(&r);
-    store_mark_finished(p->s, t, st);
+    finish(p, t, st);
 
 cleanup_dir:
     rc = pool_rmtree(dir);
@@ -244,12 +265,6 @@ cleanup_dir:
         log_warn("task %s: could not remove %s: %s", t->id_str, dir, strerror(-rc));
 done:
     live_unref(lv);
-    if (log_enabled(LOG_INFO)) {
-        int64_t ms = (t->finished_us - t->started_us) / 1000;
-        log_info("task %s %s %s %lld ms%s%s", t->id_str, task_type_name(t->type),
-                 task_status_name(t->status), (long long)ms, t->error ? ": " : "",
-                 t->error ? t->error : "");
-    }
 }
 
 static void *worker_main(void *arg)

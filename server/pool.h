@@ -13,6 +13,8 @@
 #include "queue.h"
 #include "store.h"
 
+struct journal;
+
 typedef struct pool_config {
     int workers;
     double task_timeout;  /* seconds; 0: none */
@@ -20,6 +22,7 @@ typedef struct pool_config {
     const char *work_dir; /* existing directory for task directories */
     const char *python;
     const char *calc_command; /* for calc tasks: "PROGRAM ARGS" or NULL */
+    struct journal *journal;  /* records starts and results, or NULL */
     const struct sandbox *sandbox; /* NULL: tasks run unconfined; borrowed */
 } pool_config;
 

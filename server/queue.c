@@ -34,13 +34,13 @@ void queue_destroy(queue *q)
     pthread_mutex_destroy(&q->lock);
 }
 
-int queue_push(queue *q, task *t)
+static int push(queue *q, task *t, int admit)
 {
     int rc = 0;
     pthread_mutex_lock(&q->lock);
     if (q->closed) {
         rc = -ESHUTDOWN;
-    } else if (q->max_waiting >= 0 && q->len + 1 > q->idle + q->max_waiting) {
+    } else if (admit && q->max_waiting >= 0 && q->len + 1 > q->idle + q->max_waiting) {
         /* Idle workers take tasks at once; only the rest would wait. */
         rc = -EAGAIN;
     } else {
@@ -55,6 +55,16 @@ int queue_push(queue *q, task *t)
     }
     pthread_mutex_unlock(&q->lock);
     return rc;
+}
+
+int queue_push(queue *q, task *t)
+{
+    return push(q, t, 1);
+}
+
+int queue_push_restored(queue *q, task *t)
+{
+    return push(q, t, 0);
 }
 
 task *queue_pop(queue *q)

@@ -33,6 +33,11 @@ void queue_destroy(queue *q);
  * queue is closed. On error nothing is changed. */
 int queue_push(queue *q, task *t);
 
+/* Appends t (taking a new reference) whatever the waiting room holds:
+ * tasks read back from a journal were admitted before the restart.
+ * Returns 0 or -ESHUTDOWN once the queue is closed. */
+int queue_push_restored(queue *q, task *t);
+
 /* Removes and returns the oldest task (the caller now owns the queue's
  * reference), blocking while the queue is empty. Returns NULL once the
  * queue is closed. */

@@ -79,6 +79,29 @@ void store_add(store *s, task *t)
     pthread_mutex_unlock(&s->lock);
 }
 
+void store_restore(store *s, task *t)
+{
+    task_ref(t);
+    pthread_mutex_lock(&s->lock);
+    RB_INSERT(task_index, &s->index, t);
+    if (task_status_final(t->status)) {
+        s->counts.finished++;
+        TAILQ_INSERT_TAIL(&s->finished, t, finished);
+    } else {
+        s->counts.waiting++;
+    }
+    s->counts.total++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void store_set_evict_hook(store *s, void (*fn)(void *arg, task *t), void *arg)
+{
+    pthread_mutex_lock(&s->lock);
+    s->on_evict = fn;
+    s->on_evict_arg = arg;
+    pthread_mutex_unlock(&s->lock);
+}
+
 void store_remove(store *s, task *t)
 {
     pthread_mutex_lock(&s->lock);
@@ -111,6 +134,7 @@ void store_mark_running(store *s, task *t, live *lv)
     t->live = lv;
     t->status = TASK_RUNNING;
     t->started_us = now;
+    t->attempts++;
     s->counts.waiting--;
     s->counts.running++;
     pthread_mutex_unlock(&s->lock);
@@ -126,9 +150,15 @@ live *store_live_get(store *s, task *t)
 
 void store_mark_finished(store *s, task *t, enum task_status final)
 {
-    int64_t now = time_now_us();
+    store_mark_finished_at(s, t, final, time_now_us());
+}
+
+void store_mark_finished_at(store *s, task *t, enum task_status final, int64_t now)
+{
     task *evict_head = NULL;
     pthread_mutex_lock(&s->lock);
+    void (*on_evict)(void *, task *) = s->on_evict;
+    void *evict_arg = s->on_evict_arg;
     live *lv = t->live;
     t->live = NULL;
     if (t->status == TASK_WAIT) {
@@ -160,6 +190,8 @@ void store_mark_finished(store *s, task *t, enum task_status final)
     }
     while (evict_head) {
         task *next = evict_head->queue_next;
+        if (on_evict)
+            on_evict(evict_arg, evict_head);
         task_unref(evict_head);
         evict_head = next;
     }
@@ -172,7 +204,7 @@ task_view store_view(store *s, task *t, int64_t deadline_mono_us)
         struct timespec ts = {deadline_mono_us / 1000000, (deadline_mono_us % 1000000) * 1000};
         pthread_cond_timedwait(store_stripe(s, t), &s->lock, &ts);
     }
-    task_view v = {t->status, t->started_us, t->finished_us};
+    task_view v = {t->status, t->started_us, t->finished_us, t->attempts};
     pthread_mutex_unlock(&s->lock);
     return v;
 }

@@ -38,6 +38,9 @@ typedef struct store {
     store_counts counts;
     long max_finished;
     int closing; /* wakes and stops long polls */
+    /* Retention hook (see store_set_evict_hook); set before threads start. */
+    void (*on_evict)(void *arg, task *t);
+    void *on_evict_arg;
     /* Long polls wait on the stripe of their task's id, so a finishing task
      * wakes only the few waiters that hash alongside it. */
     pthread_cond_t wake[STORE_WAIT_STRIPES];
@@ -52,6 +55,17 @@ void store_destroy(store *s);
 /* Publishes a new task in WAIT; the store takes its own reference. */
 void store_add(store *s, task *t);
 
+/* Publishes a task read back from a journal at start-up, before any other
+ * thread uses the store. A final one joins the newest end of the retention
+ * order (add them oldest first); any other counts as waiting. The store
+ * takes its own reference. */
+void store_restore(store *s, task *t);
+
+/* Calls fn(arg, t) for every task that retention drops, after the store
+ * lock is released and before the store lets go of its reference. Set it
+ * before other threads use the store; fn NULL removes it. */
+void store_set_evict_hook(store *s, void (*fn)(void *arg, task *t), void *arg);
+
 /* Removes a task that was added but could not be queued (admission
  * refused). Its counts are undone as if it had never been added. */
 void store_remove(store *s, task *t);
@@ -60,7 +74,7 @@ void store_remove(store *s, task *t);
  * unrefs) or NULL if the id is unknown, evicted or not a UUID. */
 task *store_lookup(store *s, const char *id);
 
-/* WAIT -> RUNNING, stamping started_us. The task takes a reference to lv
+/* WAIT -> RUNNING, stamping started_us and counting an attempt. The task takes a reference to lv
  * (may be NULL), where the worker appends stdout while the task runs. */
 void store_mark_running(store *s, task *t, struct live *lv);
 
@@ -73,11 +87,16 @@ struct live *store_live_get(store *s, task *t);
  * ends its live output and applies retention. */
 void store_mark_finished(store *s, task *t, enum task_status final);
 
+/* store_mark_finished with the finishing time given (a journal records it
+ * before the status is published). */
+void store_mark_finished_at(store *s, task *t, enum task_status final, int64_t now_us);
+
 /* A consistent copy of the fields that the store lock protects. */
 typedef struct task_view {
     enum task_status status;
     int64_t started_us;
     int64_t finished_us;
+    int attempts;
 } task_view;
 
 /* Returns the current view of t. When deadline_mono_us is in the future,

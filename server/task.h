@@ -7,7 +7,8 @@
  * Field rules:
  *  - the "immutable" fields are set before the task is published (store_add)
  *    and never change;
- *  - `status`, `started_us`, `finished_us` are protected by the store lock;
+ *  - `status`, `started_us`, `finished_us`, `attempts` are protected by the
+ *    store lock;
  *  - the result fields are written by the worker once, before it sets a
  *    final status under the store lock, and never change afterwards: a
  *    reader that saw SUCCESS/ERROR under the lock may read them unlocked;
@@ -41,6 +42,7 @@ typedef struct task {
     enum task_status status;
     int64_t started_us;
     int64_t finished_us;
+    int attempts; /* times started, counting runs before a restart */
     /* result: written once before the final status is published */
     char *out;
     size_t out_len;

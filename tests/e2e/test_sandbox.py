@@ -335,7 +335,8 @@ class Confinement(SandboxCase):
 
 
 class Hidden(unittest.TestCase):
-    """The config file's directory and the server's binaries are invisible."""
+    """The config file's directory, the journal's data directory and the
+    server's binaries are invisible."""
 
     def test_server_paths_are_hidden(self):
         # Not under /tmp, which tasks get a private copy of anyway.
@@ -348,19 +349,22 @@ class Hidden(unittest.TestCase):
             f.write("s3cret\n")
         os.chmod(conf_dir, 0o755)
         os.chmod(os.path.join(conf_dir, "secret.txt"), 0o644)
-        srv = Server("--config", conf, "--work-dir", work)
+        data = os.path.join(conf_dir, "..", os.path.basename(conf_dir) + "-data")
+        srv = Server("--config", conf, "--work-dir", work, "--data-dir", data)
         try:
             if not srv.request("GET", "/info")[2]["sandbox"]["namespaces"]:
                 self.skipTest("no namespaces on this machine")
             exe_dir = os.path.dirname(os.path.realpath(SERVER_BIN))
-            doc = srv.run("bin", "#!/bin/sh\ncat %s/secret.txt %s\nls -A %s; echo --; ls -A %s\n"
-                          % (conf_dir, conf, conf_dir, exe_dir))
-            # Both directories look empty: nothing to read, nothing listed.
-            self.assertEqual(doc["result"]["stdout"], "--\n")
+            self.assertTrue(os.path.exists(os.path.join(data, "tasks.db")))
+            doc = srv.run("bin", "#!/bin/sh\ncat %s/secret.txt %s\nls -A %s; echo --; ls -A %s; "
+                          "echo --; ls -A %s\n" % (conf_dir, conf, conf_dir, exe_dir, data))
+            # The directories look empty: nothing to read, nothing listed.
+            self.assertEqual(doc["result"]["stdout"], "--\n--\n")
             self.assertEqual(doc["result"]["stderr"].count("No such file"), 2, doc["result"])
         finally:
             srv.stop()
             shutil.rmtree(conf_dir, ignore_errors=True)
+            shutil.rmtree(data, ignore_errors=True)
             shutil.rmtree(work, ignore_errors=True)
 
 

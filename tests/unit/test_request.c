@@ -97,7 +97,7 @@ static void id_from_body(void **state)
 static void status_json_shapes(void **state)
 {
     task *t = task_new(TASK_PYTHON, NULL, 0, calloc(1, sizeof(char *)), 0);
-    task_view v = {TASK_WAIT, 0, 0};
+    task_view v = {TASK_WAIT, 0, 0, 0};
     buf b = BUF_INIT;
     assert_int_equal(api_status_json(&b, t, &v), 0);
     cJSON *doc = cJSON_Parse(b.data);
@@ -106,6 +106,7 @@ static void status_json_shapes(void **state)
     assert_non_null(cJSON_GetObjectItem(meta, "created_at"));
     assert_null(cJSON_GetObjectItem(meta, "started_at"));
     assert_null(cJSON_GetObjectItem(doc, "result"));
+    assert_int_equal(cJSON_GetObjectItem(doc, "attempts")->valueint, 0);
     cJSON_Delete(doc);
 
     static const char raw[] = "ok\xff\x00\"\n";
@@ -117,12 +118,13 @@ static void status_json_shapes(void **state)
     t->exited = 1;
     t->exit_code = 1;
     t->error = strdup("exited with code 1");
-    v = (task_view){TASK_ERROR, t->created_us + 1000, t->created_us + 2000};
+    v = (task_view){TASK_ERROR, t->created_us + 1000, t->created_us + 2000, 2};
     buf_reset(&b);
     assert_int_equal(api_status_json(&b, t, &v), 0);
     doc = cJSON_Parse(b.data);
     assert_non_null(doc);
     assert_string_equal(cJSON_GetObjectItem(doc, "status")->valuestring, "ERROR");
+    assert_int_equal(cJSON_GetObjectItem(doc, "attempts")->valueint, 2);
     meta = cJSON_GetObjectItem(doc, "meta");
     assert_non_null(cJSON_GetObjectItem(meta, "finished_at"));
     cJSON *res = cJSON_GetObjectItem(doc, "result");

@@ -1,0 +1,360 @@
+/* journal: see journal.h. This side writes (records, the writer thread);
+ * opening the file and reading it back at start-up are in journal_load.c. */
+#include "journal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal_db.h"
+#include "log.h"
+#include "timefmt.h"
+
+/* One pending write. A waited record lives on its caller's stack until
+ * `done`; the writer frees the others. */
+typedef struct rec {
+    struct rec *next;
+    enum rec_kind kind;
+    unsigned char id[16];
+    task *t;                /* ADD: the waiter's; FINISH: a reference */
+    enum task_status final; /* FINISH */
+    int64_t started_us;     /* START, FINISH */
+    int64_t finished_us;    /* FINISH */
+    int attempts;           /* START */
+    int waited;
+    int done; /* journal lock */
+    int rc;   /* journal lock */
+} rec;
+
+static const char *const rec_sql[REC_KINDS] = {
+    [REC_ADD] = "INSERT INTO tasks(id, type, status, created_us, attempts, args, file)"
+                " VALUES(?1, ?2, 'WAIT', ?3, 0, ?4, ?5)",
+    [REC_FORGET] = "DELETE FROM tasks WHERE id = ?1",
+    [REC_START] = "UPDATE tasks SET status = 'RUNNING', started_us = ?2, attempts = ?3"
+                  " WHERE id = ?1",
+    [REC_FINISH] = "UPDATE tasks SET status = ?2, started_us = ?3, finished_us = ?4,"
+                   " stdout_total = ?5, stdout_truncated = ?6, stderr_total = ?7,"
+                   " stderr_truncated = ?8, exit_code = ?9, signal = ?10, timed_out = ?11,"
+                   " cpu_us = ?12, error = ?13, stdout = ?14, stderr = ?15, file = NULL"
+                   " WHERE id = ?1",
+};
+
+/* Arguments as one blob of NUL-terminated strings. Returns a malloc'd
+ * blob (NULL for none) or sets *failed. */
+static char *args_blob(const task *t, size_t *len, int *failed)
+{
+    size_t n = 0;
+    for (int i = 0; i < t->argc; i++)
+        n += strlen(t->args[i]) + 1;
+    *len = n;
+    if (!n)
+        return NULL;
+    char *b = malloc(n), *p = b;
+    if (!b) {
+        *failed = 1;
+        return NULL;
+    }
+    for (int i = 0; i < t->argc; i++) {
+        size_t l = strlen(t->args[i]) + 1;
+        memcpy(p, t->args[i], l);
+        p += l;
+    }
+    return b;
+}
+
+/* Binds an optional blob: NULL stays NULL, anything else (even empty) is
+ * a blob. */
+static void bind_blob(sqlite3_stmt *st, int i, const void *p, size_t len)
+{
+    if (p)
+        sqlite3_bind_blob64(st, i, p, len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Writes one record inside the writer's transaction. Returns an SQLite
+ * code. */
+static int write_rec(journal *j, rec *r)
+{
+    sqlite3_stmt *st = j->st[r->kind];
+    const task *t = r->t;
+    char *args = NULL;
+    int failed = 0;
+    sqlite3_bind_blob(st, 1, r->id, sizeof r->id, SQLITE_STATIC);
+    switch (r->kind) {
+    case REC_ADD: {
+        size_t alen;
+        args = args_blob(t, &alen, &failed);
+        if (failed)
+            return SQLITE_NOMEM;
+        sqlite3_bind_text(st, 2, task_type_name(t->type), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, t->created_us);
+        bind_blob(st, 4, args, alen);
+        bind_blob(st, 5, t->file ? (const void *)t->file : "", t->file_len);
+        break;
+    }
+    case REC_FORGET:
+        break;
+    case REC_START:
+        sqlite3_bind_int64(st, 2, r->started_us);
+        sqlite3_bind_int(st, 3, r->attempts);
+        break;
+    case REC_FINISH:
+        sqlite3_bind_text(st, 2, task_status_name(r->final), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, r->started_us);
+        sqlite3_bind_int64(st, 4, r->finished_us);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)t->out_total);
+        sqlite3_bind_int(st, 6, t->out_truncated);
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)t->err_total);
+        sqlite3_bind_int(st, 8, t->err_truncated);
+        if (t->exited)
+            sqlite3_bind_int(st, 9, t->exit_code);
+        if (t->term_signal)
+            sqlite3_bind_int(st, 10, t->term_signal);
+        sqlite3_bind_int(st, 11, t->timed_out);
+        sqlite3_bind_int64(st, 12, t->cpu_us);
+        if (t->error)
+            sqlite3_bind_text(st, 13, t->error, -1, SQLITE_STATIC);
+        bind_blob(st, 14, t->out, t->out_len);
+        bind_blob(st, 15, t->err, t->err_len);
+        break;
+    case REC_KINDS:
+        break;
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    free(args);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Writes a batch in one transaction. Returns 0 or a negative error (then
+ * nothing of the batch is written). */
+static int write_batch(journal *j, rec *batch, long *count)
+{
+    int rc = sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL);
+    for (rec *r = batch; r && rc == SQLITE_OK; r = r->next) {
+        rc = write_rec(j, r);
+        (*count)++;
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        return 0;
+    log_error("journal %s/%s: could not write %ld records: %s", j->dir, JOURNAL_FILE, *count,
+              sqlite3_errmsg(j->db));
+    if (!sqlite3_get_autocommit(j->db))
+        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+    return journal_db_errno(rc);
+}
+
+/* Hands the outcome of a written batch to its callers: wakes the waiters
+ * and publishes finished tasks. */
+static void complete(journal *j, rec *batch, int rc)
+{
+    rec *async = NULL, **atail = &async;
+    pthread_mutex_lock(&j->lock);
+    for (rec *r = batch, *next; r; r = next) {
+        next = r->next; /* a waited record may vanish once done */
+        if (r->waited) {
+            r->rc = rc;
+            r->done = 1;
+        } else {
+            *atail = r;
+            atail = &r->next;
+        }
+    }
+    *atail = NULL;
+    pthread_cond_broadcast(&j->committed);
+    pthread_mutex_unlock(&j->lock);
+    for (rec *r = async, *next; r; r = next) {
+        next = r->next;
+        if (r->kind == REC_FINISH) {
+            /* Published even when the write failed: the run happened,
+             * and the failure is logged. */
+            store_mark_finished_at(j->s, r->t, r->final, r->finished_us);
+            task_unref(r->t);
+        }
+        free(r);
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    journal *j = arg;
+    pthread_mutex_lock(&j->lock);
+    for (;;) {
+        while (!j->pending && !j->closing)
+            pthread_cond_wait(&j->work, &j->lock);
+        if (!j->pending)
+            break;
+        /* Everything that arrived during the last commit goes in this one. */
+        rec *batch = j->pending;
+        j->pending = NULL;
+        j->tail = &j->pending;
+        pthread_mutex_unlock(&j->lock);
+        long count = 0;
+        int rc = write_batch(j, batch, &count);
+        complete(j, batch, rc);
+        pthread_mutex_lock(&j->lock);
+    }
+    j->stopped = 1;
+    pthread_mutex_unlock(&j->lock);
+    return NULL;
+}
+
+/* Queues r and, for a waited record, returns once it is written. Returns
+ * 0, the write's error, or -ESHUTDOWN (r not queued) once the writer is
+ * gone. */
+static int submit(journal *j, rec *r)
+{
+    int rc = 0;
+    pthread_mutex_lock(&j->lock);
+    if (!j->started || j->stopped) {
+        pthread_mutex_unlock(&j->lock);
+        return -ESHUTDOWN;
+    }
+    r->next = NULL;
+    *j->tail = r;
+    j->tail = &r->next;
+    pthread_cond_signal(&j->work);
+    if (r->waited) {
+        while (!r->done)
+            pthread_cond_wait(&j->committed, &j->lock);
+        rc = r->rc;
+    }
+    pthread_mutex_unlock(&j->lock);
+    return rc;
+}
+
+/* Queues the deletion of a task's record. */
+static void forget(journal *j, const task *t)
+{
+    rec *r = calloc(1, sizeof *r);
+    if (!r) {
+        /* The row stays; restore trims finished rows beyond the limit. */
+        log_error("task %s: out of memory deleting it from the journal", t->id_str);
+        return;
+    }
+    r->kind = REC_FORGET;
+    memcpy(r->id, t->id, sizeof r->id);
+    if (submit(j, r) < 0)
+        free(r);
+}
+
+static void on_evict(void *arg, task *t)
+{
+    forget(arg, t);
+}
+
+int journal_start(journal *j, store *s)
+{
+    for (int k = 0; k < REC_KINDS; k++) {
+        int rc =
+            sqlite3_prepare_v3(j->db, rec_sql[k], -1, SQLITE_PREPARE_PERSISTENT, &j->st[k], NULL);
+        if (rc != SQLITE_OK) {
+            log_error("journal %s/%s: %s", j->dir, JOURNAL_FILE, sqlite3_errmsg(j->db));
+            return journal_db_errno(rc);
+        }
+    }
+    j->s = s;
+    pthread_mutex_lock(&j->lock);
+    j->started = 1;
+    pthread_mutex_unlock(&j->lock);
+    int rc = pthread_create(&j->thread, NULL, writer_main, j);
+    if (rc) {
+        j->started = 0;
+        return -rc;
+    }
+    store_set_evict_hook(s, on_evict, j);
+    return 0;
+}
+
+int journal_add(journal *j, task *t)
+{
+    rec r = {.kind = REC_ADD, .t = t, .waited = 1};
+    memcpy(r.id, t->id, sizeof r.id);
+    return submit(j, &r);
+}
+
+void journal_forget(journal *j, task *t)
+{
+    forget(j, t);
+}
+
+int journal_started(journal *j, task *t)
+{
+    task_view v = store_view(j->s, t, 0);
+    rec onstack = {.kind = REC_START, .started_us = v.started_us, .attempts = v.attempts};
+    rec *r = &onstack;
+    /* Only fail needs the start on disk before the program runs: that is
+     * what makes a crash never run a task twice. requeue runs it again
+     * anyway, so the worker does not wait for the commit (a crash within
+     * it re-runs the task without counting the attempt). */
+    if (j->cfg.fail_running)
+        r->waited = 1;
+    else if (!(r = malloc(sizeof *r)))
+        return -ENOMEM;
+    else
+        *r = onstack;
+    memcpy(r->id, t->id, sizeof r->id);
+    int rc = submit(j, r);
+    if (rc < 0) {
+        log_error("task %s: could not record its start: %s", t->id_str, strerror(-rc));
+        if (!r->waited && rc == -ESHUTDOWN)
+            free(r);
+    }
+    return rc;
+}
+
+void journal_finished(journal *j, task *t, enum task_status final)
+{
+    int64_t now = time_now_us();
+    task_view v = store_view(j->s, t, 0);
+    rec *r = calloc(1, sizeof *r);
+    const char *why = r ? "journal stopped" : "out of memory";
+    if (r) {
+        r->kind = REC_FINISH;
+        memcpy(r->id, t->id, sizeof r->id);
+        r->t = task_ref(t);
+        r->final = final;
+        r->finished_us = now;
+        /* A task that ends without starting starts when it ends. */
+        r->started_us = v.status == TASK_WAIT ? now : v.started_us;
+        if (submit(j, r) == 0)
+            return;
+        task_unref(t);
+        free(r);
+    }
+    log_error("task %s: its result is not in the journal (%s)", t->id_str, why);
+    store_mark_finished_at(j->s, t, final, now);
+}
+
+void journal_close(journal *j)
+{
+    if (!j)
+        return;
+    if (j->started) {
+        pthread_mutex_lock(&j->lock);
+        j->closing = 1;
+        pthread_cond_signal(&j->work);
+        pthread_mutex_unlock(&j->lock);
+        pthread_join(j->thread, NULL);
+        store_set_evict_hook(j->s, NULL, NULL);
+    }
+    for (long i = 0; i < j->nrestored; i++)
+        task_unref(j->restored[i]);
+    free(j->restored);
+    for (int k = 0; k < REC_KINDS; k++)
+        sqlite3_finalize(j->st[k]);
+    /* The last close checkpoints the WAL into the database and removes it. */
+    if (sqlite3_close(j->db) != SQLITE_OK)
+        log_error("journal %s/%s: %s", j->dir, JOURNAL_FILE, sqlite3_errmsg(j->db));
+    pthread_cond_destroy(&j->committed);
+    pthread_cond_destroy(&j->work);
+    pthread_mutex_destroy(&j->lock);
+    free(j->dir);
+    free(j);
+}

@@ -1,0 +1,70 @@
+/* journal_db: what journal.c and journal_load.c share (private to the
+ * journal module): the database layout and the journal's state. */
+#ifndef TS_JOURNAL_DB_H
+#define TS_JOURNAL_DB_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "journal.h"
+
+#define JOURNAL_FILE "tasks.db"
+#define JOURNAL_APP_ID 0x54534a4c /* "TSJL": tells our files from other SQLite files */
+#define JOURNAL_VERSION 1
+#define JOURNAL_WAL_LIMIT (32 << 20) /* WAL bytes kept after a checkpoint */
+
+/* One row per task. Small columns come first so that scanning them does
+ * not read the blobs; a finished task's program is dropped (file NULL). */
+#define JOURNAL_SCHEMA                                                                             \
+    "BEGIN; CREATE TABLE tasks ("                                                                  \
+    " id BLOB NOT NULL UNIQUE,"     /* 16 bytes */                                                 \
+    " type TEXT NOT NULL,"          /* python, bin, calc */                                        \
+    " status TEXT NOT NULL,"        /* WAIT, RUNNING, SUCCESS, ERROR */                            \
+    " created_us INTEGER NOT NULL," /* microseconds since the epoch */                             \
+    " attempts INTEGER NOT NULL,"   /* times started */                                            \
+    " started_us INTEGER, finished_us INTEGER,"                                                    \
+    " stdout_total INTEGER, stdout_truncated INTEGER,"                                             \
+    " stderr_total INTEGER, stderr_truncated INTEGER,"                                             \
+    " exit_code INTEGER, signal INTEGER," /* NULL: did not exit / no signal */                     \
+    " timed_out INTEGER, cpu_us INTEGER, error TEXT,"                                              \
+    " args BLOB," /* NUL-terminated strings, one after the other */                                \
+    " file BLOB, stdout BLOB, stderr BLOB);"                                                       \
+    "PRAGMA application_id = 1414744652;" /* JOURNAL_APP_ID */                                     \
+    "PRAGMA user_version = 1;"            /* JOURNAL_VERSION */                                    \
+    "COMMIT;" /* all or nothing: a half-made file would not pass for ours */
+
+enum rec_kind { REC_ADD, REC_FORGET, REC_START, REC_FINISH, REC_KINDS };
+
+struct rec;
+
+struct journal {
+    journal_config cfg; /* cfg.dir points at dir */
+    char *dir;
+    sqlite3 *db; /* used by restore, then by the writer thread alone */
+    sqlite3_stmt *st[REC_KINDS];
+    store *s;
+    task **restored; /* unfinished tasks for journal_queue_restored, refs */
+    long nrestored;
+    pthread_t thread;
+    int started;
+    /* `lock` protects pending, tail, closing, stopped and the done/rc of
+     * queued records. Leaf lock: nothing else is taken while it is held. */
+    pthread_mutex_t lock;
+    pthread_cond_t work;      /* records pending, or closing */
+    pthread_cond_t committed; /* waited records were written */
+    struct rec *pending, **tail;
+    int closing;
+    int stopped; /* the writer is gone: records are refused */
+};
+
+/* -errno for an SQLite result code. */
+int journal_db_errno(int sqlite_rc);
+
+/* Puts "journal DIR/tasks.db: SQLite's message" in err (if not NULL) and
+ * returns journal_db_errno(sqlite_rc). */
+int journal_db_fail(journal *j, int sqlite_rc, char *err, size_t errsz);
+
+/* Runs SQL without results. Returns 0 or journal_db_fail's value. */
+int journal_db_exec(journal *j, const char *sql, char *err, size_t errsz);
+
+#endif
