@@ -465,6 +465,9 @@ int main(int argc, char **argv)
     opts o;
     /* The report pipe must not reach the task. */
     fcntl(REPORT_FD, F_SETFD, FD_CLOEXEC);
+    /* If the server dies (kill -9), so does the task: init follows us,
+     * and the namespace with it. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* This process may end by raising the task's fatal signal: never with
      * a core file. */
     struct rlimit none = {0, 0};

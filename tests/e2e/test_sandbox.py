@@ -380,6 +380,27 @@ class Network(SandboxCase):
         self.assertEqual(doc["result"]["stdout"], "connected\n", doc)
 
 
+class ServerKilled(unittest.TestCase):
+    def test_kill_9_of_the_server_takes_its_tasks_along(self):
+        work = tempfile.mkdtemp(prefix="ts-sandbox-")
+        srv = Server("--work-dir", work)
+        try:
+            if not srv.request("GET", "/info")[2]["sandbox"]["namespaces"]:
+                self.skipTest("no namespaces on this machine")
+            mark = "876.%d" % os.getpid()
+            srv.create_ok("bin", "#!/bin/sh\nsetsid sleep %s &\nsleep %s\n" % (mark, mark))
+            self.assertEqual(eventually(lambda: len(pids_with_arg(mark)) < 2, 10), False)
+            cgroups = server_cgroups(srv.proc.pid)
+            srv.stop(signal.SIGKILL, check=False)
+            self.assertEqual(eventually(lambda: pids_with_arg(mark)), [], "tasks outlived the server")
+            # The next server in the same cgroup removes what the dead one left.
+            srv = Server("--work-dir", work)
+            self.assertEqual([d for d in cgroups if os.path.exists(d)], [])
+        finally:
+            srv.stop(check=False)
+            shutil.rmtree(work, ignore_errors=True)
+
+
 class Floods(unittest.TestCase):
     def test_output_flood_on_both_streams(self):
         srv = Server("--task-timeout", "3", "--max-output", "65536")
