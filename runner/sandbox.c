@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,7 +145,12 @@ int sandbox_run_begin(const sandbox *sb, const char *dir, int sh_fallback, sandb
     if ((rc = give_dir(sb, dir)) < 0)
         return rc;
     if (sb->cg.version != CGROUP_NONE) {
-        const char *name = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+        /* Directories are reused from task to task: the number keeps a
+         * group that could not be removed from blocking the next run. */
+        static atomic_ulong seq;
+        char name[300];
+        snprintf(name, sizeof name, "%.200s-%lu", strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir,
+                 atomic_fetch_add(&seq, 1));
         /* The helper, and init in a PID namespace, count too. */
         int64_t pids = sb->cfg.procs > 0 ? sb->cfg.procs + (sb->ns ? 2 : 1) : 0;
         rc = cgroup_task_create(&sb->cg, name, sb->cfg.memory, (long)pids, &sr->cg);

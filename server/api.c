@@ -370,7 +370,11 @@ int api_register(api *a, struct mg_context *ctx, const config *cfg, queue *q, st
 
 void api_register_fallback(struct mg_context *ctx)
 {
-    mg_set_request_handler(ctx, "/", h_fallback, NULL);
+    /* Not a plain "/": civetweb prefers a handler whose pattern equals the
+     * URI over every pattern match, so "/" would shadow an exact-root route
+     * ("/$") registered by a module; "/" followed by "**" matches any path
+     * and leaves the root to such a route. */
+    mg_set_request_handler(ctx, "/**", h_fallback, NULL);
 }
 
 void api_stop_accepting(api *a)

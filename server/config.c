@@ -46,6 +46,10 @@ static const struct opt opts[] = {
      "tasks allowed to wait; more are refused (-1: unbounded, 0: none wait)", -1, 1e9},
     {"reject-status", OPT_INT, F(reject_status), "429", "CODE",
      "status for a refused create_task: 429 (with Retry-After) or 403", 403, 429},
+    {"calc-command", OPT_STR, F(calc_command), "", "'PROGRAM ARGS'",
+     "serve the calculation API (POST / {\"data\": N}, GET /?request_id=ID) by running "
+     "PROGRAM ARGS N",
+     0, 0},
     {"http-threads", OPT_INT, F(http_threads), "64", "N",
      "HTTP connection threads (each open connection holds one)", 4, 4096},
     {"max-wait", OPT_SECONDS, F(max_wait), "60", "SECONDS", "longest get_status long poll", 0,

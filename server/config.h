@@ -29,6 +29,7 @@ typedef struct config {
     long max_finished;     /* finished tasks kept before the oldest are evicted */
     long max_queue;        /* -1: unbounded */
     int reject_status;     /* 429 or 403 when the queue is full */
+    char *calc_command;    /* "PROGRAM ARGS" serving POST / and GET /?request_id=; "": off */
     /* cluster: arithmetic jobs, worker nodes */
     char *join;             /* master URL to announce to; "" for none */
     char *name;             /* node name; "": HOSTNAME:PORT */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "calc_api.h"
 #include "auth.h"
 #include "cluster.h"
 #include "config.h"
@@ -192,12 +193,17 @@ int main(int argc, char **argv)
     pool p;
     pool_config pc = {
         .workers = cfg.workers, .task_timeout = cfg.task_timeout, .max_output = cfg.max_output,
-        .work_dir = cfg.work_dir, .python = cfg.python, .calc_command = NULL, .journal = jr,
+        .work_dir = cfg.work_dir, .python = cfg.python,
+        .calc_command = cfg.calc_command[0] ? cfg.calc_command : NULL, .journal = jr,
         .sandbox = confine_sandbox(&cf),
     };
     rc = pool_start(&p, &pc, &q, &s);
     if (rc < 0) {
-        fprintf(stderr, "tasksolver: cannot start workers: %s\n", strerror(-rc));
+        if (rc == -EINVAL && pc.calc_command)
+            fprintf(stderr, "tasksolver: --calc-command '%s' is not a command line\n",
+                    pc.calc_command);
+        else
+            fprintf(stderr, "tasksolver: cannot start workers: %s\n", strerror(-rc));
         goto fail_pool;
     }
     auth au = {NULL, 0};
@@ -215,6 +221,8 @@ int main(int argc, char **argv)
     }
     api a = {.journal = jr, .sandbox_json = cf.info_json};
     api_register(&a, ctx, &cfg, &q, &s);
+    if (cfg.calc_command[0])
+        calc_api_register(ctx, &a);
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(ctx, 4, ports);
     int port = nports > 0 ? ports[0].port : cfg.port;
