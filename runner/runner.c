@@ -128,8 +128,9 @@ static int spawn_sh(pid_t *pid, const runner_opts *o, const posix_spawn_file_act
     return rc;
 }
 
-/* Sets up the child's fds and attributes. Returns 0 or an errno value. */
-static int build_spawn(const runner_opts *o, const int outp[2], const int errp[2],
+/* Sets up the child's fds and attributes; report_fd >= 0 becomes the
+ * child's fd 3. Returns 0 or an errno value. */
+static int build_spawn(const runner_opts *o, const int outp[2], const int errp[2], int report_fd,
                        posix_spawn_file_actions_t *fa, posix_spawnattr_t *at)
 {
     int rc;
@@ -166,13 +167,35 @@ static int build_spawn(const runner_opts *o, const int outp[2], const int errp[2
         rc = posix_spawn_file_actions_addopen(fa, 2, "/dev/null", O_WRONLY, 0);
     if (rc)
         return rc;
+    /* Sources are all >= 3 (raise_fd) and distinct, so the dup2 onto 3
+     * comes after every action that reads one of them. */
+    if (report_fd >= 0 && (rc = posix_spawn_file_actions_adddup2(fa, report_fd, 3)))
+        return rc;
     /* The server's listening and client sockets may lack FD_CLOEXEC for a
      * moment (civetweb sets it after accept): close everything. */
-    if ((rc = posix_spawn_file_actions_addclosefrom_np(fa, 3)))
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(fa, report_fd >= 0 ? 4 : 3)))
         return rc;
     if (o->cwd && (rc = posix_spawn_file_actions_addchdir_np(fa, o->cwd)))
         return rc;
     return 0;
+}
+
+/* The argument vector of a wrapped run: WRAPPER... PATH ARGV... (pointers
+ * borrowed). Returns NULL when out of memory. */
+static char **wrapper_argv(const runner_opts *o)
+{
+    size_t nw = 0, na = 0;
+    while (o->wrapper[nw])
+        nw++;
+    while (o->argv[na])
+        na++;
+    char **v = calloc(nw + na + 2, sizeof *v);
+    if (!v)
+        return NULL;
+    memcpy(v, o->wrapper, nw * sizeof *v);
+    v[nw] = (char *)o->path;
+    memcpy(v + nw + 1, o->argv, na * sizeof *v);
+    return v;
 }
 
 /* runner_spawn with the origin of a failure told apart: *exec_err is set
@@ -180,7 +203,8 @@ static int build_spawn(const runner_opts *o, const int outp[2], const int errp[2
  * failures (pipes, pidfd) are the caller's side. Returns 0 or -errno. */
 static int spawn_impl(const runner_opts *o, runner_proc *p, int *exec_err)
 {
-    int outp[2] = {-1, -1}, errp[2] = {-1, -1};
+    int outp[2] = {-1, -1}, errp[2] = {-1, -1}, repp[2] = {-1, -1};
+    char **wargv = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     pid_t pid;
@@ -194,6 +218,14 @@ static int spawn_impl(const runner_opts *o, runner_proc *p, int *exec_err)
         goto fail_pipe;
     if (o->capture_stderr && (err = make_pipe(errp)) < 0)
         goto fail_pipe;
+    if (o->wrapper) {
+        if ((err = make_pipe(repp)) < 0)
+            goto fail_pipe;
+        if (!(wargv = wrapper_argv(o))) {
+            err = -ENOMEM;
+            goto fail_pipe;
+        }
+    }
     if ((rc = posix_spawn_file_actions_init(&fa))) {
         err = -rc;
         goto fail_pipe;
@@ -202,23 +234,28 @@ static int spawn_impl(const runner_opts *o, runner_proc *p, int *exec_err)
         err = -rc;
         goto fail_attr;
     }
-    if ((rc = build_spawn(o, outp, errp, &fa, &at))) {
+    if ((rc = build_spawn(o, outp, errp, repp[1], &fa, &at))) {
         err = -rc;
         goto fail_build;
     }
 
-    if (strchr(o->path, '/'))
-        rc = posix_spawn(&pid, o->path, &fa, &at, o->argv, env);
+    const char *file = wargv ? wargv[0] : o->path;
+    char *const *av = wargv ? wargv : o->argv;
+    if (strchr(file, '/'))
+        rc = posix_spawn(&pid, file, &fa, &at, av, env);
     else
-        rc = posix_spawnp(&pid, o->path, &fa, &at, o->argv, env);
-    if (rc == ENOEXEC && o->sh_fallback)
+        rc = posix_spawnp(&pid, file, &fa, &at, av, env);
+    if (rc == ENOEXEC && o->sh_fallback && !wargv)
         rc = spawn_sh(&pid, o, &fa, &at, env);
     posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
+    free(wargv);
+    wargv = NULL;
     /* The child has its copies now; ours would keep the pipes from ever
      * reporting end-of-file. */
     close_fd(&outp[1]);
     close_fd(&errp[1]);
+    close_fd(&repp[1]);
     if (rc) {
         /* glibc has already reaped a child whose exec failed. */
         *exec_err = rc;
@@ -239,6 +276,7 @@ static int spawn_impl(const runner_opts *o, runner_proc *p, int *exec_err)
     p->pidfd = pidfd;
     p->out_fd = outp[0];
     p->err_fd = errp[0];
+    p->report_fd = repp[0];
     p->cpu_us = 0;
     return 0;
 
@@ -247,10 +285,13 @@ fail_build:
 fail_attr:
     posix_spawn_file_actions_destroy(&fa);
 fail_pipe:
+    free(wargv);
     close_fd(&outp[0]);
     close_fd(&outp[1]);
     close_fd(&errp[0]);
     close_fd(&errp[1]);
+    close_fd(&repp[0]);
+    close_fd(&repp[1]);
     return err;
 }
 
@@ -315,6 +356,7 @@ void runner_proc_close(runner_proc *p)
 {
     close_fd(&p->out_fd);
     close_fd(&p->err_fd);
+    close_fd(&p->report_fd);
     close_fd(&p->pidfd);
 }
 
@@ -371,6 +413,61 @@ static void begin_stop(run_loop *s, int64_t now)
     }
 }
 
+static const char *const limit_names[] = {"none", "memory", "cpu", "procs", "fsize", "disk"};
+
+const char *runner_limit_name(enum runner_limit lim)
+{
+    unsigned i = (unsigned)lim;
+    return i < sizeof limit_names / sizeof limit_names[0] ? limit_names[i] : "none";
+}
+
+/* Applies one line of a wrapper's report to r (see "Wrappers" in runner.h). */
+static void report_line(runner_result *r, char *line)
+{
+    int n = 0;
+    long long v;
+    char name[16];
+    if (sscanf(line, "exec %d", &n) == 1 && n > 0) {
+        r->spawn_errno = n;
+        r->exited = 0;
+        r->exit_code = 0;
+        r->term_signal = 0;
+    } else if (strncmp(line, "fail ", 5) == 0) {
+        snprintf(r->wrapper_error, sizeof r->wrapper_error, "%s", line + 5);
+        r->exited = 0;
+        r->exit_code = 0;
+        r->term_signal = 0;
+    } else if (sscanf(line, "limit %15s %lld", name, &v) == 2) {
+        for (size_t i = 1; i < sizeof limit_names / sizeof limit_names[0]; i++)
+            if (strcmp(name, limit_names[i]) == 0 && r->limit == RUNNER_LIMIT_NONE) {
+                r->limit = (enum runner_limit)i;
+                r->limit_value = v;
+            }
+    }
+}
+
+/* Reads what an exited wrapper reported. Every holder of the write end is
+ * gone by now (the wrapper ends after what it ran), so one pass reads it
+ * all; a report longer than the buffer is cut. */
+static void read_report(run_loop *s)
+{
+    char rep[1024];
+    size_t len = 0;
+    while (s->p.report_fd >= 0 && len < sizeof rep - 1) {
+        ssize_t n = read(s->p.report_fd, rep + len, sizeof rep - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close_fd(&s->p.report_fd);
+    rep[len] = '\0';
+    for (char *save = NULL, *line = strtok_r(rep, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save))
+        report_line(s->r, line);
+}
+
 /* The main process has exited: kill what is left of its group while the
  * unreaped zombie still pins the group id, then reap. */
 static int main_exited(run_loop *s, int64_t now)
@@ -390,6 +487,7 @@ static int main_exited(run_loop *s, int64_t now)
     } else if (WIFSIGNALED(st)) {
         s->r->term_signal = WTERMSIG(st);
     }
+    read_report(s);
     return 0;
 }
 
@@ -518,9 +616,73 @@ void runner_result_destroy(runner_result *r)
     buf_destroy(&r->err);
 }
 
+/* "256 MiB", "1.5 KiB", "100 bytes". */
+static void fmt_bytes(char *out, size_t size, int64_t v)
+{
+    if (v >= 1024 * 1024 && v % (1024 * 1024) == 0)
+        snprintf(out, size, "%lld MiB", (long long)(v / (1024 * 1024)));
+    else if (v >= 1024 && v % 1024 == 0)
+        snprintf(out, size, "%lld KiB", (long long)(v / 1024));
+    else
+        snprintf(out, size, "%lld bytes", (long long)v);
+}
+
+/* "memory limit exceeded (256 MiB); " and the like, or "". */
+static void describe_limit(const runner_result *r, char *out, size_t size)
+{
+    char v[48];
+    const char *what;
+    switch (r->limit) {
+    case RUNNER_LIMIT_MEMORY:
+        what = "memory limit exceeded";
+        break;
+    case RUNNER_LIMIT_CPU:
+        what = "CPU time limit exceeded";
+        break;
+    case RUNNER_LIMIT_PROCS:
+        what = "process limit reached";
+        break;
+    case RUNNER_LIMIT_FSIZE:
+        what = "file size limit exceeded";
+        break;
+    case RUNNER_LIMIT_DISK:
+        what = "disk space limit reached";
+        break;
+    default:
+        out[0] = '\0';
+        return;
+    }
+    if (r->limit_value <= 0)
+        v[0] = '\0';
+    else if (r->limit == RUNNER_LIMIT_CPU)
+        snprintf(v, sizeof v, " (%lld s)", (long long)r->limit_value);
+    else if (r->limit == RUNNER_LIMIT_PROCS)
+        snprintf(v, sizeof v, " (%lld processes)", (long long)r->limit_value);
+    else {
+        char b[40];
+        fmt_bytes(b, sizeof b, r->limit_value);
+        snprintf(v, sizeof v, " (%s)", b);
+    }
+    snprintf(out, size, "%s%s; ", what, v);
+}
+
 char *runner_describe(const runner_result *r, const runner_limits *l, char *out, size_t size)
 {
-    if (r->spawn_errno) {
+    char pre[96];
+    describe_limit(r, pre, sizeof pre);
+    size_t n = strlen(pre);
+    if (n >= size)
+        n = size ? size - 1 : 0;
+    if (size)
+        memcpy(out, pre, n);
+    size -= n;
+    char *start = out;
+    out += n;
+    if (!size) {
+        return start;
+    } else if (r->wrapper_error[0]) {
+        snprintf(out, size, "could not start: %s", r->wrapper_error);
+    } else if (r->spawn_errno) {
         char eb[128];
         const char *name = strerrorname_np(r->spawn_errno);
         snprintf(out, size, "could not execute: %s (%s)", strerror_r(r->spawn_errno, eb, sizeof eb),
@@ -543,5 +705,5 @@ char *runner_describe(const runner_result *r, const runner_limits *l, char *out,
     } else {
         snprintf(out, size, "did not finish");
     }
-    return out;
+    return start;
 }
