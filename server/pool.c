@@ -72,6 +72,91 @@ int pool_rmtree(const char *path)
     return rmtree_at(AT_FDCWD, path, 0);
 }
 
+/* A worker's task directory. Each worker makes one and reuses it, emptied,
+ * task after task: creating and removing a directory for every task cost
+ * more than all the rest of the task's file work (on ext4 each new
+ * directory allocates a block that rmdir frees and, with the discard mount
+ * option, discards: ~200 us of CPU per task against ~30 us for writing and
+ * removing the program). A directory that cannot be emptied, or that is no
+ * longer the one made (a task renamed or replaced it), is removed and the
+ * next task gets a fresh one. */
+typedef struct taskdir {
+    char path[4096];
+    DIR *dh; /* open on path; NULL: none yet */
+    dev_t dev;
+    ino_t ino;
+} taskdir;
+
+/* Makes d's directory if it has none. Returns 0 or -errno. */
+static int taskdir_ready(const pool *p, taskdir *d)
+{
+    if (d->dh)
+        return 0;
+    snprintf(d->path, sizeof d->path, "%s/task-XXXXXX", p->cfg.work_dir);
+    if (!mkdtemp(d->path))
+        return -errno;
+    int fd = open(d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !(d->dh = fdopendir(fd))) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        rmdir(d->path);
+        return -e;
+    }
+    d->dev = st.st_dev;
+    d->ino = st.st_ino;
+    return 0;
+}
+
+/* Removes d's directory and everything in it. */
+static void taskdir_drop(taskdir *d)
+{
+    if (!d->dh)
+        return;
+    closedir(d->dh);
+    d->dh = NULL;
+    int rc = pool_rmtree(d->path);
+    if (rc < 0)
+        log_warn("could not remove %s: %s", d->path, strerror(-rc));
+}
+
+/* Empties d's directory for the next task, or drops it. `prog` names the
+ * usual single entry, removed without a directory scan. */
+static void taskdir_recycle(taskdir *d, const char *prog)
+{
+    if (!d->dh)
+        return;
+    int fd = dirfd(d->dh);
+    if (prog && unlinkat(fd, prog, 0) < 0 && errno == EACCES)
+        fchmod(fd, 0700); /* the task took its own permissions away */
+    for (int pass = 0; pass < 3; pass++) {
+        int left = 0;
+        struct dirent *de;
+        rewinddir(d->dh);
+        errno = 0;
+        while ((de = readdir(d->dh))) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            left++;
+            if (rmtree_at(fd, de->d_name, 1) == -EACCES)
+                fchmod(fd, 0700);
+        }
+        if (errno)
+            break;
+        if (left)
+            continue; /* check that removing left nothing behind */
+        struct stat st;
+        if (fstatat(AT_FDCWD, d->path, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != d->dev ||
+            st.st_ino != d->ino)
+            break;
+        if ((st.st_mode & 07777) == 0700 || fchmod(fd, 0700) == 0)
+            return;
+        break;
+    }
+    taskdir_drop(d);
+}
+
 /* Writes the program into the task directory. Returns 0 or -errno. */
 static int write_program(const char *path, const unsigned char *data, size_t len, mode_t mode)
 {
@@ -162,9 +247,10 @@ static void on_output(void *arg, int stream, const char *data, size_t len)
         live_append(arg, data, len);
 }
 
-static void run_task(pool *p, task *t)
+static void run_task(pool *p, taskdir *d, task *t)
 {
-    char dir[4096], prog[4200];
+    char prog[4200];
+    const char *dir = d->path;
     live *lv = live_new(p->cfg.max_output);
     store_mark_running(p->s, t, lv);
     log_info("task %s %s RUNNING", t->id_str, task_type_name(t->type));
@@ -173,14 +259,13 @@ static void run_task(pool *p, task *t)
     if (p->cfg.journal)
         journal_started(p->cfg.journal, t);
 
-    snprintf(dir, sizeof dir, "%s/task-XXXXXX", p->cfg.work_dir);
-    if (!mkdtemp(dir)) {
-        fail_task(p, t, "could not create the task directory", errno);
+    int rc = taskdir_ready(p, d);
+    if (rc < 0) {
+        fail_task(p, t, "could not create the task directory", -rc);
         goto done;
     }
     const char *fname = t->type == TASK_PYTHON ? "main.py" : "program";
     snprintf(prog, sizeof prog, "%s/%s", dir, fname);
-    int rc = 0;
     if (t->type != TASK_CALC)
         rc = write_program(prog, t->file, t->file_len, t->type == TASK_BIN ? 0700 : 0600);
     free(t->file);
@@ -242,9 +327,7 @@ static void run_task(pool *p, task *t)
     finish(p, t, st);
 
 cleanup_dir:
-    rc = pool_rmtree(dir);
-    if (rc < 0)
-        log_warn("task %s: could not remove %s: %s", t->id_str, dir, strerror(-rc));
+    taskdir_recycle(d, t->type == TASK_CALC ? NULL : fname);
 done:
     live_unref(lv);
 }
@@ -252,11 +335,13 @@ done:
 static void *worker_main(void *arg)
 {
     pool *p = arg;
+    taskdir d = {.dh = NULL};
     task *t;
     while ((t = queue_pop(p->q))) {
-        run_task(p, t);
+        run_task(p, &d, t);
         task_unref(t);
     }
+    taskdir_drop(&d);
     return NULL;
 }
 

@@ -1,9 +1,9 @@
 /* pool: the fixed set of worker threads that run tasks.
  *
- * Each worker pops the oldest task from the shared queue, gives it a fresh
- * private directory, runs it through the runner with the configured limits,
- * publishes the result in the store, removes the directory and asks for
- * the next task. */
+ * Each worker pops the oldest task from the shared queue, runs it in the
+ * worker's private directory through the runner with the configured limits,
+ * publishes the result in the store, empties the directory and asks for
+ * the next task. Workers remove their directories when they exit. */
 #ifndef TS_POOL_H
 #define TS_POOL_H
 

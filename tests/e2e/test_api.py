@@ -317,8 +317,9 @@ class Hygiene(unittest.TestCase):
         work = tempfile.mkdtemp(prefix="ts-e2e-")
         srv = Server("--workers", "4", "--work-dir", work, "--log-level", "warn")
         try:
-            warm = srv.run("bin", "echo warm")
-            self.assertEqual(warm["status"], "SUCCESS")
+            # Warm every worker: each keeps its task directory open.
+            warm = [srv.create_ok("bin", "#!/bin/sh\nsleep 0.3\n") for _ in range(4)]
+            self.assertTrue(all(srv.wait_done(t)["status"] == "SUCCESS" for t in warm))
             before = fd_count(srv.proc.pid)
             ids = [srv.create_ok("bin", "#!/bin/sh\necho $$; sleep 0.0%d &\nexit %d\n" % (i % 3, i % 2))
                    for i in range(120)]
@@ -327,10 +328,33 @@ class Hygiene(unittest.TestCase):
             time.sleep(0.3)
             self.assertLessEqual(fd_count(srv.proc.pid), before + 1)
             self.assertEqual(children_of(srv.proc.pid), [])
+            # Each worker keeps its directory, emptied, for the next task.
+            left = os.listdir(work)
+            self.assertLessEqual(len(left), 4)
+            for name in left:
+                self.assertEqual(os.listdir(os.path.join(work, name)), [], name)
+            srv.stop()
             self.assertEqual(os.listdir(work), [])
         finally:
             srv.stop()
             shutil.rmtree(work, ignore_errors=True)
+
+    def test_next_task_gets_an_empty_private_directory(self):
+        srv = Server("--workers", "1")
+        try:
+            # Leave files, a locked subdirectory and a loosened mode behind.
+            doc = srv.run("bin", "#!/bin/sh\nmkdir -p a/b && touch x a/b/y && chmod 0 a "
+                                 "&& chmod 777 .\n")
+            self.assertEqual(doc["status"], "SUCCESS", doc)
+            doc = srv.run("bin", "#!/bin/sh\npwd; stat -c %a .; ls -A\n")
+            self.assertEqual(doc["result"]["stdout"].split("\n")[1:3], ["700", "program"])
+            # A task that removes its own directory does not break the next.
+            self.assertEqual(srv.run("bin", "#!/bin/sh\nrm -rf \"$PWD\"\n")["status"], "SUCCESS")
+            doc = srv.run("bin", "#!/bin/sh\npwd; ls -A\n")
+            self.assertEqual(doc["status"], "SUCCESS", doc)
+            self.assertEqual(doc["result"]["stdout"].split("\n")[1], "program")
+        finally:
+            srv.stop()
 
     def test_task_directory_is_private_and_cwd(self):
         srv = Server()
