@@ -144,8 +144,10 @@ class Bench:
         self.loads = []
 
     def start_server(self, *extra):
-        return Proc([self.server, "--port", "0", "--workers", str(self.a.workers), *extra],
-                    "tasksolver")
+        # The baselines spawn bare programs, so the server runs without the
+        # task sandbox; its own cost is measured by bench/sandbox_overhead.py.
+        return Proc([self.server, "--port", "0", "--workers", str(self.a.workers),
+                     "--sandbox", "off", *extra], "tasksolver")
 
     def note_load(self):
         self.loads.append(float(loadavg()))
