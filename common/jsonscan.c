@@ -195,3 +195,39 @@ int jsonscan_member(const char *s, size_t len, const char *key, const char **val
         return p.pos < len && s[p.pos] == '}' ? -ENOENT : -EINVAL;
     }
 }
+
+static int jsonscan_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+int jsonscan_is_number(const char *s, size_t len)
+{
+    size_t i = 0;
+    if (i < len && s[i] == '-')
+        i++;
+    if (i >= len || !jsonscan_digit(s[i]))
+        return 0;
+    if (s[i] == '0')
+        i++; /* no leading zeros: "0" stands alone before '.', 'e' or the end */
+    else
+        while (i < len && jsonscan_digit(s[i]))
+            i++;
+    if (i < len && s[i] == '.') {
+        i++;
+        if (i >= len || !jsonscan_digit(s[i]))
+            return 0;
+        while (i < len && jsonscan_digit(s[i]))
+            i++;
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= len || !jsonscan_digit(s[i]))
+            return 0;
+        while (i < len && jsonscan_digit(s[i]))
+            i++;
+    }
+    return i == len;
+}

@@ -3,8 +3,8 @@
  * cJSON keeps numbers only as doubles, so 9007199254740993 comes out as
  * 9007199254740992. Where exact numbers matter (arithmetic jobs), the raw
  * text of the number is taken from the document with this scanner and
- * parsed exactly. It walks the document without recursion and without
- * allocating; it does not validate everything (validate with cJSON first
+ * parsed exactly, or passed on as it is. It walks the document without
+ * recursion and without allocating; it does not validate everything (validate with cJSON first
  * when that matters) but never reads outside the given bytes. */
 #ifndef TS_JSONSCAN_H
 #define TS_JSONSCAN_H
@@ -20,5 +20,11 @@
  * object has no such member, -EINVAL if the text is not a JSON object
  * (then nothing is set). */
 int jsonscan_member(const char *s, size_t len, const char *key, const char **val, size_t *vlen);
+
+/* Returns 1 if the len bytes at s are exactly one JSON number as RFC 8259
+ * writes it ("-0", "12", "1.5", "2e-3", "-1E+9"; not "+1", "01", ".5",
+ * "5.", "0x1", "NaN", nor any whitespace), 0 otherwise. Where a number's
+ * text is passed on as it is (the calculation API), this is the check. */
+int jsonscan_is_number(const char *s, size_t len);
 
 #endif

@@ -7,4 +7,4 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
     build-essential cmake pkg-config python3 ca-certificates \
     libcivetweb-dev libcjson-dev uuid-dev libbsd-dev libcurl4-openssl-dev libsqlite3-dev \
-    libcmocka-dev clang libclang-rt-14-dev
+    libcmocka-dev clang libclang-rt-14-dev libseccomp-dev

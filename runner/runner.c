@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,7 +108,8 @@ typedef struct child_plan {
     int in_fd;       /* becomes fd 0; -1: /dev/null */
     int out_fd;      /* becomes fd 1; -1: /dev/null */
     int err_fd;      /* becomes fd 2; -1: /dev/null */
-    int report_fd;   /* close-on-exec pipe: errno if the exec fails */
+    int wrap_fd;     /* becomes fd 3 (a wrapper's report pipe); -1: none */
+    int exec_err_fd; /* >= 4, close-on-exec: errno if the exec fails */
 } child_plan;
 
 /* Puts `fd` (or /dev/null opened with `flags` when fd < 0) on `target`. */
@@ -157,37 +158,46 @@ static void __attribute__((noreturn)) child_exec(const child_plan *c)
             sigaction(sig, &dfl, NULL);
     sigset_t none;
     sigemptyset(&none);
-    /* Close everything from 3 up but the report pipe: the server's sockets
-     * may lack FD_CLOEXEC for a moment (civetweb sets it after accept). */
+    /* Sources are all >= 3 (raise_fd) and distinct, and exec_err_fd is
+     * >= 4, so no dup2 overwrites a source still needed. Everything else
+     * from 3 (or 4) up is closed: the server's sockets may lack FD_CLOEXEC
+     * for a moment (civetweb sets it after accept). */
+    int keep = c->wrap_fd >= 0 ? 4 : 3;
     if (setsid() < 0 || child_fd(c->in_fd, 0, O_RDONLY) < 0 ||
         child_fd(c->out_fd, 1, O_WRONLY) < 0 || child_fd(c->err_fd, 2, O_WRONLY) < 0 ||
-        child_close(3, c->report_fd - 1) < 0 || child_close(c->report_fd + 1, -1) < 0 ||
+        (c->wrap_fd >= 0 && child_fd(c->wrap_fd, 3, 0) < 0) ||
+        child_close(keep, c->exec_err_fd - 1) < 0 || child_close(c->exec_err_fd + 1, -1) < 0 ||
         (c->cwd && chdir(c->cwd) < 0) || sigprocmask(SIG_SETMASK, &none, NULL) < 0)
         goto fail;
     execve(c->path, c->argv, c->envp);
 fail:;
     int e = errno;
-    ssize_t n = write(c->report_fd, &e, sizeof e);
+    ssize_t n = write(c->exec_err_fd, &e, sizeof e);
     (void)n;
     _exit(127);
 }
 
-/* Starts c->path in a new process: vfork, so that neither the parent's
- * memory size nor a stack to map and unmap (a TLB shootdown across CPUs, as
- * glibc's posix_spawn does) costs anything. Returns 0 or the errno value
- * of the failure to start it (the child, if any, is reaped). */
+/* Starts c->path in a new process with vfork, so that neither the
+ * parent's memory size nor a stack to map and unmap (glibc's posix_spawn
+ * does that on every call, and unmapping in a multi-threaded process costs
+ * a TLB shootdown on the other CPUs) adds to the cost. Returns 0 or the
+ * errno value of the failure to start it (the child, if any, is reaped). */
 static int spawn_vfork(pid_t *pid_out, child_plan *c)
 {
     int rep[2];
     if (pipe2(rep, O_CLOEXEC) < 0)
         return errno;
-    int err;
-    if ((err = raise_fd(&rep[0])) < 0 || (err = raise_fd(&rep[1])) < 0) {
+    /* The write end must survive the dup2 onto fd 3. */
+    int wfd = fcntl(rep[1], F_DUPFD_CLOEXEC, 4);
+    int err = wfd < 0 ? errno : 0;
+    close(rep[1]);
+    if (err || (err = -raise_fd(&rep[0]))) {
         close(rep[0]);
-        close(rep[1]);
-        return -err;
+        if (wfd >= 0)
+            close(wfd);
+        return err;
     }
-    c->report_fd = rep[1];
+    c->exec_err_fd = wfd;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -196,7 +206,7 @@ static int spawn_vfork(pid_t *pid_out, child_plan *c)
         child_exec(c);
     err = pid < 0 ? errno : 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    close(rep[1]);
+    close(wfd);
     if (pid > 0) {
         /* End of file: the exec succeeded. (With a true vfork the child is
          * past exec or dead by now; where vfork is a fork, as under
@@ -219,7 +229,7 @@ static int spawn_vfork(pid_t *pid_out, child_plan *c)
 
 /* Runs "/bin/sh FILE ARGV[1..]", as execvp does for a file the kernel
  * refused as ENOEXEC. Returns 0 or an errno value. */
-static int spawn_sh(pid_t *pid, const runner_opts *o, child_plan *c)
+static int spawn_sh(pid_t *pid, const runner_opts *o, const child_plan *c)
 {
     size_t argc = 0;
     while (o->argv[argc])
@@ -239,12 +249,31 @@ static int spawn_sh(pid_t *pid, const runner_opts *o, child_plan *c)
     return rc;
 }
 
+/* The argument vector of a wrapped run: WRAPPER... PATH ARGV... (pointers
+ * borrowed). Returns NULL when out of memory. */
+static char **wrapper_argv(const runner_opts *o)
+{
+    size_t nw = 0, na = 0;
+    while (o->wrapper[nw])
+        nw++;
+    while (o->argv[na])
+        na++;
+    char **v = calloc(nw + na + 2, sizeof *v);
+    if (!v)
+        return NULL;
+    memcpy(v, o->wrapper, nw * sizeof *v);
+    v[nw] = (char *)o->path;
+    memcpy(v + nw + 1, o->argv, na * sizeof *v);
+    return v;
+}
+
 /* runner_spawn with the origin of a failure told apart: *exec_err is set
  * when the program could not be started (exec's own error); other
  * failures (pipes, pidfd) are the caller's side. Returns 0 or -errno. */
 static int spawn_impl(const runner_opts *o, runner_proc *p, int *exec_err)
 {
-    int outp[2] = {-1, -1}, errp[2] = {-1, -1};
+    int outp[2] = {-1, -1}, errp[2] = {-1, -1}, repp[2] = {-1, -1};
+    char **wargv = NULL;
     char *resolved = NULL;
     pid_t pid;
     int pidfd, rc, err;
@@ -256,29 +285,41 @@ static int spawn_impl(const runner_opts *o, runner_proc *p, int *exec_err)
         goto fail_pipe;
     if (o->capture_stderr && (err = make_pipe(errp)) < 0)
         goto fail_pipe;
+    if (o->wrapper) {
+        if ((err = make_pipe(repp)) < 0)
+            goto fail_pipe;
+        if (!(wargv = wrapper_argv(o))) {
+            err = -ENOMEM;
+            goto fail_pipe;
+        }
+    }
     child_plan c = {
-        .path = o->path,
-        .argv = o->argv,
+        .path = wargv ? wargv[0] : o->path,
+        .argv = wargv ? wargv : o->argv,
         .envp = o->envp ? o->envp : environ,
         .cwd = o->cwd,
         .in_fd = o->stdin_fd,
         .out_fd = outp[1],
         .err_fd = errp[1],
-        .report_fd = -1,
+        .wrap_fd = repp[1],
+        .exec_err_fd = -1,
     };
-    if (!strchr(o->path, '/')) {
+    if (!strchr(c.path, '/')) {
         /* As posix_spawnp: the caller's PATH, not the child's. */
-        resolved = path_lookup(o->path);
+        resolved = path_lookup(c.path);
         c.path = resolved;
     }
     rc = c.path ? spawn_vfork(&pid, &c) : ENOENT;
-    if (rc == ENOEXEC && o->sh_fallback)
+    if (rc == ENOEXEC && o->sh_fallback && !wargv)
         rc = spawn_sh(&pid, o, &c);
     free(resolved);
+    free(wargv);
+    wargv = NULL;
     /* The child has its copies now; ours would keep the pipes from ever
      * reporting end-of-file. */
     close_fd(&outp[1]);
     close_fd(&errp[1]);
+    close_fd(&repp[1]);
     if (rc) {
         *exec_err = rc;
         err = -rc;
@@ -298,14 +339,18 @@ static int spawn_impl(const runner_opts *o, runner_proc *p, int *exec_err)
     p->pidfd = pidfd;
     p->out_fd = outp[0];
     p->err_fd = errp[0];
+    p->report_fd = repp[0];
     p->cpu_us = 0;
     return 0;
 
 fail_pipe:
+    free(wargv);
     close_fd(&outp[0]);
     close_fd(&outp[1]);
     close_fd(&errp[0]);
     close_fd(&errp[1]);
+    close_fd(&repp[0]);
+    close_fd(&repp[1]);
     return err;
 }
 
@@ -370,6 +415,7 @@ void runner_proc_close(runner_proc *p)
 {
     close_fd(&p->out_fd);
     close_fd(&p->err_fd);
+    close_fd(&p->report_fd);
     close_fd(&p->pidfd);
 }
 
@@ -426,6 +472,61 @@ static void begin_stop(run_loop *s, int64_t now)
     }
 }
 
+static const char *const limit_names[] = {"none", "memory", "cpu", "procs", "fsize", "disk"};
+
+const char *runner_limit_name(enum runner_limit lim)
+{
+    unsigned i = (unsigned)lim;
+    return i < sizeof limit_names / sizeof limit_names[0] ? limit_names[i] : "none";
+}
+
+/* Applies one line of a wrapper's report to r (see "Wrappers" in runner.h). */
+static void report_line(runner_result *r, char *line)
+{
+    int n = 0;
+    long long v;
+    char name[16];
+    if (sscanf(line, "exec %d", &n) == 1 && n > 0) {
+        r->spawn_errno = n;
+        r->exited = 0;
+        r->exit_code = 0;
+        r->term_signal = 0;
+    } else if (strncmp(line, "fail ", 5) == 0) {
+        snprintf(r->wrapper_error, sizeof r->wrapper_error, "%s", line + 5);
+        r->exited = 0;
+        r->exit_code = 0;
+        r->term_signal = 0;
+    } else if (sscanf(line, "limit %15s %lld", name, &v) == 2) {
+        for (size_t i = 1; i < sizeof limit_names / sizeof limit_names[0]; i++)
+            if (strcmp(name, limit_names[i]) == 0 && r->limit == RUNNER_LIMIT_NONE) {
+                r->limit = (enum runner_limit)i;
+                r->limit_value = v;
+            }
+    }
+}
+
+/* Reads what an exited wrapper reported. Every holder of the write end is
+ * gone by now (the wrapper ends after what it ran), so one pass reads it
+ * all; a report longer than the buffer is cut. */
+static void read_report(run_loop *s)
+{
+    char rep[1024];
+    size_t len = 0;
+    while (s->p.report_fd >= 0 && len < sizeof rep - 1) {
+        ssize_t n = read(s->p.report_fd, rep + len, sizeof rep - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close_fd(&s->p.report_fd);
+    rep[len] = '\0';
+    for (char *save = NULL, *line = strtok_r(rep, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save))
+        report_line(s->r, line);
+}
+
 /* The main process has exited: kill what is left of its group while the
  * unreaped zombie still pins the group id, then reap. */
 static int main_exited(run_loop *s, int64_t now)
@@ -445,6 +546,7 @@ static int main_exited(run_loop *s, int64_t now)
     } else if (WIFSIGNALED(st)) {
         s->r->term_signal = WTERMSIG(st);
     }
+    read_report(s);
     return 0;
 }
 
@@ -573,9 +675,73 @@ void runner_result_destroy(runner_result *r)
     buf_destroy(&r->err);
 }
 
+/* "256 MiB", "1.5 KiB", "100 bytes". */
+static void fmt_bytes(char *out, size_t size, int64_t v)
+{
+    if (v >= 1024 * 1024 && v % (1024 * 1024) == 0)
+        snprintf(out, size, "%lld MiB", (long long)(v / (1024 * 1024)));
+    else if (v >= 1024 && v % 1024 == 0)
+        snprintf(out, size, "%lld KiB", (long long)(v / 1024));
+    else
+        snprintf(out, size, "%lld bytes", (long long)v);
+}
+
+/* "memory limit exceeded (256 MiB); " and the like, or "". */
+static void describe_limit(const runner_result *r, char *out, size_t size)
+{
+    char v[48];
+    const char *what;
+    switch (r->limit) {
+    case RUNNER_LIMIT_MEMORY:
+        what = "memory limit exceeded";
+        break;
+    case RUNNER_LIMIT_CPU:
+        what = "CPU time limit exceeded";
+        break;
+    case RUNNER_LIMIT_PROCS:
+        what = "process limit reached";
+        break;
+    case RUNNER_LIMIT_FSIZE:
+        what = "file size limit exceeded";
+        break;
+    case RUNNER_LIMIT_DISK:
+        what = "disk space limit reached";
+        break;
+    default:
+        out[0] = '\0';
+        return;
+    }
+    if (r->limit_value <= 0)
+        v[0] = '\0';
+    else if (r->limit == RUNNER_LIMIT_CPU)
+        snprintf(v, sizeof v, " (%lld s)", (long long)r->limit_value);
+    else if (r->limit == RUNNER_LIMIT_PROCS)
+        snprintf(v, sizeof v, " (%lld processes)", (long long)r->limit_value);
+    else {
+        char b[40];
+        fmt_bytes(b, sizeof b, r->limit_value);
+        snprintf(v, sizeof v, " (%s)", b);
+    }
+    snprintf(out, size, "%s%s; ", what, v);
+}
+
 char *runner_describe(const runner_result *r, const runner_limits *l, char *out, size_t size)
 {
-    if (r->spawn_errno) {
+    char pre[96];
+    describe_limit(r, pre, sizeof pre);
+    size_t n = strlen(pre);
+    if (n >= size)
+        n = size ? size - 1 : 0;
+    if (size)
+        memcpy(out, pre, n);
+    size -= n;
+    char *start = out;
+    out += n;
+    if (!size) {
+        return start;
+    } else if (r->wrapper_error[0]) {
+        snprintf(out, size, "could not start: %s", r->wrapper_error);
+    } else if (r->spawn_errno) {
         char eb[128];
         const char *name = strerrorname_np(r->spawn_errno);
         snprintf(out, size, "could not execute: %s (%s)", strerror_r(r->spawn_errno, eb, sizeof eb),
@@ -598,5 +764,5 @@ char *runner_describe(const runner_result *r, const runner_limits *l, char *out,
     } else {
         snprintf(out, size, "did not finish");
     }
-    return out;
+    return start;
 }

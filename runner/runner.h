@@ -3,9 +3,10 @@
  * A small library with no HTTP or JSON in it, shared by the server's worker
  * pool and the client tools. Programs are started with vfork + execve (so
  * the cost does not grow with the caller's memory, and no stack is mapped
- * and unmapped per spawn as glibc's posix_spawn does), in a new session whose process group id equals the child's pid, with an
- * empty signal mask, default signal dispositions and every fd >= 3 closed.
- * The child is tracked through a pidfd, so nothing here ever calls
+ * and unmapped per spawn as glibc's posix_spawn does), in a new session
+ * whose process group id equals the child's pid, with an empty signal
+ * mask, default signal dispositions and every fd >= 3 closed. The child is
+ * tracked through a pidfd, so nothing here ever calls
  * waitpid(-1) or touches SIGCHLD.
  *
  * Two levels:
@@ -27,16 +28,34 @@
 
 /* What to start. Only `path` and `argv` are required. */
 typedef struct runner_opts {
-    const char *path;   /* program; a name without '/' is looked up in PATH */
-    char *const *argv;  /* NULL-terminated, argv[0] included */
-    char *const *envp;  /* NULL: the caller's environment */
-    const char *cwd;    /* NULL: the caller's working directory */
-    int stdin_fd;       /* fd given to the child as stdin; -1: /dev/null */
-    int sh_fallback;    /* if the kernel refuses the file as ENOEXEC (no #!
-                           line), run "/bin/sh path argv[1..]" like execvp */
-    int capture_stdout; /* 1: pipe to the parent; 0: /dev/null */
-    int capture_stderr; /* 1: pipe to the parent; 0: /dev/null */
+    const char *path;     /* program; a name without '/' is looked up in PATH */
+    char *const *argv;    /* NULL-terminated, argv[0] included */
+    char *const *envp;    /* NULL: the caller's environment */
+    const char *cwd;      /* NULL: the caller's working directory */
+    int stdin_fd;         /* fd given to the child as stdin; -1: /dev/null */
+    int sh_fallback;      /* if the kernel refuses the file as ENOEXEC (no #!
+                             line), run "/bin/sh path argv[1..]" like execvp */
+    int capture_stdout;   /* 1: pipe to the parent; 0: /dev/null */
+    int capture_stderr;   /* 1: pipe to the parent; 0: /dev/null */
+    char *const *wrapper; /* NULL, or the NULL-terminated argv prefix of a program
+                             that runs this one for us (see "Wrappers") */
 } runner_opts;
+
+/* Wrappers. With o->wrapper set, the runner starts wrapper[0] with the
+ * arguments WRAPPER... PATH ARGV... (the program's argv[0] included), in
+ * the session, directory and environment the program would have had, with
+ * the same fds 0-2 plus fd 3: the write end of a report pipe (every other
+ * fd is closed). The wrapper runs PATH itself (sh_fallback is then its
+ * business; a PATH without '/' is looked up in the PATH of envp, the
+ * program's own, where runner_spawn uses the caller's) and ends as the
+ * program ended: same exit code, or killed by the same signal. Once it
+ * has exited, the runner reads the lines it wrote to fd 3:
+ *   "exec ERRNO"        the program could not be executed: spawn_errno;
+ *   "fail TEXT"         the wrapper could not prepare the run: wrapper_error;
+ *   "limit NAME VALUE"  the program hit a resource limit (NAME as in
+ *                       runner_limit_name, VALUE in bytes, seconds or
+ *                       processes): limit, limit_value.
+ * Anything else is ignored. */
 
 /* A started process. pid is also its process group id. */
 typedef struct runner_proc {
@@ -46,6 +65,8 @@ typedef struct runner_proc {
     int err_fd;     /* read end of stderr (O_NONBLOCK|O_CLOEXEC) or -1 */
     int64_t cpu_us; /* set by runner_reap: user+system CPU time of the
                        process and of the descendants it waited for */
+    int report_fd;  /* read end of a wrapper's report pipe
+                       (O_NONBLOCK|O_CLOEXEC), or -1 */
 } runner_proc;
 
 /* Starts a process. Returns 0 and fills *p, or -errno (ENOENT, EACCES,
@@ -83,6 +104,20 @@ typedef struct runner_limits {
  * (stream 1 = stdout, 2 = stderr), also for bytes beyond the cap. */
 typedef void (*runner_chunk_fn)(void *arg, int stream, const char *data, size_t len);
 
+/* A resource limit that ended a run (set from a wrapper's report, or by a
+ * caller that knows better, such as the sandbox reading its cgroup). */
+enum runner_limit {
+    RUNNER_LIMIT_NONE,
+    RUNNER_LIMIT_MEMORY, /* bytes */
+    RUNNER_LIMIT_CPU,    /* seconds of CPU time */
+    RUNNER_LIMIT_PROCS,  /* processes at once */
+    RUNNER_LIMIT_FSIZE,  /* bytes in one file */
+    RUNNER_LIMIT_DISK,   /* bytes of private disk space */
+};
+
+/* "memory", "cpu", "procs", "fsize", "disk", or "none". */
+const char *runner_limit_name(enum runner_limit lim);
+
 /* How a run ended. */
 typedef struct runner_result {
     int spawn_errno; /* non-zero: the program never ran (errno value) */
@@ -97,9 +132,12 @@ typedef struct runner_result {
     size_t err_total;
     int out_truncated; /* out_total > max_output */
     int err_truncated;
-    int64_t start_us; /* wall clock at spawn */
-    int64_t end_us;   /* wall clock when it ended */
-    int64_t cpu_us;   /* user+system CPU time of the reaped child */
+    int64_t start_us;        /* wall clock at spawn */
+    int64_t end_us;          /* wall clock when it ended */
+    int64_t cpu_us;          /* user+system CPU time of the reaped child */
+    enum runner_limit limit; /* a limit the program hit, or RUNNER_LIMIT_NONE */
+    int64_t limit_value;     /* that limit, in its unit */
+    char wrapper_error[160]; /* a wrapper's "fail" report, or "" */
 } runner_result;
 
 /* Runs a program to the end: spawns it, reads stdout and stderr at the
@@ -121,7 +159,9 @@ void runner_result_destroy(runner_result *r);
 /* Writes a short human sentence describing how r ended into out, e.g.
  * "exited with code 2", "killed by signal 9 (SIGKILL)", "timed out after
  * 5 s", "cancelled", "could not execute: No such file or directory
- * (ENOENT)". l may be NULL (the timeout is then not named). Returns out. */
+ * (ENOENT)", "could not start: TEXT"; a limit comes first:
+ * "memory limit exceeded (256 MiB); killed by signal 9 (SIGKILL)".
+ * l may be NULL (the timeout is then not named). Returns out. */
 char *runner_describe(const runner_result *r, const runner_limits *l, char *out, size_t size);
 
 #endif

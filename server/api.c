@@ -332,6 +332,8 @@ static int h_info(struct mg_connection *c, void *cbdata)
                TS_VERSION, a->cfg->workers, a->cfg->task_timeout, a->cfg->max_output,
                a->cfg->max_body, a->cfg->max_queue, a->cfg->max_finished, a->cfg->max_wait);
     jsonw_cstr(&b, a->cfg->python);
+    if (a->sandbox_json)
+        buf_printf(&b, ",\"sandbox\":%s", a->sandbox_json);
     buf_puts(&b, "}\n");
     int st = buf_failed(&b) ? http_send_error(c, 503, NULL, NULL, "out of memory")
                             : http_send_json(c, 200, NULL, b.data, b.len);
@@ -368,7 +370,11 @@ int api_register(api *a, struct mg_context *ctx, const config *cfg, queue *q, st
 
 void api_register_fallback(struct mg_context *ctx)
 {
-    mg_set_request_handler(ctx, "/", h_fallback, NULL);
+    /* Not a plain "/": civetweb prefers a handler whose pattern equals the
+     * URI over every pattern match, so "/" would shadow an exact-root route
+     * ("/$") registered by a module; "/" followed by "**" matches any path
+     * and leaves the root to such a route. */
+    mg_set_request_handler(ctx, "/**", h_fallback, NULL);
 }
 
 void api_stop_accepting(api *a)

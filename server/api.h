@@ -25,6 +25,8 @@ typedef struct api {
     atomic_int waiters;   /* long polls in progress */
     int max_waiters;
     atomic_int accepting; /* 0 once shutting down: create_task answers 503 */
+    const char *sandbox_json; /* "sandbox" object for GET /info, or NULL; set by
+                                 the caller before api_register, which keeps it */
 } api;
 
 /* Prepares a and registers its handlers on ctx. Returns 0. */

@@ -10,8 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
-/* OPT_BOOL: an int set to 0 or 1 from yes/no, true/false, on/off, 1/0; on
- * the command line the bare flag means yes (--flag, --flag=no). */
+/* OPT_BOOL: an int set to 0 or 1 from yes/no, true/false, on/off, 1/0. On
+ * the command line a row whose meta is "" is a flag (--flag means yes,
+ * --flag=no); one with a meta takes the word as its argument (--sandbox off). */
 enum opt_type { OPT_INT, OPT_LONG, OPT_SIZE, OPT_SECONDS, OPT_STR, OPT_BOOL };
 
 struct opt {
@@ -45,6 +46,10 @@ static const struct opt opts[] = {
      "tasks allowed to wait; more are refused (-1: unbounded, 0: none wait)", -1, 1e9},
     {"reject-status", OPT_INT, F(reject_status), "429", "CODE",
      "status for a refused create_task: 429 (with Retry-After) or 403", 403, 429},
+    {"calc-command", OPT_STR, F(calc_command), "", "'PROGRAM ARGS'",
+     "serve the calculation API (POST / {\"data\": N}, GET /?request_id=ID) by running "
+     "PROGRAM ARGS N",
+     0, 0},
     {"http-threads", OPT_INT, F(http_threads), "64", "N",
      "HTTP connection threads (each open connection holds one)", 4, 4096},
     {"max-wait", OPT_SECONDS, F(max_wait), "60", "SECONDS", "longest get_status long poll", 0,
@@ -80,6 +85,25 @@ static const struct opt opts[] = {
     {"log-level", OPT_STR, F(log_level), "info", "LEVEL", "error, warn, info or debug", 0, 0},
     {"auth-token-file", OPT_STR, F(auth_token_file), "", "FILE",
      "require 'Authorization: Bearer TOKEN' on every request, TOKEN read from FILE", 0, 0},
+    {"sandbox", OPT_BOOL, F(sandbox), "on", "on|off",
+     "confine tasks (namespaces, cgroup, limits, seccomp, unprivileged user)", 0, 1},
+    {"run-as", OPT_STR, F(run_as), "", "USER",
+     "user tasks run as when the server is root (default: nobody)", 0, 0},
+    {"task-network", OPT_BOOL, F(task_network), "off", "", "let tasks use the network", 0, 1},
+    {"task-memory", OPT_SIZE, F(task_memory), "256M", "BYTES",
+     "memory per task, files in its directory and /tmp included (0: none)", 0, 1e15},
+    {"task-cpu", OPT_LONG, F(task_cpu), "30", "SECONDS", "CPU time per task process (0: none)", 0,
+     1e7},
+    {"task-procs", OPT_LONG, F(task_procs), "64", "N",
+     "processes and threads at once per task (0: none)", 0, 1e6},
+    {"task-fsize", OPT_SIZE, F(task_fsize), "64M", "BYTES",
+     "largest file a task may write (0: none)", 0, 1e15},
+    {"task-nofile", OPT_LONG, F(task_nofile), "256", "N", "open files per task process (0: none)",
+     0, 1e6},
+    {"task-disk", OPT_SIZE, F(task_disk), "128M", "BYTES",
+     "private disk per task: its directory and /tmp (0: no separate limit)", 0, 1e15},
+    {"exec-helper", OPT_STR, F(exec_helper), "", "PATH",
+     "the sandbox's tasksolver-exec (default: next to the server binary)", 0, 0},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])
@@ -195,6 +219,8 @@ void config_destroy(config *c)
             free(*p);
             *p = NULL;
         }
+    free(c->config_file);
+    c->config_file = NULL;
 }
 
 static char *trim(char *s)
@@ -280,11 +306,21 @@ int config_parse_args(config *c, int argc, char **argv)
             file = argv[i] + 9;
         if (file && config_load_file(c, file) < 0)
             return 2;
+        if (file) {
+            /* Kept (absolute) so that tasks can be kept from reading it. */
+            free(c->config_file);
+            if (!(c->config_file = realpath(file, NULL))) {
+                fprintf(stderr, "tasksolver: config %s: %s\n", file, strerror(errno));
+                return 2;
+            }
+        }
     }
     struct option lo[N_OPTS + 4];
     for (size_t i = 0; i < N_OPTS; i++)
         lo[i] = (struct option){opts[i].name,
-                                opts[i].type == OPT_BOOL ? optional_argument : required_argument,
+                                opts[i].type != OPT_BOOL ? required_argument
+                                : opts[i].meta[0]        ? required_argument
+                                                         : optional_argument,
                                 NULL, (int)(256 + i)};
     lo[N_OPTS] = (struct option){"config", required_argument, NULL, 'c'};
     lo[N_OPTS + 1] = (struct option){"help", no_argument, NULL, 'h'};

@@ -29,6 +29,7 @@ typedef struct config {
     long max_finished;     /* finished tasks kept before the oldest are evicted */
     long max_queue;        /* -1: unbounded */
     int reject_status;     /* 429 or 403 when the queue is full */
+    char *calc_command;    /* "PROGRAM ARGS" serving POST / and GET /?request_id=; "": off */
     /* cluster: arithmetic jobs, worker nodes */
     char *join;             /* master URL to announce to; "" for none */
     char *name;             /* node name; "": HOSTNAME:PORT */
@@ -47,6 +48,18 @@ typedef struct config {
     /* misc */
     char *log_level;
     char *auth_token_file; /* empty: no authentication */
+    /* task sandbox (runner/sandbox.h) */
+    int sandbox;        /* 0: tasks run unconfined (development) */
+    char *run_as;       /* empty: nobody when root */
+    int task_network;   /* 1: tasks keep the host's network */
+    size_t task_memory; /* bytes; 0: no limit (and below) */
+    long task_cpu;      /* seconds of CPU time per process */
+    long task_procs;    /* processes at once per task */
+    size_t task_fsize;  /* bytes per file */
+    long task_nofile;   /* open files per process */
+    size_t task_disk;   /* bytes of private disk (task directory + /tmp) */
+    char *exec_helper;  /* empty: tasksolver-exec next to the server */
+    char *config_file;  /* the --config file, or NULL (not an option row) */
 } config;
 
 /* Fills c with the defaults. Returns 0 or -ENOMEM (then c is destroyed). */

@@ -12,9 +12,11 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "calc_api.h"
 #include "auth.h"
 #include "cluster.h"
 #include "config.h"
+#include "confine.h"
 #include "journal.h"
 #include "log.h"
 #include "pool.h"
@@ -168,6 +170,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "tasksolver: work directory %s: %s\n", cfg.work_dir, strerror(-rc));
         goto fail_workdir;
     }
+    confine cf;
+    if (confine_start(&cf, &cfg) < 0)
+        goto fail_confine;
     /* Returns the mask of features initialised: 0 for the 0 asked here,
      * so it carries no error to check. */
     mg_init_library(0);
@@ -188,11 +193,17 @@ int main(int argc, char **argv)
     pool p;
     pool_config pc = {
         .workers = cfg.workers, .task_timeout = cfg.task_timeout, .max_output = cfg.max_output,
-        .work_dir = cfg.work_dir, .python = cfg.python, .calc_command = NULL, .journal = jr,
+        .work_dir = cfg.work_dir, .python = cfg.python,
+        .calc_command = cfg.calc_command[0] ? cfg.calc_command : NULL, .journal = jr,
+        .sandbox = confine_sandbox(&cf),
     };
     rc = pool_start(&p, &pc, &q, &s);
     if (rc < 0) {
-        fprintf(stderr, "tasksolver: cannot start workers: %s\n", strerror(-rc));
+        if (rc == -EINVAL && pc.calc_command)
+            fprintf(stderr, "tasksolver: --calc-command '%s' is not a command line\n",
+                    pc.calc_command);
+        else
+            fprintf(stderr, "tasksolver: cannot start workers: %s\n", strerror(-rc));
         goto fail_pool;
     }
     auth au = {NULL, 0};
@@ -208,8 +219,10 @@ int main(int argc, char **argv)
                 err[0] ? err : "unknown error");
         goto fail_http;
     }
-    api a = {.journal = jr};
+    api a = {.journal = jr, .sandbox_json = cf.info_json};
     api_register(&a, ctx, &cfg, &q, &s);
+    if (cfg.calc_command[0])
+        calc_api_register(ctx, &a);
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(ctx, 4, ports);
     int port = nports > 0 ? ports[0].port : cfg.port;
@@ -231,6 +244,7 @@ int main(int argc, char **argv)
                    "requeued, %ld failed), %ld old ones dropped",
                    cfg.data_dir, jn.finished, jn.waiting, jn.requeued + jn.interrupted,
                    jn.requeued, jn.interrupted, jn.dropped);
+    confine_log(&cf);
 
     int sig;
     while (sigwait(&sigs, &sig) != 0)
@@ -267,6 +281,8 @@ fail_queue:
     store_destroy(&s);
 fail_store:
     mg_exit_library();
+    confine_stop(&cf);
+fail_confine:
     if (created_dir)
         pool_rmtree(cfg.work_dir);
 fail_workdir:

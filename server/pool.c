@@ -16,6 +16,7 @@
 #include "live.h"
 #include "log.h"
 #include "runner.h"
+#include "sandbox.h"
 #include "shsplit.h"
 #include "timefmt.h"
 
@@ -247,6 +248,28 @@ static void on_output(void *arg, int stream, const char *data, size_t len)
         live_append(arg, data, len);
 }
 
+/* One run of o in dir, through the sandbox when there is one. Returns as
+ * runner_run (r to be destroyed in every case), or -errno when the
+ * sandbox could not be prepared. */
+static int run_once(pool *p, runner_opts *o, const runner_limits *l, const char *dir, live *lv,
+                    runner_result *r)
+{
+    const sandbox *sb = p->cfg.sandbox;
+    sandbox_run sr;
+    int rc;
+    if (sb && (rc = sandbox_run_begin(sb, dir, o->sh_fallback, &sr)) < 0) {
+        memset(r, 0, sizeof *r);
+        return rc;
+    }
+    o->wrapper = sb ? sr.argv : NULL;
+    rc = runner_run(o, l, lv ? on_output : NULL, lv, r);
+    o->wrapper = NULL;
+    int e = sb ? sandbox_run_end(sb, &sr, r) : 0;
+    if (e < 0)
+        log_warn("could not remove the cgroup of %s: %s", dir, strerror(-e));
+    return rc;
+}
+
 static void run_task(pool *p, taskdir *d, task *t)
 {
     char prog[4200];
@@ -272,6 +295,11 @@ static void run_task(pool *p, taskdir *d, task *t)
     t->file = NULL;
     if (rc < 0) {
         fail_task(p, t, "could not write the program", -rc);
+        goto cleanup_dir;
+    }
+    if (t->type == TASK_CALC && !p->calc_argv) {
+        /* Restored from the journal by a server started without it. */
+        fail_task(p, t, "no --calc-command on this server", EINVAL);
         goto cleanup_dir;
     }
 
@@ -302,14 +330,14 @@ static void run_task(pool *p, taskdir *d, task *t)
         .cancel_fd = p->cancel_fd,
     };
     runner_result r;
-    rc = runner_run(&o, &l, lv ? on_output : NULL, lv, &r);
+    rc = run_once(p, &o, &l, dir, lv, &r);
     /* Another thread may still hold our freshly written program open for
      * writing in a child it is spawning (the fd is inherited until that
      * child execs): the kernel then refuses to execute it. Retry briefly. */
     for (int tries = 0; rc == 0 && r.spawn_errno == ETXTBSY && tries < 50; tries++) {
         runner_result_destroy(&r);
         nanosleep(&(struct timespec){0, 2000000}, NULL);
-        rc = runner_run(&o, &l, lv ? on_output : NULL, lv, &r);
+        rc = run_once(p, &o, &l, dir, lv, &r);
     }
     free(argv);
     if (rc < 0) {

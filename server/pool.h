@@ -23,6 +23,7 @@ typedef struct pool_config {
     const char *python;
     const char *calc_command; /* for calc tasks: "PROGRAM ARGS" or NULL */
     struct journal *journal;  /* records starts and results, or NULL */
+    const struct sandbox *sandbox; /* NULL: tasks run unconfined; borrowed */
 } pool_config;
 
 typedef struct pool {

@@ -167,3 +167,21 @@ def alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError):
         return False
+
+
+def pids_with_arg(arg):
+    """Live (non-zombie) pids whose command line has the argument arg.
+    Tasks in a PID namespace report pids the host does not know, so tests
+    find their processes by a unique argument instead."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                args = f.read().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if arg.encode() in args and alive(int(name)):
+            out.append(int(name))
+    return out

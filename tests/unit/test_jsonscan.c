@@ -94,6 +94,33 @@ static void malformed_documents(void **state)
     assert_int_equal(n, 2);
 }
 
+/* jsonscan_is_number: the RFC 8259 grammar, nothing more or less. */
+static void is_number_follows_rfc8259(void **state)
+{
+    const char *good[] = {"0",
+                          "-0",
+                          "7",
+                          "-12",
+                          "1120",
+                          "1.5",
+                          "0.25",
+                          "2e3",
+                          "2E+3",
+                          "-1e-9",
+                          "12345678901234567890123",
+                          "0.30000000000000004",
+                          "1.0e10"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_true(jsonscan_is_number(good[i], strlen(good[i])));
+    const char *bad[] = {"",    "-",   "+1", "01", "-01", ".5",    "5.",  "1e",    "1e+", "0x10",
+                         "NaN", "inf", " 1", "1 ", "1,5", "1.2.3", "--1", "1e5.5", "abc"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(jsonscan_is_number(bad[i], strlen(bad[i])));
+    /* The length bounds the number: what follows is not looked at. */
+    assert_true(jsonscan_is_number("42junk", 2));
+    assert_false(jsonscan_is_number("4\0002", 3));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -102,6 +129,7 @@ int main(void)
         cmocka_unit_test(names_are_compared_unescaped),
         cmocka_unit_test(first_duplicate_wins),
         cmocka_unit_test(malformed_documents),
+        cmocka_unit_test(is_number_follows_rfc8259),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

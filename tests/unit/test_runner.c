@@ -625,6 +625,72 @@ static void test_spawn_kill_reap(void **state)
     assert_no_children();
 }
 
+/* ---- wrappers ---- */
+
+/* Runs argv through a shell wrapper doing `script`, then the program
+ * with fd 3 closed (as the contract asks). */
+static void run_wrapped(const char *script, char *const *argv, runner_result *r)
+{
+    char body[512];
+    snprintf(body, sizeof body, "%s\np=$1; shift; shift; exec 3>&-; exec \"$p\" \"$@\"", script);
+    char *wrapper[] = {"/bin/sh", "-c", body, "wrap", NULL};
+    runner_opts o = opts_for(argv);
+    o.wrapper = wrapper;
+    assert_int_equal(runner_run(&o, NULL, NULL, NULL, r), 0);
+}
+
+static void test_wrapper_runs_the_program(void **state)
+{
+    int fds = count_fds();
+    runner_result r;
+    /* The program gets its own argv[0] and arguments, and no fd 3. */
+    char *argv[] = {"sh", "-c", "echo \"$0 $1\"; [ -e /proc/$$/fd/3 ] && echo fd3; exit 4", "x",
+                    "y", NULL};
+    run_wrapped(":", argv, &r);
+    assert_string_equal(r.out.data, "x y\n");
+    assert_true(r.exited);
+    assert_int_equal(r.exit_code, 4);
+    assert_int_equal(r.limit, RUNNER_LIMIT_NONE);
+    assert_string_equal(r.wrapper_error, "");
+    runner_result_destroy(&r);
+    assert_int_equal(count_fds(), fds);
+    assert_no_children();
+}
+
+static void test_wrapper_reports(void **state)
+{
+    runner_result r;
+    char d[256];
+    char *argv[] = {"/bin/sh", "-c", "exit 1", NULL};
+    run_wrapped("echo 'limit memory 1048576' >&3; echo 'limit cpu 9' >&3", argv, &r);
+    assert_int_equal(r.limit, RUNNER_LIMIT_MEMORY); /* the first one counts */
+    assert_int_equal(r.limit_value, 1048576);
+    assert_string_equal(runner_describe(&r, NULL, d, sizeof d),
+                        "memory limit exceeded (1 MiB); exited with code 1");
+    assert_string_equal(runner_limit_name(r.limit), "memory");
+    runner_result_destroy(&r);
+
+    run_wrapped("echo 'exec 2' >&3; exit 127", argv, &r);
+    assert_int_equal(r.spawn_errno, ENOENT);
+    assert_false(r.exited);
+    assert_string_equal(runner_describe(&r, NULL, d, sizeof d),
+                        "could not execute: No such file or directory (ENOENT)");
+    runner_result_destroy(&r);
+
+    run_wrapped("echo 'fail cgroup: Permission denied' >&3; exit 127", argv, &r);
+    assert_string_equal(r.wrapper_error, "cgroup: Permission denied");
+    assert_string_equal(runner_describe(&r, NULL, d, sizeof d),
+                        "could not start: cgroup: Permission denied");
+    runner_result_destroy(&r);
+
+    /* Garbage is ignored; a short output buffer still ends in a NUL. */
+    run_wrapped("echo 'limit bogus 3' >&3; echo junk >&3; echo 'limit procs 8' >&3", argv, &r);
+    assert_int_equal(r.limit, RUNNER_LIMIT_PROCS);
+    assert_string_equal(runner_describe(&r, NULL, d, 16), "process limit r");
+    runner_result_destroy(&r);
+    assert_no_children();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -650,6 +716,8 @@ int main(void)
         cmocka_unit_test(test_no_leaks),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_spawn_kill_reap),
+        cmocka_unit_test(test_wrapper_runs_the_program),
+        cmocka_unit_test(test_wrapper_reports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Per-task cost of the sandbox: a trivial task (/bin/true) with the sandbox
+on, on with --task-network (no network namespace), and off.
+
+  python3 bench/sandbox_overhead.py [--tasks 300] [--rounds 3] [--workers 2] [--python]
+
+(--python: the task is the Python program "pass" instead of /bin/true.)
+
+Reports, per mode, the median server-side run time of a task run alone
+(meta.run_ms: spawn to reaped), the median latency seen by a client
+(create_task + get_status?wait, cgroup and clean-up included), the
+throughput of a burst of tasks on --workers workers, and the CPU time a
+task costs (the server's own plus that of every process it reaped, which
+on a busy machine is steadier than wall-clock time). Modes are measured in
+alternation, round after round, so that load from other processes on the
+machine spreads over all of them."""
+
+import argparse
+import base64
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+from harness import Server  # noqa: E402
+
+MODES = {
+    "sandbox on": (),
+    "on, --task-network": ("--task-network",),
+    "sandbox off": ("--sandbox", "off"),
+}
+
+
+def one_by_one(srv, task, n):
+    """Median run_ms and client latency (ms) of n tasks run one at a time."""
+    run, lat = [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        doc = srv.run(*task)
+        lat.append((time.perf_counter() - t0) * 1e3)
+        if doc["status"] != "SUCCESS":
+            raise SystemExit("task failed: %s" % json.dumps(doc)[:400])
+        run.append(doc["meta"]["run_ms"])
+    return statistics.median(run), statistics.median(lat)
+
+
+def cpu_ms(pid):
+    """utime + stime + cutime + cstime of pid, in ms."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def burst(srv, task, n, clients=8):
+    """Tasks per second for n tasks submitted by several clients at once."""
+    ids, lock = [], threading.Lock()
+    payload = {"type": task[0], "file": base64.b64encode(task[1]).decode()}
+
+    def submit(k):
+        for _ in range(k):
+            st, _, body = srv.request("POST", "/create_task", payload)
+            if st != 200:
+                raise SystemExit("create_task: %d %r" % (st, body))
+            with lock:
+                ids.append(body["id"])
+
+    c0 = cpu_ms(srv.proc.pid)
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=submit, args=(n // clients,)) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in ids:
+        if srv.wait_done(i)["status"] != "SUCCESS":
+            raise SystemExit("a burst task failed")
+    rate = len(ids) / (time.perf_counter() - t0)
+    return rate, (cpu_ms(srv.proc.pid) - c0) / len(ids)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tasks", type=int, default=300, help="tasks per measurement")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--python", action="store_true", help="run the Python program 'pass'")
+    a = ap.parse_args()
+    if a.python:
+        task = ("python", b"pass\n")
+    else:
+        with open("/bin/true", "rb") as f:
+            task = ("bin", f.read())
+    res = {m: {"run": [], "lat": [], "rate": [], "cpu": []} for m in MODES}
+    for r in range(a.rounds):
+        for mode, extra in MODES.items():
+            # The same interpreter in every mode: without the sandbox "python3"
+            # is looked up in the server's PATH, in it in the task's.
+            srv = Server("--workers", str(a.workers), "--log-level", "warn",
+                         "--python", "/usr/bin/python3", *extra)
+            try:
+                srv.run(*task)  # warm-up
+                run, lat = one_by_one(srv, task, a.tasks // 3)
+                rate, cpu = burst(srv, task, a.tasks)
+            finally:
+                srv.stop()
+            res[mode]["run"].append(run)
+            res[mode]["lat"].append(lat)
+            res[mode]["rate"].append(rate)
+            res[mode]["cpu"].append(cpu)
+            print("round %d %-20s run %.2f ms  latency %.2f ms  %.0f tasks/s  cpu %.2f ms/task"
+                  % (r + 1, mode, run, lat, rate, cpu), flush=True)
+    print("\n| mode | median run_ms | median latency | tasks/s (%d workers) | CPU per task |"
+          % a.workers)
+    print("| --- | --- | --- | --- | --- |")
+    for mode in MODES:
+        m = res[mode]
+        print("| %s | %.1f ms | %.1f ms | %.0f | %.1f ms |"
+              % (mode, statistics.median(m["run"]), statistics.median(m["lat"]),
+                 statistics.median(m["rate"]), statistics.median(m["cpu"])))
+    print("\nload average during the run: %s" % open("/proc/loadavg").read().split()[:3])
+
+
+if __name__ == "__main__":
+    main()

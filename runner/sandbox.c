@@ -1,0 +1,464 @@
+/* sandbox: see sandbox.h. Start-up probing, the helper's arguments, and
+ * the per-run cgroup. */
+#include "sandbox.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jsonw.h"
+
+#define MAX_ARGS 64
+
+__attribute__((format(printf, 2, 3))) static void note(sandbox *sb, const char *fmt, ...)
+{
+    if (sb->nnotes >= SANDBOX_MAX_NOTES)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&sb->notes[sb->nnotes], fmt, ap) >= 0)
+        sb->nnotes++;
+    va_end(ap);
+}
+
+static void free_vec(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Appends a copy of a formatted argument to the NULL-terminated v. */
+__attribute__((format(printf, 2, 3))) static int arg(char **v, const char *fmt, ...)
+{
+    size_t n = 0;
+    while (v[n])
+        n++;
+    if (n + 1 >= MAX_ARGS)
+        return -E2BIG;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vasprintf(&v[n], fmt, ap);
+    va_end(ap);
+    if (rc < 0) {
+        v[n] = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* The memory limit goes to the cgroup when there is one, else to
+ * RLIMIT_AS (which also counts address space that is never used). */
+static int memory_by_cgroup(const sandbox *sb)
+{
+    return sb->cg.mem_dir != NULL;
+}
+
+static int procs_by_cgroup(const sandbox *sb)
+{
+    return sb->cg.pids_dir != NULL;
+}
+
+/* The helper's arguments that are the same for every run. */
+static int build_base(sandbox *sb)
+{
+    const sandbox_config *c = &sb->cfg;
+    char **v = calloc(MAX_ARGS, sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    int rc = arg(v, "%s", sb->helper);
+    if (!rc && sb->ns)
+        rc = arg(v, "--ns");
+    if (!rc && sb->ns && sb->netns)
+        rc = arg(v, "--no-network");
+    if (!rc && sb->ns && sb->userns)
+        rc = arg(v, "--userns");
+    if (!rc && sb->seccomp)
+        rc = arg(v, "--seccomp");
+    if (!rc && sb->uid != (uid_t)-1)
+        rc = arg(v, "--uid=%u", (unsigned)sb->uid);
+    if (!rc && sb->uid != (uid_t)-1)
+        rc = arg(v, "--gid=%u", (unsigned)sb->gid);
+    if (!rc && sb->ns && c->disk > 0)
+        rc = arg(v, "--disk=%lld", (long long)c->disk);
+    if (!rc && c->cpu > 0)
+        rc = arg(v, "--cpu=%lld", (long long)c->cpu);
+    if (!rc && c->fsize > 0)
+        rc = arg(v, "--fsize=%lld", (long long)c->fsize);
+    if (!rc && c->nofile > 0)
+        rc = arg(v, "--nofile=%lld", (long long)c->nofile);
+    if (!rc && c->memory > 0 && !memory_by_cgroup(sb))
+        rc = arg(v, "--as=%lld", (long long)c->memory);
+    /* RLIMIT_NPROC counts every process of the user, and root ignores it:
+     * it only bounds tasks that run as another user, as a backstop behind
+     * the pids cgroup (room for every worker), or alone without one. */
+    if (!rc && c->procs > 0 && sb->uid != (uid_t)-1)
+        rc = arg(v, "--nproc=%lld",
+                 (long long)(procs_by_cgroup(sb) ? (c->procs + 2) * c->workers : c->procs));
+    for (size_t i = 0; !rc && sb->ns && sb->hide[i]; i++)
+        rc = arg(v, "--hide=%s", sb->hide[i]);
+    if (rc) {
+        free_vec(v);
+        return rc == -E2BIG ? -E2BIG : -ENOMEM;
+    }
+    free_vec(sb->base);
+    sb->base = v;
+    return 0;
+}
+
+/* Gives the task's user the directory and its files, for runs without a
+ * mount namespace (which would otherwise hand the task a private copy). */
+static int give_dir(const sandbox *sb, const char *dir)
+{
+    if (sb->ns || sb->uid == (uid_t)-1)
+        return 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fchown(fd, sb->uid, sb->gid) < 0 ? -errno : 0;
+    DIR *d = rc ? NULL : fdopendir(fd);
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (de->d_name[0] != '.' &&
+            fchownat(dirfd(d), de->d_name, sb->uid, sb->gid, AT_SYMLINK_NOFOLLOW) < 0)
+            rc = -errno;
+    if (d)
+        closedir(d);
+    else
+        close(fd);
+    return rc;
+}
+
+int sandbox_run_begin(const sandbox *sb, const char *dir, int sh_fallback, sandbox_run *sr)
+{
+    memset(sr, 0, sizeof *sr);
+    int rc;
+    if ((rc = give_dir(sb, dir)) < 0)
+        return rc;
+    if (sb->cg.version != CGROUP_NONE) {
+        /* Directories are reused from task to task: the number keeps a
+         * group that could not be removed from blocking the next run. */
+        static atomic_ulong seq;
+        char name[300];
+        snprintf(name, sizeof name, "%.200s-%lu", strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir,
+                 atomic_fetch_add(&seq, 1));
+        /* The helper, and init in a PID namespace, count too. */
+        int64_t pids = sb->cfg.procs > 0 ? sb->cfg.procs + (sb->ns ? 2 : 1) : 0;
+        rc = cgroup_task_create(&sb->cg, name, sb->cfg.memory, (long)pids, &sr->cg);
+        if (rc < 0)
+            return rc;
+    }
+    size_t n = 0;
+    while (sb->base[n])
+        n++;
+    sr->argv = calloc(n + 9, sizeof *sr->argv);
+    if (!sr->argv) {
+        cgroup_task_remove(&sr->cg);
+        return -ENOMEM;
+    }
+    memcpy(sr->argv, sb->base, n * sizeof *sr->argv);
+    sr->argv[n++] = "--dir";
+    sr->argv[n++] = (char *)dir;
+    if (sr->cg.mem_dir) {
+        sr->argv[n++] = "--cgroup";
+        sr->argv[n++] = sr->cg.mem_dir;
+    }
+    if (sr->cg.pids_dir && (!sr->cg.mem_dir || strcmp(sr->cg.pids_dir, sr->cg.mem_dir) != 0)) {
+        sr->argv[n++] = "--cgroup";
+        sr->argv[n++] = sr->cg.pids_dir;
+    }
+    if (sh_fallback)
+        sr->argv[n++] = "--sh";
+    sr->argv[n++] = "--";
+    return 0;
+}
+
+int sandbox_run_end(const sandbox *sb, sandbox_run *sr, runner_result *r)
+{
+    int ok = r->exited && r->exit_code == 0 && !r->spawn_errno && !r->wrapper_error[0];
+    if (sb->cg.version != CGROUP_NONE && !ok) {
+        cgroup_events ev;
+        cgroup_task_events(&sr->cg, &ev);
+        /* The kernel's counts beat a guess from a signal when the task
+         * was killed; a task that died of its own error after a refused
+         * fork hit the process limit, even if memory ran short too. */
+        int killed = r->term_signal == SIGKILL;
+        if (ev.oom_kills > 0 && (killed || !ev.pids_max)) {
+            r->limit = RUNNER_LIMIT_MEMORY;
+            r->limit_value = sb->cfg.memory;
+        } else if (ev.pids_max > 0 && r->limit == RUNNER_LIMIT_NONE) {
+            r->limit = RUNNER_LIMIT_PROCS;
+            r->limit_value = sb->cfg.procs;
+        }
+    }
+    free(sr->argv);
+    sr->argv = NULL;
+    return sb->cg.version != CGROUP_NONE ? cgroup_task_remove(&sr->cg) : 0;
+}
+
+/* Runs a trivial program through the helper as a task would be. Returns
+ * 0, or -1 with the helper's complaint in why. */
+static int probe(sandbox *sb, char *why, size_t whysz)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/probe-XXXXXX", sb->work_dir);
+    if (!mkdtemp(dir)) {
+        snprintf(why, whysz, "probe directory in %s: %s", sb->work_dir, strerror(errno));
+        return -1;
+    }
+    sandbox_run sr;
+    int rc = sandbox_run_begin(sb, dir, 0, &sr);
+    if (rc < 0) {
+        snprintf(why, whysz, "cgroup for a task: %s", strerror(-rc));
+        rmdir(dir);
+        return -1;
+    }
+    char *argv[] = {"sh", "-c", "exit 0", NULL};
+    char *env[] = {"PATH=/usr/bin:/bin", NULL};
+    runner_opts o = {.path = "/bin/sh",
+                     .argv = argv,
+                     .envp = env,
+                     .cwd = dir,
+                     .stdin_fd = -1,
+                     .capture_stderr = 1,
+                     .wrapper = sr.argv};
+    runner_limits l = {.timeout_us = 10 * 1000000, .cancel_fd = -1};
+    runner_result r;
+    rc = runner_run(&o, &l, NULL, NULL, &r);
+    sb->probe_ms = (double)(r.end_us - r.start_us) / 1e3;
+    sandbox_run_end(sb, &sr, &r);
+    rmdir(dir);
+    if (rc == 0 && r.exited && r.exit_code == 0 && !r.wrapper_error[0] && !r.spawn_errno) {
+        runner_result_destroy(&r);
+        return 0;
+    }
+    char how[256];
+    if (rc < 0)
+        snprintf(why, whysz, "probe: %s", strerror(-rc));
+    else if (r.wrapper_error[0])
+        snprintf(why, whysz, "%s", r.wrapper_error);
+    else
+        snprintf(why, whysz, "probe %s%s%.*s", runner_describe(&r, &l, how, sizeof how),
+                 r.err.len ? ": " : "", (int)(r.err.len > 200 ? 200 : r.err.len),
+                 r.err.data ? r.err.data : "");
+    runner_result_destroy(&r);
+    return -1;
+}
+
+/* Whose identity tasks take. Returns 0 or -1 with err set. */
+static int pick_user(sandbox *sb, const char *run_as, char *err, size_t errsz)
+{
+    struct passwd *pw;
+    sb->uid = (uid_t)-1;
+    sb->gid = (gid_t)-1;
+    if (!sb->root) {
+        if (run_as && run_as[0]) {
+            snprintf(err, errsz, "--run-as %s needs the server to run as root", run_as);
+            return -1;
+        }
+        pw = getpwuid(getuid());
+        sb->user = pw ? strdup(pw->pw_name) : NULL;
+        if (!sb->user && asprintf(&sb->user, "%u", (unsigned)getuid()) < 0)
+            sb->user = NULL;
+        return sb->user ? 0 : (snprintf(err, errsz, "out of memory"), -1);
+    }
+    const char *name = run_as && run_as[0] ? run_as : "nobody";
+    if (!(pw = getpwnam(name))) {
+        snprintf(err, errsz, "--run-as: no user '%s' on this machine", name);
+        return -1;
+    }
+    if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+        snprintf(err, errsz, "--run-as %s: tasks never run as root (uid or gid 0)", name);
+        return -1;
+    }
+    sb->uid = pw->pw_uid;
+    sb->gid = pw->pw_gid;
+    sb->user = strdup(pw->pw_name);
+    return sb->user ? 0 : (snprintf(err, errsz, "out of memory"), -1);
+}
+
+/* Copies the strings of cfg into sb. */
+static int copy_config(sandbox *sb, const sandbox_config *cfg)
+{
+    sb->cfg = *cfg;
+    size_t n = 0;
+    while (cfg->hide && cfg->hide[n])
+        n++;
+    sb->hide = calloc(n + 1, sizeof *sb->hide);
+    sb->helper = strdup(cfg->helper);
+    sb->work_dir = strdup(cfg->work_dir);
+    if (!sb->hide || !sb->helper || !sb->work_dir)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (!(sb->hide[i] = strdup(cfg->hide[i])))
+            return -ENOMEM;
+    sb->cfg.helper = sb->helper;
+    sb->cfg.work_dir = sb->work_dir;
+    sb->cfg.hide = (const char *const *)sb->hide;
+    return 0;
+}
+
+/* Drops the mechanism a failed probe points at. Returns 0 if there is one
+ * to drop, -1 if the failure is not about an optional mechanism. */
+static int drop_failed(sandbox *sb, const char *why)
+{
+    if (strncmp(why, "cgroup", 6) == 0 && sb->cg.version != CGROUP_NONE) {
+        note(sb, "cgroup: %s; memory by RLIMIT_AS, processes by RLIMIT_NPROC", why);
+        cgroup_root_destroy(&sb->cg);
+    } else if (strncmp(why, "seccomp", 7) == 0 && sb->seccomp) {
+        note(sb, "seccomp: %s", why);
+        sb->seccomp = 0;
+    } else if (sb->ns && strncmp(why, "uid", 3) != 0 && strncmp(why, "rlimit", 6) != 0 &&
+               strncmp(why, "probe", 5) != 0) {
+        note(sb, "namespaces: %s; tasks share the host's processes, network and files", why);
+        sb->ns = sb->userns = sb->netns = 0;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+int sandbox_init(sandbox *sb, const sandbox_config *cfg, char *err, size_t errsz)
+{
+    memset(sb, 0, sizeof *sb);
+    if (copy_config(sb, cfg) < 0) {
+        snprintf(err, errsz, "out of memory");
+        goto fail;
+    }
+    if (access(sb->helper, X_OK) < 0) {
+        snprintf(err, errsz, "exec helper %s: %s", sb->helper, strerror(errno));
+        goto fail;
+    }
+    sb->root = geteuid() == 0;
+    if (pick_user(sb, cfg->run_as, err, errsz) < 0)
+        goto fail;
+    sb->ns = 1;
+    sb->userns = !sb->root;
+    sb->netns = !cfg->network;
+    sb->seccomp = 1;
+    char why[512];
+    if (cgroup_root_init(&sb->cg, "tasksolver", why, sizeof why) < 0)
+        note(sb, "cgroup: %s; memory by RLIMIT_AS, processes by RLIMIT_NPROC", why);
+    else if (why[0])
+        note(sb, "cgroup: %s", why);
+    for (int tries = 0;; tries++) {
+        /* Without a private copy of the work directory, the task's user
+         * must be able to reach its own directory in it (not list it). */
+        if (!sb->ns && sb->uid != (uid_t)-1 && chmod(sb->work_dir, 0711) < 0) {
+            snprintf(err, errsz, "chmod %s: %s", sb->work_dir, strerror(errno));
+            goto fail;
+        }
+        if (build_base(sb) < 0) {
+            snprintf(err, errsz, "too many paths to hide");
+            goto fail;
+        }
+        if (probe(sb, why, sizeof why) == 0)
+            break;
+        if (tries >= 4 || drop_failed(sb, why) < 0) {
+            snprintf(err, errsz, "tasks cannot run in the sandbox: %s", why);
+            goto fail;
+        }
+    }
+    return 0;
+
+fail:
+    sandbox_destroy(sb);
+    return -EINVAL;
+}
+
+void sandbox_destroy(sandbox *sb)
+{
+    if (sb->cg.version != CGROUP_NONE)
+        cgroup_root_destroy(&sb->cg);
+    free_vec(sb->base);
+    free_vec(sb->hide);
+    for (int i = 0; i < sb->nnotes; i++)
+        free(sb->notes[i]);
+    free(sb->helper);
+    free(sb->work_dir);
+    free(sb->user);
+    memset(sb, 0, sizeof *sb);
+}
+
+static const char *cgroup_name(const sandbox *sb)
+{
+    return sb->cg.version == CGROUP_V1 ? "v1" : sb->cg.version == CGROUP_V2 ? "v2" : NULL;
+}
+
+int sandbox_info_json(const sandbox *sb, buf *b)
+{
+    const sandbox_config *c = &sb->cfg;
+    buf_printf(b,
+               "{\"enabled\":true,\"namespaces\":%s,\"user_namespace\":%s,\"network\":%s,"
+               "\"private_tmp\":%s,\"hidden_paths\":%s,\"seccomp\":%s,\"cgroup\":",
+               sb->ns ? "true" : "false", sb->userns ? "true" : "false",
+               sb->ns && sb->netns ? "false" : "true", sb->ns ? "true" : "false",
+               sb->ns ? "true" : "false", sb->seccomp ? "true" : "false");
+    jsonw_cstr(b, cgroup_name(sb));
+    buf_puts(b, ",\"run_as\":");
+    jsonw_cstr(b, sb->user);
+    buf_printf(b, ",\"uid\":%ld", sb->uid == (uid_t)-1 ? (long)getuid() : (long)sb->uid);
+    buf_printf(b,
+               ",\"limits\":{\"memory\":%lld,\"memory_by\":\"%s\",\"cpu_seconds\":%lld,"
+               "\"processes\":%lld,\"processes_by\":\"%s\",\"file_size\":%lld,"
+               "\"open_files\":%lld,\"disk\":%lld,\"disk_by\":\"%s\"}",
+               (long long)c->memory, memory_by_cgroup(sb) ? "cgroup" : "rlimit_as",
+               (long long)c->cpu, (long long)c->procs,
+               procs_by_cgroup(sb)    ? "cgroup"
+               : sb->uid != (uid_t)-1 ? "rlimit_nproc"
+                                      : "none",
+               (long long)c->fsize, (long long)c->nofile, sb->ns ? (long long)c->disk : 0LL,
+               sb->ns ? "tmpfs" : "none");
+    buf_puts(b, ",\"missing\":[");
+    for (int i = 0; i < sb->nnotes; i++) {
+        if (i)
+            buf_putc(b, ',');
+        jsonw_cstr(b, sb->notes[i]);
+    }
+    buf_puts(b, "]}");
+    return buf_failed(b) ? -ENOMEM : 0;
+}
+
+/* "256 MiB", "1000 bytes", "none". */
+static const char *bytes(char *out, size_t size, int64_t v)
+{
+    if (v <= 0)
+        snprintf(out, size, "none");
+    else if (v % (1024 * 1024) == 0)
+        snprintf(out, size, "%lld MiB", (long long)(v >> 20));
+    else if (v % 1024 == 0)
+        snprintf(out, size, "%lld KiB", (long long)(v >> 10));
+    else
+        snprintf(out, size, "%lld bytes", (long long)v);
+    return out;
+}
+
+void sandbox_summary(const sandbox *sb, char *out, size_t size)
+{
+    const sandbox_config *c = &sb->cfg;
+    char mem[32], fsz[32], disk[32];
+    snprintf(out, size,
+             "sandbox: tasks run as %s (uid %ld); namespaces %s%s%s; network %s; cgroup %s; "
+             "seccomp %s; limits: memory %s (%s), cpu %lld s, processes %lld (%s), "
+             "file size %s, open files %lld, disk %s",
+             sb->user, sb->uid == (uid_t)-1 ? (long)getuid() : (long)sb->uid,
+             sb->ns ? "pid,mount,ipc,uts" : "NONE", sb->ns && sb->netns ? ",net" : "",
+             sb->userns ? ",user" : "", sb->ns && sb->netns ? "off" : "ON",
+             cgroup_name(sb) ? cgroup_name(sb) : "NONE", sb->seccomp ? "on" : "OFF",
+             bytes(mem, sizeof mem, c->memory), memory_by_cgroup(sb) ? "cgroup" : "RLIMIT_AS",
+             (long long)c->cpu, (long long)c->procs,
+             procs_by_cgroup(sb)    ? "cgroup"
+             : sb->uid != (uid_t)-1 ? "RLIMIT_NPROC, per user"
+                                    : "NOT LIMITED",
+             bytes(fsz, sizeof fsz, c->fsize), (long long)c->nofile,
+             bytes(disk, sizeof disk, sb->ns ? c->disk : 0));
+}

@@ -1,0 +1,95 @@
+/* sandbox: confines each task run by running it through the exec helper
+ * (tasksolver-exec, see tsexec.c) with a per-task cgroup.
+ *
+ * sandbox_init finds out what the machine allows (root or not, cgroup v1
+ * or v2, namespaces, seccomp) by running a trivial program through the
+ * helper, dropping whatever fails, and keeps a record of what is active
+ * and what is missing for the log and GET /info. Then, per run:
+ *
+ *   sandbox_run_begin  -> runner_opts.wrapper = sr.argv -> runner_run
+ *   sandbox_run_end    (reads the cgroup's counters into the result's
+ *                       limit, kills stragglers, removes the cgroup)
+ *
+ * Thread-safe after sandbox_init: the sandbox is read-only, and each run
+ * works on its own sandbox_run. */
+#ifndef TS_SANDBOX_H
+#define TS_SANDBOX_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "cgroup.h"
+#include "runner.h"
+
+typedef struct sandbox_config {
+    const char *helper;      /* path of tasksolver-exec */
+    const char *run_as;      /* user for tasks when the server is root; NULL or "": nobody */
+    int network;             /* 1: tasks keep the host's network */
+    int64_t memory;          /* bytes; 0: no limit (and likewise below) */
+    int64_t cpu;             /* seconds of CPU time per process */
+    int64_t procs;           /* processes (and threads) at once per task */
+    int64_t fsize;           /* bytes per file */
+    int64_t nofile;          /* open files per process */
+    int64_t disk;            /* bytes of the task's private tmpfs */
+    int workers;             /* tasks run at once */
+    const char *work_dir;    /* where task directories are made */
+    const char *const *hide; /* NULL-terminated: paths tasks must not see */
+} sandbox_config;
+
+#define SANDBOX_MAX_NOTES 8
+
+typedef struct sandbox {
+    /* Set by sandbox_init, read-only afterwards; everything owned. */
+    sandbox_config cfg; /* with the strings below */
+    char *helper;
+    char *work_dir;
+    char **hide;
+    int root;  /* the server runs as root */
+    uid_t uid; /* tasks' identity; (uid_t)-1: the server's own */
+    gid_t gid;
+    char *user;                     /* name of the tasks' user */
+    int ns;                         /* PID, mount, IPC and UTS namespaces */
+    int userns;                     /* ...inside a user namespace (server not root) */
+    int netns;                      /* a network namespace with loopback only */
+    int seccomp;                    /* system call filter */
+    cgroup_root cg;                 /* version CGROUP_NONE: no cgroup */
+    char **base;                    /* the helper's arguments common to every run */
+    char *notes[SANDBOX_MAX_NOTES]; /* what is missing, and why */
+    int nnotes;
+    double probe_ms; /* how long the last start-up probe run took */
+} sandbox;
+
+/* Works out and checks the sandbox. Returns 0 (sb usable, possibly with
+ * fewer protections than asked: see notes), or -errno with a sentence in
+ * err when the settings cannot be honoured (--run-as without root, an
+ * unknown user, a user that is root, no helper); sb is then destroyed. */
+int sandbox_init(sandbox *sb, const sandbox_config *cfg, char *err, size_t errsz);
+
+/* Removes the cgroups and frees sb. */
+void sandbox_destroy(sandbox *sb);
+
+/* One run's share. */
+typedef struct sandbox_run {
+    cgroup_task cg;
+    char **argv; /* the wrapper argv for runner_opts (strings borrowed) */
+} sandbox_run;
+
+/* Prepares the run of a program in dir (an existing directory holding the
+ * program, under work_dir), sh_fallback as in runner_opts. dir must outlive
+ * the run. Returns 0, or -errno with nothing to clean up. */
+int sandbox_run_begin(const sandbox *sb, const char *dir, int sh_fallback, sandbox_run *sr);
+
+/* After runner_run: records in r a memory or process limit the run hit
+ * (when it did not succeed), then kills what is left in the cgroup and
+ * removes it. Returns 0, or -errno if the cgroup could not be removed. */
+int sandbox_run_end(const sandbox *sb, sandbox_run *sr, runner_result *r);
+
+/* Appends the JSON object describing the sandbox (for GET /info). Returns
+ * 0 or -ENOMEM. */
+int sandbox_info_json(const sandbox *sb, buf *b);
+
+/* Writes a one-line summary of the active protections and limits. */
+void sandbox_summary(const sandbox *sb, char *out, size_t size);
+
+#endif

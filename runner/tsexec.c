@@ -1,0 +1,500 @@
+/* tasksolver-exec: runs one task program inside the sandbox.
+ *
+ * The runner starts it as a wrapper (see "Wrappers" in runner.h):
+ *
+ *   tasksolver-exec [OPTIONS] -- PATH ARGV0 ARGS...
+ *
+ * with fd 3 the report pipe. It joins the task's cgroups, optionally makes
+ * new PID, mount, IPC, UTS (and network, and user) namespaces, and runs
+ * three processes deep:
+ *
+ *   tasksolver-exec            the runner's child; exits as the task did
+ *    `- init (PID 1)           sets up the file system, reaps orphans;
+ *        `- the task           limits, user, syscall filter, then exec
+ *
+ * When the task exits (or init is killed, or this process is: init dies
+ * with it), init exits and the kernel kills everything left in the PID
+ * namespace, so nothing a task starts can outlive it, setsid or not.
+ * Without namespaces the task is this process's child directly.
+ *
+ * Every set-up step fails closed: the task does not run, and the report
+ * says "fail STEP: ERROR". The server probes the machine at start-up and
+ * only asks for what works there. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tsexec_fs.h"
+#include "tsexec_lock.h"
+
+#define REPORT_FD 3
+#define MAX_LIST 16
+
+extern char **environ;
+
+/* The task's file system, once init has set it up (scratch -1 before). */
+static tsexec_fs task_fs = {.scratch = -1};
+
+typedef struct opts {
+    const char *dir;
+    int ns, netns, userns, seccomp, sh;
+    uid_t uid;
+    gid_t gid;
+    int64_t disk;
+    tsexec_limits lim;
+    const char *hide[MAX_LIST];
+    int nhide;
+    const char *cgroup[MAX_LIST];
+    int ncgroup;
+    char *path;
+    char **argv;
+    char **sh_argv; /* "/bin/sh" FILE ARGS..., FILE filled in at exec time */
+} opts;
+
+/* One line for the runner. */
+__attribute__((format(printf, 1, 2))) static void report(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof line - 2)
+        n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    ssize_t w = write(REPORT_FD, line, (size_t)n);
+    (void)w;
+}
+
+/* Reports a failed set-up step (errno-style err > 0) and gives up. */
+__attribute__((noreturn)) static void fail(const char *step, int err)
+{
+    report("fail %s: %s", step, strerror(err));
+    _exit(127);
+}
+
+static int64_t number(const char *s, const char *name)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < 0) {
+        report("fail bad --%s '%s'", name, s);
+        _exit(127);
+    }
+    return v;
+}
+
+static void parse(int argc, char **argv, opts *o)
+{
+    static const struct option lo[] = {
+        {"dir", required_argument, NULL, 'd'},
+        {"ns", no_argument, NULL, 'n'},
+        {"no-network", no_argument, NULL, 'N'},
+        {"userns", no_argument, NULL, 'U'},
+        {"seccomp", no_argument, NULL, 'S'},
+        {"sh", no_argument, NULL, 's'},
+        {"uid", required_argument, NULL, 'u'},
+        {"gid", required_argument, NULL, 'g'},
+        {"disk", required_argument, NULL, 'D'},
+        {"cpu", required_argument, NULL, 'c'},
+        {"fsize", required_argument, NULL, 'f'},
+        {"nofile", required_argument, NULL, 'o'},
+        {"nproc", required_argument, NULL, 'p'},
+        {"as", required_argument, NULL, 'a'},
+        {"hide", required_argument, NULL, 'h'},
+        {"cgroup", required_argument, NULL, 'C'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->uid = (uid_t)-1;
+    o->gid = (gid_t)-1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'd':
+            o->dir = optarg;
+            break;
+        case 'n':
+            o->ns = 1;
+            break;
+        case 'N':
+            o->netns = 1;
+            break;
+        case 'U':
+            o->userns = 1;
+            break;
+        case 'S':
+            o->seccomp = 1;
+            break;
+        case 's':
+            o->sh = 1;
+            break;
+        case 'u':
+            o->uid = (uid_t)number(optarg, "uid");
+            break;
+        case 'g':
+            o->gid = (gid_t)number(optarg, "gid");
+            break;
+        case 'D':
+            o->disk = number(optarg, "disk");
+            break;
+        case 'c':
+            o->lim.cpu = number(optarg, "cpu");
+            break;
+        case 'f':
+            o->lim.fsize = number(optarg, "fsize");
+            break;
+        case 'o':
+            o->lim.nofile = number(optarg, "nofile");
+            break;
+        case 'p':
+            o->lim.nproc = number(optarg, "nproc");
+            break;
+        case 'a':
+            o->lim.as = number(optarg, "as");
+            break;
+        case 'h':
+        case 'C':
+            if ((ch == 'h' ? o->nhide : o->ncgroup) >= MAX_LIST)
+                fail("too many --hide or --cgroup", E2BIG);
+            if (ch == 'h')
+                o->hide[o->nhide++] = optarg;
+            else
+                o->cgroup[o->ncgroup++] = optarg;
+            break;
+        default:
+            report("fail usage: tasksolver-exec [OPTIONS] -- PATH ARGV...");
+            _exit(127);
+        }
+    }
+    if (argc - optind < 2 || !o->dir || (o->uid == (uid_t)-1) != (o->gid == (gid_t)-1)) {
+        report("fail usage: tasksolver-exec --dir DIR [OPTIONS] -- PATH ARGV...");
+        _exit(127);
+    }
+    o->path = argv[optind];
+    o->argv = argv + optind + 1;
+    /* Made now: nothing is allocated once the address space is limited. */
+    int n = argc - optind;
+    if (o->sh && !(o->sh_argv = calloc((size_t)n + 2, sizeof *o->sh_argv)))
+        fail("memory", ENOMEM);
+    for (int i = 1; o->sh && o->argv[i - 1]; i++)
+        o->sh_argv[i + 1] = o->argv[i];
+    if (o->sh)
+        o->sh_argv[0] = "/bin/sh";
+}
+
+/* Writes text into a file that must exist (cgroup and /proc files). */
+static int put(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(text);
+    ssize_t n = write(fd, text, len);
+    int err = n < 0 ? -errno : 0;
+    close(fd);
+    return err;
+}
+
+static void join_cgroups(const opts *o)
+{
+    for (int i = 0; i < o->ncgroup; i++) {
+        char path[PATH_MAX], step[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/cgroup.procs", o->cgroup[i]);
+        int rc = put(path, "0");
+        if (rc < 0) {
+            snprintf(step, sizeof step, "cgroup %s", o->cgroup[i]);
+            fail(step, -rc);
+        }
+    }
+}
+
+/* New namespaces for everything forked from here on (the PID namespace
+ * starts with our next child). A server that is not root gets them
+ * inside a user namespace where it keeps its own uid. */
+static void make_namespaces(const opts *o)
+{
+    int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+    if (o->netns)
+        flags |= CLONE_NEWNET;
+    if (o->userns)
+        flags |= CLONE_NEWUSER;
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    if (unshare(flags) < 0)
+        fail("unshare", errno);
+    if (o->userns) {
+        char map[64];
+        int rc = put("/proc/self/setgroups", "deny");
+        snprintf(map, sizeof map, "%u %u 1", (unsigned)uid, (unsigned)uid);
+        if (rc == 0)
+            rc = put("/proc/self/uid_map", map);
+        snprintf(map, sizeof map, "%u %u 1", (unsigned)gid, (unsigned)gid);
+        if (rc == 0)
+            rc = put("/proc/self/gid_map", map);
+        if (rc < 0)
+            fail("userns map", -rc);
+    }
+}
+
+/* Loopback only: a task may talk to itself, never to the host. */
+static void loopback_up(void)
+{
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        fail("network socket", errno);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+        fail("network lo", errno);
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+        fail("network lo up", errno);
+    close(s);
+}
+
+/* execve, then /bin/sh FILE ARGS for a file the kernel refused as
+ * ENOEXEC (as execvp does) when asked. Returns only on failure. */
+static void exec_file(const opts *o, const char *file)
+{
+    execve(file, o->argv, environ);
+    if (errno != ENOEXEC || !o->sh)
+        return;
+    o->sh_argv[1] = (char *)file;
+    execve("/bin/sh", o->sh_argv, environ);
+    errno = ENOEXEC;
+}
+
+/* Runs the program: looked up in the task's PATH when it has no '/'. */
+static void exec_program(const opts *o)
+{
+    if (strchr(o->path, '/')) {
+        exec_file(o, o->path);
+        return;
+    }
+    const char *path = getenv("PATH");
+    int err = ENOENT;
+    for (const char *p = path ? path : "/bin:/usr/bin";;) {
+        const char *end = strchrnul(p, ':');
+        char cand[PATH_MAX];
+        int dl = (int)(end - p);
+        snprintf(cand, sizeof cand, "%.*s/%s", dl ? dl : 1, dl ? p : ".", o->path);
+        exec_file(o, cand);
+        if (errno == EACCES)
+            err = EACCES; /* as execvp: a later ENOENT does not hide it */
+        else if (errno != ENOENT && errno != ENOTDIR)
+            return;
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    errno = err;
+}
+
+/* The task process, from fork to exec. */
+__attribute__((noreturn)) static void run_task(const opts *o)
+{
+    const char *what;
+    int rc;
+    /* The namespaces' mounts cover the directory we were started in. */
+    if (chdir(o->dir) < 0)
+        fail("chdir", errno);
+    if ((rc = tsexec_lock_rlimits(&o->lim, &what)) < 0) {
+        char step[32];
+        snprintf(step, sizeof step, "rlimit %s", what);
+        fail(step, -rc);
+    }
+    if (o->uid != (uid_t)-1 && (rc = tsexec_lock_user(o->uid, o->gid)) < 0)
+        fail("uid", -rc);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        fail("no_new_privs", errno);
+    if (o->seccomp && (rc = tsexec_lock_seccomp()) < 0)
+        fail("seccomp", -rc);
+    /* Last: from here on an allocation may fail (it does at once under
+     * AddressSanitizer), and nothing below allocates. */
+    if ((rc = tsexec_lock_address_space(o->lim.as)) < 0)
+        fail("rlimit as", -rc);
+    exec_program(o);
+    report("exec %d", errno);
+    _exit(127);
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+
+#ifndef SANITIZED
+/* The task's stack until it execs; untouched pages cost nothing. */
+static char task_stack[256 * 1024] __attribute__((aligned(64)));
+
+static int task_main(void *arg)
+{
+    run_task(arg);
+}
+#endif
+
+/* Starts the task process. Like posix_spawn, the child shares our memory
+ * until it execs (we wait meanwhile), so no page is copied: on this path
+ * only system calls and stack work happen, and nothing the child changes
+ * in memory matters to us afterwards. A sanitizer's run-time cannot share
+ * its state that way, so sanitized builds fork. Returns the pid or -1. */
+static pid_t start_task(const opts *o)
+{
+#ifdef SANITIZED
+    pid_t pid = fork();
+    if (pid == 0)
+        run_task(o);
+    return pid;
+#else
+    return clone(task_main, task_stack + sizeof task_stack, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                 (void *)o);
+#endif
+}
+
+/* Says which limit, if any, ended the task (st, ru: how it was reaped). */
+static void report_limits(const opts *o, int st, const struct rusage *ru)
+{
+    int64_t cpu_s = ru->ru_utime.tv_sec + ru->ru_stime.tv_sec;
+    int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return;
+    if (o->lim.cpu > 0 && (sig == SIGXCPU || (sig == SIGKILL && cpu_s >= o->lim.cpu)))
+        report("limit cpu %lld", (long long)o->lim.cpu);
+    /* Programs that ignore SIGXFSZ (Python does) or SIGXCPU see EFBIG or
+     * ENOSPC, and only their own error message says so: look at what they
+     * left on their private disk. */
+    else if (o->lim.fsize > 0 && (sig == SIGXFSZ || tsexec_fs_has_file_of(&task_fs, o->lim.fsize)))
+        report("limit fsize %lld", (long long)o->lim.fsize);
+    else if (o->disk > 0 && tsexec_fs_full(&task_fs))
+        report("limit disk %lld", (long long)o->disk);
+}
+
+/* Forks the task and waits for it; as PID 1 of a namespace, also reaps
+ * every orphan that lands here meanwhile. Returns the task's status. */
+static int supervise(const opts *o, int is_init)
+{
+    pid_t task = start_task(o);
+    if (task < 0)
+        fail("fork", errno);
+    for (;;) {
+        int st;
+        struct rusage ru;
+        pid_t pid = wait4(is_init ? -1 : task, &st, 0, &ru);
+        if (pid < 0 && errno == EINTR)
+            continue;
+        if (pid < 0)
+            fail("wait", errno);
+        if (pid == task) {
+            report_limits(o, st, &ru);
+            return st;
+        }
+    }
+}
+
+/* Ends this process as a process with status st ended. */
+__attribute__((noreturn)) static void mirror(int st)
+{
+    if (WIFSIGNALED(st)) {
+        int sig = WTERMSIG(st);
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        signal(sig, SIG_DFL);
+        sigprocmask(SIG_UNBLOCK, &one, NULL);
+        raise(sig); /* no core file: RLIMIT_CORE is 0 */
+        _exit(128 + sig);
+    }
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 127);
+}
+
+/* PID 1 of the new namespaces: file system, network, then the task. Sends
+ * the task's status to the helper through fd, since the kernel does not
+ * let PID 1 die of a signal it raises itself. */
+__attribute__((noreturn)) static void run_init(const opts *o, int fd)
+{
+    /* If the helper is killed, the whole namespace goes with us. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    task_fs = (tsexec_fs){
+        .dir = o->dir,
+        .disk = o->disk,
+        .uid = o->uid,
+        .gid = o->gid,
+        .hide = o->hide,
+        .nhide = o->nhide,
+        .new_proc = 1,
+    };
+    char step[PATH_MAX + 64];
+    int rc = tsexec_fs_setup(&task_fs, step, sizeof step);
+    if (rc < 0)
+        fail(step, -rc);
+    if (sethostname("tasksolver", 10) < 0)
+        fail("sethostname", errno);
+    if (o->netns)
+        loopback_up();
+    int st = supervise(o, 1);
+    ssize_t w = write(fd, &st, sizeof st);
+    (void)w;
+    _exit(0);
+}
+
+int main(int argc, char **argv)
+{
+    opts o;
+    /* The report pipe must not reach the task. */
+    fcntl(REPORT_FD, F_SETFD, FD_CLOEXEC);
+    /* If the server dies (kill -9), so does the task: init follows us,
+     * and the namespace with it. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* This process may end by raising the task's fatal signal: never with
+     * a core file. */
+    struct rlimit none = {0, 0};
+    setrlimit(RLIMIT_CORE, &none);
+    parse(argc, argv, &o);
+    join_cgroups(&o);
+    if (!o.ns)
+        mirror(supervise(&o, 0));
+
+    make_namespaces(&o);
+    int sp[2];
+    if (pipe2(sp, O_CLOEXEC) < 0)
+        fail("pipe", errno);
+    pid_t init = fork();
+    if (init < 0)
+        fail("fork", errno);
+    if (init == 0) {
+        close(sp[0]);
+        run_init(&o, sp[1]);
+    }
+    close(sp[1]);
+    int st;
+    while (waitpid(init, &st, 0) < 0)
+        if (errno != EINTR)
+            fail("wait", errno);
+    int task_st;
+    if (read(sp[0], &task_st, sizeof task_st) == (ssize_t)sizeof task_st)
+        st = task_st;
+    mirror(st);
+}

@@ -1,0 +1,295 @@
+/* tsexec_fs: see tsexec_fs.h. */
+#include "tsexec_fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#define MAX_COVERS 32
+
+/* Directories every user may write to on a usual system: each gets a
+ * private copy, so nothing a task leaves there outlives it or reaches
+ * another task. */
+static const char *const private_dirs[] = {"/tmp", "/var/tmp", "/dev/shm"};
+#define N_PRIVATE (sizeof private_dirs / sizeof private_dirs[0])
+
+/* Something mounted over a path: a private directory (fd >= 0, bound) or,
+ * for a path to hide (fd < 0), an empty tmpfs or /dev/null. */
+struct cover {
+    const char *path;
+    int fd;
+};
+
+static int fail(char *step, size_t stepsz, const char *what, const char *path)
+{
+    int e = errno;
+    snprintf(step, stepsz, "%s%s%s", what, path ? " " : "", path ? path : "");
+    return -e;
+}
+
+/* Copies the regular files of from (an open directory) into to, owned by
+ * uid/gid unless uid is -1. Returns 0 or -errno. */
+static int copy_files(int from, int to, uid_t uid, gid_t gid)
+{
+    int dfd = dup(from);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
+        return -errno;
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d))) {
+        struct stat st;
+        if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+            continue;
+        int src = openat(from, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (src < 0 || fstat(src, &st) < 0 || !S_ISREG(st.st_mode)) {
+            if (src >= 0)
+                close(src);
+            continue;
+        }
+        int dst = openat(to, de->d_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (dst < 0) {
+            rc = -errno;
+            close(src);
+            break;
+        }
+        off_t left = st.st_size;
+        while (left > 0) {
+            ssize_t n = sendfile(dst, src, NULL, (size_t)left);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                rc = n < 0 ? -errno : -EIO;
+                break;
+            }
+            left -= n;
+        }
+        if (rc == 0 && uid != (uid_t)-1 && fchown(dst, uid, gid) < 0)
+            rc = -errno;
+        if (rc == 0 && fchmod(dst, st.st_mode & 0777) < 0)
+            rc = -errno;
+        close(dst);
+        close(src);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* mkdir -p for an absolute path, parents mode 0755. Returns 0 or -errno. */
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p)
+            continue;
+        char c = *p;
+        *p = '\0';
+        struct stat st;
+        if (stat(buf, &st) < 0 && (mkdir(buf, 0755) < 0 && errno != EEXIST))
+            return -errno;
+        if (!c)
+            return 0;
+        *p = c;
+    }
+}
+
+static int by_length(const void *a, const void *b)
+{
+    size_t la = strlen(((const struct cover *)a)->path),
+           lb = strlen(((const struct cover *)b)->path);
+    return la < lb ? -1 : la > lb;
+}
+
+/* Mounts the covers, parents first; a path already hidden by a parent's
+ * cover no longer exists and is skipped. */
+static int mount_covers(struct cover *cv, int n, char *step, size_t stepsz)
+{
+    qsort(cv, (size_t)n, sizeof *cv, by_length);
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        char src[64];
+        if (stat(cv[i].path, &st) < 0)
+            continue;
+        if (cv[i].fd >= 0) {
+            snprintf(src, sizeof src, "/proc/self/fd/%d", cv[i].fd);
+            if (mount(src, cv[i].path, NULL, MS_BIND, NULL) < 0)
+                return fail(step, stepsz, "bind", cv[i].path);
+        } else if (S_ISDIR(st.st_mode)) {
+            if (mount("hidden", cv[i].path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      "size=64k,nr_inodes=64,mode=0755") < 0)
+                return fail(step, stepsz, "hide", cv[i].path);
+        } else if (mount("/dev/null", cv[i].path, NULL, MS_BIND, NULL) < 0) {
+            return fail(step, stepsz, "hide", cv[i].path);
+        }
+    }
+    return 0;
+}
+
+/* Makes the private tmpfs at fs->dir: "home" with a copy of the task's
+ * files, one directory per entry of private_dirs. Opens them into
+ * home_fd and priv[]. */
+static int make_scratch(tsexec_fs *fs, int real, int *home_fd, int priv[N_PRIVATE], char *step,
+                        size_t stepsz)
+{
+    char opts[128];
+    if (fs->disk > 0)
+        /* One inode per 4 KiB: enough for many small files, not for an
+         * inode-exhaustion attack on kernel memory. */
+        snprintf(opts, sizeof opts, "size=%lld,nr_inodes=%lld,mode=0755", (long long)fs->disk,
+                 (long long)(fs->disk / 4096 + 64));
+    else
+        snprintf(opts, sizeof opts, "mode=0755");
+    if (mount("task", fs->dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+        return fail(step, stepsz, "mount tmpfs on", fs->dir);
+    int root = open(fs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        return fail(step, stepsz, "open", fs->dir);
+    fs->scratch = root;
+    int rc = 0;
+    char name[8];
+    if (mkdirat(root, "home", 0700) < 0 ||
+        (fs->uid != (uid_t)-1 && fchownat(root, "home", fs->uid, fs->gid, 0) < 0) ||
+        (*home_fd = openat(root, "home", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        rc = fail(step, stepsz, "make the task directory", NULL);
+        goto out;
+    }
+    if ((rc = copy_files(real, *home_fd, fs->uid, fs->gid)) < 0) {
+        errno = -rc;
+        rc = fail(step, stepsz, "copy the task's files", NULL);
+        goto out;
+    }
+    for (size_t i = 0; i < N_PRIVATE; i++) {
+        snprintf(name, sizeof name, "p%zu", i);
+        /* mkdir applies the umask; the sticky world-writable mode is set
+         * explicitly. */
+        if (mkdirat(root, name, 0700) < 0 || fchmodat(root, name, 01777, 0) < 0 ||
+            (priv[i] = openat(root, name, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+            rc = fail(step, stepsz, "make a private", private_dirs[i]);
+            goto out;
+        }
+    }
+out:
+    return rc;
+}
+
+int tsexec_fs_setup(tsexec_fs *fs, char *step, size_t stepsz)
+{
+    int rc, home = -1, priv[N_PRIVATE];
+    fs->scratch = -1;
+    struct cover cv[MAX_COVERS];
+    int n = 0;
+    for (size_t i = 0; i < N_PRIVATE; i++)
+        priv[i] = -1;
+    if (fs->nhide + (int)N_PRIVATE > MAX_COVERS) {
+        errno = E2BIG;
+        return fail(step, stepsz, "too many paths to hide", NULL);
+    }
+    /* Nothing mounted from here on may propagate to the host. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return fail(step, stepsz, "make / private", NULL);
+    int real = open(fs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (real < 0)
+        return fail(step, stepsz, "open", fs->dir);
+    /* What the task may write is only what we mount below. (Linux >= 5.12;
+     * older kernels keep the host's modes, which file permissions still
+     * guard for an unprivileged user.) */
+    struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID};
+    if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &ro, sizeof ro) < 0 && errno != ENOSYS) {
+        rc = fail(step, stepsz, "make / read-only", NULL);
+        goto out;
+    }
+    if ((rc = make_scratch(fs, real, &home, priv, step, stepsz)) < 0)
+        goto out;
+    for (size_t i = 0; i < N_PRIVATE; i++)
+        cv[n++] = (struct cover){private_dirs[i], priv[i]};
+    for (int i = 0; i < fs->nhide; i++)
+        cv[n++] = (struct cover){fs->hide[i], -1};
+    if ((rc = mount_covers(cv, n, step, stepsz)) < 0)
+        goto out;
+    /* The task directory itself was hidden with the work directory (or
+     * with /tmp): bring back the task's own copy at the same path. */
+    if ((rc = mkdir_p(fs->dir)) < 0) {
+        errno = -rc;
+        rc = fail(step, stepsz, "make", fs->dir);
+        goto out;
+    }
+    char src[64];
+    snprintf(src, sizeof src, "/proc/self/fd/%d", home);
+    if (mount(src, fs->dir, NULL, MS_BIND, NULL) < 0) {
+        rc = fail(step, stepsz, "bind the task directory on", fs->dir);
+        goto out;
+    }
+    /* hidepid: the task does not see init (root, with our arguments). */
+    if (fs->new_proc &&
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2") < 0 &&
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+        rc = fail(step, stepsz, "mount", "/proc");
+        goto out;
+    }
+    rc = 0;
+out:
+    close(real);
+    if (home >= 0)
+        close(home);
+    for (size_t i = 0; i < N_PRIVATE; i++)
+        if (priv[i] >= 0)
+            close(priv[i]);
+    return rc;
+}
+
+int tsexec_fs_full(const tsexec_fs *fs)
+{
+    struct statfs sf;
+    if (fs->scratch < 0 || fstatfs(fs->scratch, &sf) < 0)
+        return 0;
+    return sf.f_bavail == 0 || (sf.f_files > 0 && sf.f_ffree == 0);
+}
+
+/* Looks for a file of at least size bytes below the directory fd (closed
+ * here); *budget bounds the entries looked at. */
+static int find_big(int fd, int64_t size, int depth, long *budget)
+{
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return 0;
+    }
+    int found = 0;
+    struct dirent *de;
+    while (!found && (de = readdir(d)) && --*budget > 0) {
+        struct stat st;
+        if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISREG(st.st_mode))
+            found = st.st_size >= size;
+        else if (S_ISDIR(st.st_mode) && depth < 32) {
+            int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub >= 0)
+                found = find_big(sub, size, depth + 1, budget);
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+int tsexec_fs_has_file_of(const tsexec_fs *fs, int64_t size)
+{
+    long budget = 200000;
+    int fd = fs->scratch >= 0 ? dup(fs->scratch) : -1;
+    return fd >= 0 && size > 0 && find_big(fd, size, 0, &budget);
+}

@@ -1,0 +1,43 @@
+/* tsexec_fs: the file system a sandboxed task sees, set up by
+ * tasksolver-exec inside a fresh mount namespace (nothing here propagates
+ * back to the host).
+ *
+ * - Every mount inherited from the host becomes read-only.
+ * - The task directory becomes a private tmpfs of a bounded size, holding a
+ *   copy of the files the server put there (the program), owned by the
+ *   task's user; /tmp, /var/tmp and /dev/shm become private directories on
+ *   that same tmpfs, so everything a task writes counts against one limit
+ *   and vanishes with the namespace.
+ * - Each path to hide is covered: a directory by an empty read-only
+ *   tmpfs, a file by /dev/null.
+ * - /proc is mounted afresh for the task's PID namespace. */
+#ifndef TS_TSEXEC_FS_H
+#define TS_TSEXEC_FS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct tsexec_fs {
+    const char *dir; /* the task directory (absolute) */
+    int64_t disk;    /* bytes for the private tmpfs; 0: the tmpfs default */
+    uid_t uid;       /* owner of the task's files; (uid_t)-1: leave them */
+    gid_t gid;
+    const char *const *hide; /* paths to cover */
+    int nhide;
+    int new_proc; /* mount /proc for a new PID namespace */
+    int scratch;  /* out: the private tmpfs's root, open (-1 before) */
+} tsexec_fs;
+
+/* Sets it all up. Returns 0, or -errno with a short description of the
+ * failed step written into step. */
+int tsexec_fs_setup(tsexec_fs *fs, char *step, size_t stepsz);
+
+/* After the task: 1 if its private tmpfs has no free block or inode left. */
+int tsexec_fs_full(const tsexec_fs *fs);
+
+/* After the task: 1 if a file on its private tmpfs is at least size bytes
+ * long (it ran into the file size limit; programs that ignore SIGXFSZ,
+ * Python for one, only see EFBIG). */
+int tsexec_fs_has_file_of(const tsexec_fs *fs, int64_t size);
+
+#endif
