@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,87 +97,156 @@ static char *path_lookup(const char *name)
     }
 }
 
-/* Runs "/bin/sh FILE ARGV[1..]", as execvp does for a file the kernel
- * refused as ENOEXEC. Returns a posix_spawn result (errno value). */
-static int spawn_sh(pid_t *pid, const runner_opts *o, const posix_spawn_file_actions_t *fa,
-                    const posix_spawnattr_t *at, char *const *env)
+/* What the child needs, all prepared by the parent: the child of vfork
+ * runs on the parent's memory and stack, so it must not allocate, take a
+ * lock or do anything but plain system calls. */
+typedef struct child_plan {
+    const char *path; /* with a '/' */
+    char *const *argv;
+    char *const *envp;
+    const char *cwd; /* or NULL */
+    int in_fd;       /* becomes fd 0; -1: /dev/null */
+    int out_fd;      /* becomes fd 1; -1: /dev/null */
+    int err_fd;      /* becomes fd 2; -1: /dev/null */
+    int wrap_fd;     /* becomes fd 3 (a wrapper's report pipe); -1: none */
+    int exec_err_fd; /* >= 4, close-on-exec: errno if the exec fails */
+} child_plan;
+
+/* Puts `fd` (or /dev/null opened with `flags` when fd < 0) on `target`. */
+static int child_fd(int fd, int target, int flags)
 {
-    char *resolved = NULL;
-    const char *file = o->path;
-    if (!strchr(o->path, '/')) {
-        resolved = path_lookup(o->path);
-        if (!resolved)
-            return ENOEXEC;
-        file = resolved;
+    if (fd == target)
+        return fcntl(fd, F_SETFD, 0); /* keep it across exec */
+    if (fd >= 0)
+        return dup2(fd, target) < 0 ? -1 : 0;
+    int nfd = open("/dev/null", flags);
+    if (nfd < 0 || nfd == target)
+        return nfd < 0 ? -1 : 0;
+    int rc = dup2(nfd, target);
+    close(nfd);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Closes fds lo..hi (hi < 0: all from lo up). Returns 0 or -1. */
+static int child_close(int lo, int hi)
+{
+    if (hi >= 0 && hi < lo)
+        return 0;
+    unsigned top = hi < 0 ? ~0U : (unsigned)hi;
+    if (syscall(SYS_close_range, (unsigned)lo, top, 0U) == 0)
+        return 0;
+    if (errno != ENOSYS) /* kernels before 5.9 */
+        return -1;
+    for (unsigned fd = (unsigned)lo; fd <= top && fd < 65536; fd++)
+        close((int)fd);
+    return 0;
+}
+
+/* The child between vfork and exec. Every signal is blocked on entry. */
+static void __attribute__((noreturn)) child_exec(const child_plan *c)
+{
+    /* Default dispositions for every signal before unblocking: an ignored
+     * one (SIGPIPE, ignored by civetweb) would stay ignored across exec,
+     * and a handler must not run here on the parent's memory. glibc's own
+     * signals refuse the call; exec resets their handlers anyway, and
+     * nothing can direct them at this new process. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    /* Sources are all >= 3 (raise_fd) and distinct, and exec_err_fd is
+     * >= 4, so no dup2 overwrites a source still needed. Everything else
+     * from 3 (or 4) up is closed: the server's sockets may lack FD_CLOEXEC
+     * for a moment (civetweb sets it after accept). */
+    int keep = c->wrap_fd >= 0 ? 4 : 3;
+    if (setsid() < 0 || child_fd(c->in_fd, 0, O_RDONLY) < 0 ||
+        child_fd(c->out_fd, 1, O_WRONLY) < 0 || child_fd(c->err_fd, 2, O_WRONLY) < 0 ||
+        (c->wrap_fd >= 0 && child_fd(c->wrap_fd, 3, 0) < 0) ||
+        child_close(keep, c->exec_err_fd - 1) < 0 || child_close(c->exec_err_fd + 1, -1) < 0 ||
+        (c->cwd && chdir(c->cwd) < 0) || sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+        goto fail;
+    execve(c->path, c->argv, c->envp);
+fail:;
+    int e = errno;
+    ssize_t n = write(c->exec_err_fd, &e, sizeof e);
+    (void)n;
+    _exit(127);
+}
+
+/* Starts c->path in a new process with vfork, so that neither the
+ * parent's memory size nor a stack to map and unmap (glibc's posix_spawn
+ * does that on every call, and unmapping in a multi-threaded process costs
+ * a TLB shootdown on the other CPUs) adds to the cost. Returns 0 or the
+ * errno value of the failure to start it (the child, if any, is reaped). */
+static int spawn_vfork(pid_t *pid_out, child_plan *c)
+{
+    int rep[2];
+    if (pipe2(rep, O_CLOEXEC) < 0)
+        return errno;
+    /* The write end must survive the dup2 onto fd 3. */
+    int wfd = fcntl(rep[1], F_DUPFD_CLOEXEC, 4);
+    int err = wfd < 0 ? errno : 0;
+    close(rep[1]);
+    if (err || (err = -raise_fd(&rep[0]))) {
+        close(rep[0]);
+        if (wfd >= 0)
+            close(wfd);
+        return err;
     }
+    c->exec_err_fd = wfd;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = vfork();
+    if (pid == 0)
+        child_exec(c);
+    err = pid < 0 ? errno : 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(wfd);
+    if (pid > 0) {
+        /* End of file: the exec succeeded. (With a true vfork the child is
+         * past exec or dead by now; where vfork is a fork, as under
+         * ThreadSanitizer, this waits for it.) */
+        ssize_t n;
+        while ((n = read(rep[0], &err, sizeof err)) < 0 && errno == EINTR)
+            ;
+        if (n == (ssize_t)sizeof err) {
+            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        } else {
+            err = 0;
+        }
+    }
+    close(rep[0]);
+    if (!err)
+        *pid_out = pid;
+    return err;
+}
+
+/* Runs "/bin/sh FILE ARGV[1..]", as execvp does for a file the kernel
+ * refused as ENOEXEC. Returns 0 or an errno value. */
+static int spawn_sh(pid_t *pid, const runner_opts *o, const child_plan *c)
+{
     size_t argc = 0;
     while (o->argv[argc])
         argc++;
     char **av = calloc(argc + 3, sizeof *av);
-    if (!av) {
-        free(resolved);
+    if (!av)
         return ENOMEM;
-    }
     av[0] = (char *)"/bin/sh";
-    av[1] = (char *)file;
+    av[1] = (char *)c->path;
     for (size_t i = 1; i < argc; i++)
         av[i + 1] = o->argv[i];
-    int rc = posix_spawn(pid, "/bin/sh", fa, at, av, env);
+    child_plan sh = *c;
+    sh.path = "/bin/sh";
+    sh.argv = av;
+    int rc = spawn_vfork(pid, &sh);
     free(av);
-    free(resolved);
     return rc;
-}
-
-/* Sets up the child's fds and attributes; report_fd >= 0 becomes the
- * child's fd 3. Returns 0 or an errno value. */
-static int build_spawn(const runner_opts *o, const int outp[2], const int errp[2], int report_fd,
-                       posix_spawn_file_actions_t *fa, posix_spawnattr_t *at)
-{
-    int rc;
-    sigset_t none, all;
-    sigemptyset(&none);
-    /* Not sigfillset: it leaves out glibc's internal signals 32 and 33, and
-     * the spawn child then sets those to SIG_IGN, which exec keeps. Every
-     * bit set makes the child reset them to SIG_DFL too (it only ever
-     * changes its own dispositions, and nothing signals it before exec). */
-    memset(&all, 0xff, sizeof all);
-    /* The caller may ignore SIGPIPE or block signals in its threads; the
-     * task must start from the defaults (`yes | head -1` relies on it). */
-    if ((rc = posix_spawnattr_setflags(at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                               POSIX_SPAWN_SETSID)) ||
-        (rc = posix_spawnattr_setsigmask(at, &none)) ||
-        (rc = posix_spawnattr_setsigdefault(at, &all)))
-        return rc;
-
-    if (o->stdin_fd >= 0)
-        rc = posix_spawn_file_actions_adddup2(fa, o->stdin_fd, 0);
-    else
-        rc = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
-    if (rc)
-        return rc;
-    if (outp[1] >= 0)
-        rc = posix_spawn_file_actions_adddup2(fa, outp[1], 1);
-    else
-        rc = posix_spawn_file_actions_addopen(fa, 1, "/dev/null", O_WRONLY, 0);
-    if (rc)
-        return rc;
-    if (errp[1] >= 0)
-        rc = posix_spawn_file_actions_adddup2(fa, errp[1], 2);
-    else
-        rc = posix_spawn_file_actions_addopen(fa, 2, "/dev/null", O_WRONLY, 0);
-    if (rc)
-        return rc;
-    /* Sources are all >= 3 (raise_fd) and distinct, so the dup2 onto 3
-     * comes after every action that reads one of them. */
-    if (report_fd >= 0 && (rc = posix_spawn_file_actions_adddup2(fa, report_fd, 3)))
-        return rc;
-    /* The server's listening and client sockets may lack FD_CLOEXEC for a
-     * moment (civetweb sets it after accept): close everything. */
-    if ((rc = posix_spawn_file_actions_addclosefrom_np(fa, report_fd >= 0 ? 4 : 3)))
-        return rc;
-    if (o->cwd && (rc = posix_spawn_file_actions_addchdir_np(fa, o->cwd)))
-        return rc;
-    return 0;
 }
 
 /* The argument vector of a wrapped run: WRAPPER... PATH ARGV... (pointers
@@ -199,17 +268,15 @@ static char **wrapper_argv(const runner_opts *o)
 }
 
 /* runner_spawn with the origin of a failure told apart: *exec_err is set
- * when the program could not be started (posix_spawn's own error); other
+ * when the program could not be started (exec's own error); other
  * failures (pipes, pidfd) are the caller's side. Returns 0 or -errno. */
 static int spawn_impl(const runner_opts *o, runner_proc *p, int *exec_err)
 {
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, repp[2] = {-1, -1};
     char **wargv = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
+    char *resolved = NULL;
     pid_t pid;
     int pidfd, rc, err;
-    char *const *env = o && o->envp ? o->envp : environ;
 
     *exec_err = 0;
     if (!o || !o->path || !o->argv)
@@ -226,29 +293,26 @@ static int spawn_impl(const runner_opts *o, runner_proc *p, int *exec_err)
             goto fail_pipe;
         }
     }
-    if ((rc = posix_spawn_file_actions_init(&fa))) {
-        err = -rc;
-        goto fail_pipe;
+    child_plan c = {
+        .path = wargv ? wargv[0] : o->path,
+        .argv = wargv ? wargv : o->argv,
+        .envp = o->envp ? o->envp : environ,
+        .cwd = o->cwd,
+        .in_fd = o->stdin_fd,
+        .out_fd = outp[1],
+        .err_fd = errp[1],
+        .wrap_fd = repp[1],
+        .exec_err_fd = -1,
+    };
+    if (!strchr(c.path, '/')) {
+        /* As posix_spawnp: the caller's PATH, not the child's. */
+        resolved = path_lookup(c.path);
+        c.path = resolved;
     }
-    if ((rc = posix_spawnattr_init(&at))) {
-        err = -rc;
-        goto fail_attr;
-    }
-    if ((rc = build_spawn(o, outp, errp, repp[1], &fa, &at))) {
-        err = -rc;
-        goto fail_build;
-    }
-
-    const char *file = wargv ? wargv[0] : o->path;
-    char *const *av = wargv ? wargv : o->argv;
-    if (strchr(file, '/'))
-        rc = posix_spawn(&pid, file, &fa, &at, av, env);
-    else
-        rc = posix_spawnp(&pid, file, &fa, &at, av, env);
+    rc = c.path ? spawn_vfork(&pid, &c) : ENOENT;
     if (rc == ENOEXEC && o->sh_fallback && !wargv)
-        rc = spawn_sh(&pid, o, &fa, &at, env);
-    posix_spawnattr_destroy(&at);
-    posix_spawn_file_actions_destroy(&fa);
+        rc = spawn_sh(&pid, o, &c);
+    free(resolved);
     free(wargv);
     wargv = NULL;
     /* The child has its copies now; ours would keep the pipes from ever
@@ -257,7 +321,6 @@ static int spawn_impl(const runner_opts *o, runner_proc *p, int *exec_err)
     close_fd(&errp[1]);
     close_fd(&repp[1]);
     if (rc) {
-        /* glibc has already reaped a child whose exec failed. */
         *exec_err = rc;
         err = -rc;
         goto fail_pipe;
@@ -280,10 +343,6 @@ static int spawn_impl(const runner_opts *o, runner_proc *p, int *exec_err)
     p->cpu_us = 0;
     return 0;
 
-fail_build:
-    posix_spawnattr_destroy(&at);
-fail_attr:
-    posix_spawn_file_actions_destroy(&fa);
 fail_pipe:
     free(wargv);
     close_fd(&outp[0]);

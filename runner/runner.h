@@ -1,11 +1,12 @@
 /* runner: start a program, capture its output, bound its time.
  *
  * A small library with no HTTP or JSON in it, shared by the server's worker
- * pool and the client tools. Programs are started with posix_spawn (a
- * vfork-style clone, so the cost does not grow with the caller's memory),
- * in a new session whose process group id equals the child's pid, with an
- * empty signal mask, default signal dispositions and every fd >= 3 closed.
- * The child is tracked through a pidfd, so nothing here ever calls
+ * pool and the client tools. Programs are started with vfork + execve (so
+ * the cost does not grow with the caller's memory, and no stack is mapped
+ * and unmapped per spawn as glibc's posix_spawn does), in a new session
+ * whose process group id equals the child's pid, with an empty signal
+ * mask, default signal dispositions and every fd >= 3 closed. The child is
+ * tracked through a pidfd, so nothing here ever calls
  * waitpid(-1) or touches SIGCHLD.
  *
  * Two levels:
