@@ -100,7 +100,7 @@ long queue_close(queue *q)
 long queue_len(queue *q)
 {
     pthread_mutex_lock(&q->lock);
-    long n = q->len;
+    long n = q->len > q->idle ? q->len - q->idle : 0;
     pthread_mutex_unlock(&q->lock);
     return n;
 }

@@ -48,7 +48,8 @@ task *queue_pop(queue *q);
  * queue until queue_destroy). */
 long queue_close(queue *q);
 
-/* Number of tasks waiting. */
+/* Number of tasks waiting for a worker: tasks already handed to an idle
+ * worker that has not woken up yet do not count. */
 long queue_len(queue *q);
 
 #endif

@@ -117,7 +117,9 @@ class GatherTest(unittest.TestCase):
             self.assertEqual(rep["samples"], 150)
             self.assert_no_workers_left()
             times.append(rep["time_s"])
-            if rep["time_s"] < limit:
+            # Sanitizer builds check memory, not speed: 16 instrumented
+            # workers start several times slower.
+            if rep["time_s"] < limit or os.environ.get("TS_SANITIZE"):
                 return rc, rep
         self.fail("150 samples took %s s, limit %s s" % (times, limit))
 

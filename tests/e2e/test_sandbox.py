@@ -372,8 +372,11 @@ class Hidden(unittest.TestCase):
             doc = srv.run("bin", "#!/bin/sh\ncat %s/secret.txt %s\nls -A %s; echo --; ls -A %s; "
                           "echo --; ls -A %s\n" % (conf_dir, conf, conf_dir, exe_dir, data))
             # The directories look empty: nothing to read, nothing listed.
+            # (Under /tmp, the tasks' private /tmp hides them altogether.)
             self.assertEqual(doc["result"]["stdout"], "--\n--\n")
-            self.assertEqual(doc["result"]["stderr"].count("No such file"), 2, doc["result"])
+            under_tmp = os.path.realpath(BUILD_DIR).startswith("/tmp/")
+            self.assertEqual(doc["result"]["stderr"].count("No such file"),
+                             5 if under_tmp else 2, doc["result"])
         finally:
             srv.stop()
             shutil.rmtree(conf_dir, ignore_errors=True)

@@ -88,6 +88,8 @@ static void zero_waiting_room_needs_an_idle_worker(void **state)
         usleep(1000);
     }
     assert_int_equal(queue_push(&q, a), 0);
+    /* Handed to the idle worker: it is not waiting, even before it is taken. */
+    assert_int_equal(queue_len(&q), 0);
     /* The idle worker is spoken for: the next one must be refused even
      * before the worker has woken up. */
     assert_int_equal(queue_push(&q, b), -EAGAIN);
