@@ -19,6 +19,7 @@
 #include "httpc.h"
 #include "jsonscan.h"
 #include "jsonw.h"
+#include "secret.h"
 
 #define EXPR_HTTP_TIMEOUT 30.0
 #define EXPR_MAX_FAILURES 3 /* consecutive failed polls before giving up */
@@ -258,27 +259,14 @@ static int expr_poll(const struct expr_opts *o, long long id, buf *resp)
     }
 }
 
-/* Reads the first line of the token file, trimmed. Returns 0 or -1. */
+/* Reads the bearer token of --token-file. Returns 0 or -1 (reported). */
 static int expr_read_token(struct expr_opts *o)
 {
-    FILE *f = fopen(o->token_file, "re");
-    if (!f) {
-        fprintf(stderr, "tasksolver-cli: %s: %s\n", o->token_file, strerror(errno));
-        return -1;
-    }
-    char line[1024];
-    char *s = fgets(line, sizeof line, f) ? line : NULL;
-    fclose(f);
-    while (s && (*s == ' ' || *s == '\t'))
-        s++;
-    size_t n = s ? strcspn(s, " \t\r\n") : 0;
-    if (n == 0) {
-        fprintf(stderr, "tasksolver-cli: %s: no token on the first line\n", o->token_file);
-        return -1;
-    }
-    o->token = strndup(s, n);
-    explicit_bzero(line, sizeof line);
-    return o->token ? 0 : -1;
+    int rc = secret_read(o->token_file, &o->token, NULL);
+    if (rc < 0)
+        fprintf(stderr, "tasksolver-cli: %s: %s\n", o->token_file,
+                rc == -ENODATA ? "no token on the first line" : strerror(-rc));
+    return rc < 0 ? -1 : 0;
 }
 
 int cmd_expr(int argc, char **argv)
@@ -296,7 +284,7 @@ int cmd_expr(int argc, char **argv)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "tasksolver-cli: cannot initialise libcurl\n");
         buf_destroy(&o.text);
-        free(o.token);
+        secret_free(o.token);
         return 1;
     }
     /* Accept the URL with a trailing slash. */
@@ -315,10 +303,7 @@ int cmd_expr(int argc, char **argv)
     }
     buf_destroy(&resp);
     buf_destroy(&o.text);
-    if (o.token) {
-        explicit_bzero(o.token, strlen(o.token));
-        free(o.token);
-    }
+    secret_free(o.token);
     curl_global_cleanup();
     return rc;
 }

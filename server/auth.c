@@ -1,48 +1,23 @@
 /* auth: see auth.h. */
 #include "auth.h"
 
-#include <ctype.h>
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "http.h"
+#include "secret.h"
 
 int auth_load(auth *a, const char *path)
 {
-    a->token = NULL;
     a->len = 0;
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return -errno;
-    char line[1024];
-    char *s = fgets(line, sizeof line, f) ? line : NULL;
-    fclose(f);
-    if (!s)
-        return -ENODATA;
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1]))
-        n--;
-    if (n == 0)
-        return -ENODATA;
-    a->token = strndup(s, n);
-    explicit_bzero(line, sizeof line);
-    if (!a->token)
-        return -ENOMEM;
-    a->len = n;
-    return 0;
+    return secret_read(path, &a->token, &a->len);
 }
 
 void auth_destroy(auth *a)
 {
-    if (a->token) {
-        explicit_bzero(a->token, a->len);
-        free(a->token);
-    }
+    secret_free(a->token);
     a->token = NULL;
     a->len = 0;
 }
