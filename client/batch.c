@@ -18,6 +18,7 @@
 
 #include "batch_run.h"
 #include "commands.h"
+#include "secret.h"
 
 /* Largest --program accepted (the server's default body limit). */
 #define BATCH_MAX_PROGRAM (48 << 20)
@@ -36,6 +37,8 @@ static void usage(FILE *f)
           "                          --program with N as its argument, result = its stdout\n"
           "  --program FILE          tasksolver: the program run for each input\n"
           "  --type python|bin       tasksolver: how to run it [python for *.py, else bin]\n"
+          "  --token-file FILE       send the first line of FILE as a bearer token (for a\n"
+          "                          server started with --auth-token-file)\n"
           "  -o, --output FILE       where the lines go [stdout]\n"
           "  --format FORMAT         space, tsv, csv or jsonl [space]\n"
           "  --concurrency N         inputs in flight at once, never more [5]\n"
@@ -164,7 +167,8 @@ enum {
     O_PMAX,
     O_BACKOFF,
     O_PROGRESS,
-    O_NOPROGRESS
+    O_NOPROGRESS,
+    O_TOKEN
 };
 
 static const struct option long_opts[] = {
@@ -172,6 +176,7 @@ static const struct option long_opts[] = {
     {"api", required_argument, NULL, O_API},
     {"program", required_argument, NULL, O_PROGRAM},
     {"type", required_argument, NULL, O_TYPE},
+    {"token-file", required_argument, NULL, O_TOKEN},
     {"output", required_argument, NULL, 'o'},
     {"format", required_argument, NULL, O_FORMAT},
     {"concurrency", required_argument, NULL, O_CONC},
@@ -190,7 +195,7 @@ static const struct option long_opts[] = {
 };
 
 struct cli {
-    const char *input, *output, *url, *program, *type;
+    const char *input, *output, *url, *program, *type, *token_file;
     enum batch_api api;
     int resume;
     batch_opts o;
@@ -225,6 +230,9 @@ static int parse_cli(struct cli *c, int argc, char **argv)
             break;
         case O_PROGRAM:
             c->program = optarg;
+            break;
+        case O_TOKEN:
+            c->token_file = optarg;
             break;
         case O_RESUME:
             c->resume = 1;
@@ -320,17 +328,25 @@ int cmd_batch(int argc, char **argv)
         return rc == 1 ? 0 : 2;
 
     int status = 1;
+    char *token = NULL;
+    if (c.token_file && (rc = secret_read(c.token_file, &token, NULL)) < 0) {
+        fprintf(stderr, "tasksolver-cli batch: %s: %s\n", c.token_file,
+                rc == -ENODATA ? "no token on the first line" : strerror(-rc));
+        return 1;
+    }
+    c.o.token = token;
     unsigned char *program = NULL;
     size_t plen = 0;
     if (c.program && !(program = read_program(c.program, &plen)))
-        return 1;
+        goto fail_program;
     batch_proto proto;
     rc = batch_proto_init(&proto, c.api, c.url, c.type, program, plen);
     free(program);
     if (rc < 0) {
         fprintf(stderr, "tasksolver-cli batch: --url %s: %s\n", c.url,
                 rc == -EINVAL ? "expected http://HOST:PORT" : strerror(-rc));
-        return rc == -EINVAL ? 2 : 1;
+        status = rc == -EINVAL ? 2 : 1;
+        goto fail_program;
     }
     batch_input in;
     rc = batch_input_open(&in, c.input);
@@ -381,5 +397,7 @@ fail_output:
     batch_input_close(&in);
 fail_input:
     batch_proto_destroy(&proto);
+fail_program:
+    secret_free(token);
     return status;
 }

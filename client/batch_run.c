@@ -5,9 +5,11 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "secret.h"
 #include "timefmt.h"
 
 volatile sig_atomic_t batch_interrupted;
@@ -45,10 +47,20 @@ int batch_run_init(batch_run *r, const batch_opts *o, const batch_proto *p, batc
     /* "Expect:" off: a 100-continue round trip per request is pure delay. */
     r->headers = curl_slist_append(NULL, "Content-Type: application/json");
     struct curl_slist *h2 = r->headers ? curl_slist_append(r->headers, "Expect:") : NULL;
+    if (h2)
+        r->headers = h2;
+    if (h2 && o->token) {
+        char *auth = NULL;
+        if (asprintf(&auth, "Authorization: Bearer %s", o->token) < 0)
+            goto fail_alloc;
+        h2 = curl_slist_append(r->headers, auth);
+        secret_free(auth);
+        if (h2)
+            r->headers = h2;
+    }
     r->slots = calloc((size_t)o->concurrency, sizeof *r->slots);
     if (!h2 || !r->slots)
         goto fail_alloc;
-    r->headers = h2;
     for (int i = 0; i < o->concurrency; i++) {
         batch_slot *s = &r->slots[i];
         s->easy = curl_easy_init();
@@ -293,6 +305,12 @@ static void on_answer(batch_run *r, batch_slot *s, long status, int64_t now)
         finish(r, s, NULL, 0, text);
         break;
     case BATCH_FATAL:
+        if (status == 401) {
+            stop(r, "%s answered %s; %s", s->url.data, text,
+                 r->o.token ? "the server does not accept the token of --token-file"
+                            : "the server wants a bearer token: give it with --token-file");
+            break;
+        }
         stop(r, "%s answered %s; is that a %s server?", s->url.data, text,
              r->proto->api == BATCH_API_CALC ? "calculation (--api calc)" : "tasksolver");
         break;

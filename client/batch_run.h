@@ -37,6 +37,8 @@ typedef struct batch_opts {
     double max_backoff;     /* seconds */
     int progress;           /* show a progress line on stderr */
     enum batch_format format;
+    const char *token; /* bearer token sent with every request, or NULL
+                          (borrowed: must outlive the batch_run) */
 } batch_opts;
 
 typedef struct batch_stats {

@@ -411,6 +411,37 @@ class BatchClient(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertEqual(sorted(out.splitlines()), ["-4,-12", "1,3", "5,15"])
 
+    def test_bearer_token_for_both_apis(self):
+        token = self.path("token")
+        with open(token, "w") as f:
+            f.write("  s3cret-batch\n")
+        prog = self.path("triple.py")
+        with open(prog, "w") as f:
+            f.write("import sys\nprint(int(sys.argv[1]) * 3)\n")
+        srv = seed_server("--auth-token-file", token, calc_cmd=calc(1, 5))
+        try:
+            inp = self.write_input(["2", "7"])
+            tasksolver = ("--api", "tasksolver", "--program", prog)
+            for api, want in (((), ["2 4", "7 14"]), (tasksolver, ["2 6", "7 21"])):
+                rc, _, err = run_batch(srv.url, inp, *api)
+                self.assertEqual(rc, 1)
+                self.assertIn("401", err)
+                self.assertIn("--token-file", err)
+                rc, out, err = run_batch(srv.url, inp, "--token-file", token, *api)
+                self.assertEqual(rc, 0, err)
+                self.assertEqual(sorted(out.splitlines()), want)
+            wrong = self.path("wrong")
+            with open(wrong, "w") as f:
+                f.write("s3cret-batcH\n")
+            rc, _, err = run_batch(srv.url, inp, "--token-file", wrong)
+            self.assertEqual(rc, 1)
+            self.assertIn("does not accept the token", err)
+            rc, _, err = run_batch(srv.url, inp, "--token-file", self.path("missing"))
+            self.assertEqual(rc, 1)
+            self.assertIn("No such file", err)
+        finally:
+            srv.stop()
+
     def test_wrong_server_stops_the_run(self):
         rc, _, err = run_batch(PLAIN.url, self.write_input(["1"]))
         self.assertEqual(rc, 1)
