@@ -109,6 +109,13 @@ char *buf_steal(buf *b, size_t *len_out)
     if (b->len == 0)
         b->data[0] = '\0';
     char *p = b->data;
+    /* More than an eighth unused: give it back (a failed shrink keeps the
+     * block as it is). */
+    if (b->cap - b->len - 1 > b->cap / 8) {
+        char *q = realloc(p, b->len + 1);
+        if (q)
+            p = q;
+    }
     if (len_out)
         *len_out = b->len;
     *b = (buf)BUF_INIT;

@@ -40,7 +40,10 @@ int buf_vprintf(buf *b, const char *fmt, va_list ap) __attribute__((format(print
 int buf_failed(const buf *b);
 
 /* Hands the storage to the caller (who frees it with free()) and resets b.
- * Returns NULL if b is failed; an empty buf yields an allocated "". */
+ * The block is trimmed to its contents when doubling left much unused
+ * room: stolen buffers are the long-lived ones (a finished task's output),
+ * and a 64 KiB output would otherwise keep 128 KiB. Returns NULL if b is
+ * failed; an empty buf yields an allocated "". */
 char *buf_steal(buf *b, size_t *len_out);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <malloc.h>
 
 #include "buf.h"
 
@@ -117,6 +118,28 @@ static void test_steal(void **state)
     free(s);
 }
 
+/* A finished task keeps its output for a long time: the stolen block
+ * must not carry the room that doubling left (64 KiB + NUL would sit in
+ * 128 KiB). */
+static void test_steal_trims_unused_room(void **state)
+{
+    (void)state;
+    buf b = BUF_INIT;
+    char *chunk = malloc(65536);
+    assert_non_null(chunk);
+    memset(chunk, 'x', 65536);
+    assert_int_equal(buf_append(&b, chunk, 65536), 0);
+    assert_true(b.cap >= 2 * 65536);
+    size_t len;
+    char *s = buf_steal(&b, &len);
+    assert_int_equal(len, 65536);
+    assert_true(malloc_usable_size(s) < 65536 + 4096);
+    assert_memory_equal(s, chunk, 65536);
+    assert_int_equal(s[len], '\0');
+    free(s);
+    free(chunk);
+}
+
 static void test_failure_is_sticky(void **state)
 {
     buf b = BUF_INIT;
@@ -154,6 +177,7 @@ int main(void)
         cmocka_unit_test(test_printf_short_and_long),
         cmocka_unit_test(test_reset_keeps_storage),
         cmocka_unit_test(test_steal),
+        cmocka_unit_test(test_steal_trims_unused_room),
         cmocka_unit_test(test_failure_is_sticky),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
