@@ -232,7 +232,10 @@ class GatherTest(unittest.TestCase):
         self.assertEqual(rep["restarts"], 0)
 
     def test_busy_answer_is_retried(self):
-        rc, rep = self.gather(workers=3, samples=6, worker_args=("-busy-first", "2"))
+        # Long timeouts: on a loaded machine a slow start must not pass for
+        # a restart caused by the 429s.
+        rc, rep = self.gather("--ready-timeout", "30", "--stall-timeout", "30", workers=3,
+                              samples=6, worker_args=("-busy-first", "2"))
         self.assertEqual(rc, 0, self.stderr)
         self.assertEqual(rep["restarts"], 0)
         self.assertIn("429", self.stderr)
