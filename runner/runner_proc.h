@@ -39,7 +39,9 @@ typedef struct runner_opts {
  * business; a PATH without '/' is looked up in the PATH of envp, the
  * program's own, where runner_spawn uses the caller's) and ends as the
  * program ended: same exit code, or killed by the same signal. Once it
- * has exited, the runner reads the lines it wrote to fd 3:
+ * has exited, runner_run (runner.h) reads the lines it wrote to fd 3 into
+ * these fields of its runner_result (a caller of runner_spawn reads
+ * p->report_fd itself):
  *   "exec ERRNO"        the program could not be executed: spawn_errno;
  *   "fail TEXT"         the wrapper could not prepare the run: wrapper_error;
  *   "limit NAME VALUE"  the program hit a resource limit (NAME as in
