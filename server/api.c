@@ -279,8 +279,10 @@ static int h_stream(struct mg_connection *c, void *cbdata)
             }
             if (store_is_closing(a->s))
                 break;
-            /* Still waiting for a worker. */
-            store_view(a->s, t, time_mono_us() + 1000000);
+            if (v.status == TASK_WAIT)
+                store_wait_started(a->s, t, time_mono_us() + 1000000);
+            else /* running without a live buffer (it could not be allocated) */
+                store_view(a->s, t, time_mono_us() + 1000000);
             continue;
         }
         int done = 0;

@@ -137,6 +137,7 @@ void store_mark_running(store *s, task *t, live *lv)
     t->attempts++;
     s->counts.waiting--;
     s->counts.running++;
+    pthread_cond_broadcast(store_stripe(s, t));
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -146,6 +147,16 @@ live *store_live_get(store *s, task *t)
     live *lv = t->live ? live_ref(t->live) : NULL;
     pthread_mutex_unlock(&s->lock);
     return lv;
+}
+
+void store_wait_started(store *s, task *t, int64_t deadline_mono_us)
+{
+    pthread_mutex_lock(&s->lock);
+    while (t->status == TASK_WAIT && !s->closing && deadline_mono_us > time_mono_us()) {
+        struct timespec ts = {deadline_mono_us / 1000000, (deadline_mono_us % 1000000) * 1000};
+        pthread_cond_timedwait(store_stripe(s, t), &s->lock, &ts);
+    }
+    pthread_mutex_unlock(&s->lock);
 }
 
 void store_mark_finished(store *s, task *t, enum task_status final)

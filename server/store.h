@@ -75,12 +75,18 @@ void store_remove(store *s, task *t);
 task *store_lookup(store *s, const char *id);
 
 /* WAIT -> RUNNING, stamping started_us and counting an attempt. The task takes a reference to lv
- * (may be NULL), where the worker appends stdout while the task runs. */
+ * (may be NULL), where the worker appends stdout while the task runs.
+ * Wakes the waiters of t's stripe, so that a stream opened while t was
+ * waiting follows it from its first byte. */
 void store_mark_running(store *s, task *t, struct live *lv);
 
 /* Returns a reference to t's live output (caller unrefs), or NULL when t
  * is not running. */
 struct live *store_live_get(store *s, task *t);
+
+/* Waits until t has left WAIT (started or finished), deadline_mono_us
+ * passes or the store closes. */
+void store_wait_started(store *s, task *t, int64_t deadline_mono_us);
 
 /* Publishes the final status. The worker has filled the result fields of t
  * before this call; they must not change afterwards. Wakes long polls of t,

@@ -45,6 +45,30 @@ class Stream(unittest.TestCase):
         doc = self.srv.wait_done(tid)
         self.assertEqual(doc["status"], "SUCCESS")
 
+    def test_stream_opened_while_queued_follows_from_the_start(self):
+        # Both workers busy for a moment: the stream is opened while the
+        # ticker waits, and must then follow it line by line rather than
+        # pick it up late with its first lines in one lump.
+        blockers = [self.srv.create_ok("python", "import time; time.sleep(0.3)")
+                    for _ in range(2)]
+        tid = self.srv.create_ok("python", TICKER)
+        t0 = time.monotonic()
+        conn, resp = self.open_stream(tid)
+        self.assertEqual(resp.status, 200)
+        arrivals = []
+        while True:
+            line = resp.readline()
+            if not line:
+                break
+            arrivals.append(time.monotonic() - t0)
+        conn.close()
+        self.assertEqual(len(arrivals), 12)
+        # The ticker prints for 1.1 s after its first line.
+        self.assertGreater(arrivals[-1] - arrivals[0], 0.8, arrivals)
+        for b in blockers:
+            self.srv.wait_done(b)
+        self.assertEqual(self.srv.wait_done(tid)["status"], "SUCCESS")
+
     def test_finished_task_streams_its_whole_output(self):
         tid = self.srv.create_ok("bin", "#!/bin/sh\necho one; echo two\n")
         self.srv.wait_done(tid)
