@@ -228,7 +228,7 @@ class GatherTest(unittest.TestCase):
         rc, rep = self.gather(workers=4, samples=8, worker_args=("-startup-delay", "1500"))
         self.assertEqual(rc, 0, self.stderr)
         self.assertGreaterEqual(rep["first_sample_s"], 1.5)
-        self.assertLess(rep["first_sample_s"], 2.5)
+        self.assertLess(rep["first_sample_s"], 4.0)
         self.assertEqual(rep["restarts"], 0)
 
     def test_busy_answer_is_retried(self):
