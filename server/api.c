@@ -195,7 +195,7 @@ static int h_status(struct mg_connection *c, void *cbdata)
         return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'",
                                id);
     int64_t deadline = 0;
-    int waiting = 0;
+    int waiting = 0, refused = 0;
     if (wait > 0) {
         /* Past the cap a long poll answers at once rather than tie up
          * a connection thread that other clients need. */
@@ -204,18 +204,23 @@ static int h_status(struct mg_connection *c, void *cbdata)
             deadline = time_mono_us() + (int64_t)(wait * 1e6);
         } else {
             atomic_fetch_sub(&a->waiters, 1);
+            refused = 1;
         }
     }
     task_view v = store_view(a->s, t, deadline);
     if (waiting)
         atomic_fetch_sub(&a->waiters, 1);
+    /* A client whose wait was not granted would otherwise ask again at
+     * once and spin: tell it when to come back. */
+    const char *hint =
+        refused && !task_status_final(v.status) ? "Retry-After: 1\r\nX-Wait-Refused: 1\r\n" : NULL;
     buf b = BUF_INIT;
     if (api_status_json(&b, t, &v) < 0) {
         buf_destroy(&b);
         task_unref(t);
         return http_send_error(c, 503, NULL, NULL, "out of memory");
     }
-    http_send_json(c, 200, NULL, b.data, b.len);
+    http_send_json(c, 200, hint, b.data, b.len);
     buf_destroy(&b);
     task_unref(t);
     return 200;

@@ -95,11 +95,13 @@ class Server:
         """Long-polls until the task is final; returns its status document."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            st, _, doc = self.status(task_id, wait=min(10, timeout))
+            st, hdrs, doc = self.status(task_id, wait=min(10, timeout))
             if st != 200:
                 raise AssertionError("get_status: %d %r" % (st, doc))
             if doc["status"] in ("SUCCESS", "ERROR"):
                 return doc
+            if "retry-after" in hdrs:  # the wait was not granted
+                time.sleep(0.1)
         raise AssertionError("task %s not finished after %ss" % (task_id, timeout))
 
     def run(self, type_, source, args=None, timeout=60):

@@ -1,6 +1,7 @@
 """End-to-end tests of the tasksolver API against the real binary."""
 
 import base64
+import http.client
 import json
 import os
 import re
@@ -449,6 +450,48 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(srv.stop(signal.SIGTERM), 0)
         self.assertLess(time.monotonic() - t0, 8)
         self.assertTrue(any("ERROR" in l and tid in l for l in srv.log), "".join(srv.log))
+
+
+class WaitAllowance(unittest.TestCase):
+    """--http-threads 4: at most two requests may be held waiting."""
+
+    def test_a_wait_beyond_the_allowance_answers_at_once_with_a_hint(self):
+        srv = Server("--http-threads", "4", "--workers", "1", "--shutdown-grace", "0")
+        holders = []
+        try:
+            tid = srv.create_ok("python", "import time; time.sleep(60)")
+            for _ in range(2):
+                conn = http.client.HTTPConnection(srv.host, srv.port, timeout=60)
+                conn.request("GET", "/get_status?id=%s&wait=60" % tid)
+                holders.append(conn)
+            # The holders' requests are sent; short probes until the server
+            # holds both of them (a granted probe just waits its 0.3 s).
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                _, hdrs, _ = srv.status(tid, wait=0.3)
+                if "x-wait-refused" in hdrs:
+                    break
+            else:
+                self.fail("no wait was ever refused with two held")
+            t0 = time.monotonic()
+            st, hdrs, doc = srv.status(tid, wait=10)
+            took = time.monotonic() - t0
+            self.assertEqual(st, 200)
+            self.assertIn(doc["status"], ("WAIT", "RUNNING"))
+            self.assertEqual(hdrs.get("retry-after"), "1")
+            self.assertLess(took, 5)
+            # A stream would hold a thread as well: refused outright.
+            st, hdrs, doc = srv.request("GET", "/stream?id=" + tid)
+            self.assertEqual(st, 429)
+            self.assertIn("retry later", doc["error"])
+            # Without wait nothing is refused and nothing is hinted.
+            st, hdrs, doc = srv.status(tid)
+            self.assertEqual(st, 200)
+            self.assertNotIn("retry-after", hdrs)
+        finally:
+            for conn in holders:
+                conn.close()
+            srv.stop()
 
 
 if __name__ == "__main__":
