@@ -17,7 +17,10 @@ typedef struct buf {
     int oom; /* non-zero once an allocation failed */
 } buf;
 
-#define BUF_INIT {NULL, 0, 0, 0}
+#define BUF_INIT                                                                                   \
+    {                                                                                              \
+        NULL, 0, 0, 0                                                                              \
+    }
 
 /* Releases the storage and resets b to BUF_INIT. */
 void buf_destroy(buf *b);

@@ -47,9 +47,10 @@ void log_write(enum log_level level, const char *file, int line, const char *fmt
     gmtime_r(&ts.tv_sec, &tm);
     const char *base = strrchr(file, '/');
     base = base ? base + 1 : file;
-    int n = snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%03ldZ %-5s %s:%d: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000L, log_names[level + 1], base, line);
+    int n = snprintf(buf, sizeof buf,
+                     "%04d-%02d-%02d %02d:%02d:%02d.%03ldZ %-5s %s:%d: ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000L, log_names[level + 1], base, line);
     if (n < 0)
         n = 0;
     if ((size_t)n < sizeof buf) {

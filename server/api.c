@@ -171,8 +171,7 @@ static int h_status(struct mg_connection *c, void *cbdata)
             buf_destroy(&body);
             return 413;
         }
-        rc = request_parse_id(body.data ? body.data : "", body.len, id, sizeof id, err,
-                              sizeof err);
+        rc = request_parse_id(body.data ? body.data : "", body.len, id, sizeof id, err, sizeof err);
         buf_destroy(&body);
         if (rc == -ENOENT)
             return http_send_error(c, 400, NULL, NULL,
@@ -192,8 +191,7 @@ static int h_status(struct mg_connection *c, void *cbdata)
     }
     task *t = store_lookup(a->s, id);
     if (!t)
-        return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'",
-                               id);
+        return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'", id);
     int64_t deadline = 0;
     int waiting = 0, refused = 0;
     if (wait > 0) {
@@ -253,8 +251,7 @@ static int h_stream(struct mg_connection *c, void *cbdata)
         return http_send_error(c, 400, NULL, NULL, "missing task id: use /stream?id=ID");
     task *t = store_lookup(a->s, id);
     if (!t)
-        return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'",
-                               id);
+        return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'", id);
     /* A stream holds a connection thread as long as the task runs: it
      * shares the long-poll allowance. */
     if (atomic_fetch_add(&a->waiters, 1) >= a->max_waiters) {
@@ -321,8 +318,8 @@ static int h_count(struct mg_connection *c, void *cbdata)
     int len = snprintf(out, sizeof out,
                        "{\"tasks\":%ld,\"running\":%ld,\"workers\":%d,\"finished\":%ld,"
                        "\"total\":%ld,\"evicted\":%ld,\"max_queue\":%ld}\n",
-                       queue_len(a->q), n.running, a->cfg->workers, n.finished, n.total,
-                       n.evicted, a->cfg->max_queue);
+                       queue_len(a->q), n.running, a->cfg->workers, n.finished, n.total, n.evicted,
+                       a->cfg->max_queue);
     return http_send_json(c, 200, NULL, out, (size_t)len);
 }
 

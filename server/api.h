@@ -22,9 +22,9 @@ typedef struct api {
     struct journal *journal; /* set before api_register, or NULL: memory only */
     queue *q;
     store *s;
-    atomic_int waiters;   /* long polls in progress */
+    atomic_int waiters; /* long polls in progress */
     int max_waiters;
-    atomic_int accepting; /* 0 once shutting down: create_task answers 503 */
+    atomic_int accepting;     /* 0 once shutting down: create_task answers 503 */
     const char *sandbox_json; /* "sandbox" object for GET /info, or NULL; set by
                                  the caller before api_register, which keeps it */
 } api;

@@ -19,10 +19,10 @@ struct opt {
     const char *name;
     enum opt_type type;
     size_t offset;
-    const char *def;     /* default, as text; parsed like user input */
-    const char *meta;    /* placeholder in --help */
+    const char *def;  /* default, as text; parsed like user input */
+    const char *meta; /* placeholder in --help */
     const char *help;
-    double min, max;     /* numeric bounds */
+    double min, max; /* numeric bounds */
 };
 
 #define F(field) offsetof(config, field)
@@ -124,12 +124,14 @@ static int parse_size(const char *s, double *out)
     double v = strtod(s, &end);
     if (end == s || errno)
         return -EINVAL;
+    /* clang-format off */
     switch (toupper((unsigned char)*end)) {
     case 'K': v *= 1024; end++; break;
     case 'M': v *= 1024 * 1024; end++; break;
     case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
     default: break;
     }
+    /* clang-format on */
     if (*end == 'B' || *end == 'b')
         end++;
     if (*end || v != floor(v))
@@ -181,6 +183,7 @@ static int opt_set(config *c, const struct opt *o, const char *val, const char *
         *why = "out of range";
         return -EINVAL;
     }
+    /* clang-format off */
     switch (o->type) {
     case OPT_INT: *(int *)field = (int)v; break;
     case OPT_LONG: *(long *)field = (long)v; break;
@@ -189,10 +192,11 @@ static int opt_set(config *c, const struct opt *o, const char *val, const char *
     case OPT_STR:
     case OPT_BOOL: break;
     }
+    /* clang-format on */
     return 0;
 
 fail_number:
-    *why = o->type == OPT_SIZE ? "not a byte count (e.g. 1048576 or 1M)"
+    *why = o->type == OPT_SIZE      ? "not a byte count (e.g. 1048576 or 1M)"
            : o->type == OPT_SECONDS ? "not a number of seconds"
                                     : "not an integer";
     return -EINVAL;

@@ -18,7 +18,7 @@ typedef struct config {
     int port;
     int http_threads;
     size_t max_body;
-    double max_wait;     /* longest long poll, seconds */
+    double max_wait; /* longest long poll, seconds */
     /* execution */
     int workers;
     double task_timeout; /* seconds */
@@ -31,16 +31,16 @@ typedef struct config {
     int reject_status;     /* 429 or 403 when the queue is full */
     char *calc_command;    /* "PROGRAM ARGS" serving POST / and GET /?request_id=; "": off */
     /* cluster: arithmetic jobs, worker nodes */
-    char *join;             /* master URL to announce to; "" for none */
-    char *name;             /* node name; "": HOSTNAME:PORT */
-    char *advertise;        /* URL the master calls back; "": derived */
-    int slots;              /* operations taken at once, as announced */
+    char *join;               /* master URL to announce to; "" for none */
+    char *name;               /* node name; "": HOSTNAME:PORT */
+    char *advertise;          /* URL the master calls back; "": derived */
+    int slots;                /* operations taken at once, as announced */
     double announce_interval; /* seconds */
-    int compute_local;      /* compute jobs here while no node is registered */
-    double op_timeout;      /* seconds per operation request */
-    int op_attempts;        /* node failures an operation survives */
-    long max_jobs;          /* jobs kept */
-    int compute_delay_ms;   /* demos and tests: slow down /compute */
+    int compute_local;        /* compute jobs here while no node is registered */
+    double op_timeout;        /* seconds per operation request */
+    int op_attempts;          /* node failures an operation survives */
+    long max_jobs;            /* jobs kept */
+    int compute_delay_ms;     /* demos and tests: slow down /compute */
     /* durability */
     char *data_dir;   /* journal directory; empty: tasks live in memory only */
     char *on_restart; /* "requeue" or "fail": tasks found RUNNING at start-up */

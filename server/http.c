@@ -11,6 +11,7 @@
 
 const char *http_reason(int status)
 {
+    /* clang-format off */
     switch (status) {
     case 200: return "OK";
     case 201: return "Created";
@@ -30,6 +31,7 @@ const char *http_reason(int status)
     case 504: return "Gateway Timeout";
     default: return "Status";
     }
+    /* clang-format on */
 }
 
 int http_read_body(struct mg_connection *c, size_t max, buf *b)
@@ -61,8 +63,8 @@ int http_read_body(struct mg_connection *c, size_t max, buf *b)
     return 0;
 }
 
-int http_send_json(struct mg_connection *c, int status, const char *extra_headers,
-                   const char *body, size_t len)
+int http_send_json(struct mg_connection *c, int status, const char *extra_headers, const char *body,
+                   size_t len)
 {
     char head[1024];
     int n = snprintf(head, sizeof head,

@@ -18,8 +18,8 @@ int http_read_body(struct mg_connection *c, size_t max, buf *b);
 
 /* Sends a response with a JSON body. extra_headers is NULL or lines each
  * ending in "\r\n". Returns the status (civetweb's handler return value). */
-int http_send_json(struct mg_connection *c, int status, const char *extra_headers,
-                   const char *body, size_t len);
+int http_send_json(struct mg_connection *c, int status, const char *extra_headers, const char *body,
+                   size_t len);
 
 /* Sends {"error": MESSAGE} (plus the fields in extra_json, a string like
  * "\"status\":\"NOTEXIST\"" or NULL). Returns status. */

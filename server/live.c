@@ -70,8 +70,7 @@ void live_finish(live *l)
     pthread_mutex_unlock(&l->lock);
 }
 
-size_t live_read(live *l, size_t off, char *out, size_t size, int64_t deadline_mono_us,
-                 int *done)
+size_t live_read(live *l, size_t off, char *out, size_t size, int64_t deadline_mono_us, int *done)
 {
     pthread_mutex_lock(&l->lock);
     while (l->data.len <= off && !l->done && time_mono_us() < deadline_mono_us) {

@@ -21,7 +21,7 @@
 typedef struct live {
     pthread_mutex_t lock; /* protects data, done */
     pthread_cond_t more;
-    buf data;      /* stdout so far, at most cap bytes */
+    buf data; /* stdout so far, at most cap bytes */
     size_t cap;
     int done;
     atomic_int refs;
@@ -47,7 +47,6 @@ void live_finish(live *l);
  * is something past off, the output ended or deadline_mono_us passed.
  * Returns the number of bytes copied; 0 with *done set when the output
  * ended at off; 0 with *done clear on timeout. */
-size_t live_read(live *l, size_t off, char *out, size_t size, int64_t deadline_mono_us,
-                 int *done);
+size_t live_read(live *l, size_t off, char *out, size_t size, int64_t deadline_mono_us, int *done);
 
 #endif

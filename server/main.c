@@ -58,6 +58,7 @@ static struct mg_context *start_http(const config *c, auth *au, char *err, size_
     snprintf(listen, sizeof listen, "%s:%d", c->address, c->port);
     snprintf(threads, sizeof threads, "%d", c->http_threads);
     snprintf(maxreq, sizeof maxreq, "%d", 16384);
+    /* clang-format off */
     const char *options[] = {
         "listening_ports", listen,
         "num_threads", threads,
@@ -71,9 +72,11 @@ static struct mg_context *start_http(const config *c, auth *au, char *err, size_
         "decode_url", "yes",
         NULL,
     };
+    /* clang-format on */
     static struct mg_callbacks cb;
     cb.begin_request = auth_begin_request;
-    struct mg_init_data init = {.callbacks = &cb, .user_data = au, .configuration_options = options};
+    struct mg_init_data init = {
+        .callbacks = &cb, .user_data = au, .configuration_options = options};
     struct mg_error_data error = {.code = 0, .text = err, .text_buffer_size = errsz};
     err[0] = '\0';
     return mg_start2(&init, &error);
@@ -216,9 +219,13 @@ int main(int argc, char **argv)
         goto fail_journal;
     pool p;
     pool_config pc = {
-        .workers = cfg.workers, .task_timeout = cfg.task_timeout, .max_output = cfg.max_output,
-        .work_dir = cfg.work_dir, .python = cfg.python,
-        .calc_command = cfg.calc_command[0] ? cfg.calc_command : NULL, .journal = jr,
+        .workers = cfg.workers,
+        .task_timeout = cfg.task_timeout,
+        .max_output = cfg.max_output,
+        .work_dir = cfg.work_dir,
+        .python = cfg.python,
+        .calc_command = cfg.calc_command[0] ? cfg.calc_command : NULL,
+        .journal = jr,
         .sandbox = confine_sandbox(&cf),
     };
     rc = pool_start(&p, &pc, &q, &s);
@@ -262,12 +269,12 @@ int main(int argc, char **argv)
         journal_queue_restored(jr, &q);
     api_register_fallback(ctx);
     log_notice("tasksolver %s listening on http://%s:%d with %d workers (work dir %s)", TS_VERSION,
-             cfg.address, port, cfg.workers, cfg.work_dir);
+               cfg.address, port, cfg.workers, cfg.work_dir);
     if (jr)
         log_notice("journal %s/tasks.db: %ld finished, %ld waiting (%ld were running: %ld "
                    "requeued, %ld failed), %ld old ones dropped",
-                   cfg.data_dir, jn.finished, jn.waiting, jn.requeued + jn.interrupted,
-                   jn.requeued, jn.interrupted, jn.dropped);
+                   cfg.data_dir, jn.finished, jn.waiting, jn.requeued + jn.interrupted, jn.requeued,
+                   jn.interrupted, jn.dropped);
     confine_log(&cf);
 
     int sig = wait_for_stop(&s, &sigs);

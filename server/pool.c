@@ -307,8 +307,8 @@ static void run_task(pool *p, taskdir *d, task *t)
     snprintf(home, sizeof home, "HOME=%s", dir);
     char tmpdir[4200];
     snprintf(tmpdir, sizeof tmpdir, "TMPDIR=%s", dir);
-    char *env[] = {pool_env_base[0], pool_env_base[1], pool_env_base[2], pool_env_base[3],
-                   home, tmpdir, NULL};
+    char *env[] = {
+        pool_env_base[0], pool_env_base[1], pool_env_base[2], pool_env_base[3], home, tmpdir, NULL};
     char *py_prefix[] = {(char *)p->cfg.python, "main.py", NULL};
     char *bin_prefix[] = {prog, NULL};
     char **argv = make_argv(t->type == TASK_PYTHON ? py_prefix
@@ -320,8 +320,14 @@ static void run_task(pool *p, taskdir *d, task *t)
         goto cleanup_dir;
     }
     runner_opts o = {
-        .path = argv[0], .argv = argv, .envp = env, .cwd = dir, .stdin_fd = -1,
-        .sh_fallback = t->type == TASK_BIN, .capture_stdout = 1, .capture_stderr = 1,
+        .path = argv[0],
+        .argv = argv,
+        .envp = env,
+        .cwd = dir,
+        .stdin_fd = -1,
+        .sh_fallback = t->type == TASK_BIN,
+        .capture_stdout = 1,
+        .capture_stderr = 1,
     };
     runner_limits l = {
         .timeout_us = (int64_t)(p->cfg.task_timeout * 1e6),

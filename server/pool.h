@@ -17,23 +17,23 @@ struct journal;
 
 typedef struct pool_config {
     int workers;
-    double task_timeout;  /* seconds; 0: none */
+    double task_timeout; /* seconds; 0: none */
     size_t max_output;
     const char *work_dir; /* existing directory for task directories */
     const char *python;
-    const char *calc_command; /* for calc tasks: "PROGRAM ARGS" or NULL */
-    struct journal *journal;  /* records starts and results, or NULL */
+    const char *calc_command;      /* for calc tasks: "PROGRAM ARGS" or NULL */
+    struct journal *journal;       /* records starts and results, or NULL */
     const struct sandbox *sandbox; /* NULL: tasks run unconfined; borrowed */
 } pool_config;
 
 typedef struct pool {
-    pool_config cfg;      /* strings borrowed from the caller */
+    pool_config cfg; /* strings borrowed from the caller */
     queue *q;
     store *s;
     pthread_t *threads;
-    int started;          /* threads to join */
-    int cancel_fd;        /* eventfd: readable once running tasks must die */
-    char **calc_argv;     /* split calc_command, or NULL */
+    int started;      /* threads to join */
+    int cancel_fd;    /* eventfd: readable once running tasks must die */
+    char **calc_argv; /* split calc_command, or NULL */
 } pool;
 
 /* Starts cfg->workers threads. Returns 0 or -errno (then nothing runs and

@@ -185,8 +185,7 @@ int request_parse_create(const char *body, size_t len, create_req *out, char *er
         out->file_len = flen;
         rc = 0;
     } else if (rc < 0) {
-        snprintf(err, errsz, "field 'file' is not valid base64 (bad character at offset %zu)",
-                 bad);
+        snprintf(err, errsz, "field 'file' is not valid base64 (bad character at offset %zu)", bad);
         goto fail_json;
     }
     if (out->type == TASK_BIN && out->file_len == 0) {
@@ -217,8 +216,7 @@ void create_req_destroy(create_req *r)
     memset(r, 0, sizeof *r);
 }
 
-int request_parse_id(const char *body, size_t len, char *out, size_t outsz, char *err,
-                     size_t errsz)
+int request_parse_id(const char *body, size_t len, char *out, size_t outsz, char *err, size_t errsz)
 {
     size_t i = 0;
     while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))

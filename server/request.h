@@ -17,7 +17,7 @@ typedef struct create_req {
     enum task_type type;
     unsigned char *file; /* decoded program; owned */
     size_t file_len;
-    char **args;         /* NULL-terminated argument vector; owned */
+    char **args; /* NULL-terminated argument vector; owned */
     int argc;
 } create_req;
 

@@ -32,7 +32,7 @@ typedef struct task {
     unsigned char id[16];
     char id_str[37];
     enum task_type type;
-    char **args;  /* NULL-terminated, without argv[0]; owned */
+    char **args; /* NULL-terminated, without argv[0]; owned */
     int argc;
     int64_t created_us;
     /* owned by the worker after the pop; freed once written to disk */
@@ -52,11 +52,11 @@ typedef struct task {
     size_t err_len;
     size_t err_total;
     int err_truncated;
-    int exited;       /* exit_code valid */
+    int exited; /* exit_code valid */
     int exit_code;
-    int term_signal;  /* 0: none */
+    int term_signal; /* 0: none */
     int timed_out;
-    char *error;      /* human sentence for an ERROR, or NULL */
+    char *error; /* human sentence for an ERROR, or NULL */
     int64_t cpu_us;
     /* stdout while RUNNING, for streaming readers; store lock */
     struct live *live;

@@ -22,7 +22,8 @@ static void create_bin_with_array_args(void **state)
     create_req r;
     char err[REQUEST_ERR_MAX];
     /* "echo hi" */
-    assert_int_equal(parse("{\"type\":\"bin\",\"file\":\"ZWNobyBoaQ==\",\"args\":[\"a b\",\"\"]}", &r, err), 0);
+    assert_int_equal(
+        parse("{\"type\":\"bin\",\"file\":\"ZWNobyBoaQ==\",\"args\":[\"a b\",\"\"]}", &r, err), 0);
     assert_int_equal(r.type, TASK_BIN);
     assert_int_equal(r.file_len, 7);
     assert_memory_equal(r.file, "echo hi", 7);
@@ -37,7 +38,8 @@ static void create_string_args_are_split(void **state)
 {
     create_req r;
     char err[REQUEST_ERR_MAX];
-    assert_int_equal(parse("{\"type\":\"python\",\"file\":\"cHJpbnQoMSk=\",\"args\":\"x 'y z'\"}", &r, err), 0);
+    assert_int_equal(
+        parse("{\"type\":\"python\",\"file\":\"cHJpbnQoMSk=\",\"args\":\"x 'y z'\"}", &r, err), 0);
     assert_int_equal(r.argc, 2);
     assert_string_equal(r.args[1], "y z");
     assert_memory_equal(r.file, "print(1)", 8);

@@ -644,8 +644,8 @@ static void test_wrapper_runs_the_program(void **state)
     int fds = count_fds();
     runner_result r;
     /* The program gets its own argv[0] and arguments, and no fd 3. */
-    char *argv[] = {"sh", "-c", "echo \"$0 $1\"; [ -e /proc/$$/fd/3 ] && echo fd3; exit 4", "x",
-                    "y", NULL};
+    char *argv[] = {"sh", "-c", "echo \"$0 $1\"; [ -e /proc/$$/fd/3 ] && echo fd3; exit 4",
+                    "x",  "y",  NULL};
     run_wrapped(":", argv, &r);
     assert_string_equal(r.out.data, "x y\n");
     assert_true(r.exited);
