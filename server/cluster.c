@@ -78,6 +78,7 @@ int cluster_start(cluster *cl, struct mg_context *ctx, const config *cfg, int po
     dispatch_config dc = {.op_timeout = cfg->op_timeout,
                           .max_attempts = cfg->op_attempts,
                           .compute_local = cfg->compute_local,
+                          .forget_after = cfg->forget_after,
                           .token = token};
     if ((rc = dispatch_start(&cl->disp, &dc, &cl->jobs, &cl->reg)) < 0)
         goto fail;

@@ -39,6 +39,7 @@ typedef struct config {
     int compute_local;        /* compute jobs here while no node is registered */
     double op_timeout;        /* seconds per operation request */
     int op_attempts;          /* node failures an operation survives */
+    double forget_after;      /* seconds an unhealthy node stays listed; 0: forever */
     long max_jobs;            /* jobs kept */
     int compute_delay_ms;     /* demos and tests: slow down /compute */
     /* durability */

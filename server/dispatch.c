@@ -137,11 +137,16 @@ static void dispatch_fill(dispatch *d)
     }
 }
 
-/* Starts a 0 + 0 request to each unhealthy node whose probe is due. */
+/* Starts a 0 + 0 request to each unhealthy node whose probe is due, and
+ * once a second forgets nodes silent for longer than forget_after. */
 static void dispatch_probe(dispatch *d)
 {
     registry_lease lease;
     int64_t now = time_mono_us();
+    if (d->cfg.forget_after > 0 && now >= d->forget_check_us) {
+        d->forget_check_us = now + 1000000;
+        registry_forget_silent(d->reg, time_now_us(), (int64_t)(d->cfg.forget_after * 1e6));
+    }
     while (registry_probe_due(d->reg, now, &lease) == 0) {
         struct dispatch_xfer *x = calloc(1, sizeof *x);
         if (!x)

@@ -27,10 +27,11 @@
 #include "registry.h"
 
 typedef struct dispatch_config {
-    double op_timeout; /* seconds per request, > 0 */
-    int max_attempts;  /* node failures an operation survives, >= 1 */
-    int compute_local; /* compute in this process while no node was ever registered */
-    const char *token; /* bearer token sent to nodes, or NULL */
+    double op_timeout;   /* seconds per request, > 0 */
+    int max_attempts;    /* node failures an operation survives, >= 1 */
+    int compute_local;   /* compute in this process while no node is registered */
+    double forget_after; /* seconds an unhealthy node may stay silent; 0: forever */
+    const char *token;   /* bearer token sent to nodes, or NULL */
 } dispatch_config;
 
 struct dispatch_xfer;
@@ -42,6 +43,7 @@ typedef struct dispatch {
     CURLM *multi;  /* the thread's; any thread may call curl_multi_wakeup */
     struct curl_slist *headers;
     struct dispatch_xfer *xfers; /* requests in flight; dispatcher thread only */
+    int64_t forget_check_us;     /* next look for silent nodes; dispatcher thread only */
     pthread_t thread;
     atomic_int stop;
 } dispatch;

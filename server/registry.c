@@ -216,6 +216,31 @@ out:
     registry_log(&ev);
 }
 
+size_t registry_forget_silent(registry *r, int64_t now_us, int64_t max_silence_us)
+{
+    char gone[REGISTRY_FORGET_BATCH][REGISTRY_NAME_MAX];
+    size_t n = 0;
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < r->count && n < REGISTRY_FORGET_BATCH;) {
+        struct registry_node *node = r->nodes[i];
+        if (node->info.healthy || node->info.in_flight > 0 ||
+            now_us - node->info.seen_us <= max_silence_us) {
+            i++;
+            continue;
+        }
+        memcpy(gone[n++], node->info.name, REGISTRY_NAME_MAX);
+        free(node);
+        /* Keep announce order for the listing. */
+        memmove(&r->nodes[i], &r->nodes[i + 1], (r->count - i - 1) * sizeof *r->nodes);
+        r->count--;
+    }
+    pthread_mutex_unlock(&r->lock);
+    for (size_t i = 0; i < n; i++)
+        log_info("node %s forgotten: unhealthy and silent for over %.0f s", gone[i],
+                 (double)max_silence_us / 1e6);
+    return n;
+}
+
 size_t registry_count(registry *r)
 {
     pthread_mutex_lock(&r->lock);

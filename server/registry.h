@@ -4,9 +4,10 @@
  * how many requests it takes at once (slots). The registry knows nothing of
  * what the work is: the dispatcher leases a free slot of a healthy node,
  * does one request without holding any lock, and returns the lease with
- * the outcome. Nodes are never removed; one that stops answering is marked
- * unhealthy, gets no work, and is probed with growing intervals (1 s
- * doubling to 30 s) until it answers or announces itself again.
+ * the outcome. One that stops answering is marked unhealthy, gets no work,
+ * and is probed with growing intervals (1 s doubling to 30 s) until it
+ * answers or announces itself again; one that stays silent long enough
+ * (a worker scaled away) is forgotten (registry_forget_silent).
  *
  * Locking: `lock` protects every field of the registry and of its nodes.
  * It is a leaf lock: nothing else is locked while it is held, and no I/O
@@ -96,7 +97,14 @@ int registry_probe_due(registry *r, int64_t now_mono_us, registry_lease *out);
 void registry_release(registry *r, const registry_lease *l, enum registry_outcome o,
                       const char *error);
 
-/* Number of nodes ever announced / currently healthy. */
+/* Removes nodes that are unhealthy, have nothing in flight and were last
+ * seen (announce or answer) more than max_silence_us before now_us (wall
+ * clock). At most REGISTRY_FORGET_BATCH per call, each logged. Returns how
+ * many were removed. */
+#define REGISTRY_FORGET_BATCH 16
+size_t registry_forget_silent(registry *r, int64_t now_us, int64_t max_silence_us);
+
+/* Number of nodes known / currently healthy. */
 size_t registry_count(registry *r);
 size_t registry_healthy(registry *r);
 

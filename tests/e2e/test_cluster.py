@@ -478,6 +478,31 @@ class Faults(unittest.TestCase):
         finally:
             stop_all([srv] + ([w] if w else []))
 
+    def test_a_vanished_worker_is_forgotten(self):
+        # A node registered at a port nobody listens on, as a worker scaled
+        # away leaves it: it fails its first operation, stays silent, and
+        # is dropped from the listing after --forget-after.
+        srv = Server("--forget-after", "1")
+        m = Master(srv)
+        w = None
+        try:
+            dead = "http://127.0.0.1:%d" % free_port()
+            st, _, _ = srv.request("POST", "/worker", {"worker_name": "gone", "url": dead})
+            self.assertEqual(st, 200)
+            job_id = m.submit_ok("(1+2)*3")
+            deadline = time.monotonic() + 15
+            while m.workers() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(m.workers(), [])
+            self.assertTrue(any("node gone forgotten" in line for line in srv.log), srv.log)
+            # The job waited for a node, and a new one finishes it.
+            self.assertIs(m.job(job_id)["finished"], False)
+            w = Server("--join", srv.url, "--name", "fresh")
+            self.assertEqual(m.wait_job(job_id, timeout=15)["answer"], 9)
+            self.assertEqual([x["worker_name"] for x in m.workers()], ["fresh"])
+        finally:
+            stop_all([srv] + ([w] if w else []))
+
     def test_compute_local_only_with_the_flag(self):
         srv = Server("--compute-local")
         m = Master(srv)

@@ -119,6 +119,57 @@ static void failure_marks_unhealthy_until_probe_or_announce(void **state)
     registry_destroy(&r);
 }
 
+static void silent_unhealthy_nodes_are_forgotten(void **state)
+{
+    registry r;
+    assert_int_equal(registry_init(&r), 0);
+    assert_int_equal(registry_announce(&r, "a", "http://127.0.0.1:9001", 1), 1);
+    assert_int_equal(registry_announce(&r, "b", "http://127.0.0.1:9002", 1), 1);
+    assert_int_equal(registry_announce(&r, "c", "http://127.0.0.1:9003", 1), 1);
+    int64_t later = time_now_us() + 60 * 1000000LL;
+    /* Healthy nodes stay however long they are silent. */
+    assert_int_equal(registry_forget_silent(&r, later, 1000000), 0);
+
+    /* a fails and is idle; b (two slots) fails with a second request
+     * still in flight. */
+    assert_int_equal(registry_announce(&r, "b", "http://127.0.0.1:9002", 2), 0);
+    registry_lease la, lb1, lb2, lc;
+    assert_int_equal(registry_acquire(&r, &la), 0);
+    assert_int_equal(registry_acquire(&r, &lb1), 0);
+    assert_int_equal(registry_acquire(&r, &lc), 0);
+    assert_int_equal(registry_acquire(&r, &lb2), 0);
+    assert_string_equal(la.name, "a");
+    assert_string_equal(lb1.name, "b");
+    assert_string_equal(lc.name, "c");
+    assert_string_equal(lb2.name, "b");
+    registry_release(&r, &lc, REGISTRY_UNUSED, NULL);
+    registry_release(&r, &la, REGISTRY_FAILED, "refused");
+    registry_release(&r, &lb1, REGISTRY_FAILED, "refused");
+
+    /* Not silent long enough yet: nothing goes. */
+    assert_int_equal(registry_forget_silent(&r, time_now_us(), 30 * 1000000LL), 0);
+    /* Long silent: a goes; b has a request in flight; c is healthy. */
+    assert_int_equal(registry_forget_silent(&r, later, 1000000), 1);
+    assert_int_equal(registry_count(&r), 2);
+    registry_node_info *nodes;
+    size_t n;
+    assert_int_equal(registry_snapshot(&r, &nodes, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(nodes[0].name, "b");
+    assert_string_equal(nodes[1].name, "c");
+    free(nodes);
+
+    /* Once b's last request is back it goes too; its lease is harmless. */
+    registry_release(&r, &lb2, REGISTRY_FAILED, "refused");
+    assert_int_equal(registry_forget_silent(&r, later, 1000000), 1);
+    assert_int_equal(registry_count(&r), 1);
+    registry_release(&r, &lb2, REGISTRY_UNUSED, NULL);
+    /* Announcing again brings a forgotten node back as new. */
+    assert_int_equal(registry_announce(&r, "a", "http://127.0.0.1:9001", 1), 1);
+    assert_int_equal(registry_healthy(&r), 2);
+    registry_destroy(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -126,6 +177,7 @@ int main(void)
         cmocka_unit_test(leases_spread_and_respect_slots),
         cmocka_unit_test(round_robin_when_idle),
         cmocka_unit_test(failure_marks_unhealthy_until_probe_or_announce),
+        cmocka_unit_test(silent_unhealthy_nodes_are_forgotten),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
