@@ -102,7 +102,8 @@ class SandboxCase(unittest.TestCase):
         """The server is up and runs a task; nothing of earlier tasks is left."""
         self.assertIsNone(self.srv.proc.poll(), "the server died")
         doc = self.srv.run("bin", "#!/bin/sh\necho still here\n")
-        self.assertEqual((doc["status"], doc["result"]["stdout"]), ("SUCCESS", "still here\n"))
+        self.assertEqual((doc["status"], doc["result"]["stdout"]), ("SUCCESS", "still here\n"),
+                         doc)
         if ROOT:
             self.assertEqual(eventually(lambda: task_processes(self.work)), [],
                              "task processes left behind")
