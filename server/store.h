@@ -41,8 +41,9 @@ typedef struct store {
     /* Retention hook (see store_set_evict_hook); set before threads start. */
     void (*on_evict)(void *arg, task *t);
     void *on_evict_arg;
-    /* Long polls wait on the stripe of their task's id, so a finishing task
-     * wakes only the few waiters that hash alongside it. */
+    /* Long polls and streams wait on the stripe of their task's id, so a
+     * task that starts or finishes wakes only the few waiters that hash
+     * alongside it. */
     pthread_cond_t wake[STORE_WAIT_STRIPES];
 } store;
 
