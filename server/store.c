@@ -141,6 +141,13 @@ void store_mark_running(store *s, task *t, live *lv)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* Sleeps on t's stripe until woken or deadline_mono_us; s->lock held. */
+static void store_sleep(store *s, task *t, int64_t deadline_mono_us)
+{
+    struct timespec ts = {deadline_mono_us / 1000000, (deadline_mono_us % 1000000) * 1000};
+    pthread_cond_timedwait(store_stripe(s, t), &s->lock, &ts);
+}
+
 live *store_live_get(store *s, task *t)
 {
     pthread_mutex_lock(&s->lock);
@@ -152,10 +159,8 @@ live *store_live_get(store *s, task *t)
 void store_wait_started(store *s, task *t, int64_t deadline_mono_us)
 {
     pthread_mutex_lock(&s->lock);
-    while (t->status == TASK_WAIT && !s->closing && deadline_mono_us > time_mono_us()) {
-        struct timespec ts = {deadline_mono_us / 1000000, (deadline_mono_us % 1000000) * 1000};
-        pthread_cond_timedwait(store_stripe(s, t), &s->lock, &ts);
-    }
+    while (t->status == TASK_WAIT && !s->closing && deadline_mono_us > time_mono_us())
+        store_sleep(s, t, deadline_mono_us);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -211,10 +216,8 @@ void store_mark_finished_at(store *s, task *t, enum task_status final, int64_t n
 task_view store_view(store *s, task *t, int64_t deadline_mono_us)
 {
     pthread_mutex_lock(&s->lock);
-    while (!task_status_final(t->status) && !s->closing && deadline_mono_us > time_mono_us()) {
-        struct timespec ts = {deadline_mono_us / 1000000, (deadline_mono_us % 1000000) * 1000};
-        pthread_cond_timedwait(store_stripe(s, t), &s->lock, &ts);
-    }
+    while (!task_status_final(t->status) && !s->closing && deadline_mono_us > time_mono_us())
+        store_sleep(s, t, deadline_mono_us);
     task_view v = {t->status, t->started_us, t->finished_us, t->attempts};
     pthread_mutex_unlock(&s->lock);
     return v;
