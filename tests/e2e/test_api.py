@@ -1,7 +1,6 @@
 """End-to-end tests of the tasksolver API against the real binary."""
 
 import base64
-import http.client
 import json
 import os
 import re
@@ -10,6 +9,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -457,16 +457,25 @@ class WaitAllowance(unittest.TestCase):
 
     def test_a_wait_beyond_the_allowance_answers_at_once_with_a_hint(self):
         srv = Server("--http-threads", "4", "--workers", "1", "--shutdown-grace", "0")
+        stop = threading.Event()
         holders = []
         try:
             tid = srv.create_ok("python", "import time; time.sleep(60)")
-            for _ in range(2):
-                conn = http.client.HTTPConnection(srv.host, srv.port, timeout=60)
-                conn.request("GET", "/get_status?id=%s&wait=60" % tid)
-                holders.append(conn)
-            # The holders' requests are sent; short probes until the server
-            # holds both of them (a granted probe just waits its 0.3 s).
-            deadline = time.monotonic() + 20
+
+            def hold():
+                # A holder refused (a probe got its place first) asks again.
+                while not stop.is_set():
+                    _, hdrs, _ = srv.status(tid, wait=60)
+                    if "x-wait-refused" not in hdrs:
+                        return
+                    time.sleep(0.05)
+
+            holders = [threading.Thread(target=hold, daemon=True) for _ in range(2)]
+            for h in holders:
+                h.start()
+            # Short probes until the server holds both holders (a granted
+            # probe just waits its 0.3 s).
+            deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 _, hdrs, _ = srv.status(tid, wait=0.3)
                 if "x-wait-refused" in hdrs:
@@ -489,8 +498,7 @@ class WaitAllowance(unittest.TestCase):
             self.assertEqual(st, 200)
             self.assertNotIn("retry-after", hdrs)
         finally:
-            for conn in holders:
-                conn.close()
+            stop.set()
             srv.stop()
 
 
