@@ -477,11 +477,11 @@ class WaitAllowance(unittest.TestCase):
             # probe just waits its 0.3 s).
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                _, hdrs, _ = srv.status(tid, wait=0.3)
+                _, hdrs, doc = srv.status(tid, wait=0.3)
                 if "x-wait-refused" in hdrs:
                     break
             else:
-                self.fail("no wait was ever refused with two held")
+                self.fail("no wait was ever refused with two held: %r" % doc)
             t0 = time.monotonic()
             st, hdrs, doc = srv.status(tid, wait=10)
             took = time.monotonic() - t0
