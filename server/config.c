@@ -10,10 +10,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "membudget.h"
+
 /* OPT_BOOL: an int set to 0 or 1 from yes/no, true/false, on/off, 1/0. On
  * the command line a row whose meta is "" is a flag (--flag means yes,
- * --flag=no); one with a meta takes the word as its argument (--sandbox off). */
-enum opt_type { OPT_INT, OPT_LONG, OPT_SIZE, OPT_SECONDS, OPT_STR, OPT_BOOL };
+ * --flag=no); one with a meta takes the word as its argument (--sandbox off).
+ * OPT_MEMORY: a size_t like OPT_SIZE, or "auto" for the share of this
+ * machine's memory that membudget_default_max gives. */
+enum opt_type { OPT_INT, OPT_LONG, OPT_SIZE, OPT_MEMORY, OPT_SECONDS, OPT_STR, OPT_BOOL };
 
 struct opt {
     const char *name;
@@ -44,6 +48,10 @@ static const struct opt opts[] = {
      "finished tasks kept; older ones are evicted (their ids then answer 404)", 1, 1e9},
     {"max-queue", OPT_LONG, F(max_queue), "-1", "N",
      "tasks allowed to wait; more are refused (-1: unbounded, 0: none wait)", -1, 1e9},
+    {"max-queue-bytes", OPT_MEMORY, F(max_queue_bytes), "auto", "BYTES",
+     "memory for waiting tasks and request bodies being read; more are refused (auto: a "
+     "quarter of RAM, at most 1G; 0: unbounded)",
+     0, 1e15},
     {"reject-status", OPT_INT, F(reject_status), "429", "CODE",
      "status for a refused create_task: 429 (with Retry-After) or 403", 403, 429},
     {"calc-command", OPT_STR, F(calc_command), "", "'PROGRAM ARGS'",
@@ -170,7 +178,9 @@ static int opt_set(config *c, const struct opt *o, const char *val, const char *
         *why = "not yes or no";
         return -EINVAL;
     }
-    if (o->type == OPT_SIZE) {
+    if (o->type == OPT_MEMORY && strcasecmp(val, "auto") == 0) {
+        v = (double)membudget_default_max();
+    } else if (o->type == OPT_SIZE || o->type == OPT_MEMORY) {
         if (parse_size(val, &v) < 0)
             goto fail_number;
     } else {
@@ -189,7 +199,8 @@ static int opt_set(config *c, const struct opt *o, const char *val, const char *
     switch (o->type) {
     case OPT_INT: *(int *)field = (int)v; break;
     case OPT_LONG: *(long *)field = (long)v; break;
-    case OPT_SIZE: *(size_t *)field = (size_t)v; break;
+    case OPT_SIZE:
+    case OPT_MEMORY: *(size_t *)field = (size_t)v; break;
     case OPT_SECONDS: *(double *)field = v; break;
     case OPT_STR:
     case OPT_BOOL: break;
@@ -198,7 +209,8 @@ static int opt_set(config *c, const struct opt *o, const char *val, const char *
     return 0;
 
 fail_number:
-    *why = o->type == OPT_SIZE      ? "not a byte count (e.g. 1048576 or 1M)"
+    *why = o->type == OPT_MEMORY    ? "not a byte count (e.g. 1048576 or 1M) or auto"
+           : o->type == OPT_SIZE    ? "not a byte count (e.g. 1048576 or 1M)"
            : o->type == OPT_SECONDS ? "not a number of seconds"
                                     : "not an integer";
     return -EINVAL;

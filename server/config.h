@@ -30,6 +30,8 @@ typedef struct config {
     long max_queue;        /* -1: unbounded */
     int reject_status;     /* 429 or 403 when the queue is full */
     char *calc_command;    /* "PROGRAM ARGS" serving POST / and GET /?request_id=; "": off */
+    /* bytes of waiting tasks and bodies being read; 0: unbounded */
+    size_t max_queue_bytes;
     /* cluster: arithmetic jobs, worker nodes */
     char *join;               /* master URL to announce to; "" for none */
     char *name;               /* node name; "": HOSTNAME:PORT */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -34,23 +35,51 @@ const char *http_reason(int status)
     /* clang-format on */
 }
 
-int http_read_body(struct mg_connection *c, size_t max, buf *b)
+/* Sets body's reservation to `cost` bytes, less what is not counted.
+ * Returns 0, -ENOBUFS or -E2BIG. */
+static int body_hold(http_body *body, size_t cost)
 {
+    body->need = cost;
+    size_t want = cost > HTTP_BODY_UNCOUNTED ? cost - HTTP_BODY_UNCOUNTED : 0;
+    return membudget_adjust(body->budget, &body->held, want);
+}
+
+/* Three times n: the bytes, a copy in cJSON's tree, what a handler derives. */
+static size_t body_cost(size_t n)
+{
+    return n > SIZE_MAX / 3 ? SIZE_MAX : 3 * n;
+}
+
+int http_read_body(struct mg_connection *c, size_t max, http_body *body)
+{
+    buf *b = &body->b;
     const struct mg_request_info *ri = mg_get_request_info(c);
     if (ri->content_length > 0 && (unsigned long long)ri->content_length > max)
         return -EFBIG;
+    /* A declared length is reserved whole, before the client is told to
+     * send it; otherwise room grows by doubling, each step reserved. */
+    size_t declared = ri->content_length >= 0 ? (size_t)ri->content_length : 0;
+    size_t limit = ri->content_length >= 0 ? declared : 4096;
+    int rc = body_hold(body, body_cost(limit));
+    if (rc < 0)
+        return rc;
     const char *expect = mg_get_header(c, "Expect");
     if (expect && strcasecmp(expect, "100-continue") == 0) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         mg_write(c, cont, sizeof cont - 1);
     }
-    if (ri->content_length > 0 && buf_reserve(b, (size_t)ri->content_length) < 0)
-        return -ENOMEM;
     for (;;) {
-        if (buf_reserve(b, 16384) < 0)
+        if (b->len >= limit) {
+            if (ri->content_length >= 0)
+                break; /* civetweb reads no further than the declared length */
+            /* One byte past max is room enough to see that it is too big. */
+            limit = limit > (max + 1) / 2 ? max + 1 : 2 * limit;
+            if ((rc = body_hold(body, body_cost(limit))) < 0)
+                return rc;
+        }
+        if (buf_reserve(b, limit - b->len) < 0)
             return -ENOMEM;
-        size_t room = b->cap - b->len - 1;
-        int n = mg_read(c, b->data + b->len, room);
+        int n = mg_read(c, b->data + b->len, limit - b->len);
         if (n < 0)
             return -EIO;
         if (n == 0)
@@ -60,7 +89,33 @@ int http_read_body(struct mg_connection *c, size_t max, buf *b)
         if (b->len > max)
             return -EFBIG;
     }
-    return 0;
+    size_t parse = membudget_json_cost(b->data ? b->data : "", b->len);
+    return body_hold(body, parse > SIZE_MAX - 2 * b->len ? SIZE_MAX : 2 * b->len + parse);
+}
+
+void http_body_destroy(http_body *body)
+{
+    buf_destroy(&body->b);
+    membudget_release(body->budget, body->held);
+    body->held = 0;
+}
+
+int http_send_over_budget(struct mg_connection *c, int rc, int status, membudget *budget,
+                          size_t need, int close)
+{
+    const char *bye = close ? "Connection: close\r\n" : "";
+    char hdrs[64], why[200];
+    if (rc == -E2BIG) {
+        snprintf(hdrs, sizeof hdrs, "%s", bye);
+        return http_send_error(c, 413, hdrs, NULL,
+                               "request needs %zu bytes of memory, more than the %zu bytes of "
+                               "--max-queue-bytes (a body takes three times its size while it "
+                               "is read and parsed, more if it holds many small JSON values)",
+                               need, membudget_max(budget));
+    }
+    snprintf(hdrs, sizeof hdrs, "%s%s", status == 429 ? "Retry-After: 1\r\n" : "", bye);
+    return http_send_error(c, status, hdrs, NULL, "server is at capacity: %s; retry later",
+                           membudget_describe(budget, why, sizeof why));
 }
 
 int http_send_json(struct mg_connection *c, int status, const char *extra_headers, const char *body,

@@ -10,11 +10,50 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "membudget.h"
 
-/* Reads the whole request body into b (Content-Length, chunked or none),
- * answering "Expect: 100-continue" first. Returns 0, -EFBIG if the body is
- * larger than max (the rest is not read), or -EIO if the client went away. */
-int http_read_body(struct mg_connection *c, size_t max, buf *b);
+/* Reservations of up to this many bytes are not counted, so that the
+ * small bodies of status queries, calculations and cluster requests are
+ * never refused while big programs fill the budget. Each HTTP thread
+ * reads one body at a time: the threads bound what this lets through. */
+#define HTTP_BODY_UNCOUNTED 16384
+
+/* A request body and its share of a memory budget. */
+typedef struct http_body {
+    buf b;
+    membudget *budget; /* NULL: not counted */
+    size_t held;       /* bytes reserved in budget for b and its parsing */
+    size_t need;       /* what they cost, counted or not (for messages) */
+} http_body;
+
+#define HTTP_BODY_INIT(budget)                                                                     \
+    {                                                                                              \
+        BUF_INIT, (budget), 0, 0                                                                   \
+    }
+
+/* Reads the whole request body into body->b (Content-Length, chunked or
+ * none), answering "Expect: 100-continue" first. Every body is JSON that
+ * a handler parses and may decode, so it holds three times its size in
+ * body->budget: reserved before the first byte is read (for a chunked
+ * body, as it grows), then set to twice its size (the body; what a
+ * handler derives, such as a decoded program) plus membudget_json_cost
+ * (cJSON's tree) once it is in. Returns 0; -EFBIG if the body is larger
+ * than max, -ENOBUFS if the budget cannot hold it now, -E2BIG if it never
+ * can (for these three the rest is not read); -ENOMEM; or -EIO if the
+ * client went away. In every case body holds what it reserved until
+ * http_body_destroy. */
+int http_read_body(struct mg_connection *c, size_t max, http_body *body);
+
+/* Frees the bytes of body and releases its reservation. */
+void http_body_destroy(http_body *body);
+
+/* Answers a request that budget refused with rc: -ENOBUFS with `status`
+ * (429, which adds Retry-After: 1, or 403) and a sentence saying how full
+ * budget is; -E2BIG with 413, saying that its `need` bytes would never
+ * fit. `close` asks the client to close the connection, for a body left
+ * unread. Returns the status sent. */
+int http_send_over_budget(struct mg_connection *c, int rc, int status, membudget *budget,
+                          size_t need, int close);
 
 /* Sends a response with a JSON body. extra_headers is NULL or lines each
  * ending in "\r\n". Returns the status (civetweb's handler return value). */

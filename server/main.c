@@ -84,14 +84,16 @@ static struct mg_context *start_http(const config *c, auth *au, char *err, size_
 
 /* Opens the journal of --data-dir and loads it into s. Returns 0 (*out
  * NULL without --data-dir) or -1 after printing why. */
-static int open_journal(const config *c, store *s, journal **out, journal_restored *n)
+static int open_journal(const config *c, store *s, membudget *mb, journal **out,
+                        journal_restored *n)
 {
     *out = NULL;
     if (!c->data_dir[0])
         return 0;
     journal_config jc = {.dir = c->data_dir,
                          .sync_full = strcmp(c->data_sync, "full") == 0,
-                         .fail_running = strcmp(c->on_restart, "fail") == 0};
+                         .fail_running = strcmp(c->on_restart, "fail") == 0,
+                         .budget = mb};
     char err[512];
     int rc = journal_open(out, &jc, err, sizeof err);
     if (rc == 0 && (rc = journal_restore(*out, s, c->max_finished, n, err, sizeof err)) == 0 &&
@@ -213,9 +215,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "tasksolver: %s\n", strerror(-rc));
         goto fail_queue;
     }
+    membudget mb;
+    membudget_init(&mb, cfg.max_queue_bytes);
+    if (cfg.max_queue_bytes && cfg.max_body > cfg.max_queue_bytes / 3)
+        log_warn("--max-body %zu is more than a third of --max-queue-bytes %zu: a body takes "
+                 "three times its size while it is read, so bodies over %zu bytes are refused",
+                 cfg.max_body, cfg.max_queue_bytes, cfg.max_queue_bytes / 3);
     journal *jr;
     journal_restored jn;
-    if (open_journal(&cfg, &s, &jr, &jn) < 0)
+    if (open_journal(&cfg, &s, &mb, &jr, &jn) < 0)
         goto fail_journal;
     pool p;
     pool_config pc = {
@@ -250,7 +258,7 @@ int main(int argc, char **argv)
                 err[0] ? err : "unknown error");
         goto fail_http;
     }
-    api a = {.journal = jr, .sandbox_json = cf.info_json};
+    api a = {.journal = jr, .budget = &mb, .sandbox_json = cf.info_json};
     api_register(&a, ctx, &cfg, &q, &s);
     if (cfg.calc_command[0])
         calc_api_register(ctx, &a);
@@ -258,7 +266,7 @@ int main(int argc, char **argv)
     int nports = mg_get_server_ports(ctx, 4, ports);
     int port = nports > 0 ? ports[0].port : cfg.port;
     cluster cl;
-    if (cluster_start(&cl, ctx, &cfg, port, au.token) < 0) {
+    if (cluster_start(&cl, ctx, &cfg, port, au.token, &mb) < 0) {
         mg_stop(ctx);
         cluster_stop(&cl);
         goto fail_http;
@@ -275,6 +283,10 @@ int main(int argc, char **argv)
                    "requeued, %ld failed), %ld old ones dropped",
                    cfg.data_dir, jn.finished, jn.waiting, jn.requeued + jn.interrupted, jn.requeued,
                    jn.interrupted, jn.dropped);
+    if (jr && cfg.max_queue_bytes && membudget_used(&mb) > cfg.max_queue_bytes)
+        log_warn("the %ld waiting tasks read back from the journal hold %zu bytes, more than "
+                 "--max-queue-bytes %zu: new tasks are refused until they have started",
+                 jn.waiting, membudget_used(&mb), cfg.max_queue_bytes);
     confine_log(&cf);
 
     int sig = wait_for_stop(&s, &sigs);

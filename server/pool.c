@@ -291,8 +291,7 @@ static void run_task(pool *p, taskdir *d, task *t)
     snprintf(prog, sizeof prog, "%s/%s", dir, fname);
     if (t->type != TASK_CALC)
         rc = write_program(prog, t->file, t->file_len, t->type == TASK_BIN ? 0700 : 0600);
-    free(t->file);
-    t->file = NULL;
+    task_drop_program(t);
     if (rc < 0) {
         fail_task(p, t, "could not write the program", -rc);
         goto cleanup_dir;
@@ -358,6 +357,9 @@ static void run_task(pool *p, taskdir *d, task *t)
 cleanup_dir:
     taskdir_recycle(d, t->type == TASK_CALC ? NULL : fname);
 done:
+    /* A finished task keeps its output, not what its client sent. */
+    task_drop_program(t);
+    task_drop_args(t);
     live_unref(lv);
 }
 
