@@ -152,6 +152,14 @@ static int wait_for_stop(store *s, const sigset_t *sigs)
 
 int main(int argc, char **argv)
 {
+    /* Big blocks (request bodies, programs, cJSON's copies of them) get a
+     * mapping of their own and go back to the system when freed. glibc
+     * otherwise raises its mmap threshold to the size of each freed block
+     * (up to 32 MiB), and the next ones land in the per-thread arenas,
+     * whose freed holes stay resident: 20 programs of 8 MB queued took
+     * 463 MB of RSS for the 168 MB counted by --max-queue-bytes, 172 MB
+     * with the threshold fixed. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     /* Taken by sigtimedwait in this thread only; every thread started from here
      * inherits the mask, and the runner resets it for children. */
     sigset_t sigs;
