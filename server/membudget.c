@@ -57,6 +57,8 @@ void membudget_release(membudget *m, size_t n)
 
 int membudget_adjust(membudget *m, size_t *held, size_t want)
 {
+    if (m && m->max && want > m->max)
+        return -E2BIG; /* however little of it is new */
     if (want > *held) {
         int rc = membudget_reserve(m, want - *held);
         if (rc < 0)

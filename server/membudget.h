@@ -55,8 +55,9 @@ void membudget_release(membudget *m, size_t n);
 
 /* Moves a holding from *held bytes to want bytes: releases the surplus,
  * or reserves the difference as membudget_reserve does. Returns 0 with
- * *held == want, or -ENOBUFS / -E2BIG with *held unchanged. m NULL: 0,
- * *held = want (nothing is counted). */
+ * *held == want; -ENOBUFS with *held unchanged when the difference does
+ * not fit now; -E2BIG, *held unchanged, when want is over the limit. m
+ * NULL: 0, *held = want (nothing is counted). */
 int membudget_adjust(membudget *m, size_t *held, size_t want);
 
 /* Bytes held now (0 for NULL). */

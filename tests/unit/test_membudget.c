@@ -51,6 +51,9 @@ static void adjust_moves_a_holding(void **state)
     assert_int_equal(held, 20);
     assert_int_equal(membudget_adjust(&m, &held, 200), -E2BIG);
     assert_int_equal(held, 20);
+    /* Over the limit as a whole, however small the growth. */
+    assert_int_equal(membudget_adjust(&m, &held, 101), -E2BIG);
+    assert_int_equal(held, 20);
     assert_int_equal(membudget_adjust(&m, &held, 50), 0); /* exactly full */
     assert_int_equal(membudget_used(&m), 100);
     assert_int_equal(membudget_adjust(&m, &held, 0), 0);
