@@ -10,6 +10,10 @@
 
 #include "jsonw.h"
 
+/* Largest growth of a body of unknown length: a 4 KiB start doubled
+ * eleven times. */
+#define HTTP_BODY_STEP (8u << 20)
+
 const char *http_reason(int status)
 {
     /* clang-format off */
@@ -57,7 +61,9 @@ int http_read_body(struct mg_connection *c, size_t max, http_body *body)
     if (ri->content_length > 0 && (unsigned long long)ri->content_length > max)
         return -EFBIG;
     /* A declared length is reserved whole, before the client is told to
-     * send it; otherwise room grows by doubling, each step reserved. */
+     * send it; otherwise room grows by doubling, then by HTTP_BODY_STEP so
+     * that a reservation runs little ahead of the body, each step
+     * reserved. */
     size_t declared = ri->content_length >= 0 ? (size_t)ri->content_length : 0;
     size_t limit = ri->content_length >= 0 ? declared : 4096;
     int rc = body_hold(body, body_cost(limit));
@@ -72,8 +78,9 @@ int http_read_body(struct mg_connection *c, size_t max, http_body *body)
         if (b->len >= limit) {
             if (ri->content_length >= 0)
                 break; /* civetweb reads no further than the declared length */
+            size_t step = limit < HTTP_BODY_STEP ? limit : HTTP_BODY_STEP;
             /* One byte past max is room enough to see that it is too big. */
-            limit = limit > (max + 1) / 2 ? max + 1 : 2 * limit;
+            limit = limit > max + 1 - step ? max + 1 : limit + step;
             if ((rc = body_hold(body, body_cost(limit))) < 0)
                 return rc;
         }
