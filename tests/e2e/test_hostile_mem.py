@@ -8,8 +8,10 @@ by a unique argument), so that everything else waits in the queue."""
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 import unittest
@@ -38,16 +40,25 @@ def program_body(size):
     return body.encode()
 
 
-def start_busy(srv):
-    """Starts a task that holds the only worker; returns its marker."""
+def queue_busy(srv):
+    """Queues a task that sleeps until released; returns its marker."""
     marker = "hostile-mem-busy-" + uuid.uuid4().hex
-    tid = srv.create_ok("bin", "#!/bin/sh\nsleep 600\n", [marker])
+    srv.create_ok("bin", "#!/bin/sh\nsleep 600\n", [marker])
+    return marker
+
+
+def wait_started(marker):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if pids_with_arg(marker):
             return marker
         time.sleep(0.05)
-    raise AssertionError("busy task %s did not start: %r" % (tid, srv.status(tid)))
+    raise AssertionError("busy task %s did not start" % marker)
+
+
+def start_busy(srv):
+    """Starts a task that holds the only worker; returns its marker."""
+    return wait_started(queue_busy(srv))
 
 
 def release_busy(marker):
@@ -66,6 +77,27 @@ def count(srv):
     return srv.request("GET", "/get_task_count")[2]
 
 
+def fill(srv, body, limit=40):
+    """Posts body until refused; returns the ids accepted and the refusal."""
+    ids = []
+    for _ in range(limit):
+        st, hdrs, doc = post(srv, body)
+        if st != 200:
+            return ids, (st, hdrs, doc)
+        ids.append(doc["id"])
+    return ids, None
+
+
+def wait_drained(srv, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        n = count(srv)
+        if n["tasks"] == 0 and n["queued_bytes"] == 0:
+            return n
+        time.sleep(0.1)
+    raise AssertionError("queue not drained: %r" % count(srv))
+
+
 class QueueBudget(unittest.TestCase):
     def assertRefusedForMemory(self, st, hdrs, doc):
         self.assertEqual(st, 429, doc)
@@ -78,13 +110,7 @@ class QueueBudget(unittest.TestCase):
         try:
             marker = start_busy(srv)
             body = program_body(100 * 1024)
-            accepted, refusal = [], None
-            for _ in range(40):
-                st, hdrs, doc = post(srv, body)
-                if st != 200:
-                    refusal = (st, hdrs, doc)
-                    break
-                accepted.append(doc["id"])
+            accepted, refusal = fill(srv, body)
             self.assertIsNotNone(refusal, "40 programs of 100 KiB queued within 1 MiB")
             self.assertRefusedForMemory(*refusal)
             # Programs of 100 KiB each; a body being read reserves three
@@ -101,13 +127,7 @@ class QueueBudget(unittest.TestCase):
 
             # The worker goes on: the queue drains, its bytes come back.
             release_busy(marker)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                n = count(srv)
-                if n["tasks"] == 0 and n["queued_bytes"] == 0:
-                    break
-                time.sleep(0.1)
-            self.assertEqual((n["tasks"], n["queued_bytes"]), (0, 0), n)
+            wait_drained(srv)
             st, _, doc = post(srv, body)
             self.assertEqual(st, 200, doc)
             self.assertEqual(srv.wait_done(doc["id"])["status"], "SUCCESS")
@@ -116,6 +136,40 @@ class QueueBudget(unittest.TestCase):
             self.assertEqual(count(srv)["queued_bytes"], 0)
         finally:
             srv.stop()
+
+    def test_a_journal_is_bounded_the_same_and_counts_what_it_restores(self):
+        data = tempfile.mkdtemp(prefix="hostile-mem-")
+        args = ("--workers", "1", "--max-queue-bytes", "1M", "--data-dir", data,
+                "--shutdown-grace", "0")
+        try:
+            srv = Server(*args)
+            try:
+                start_busy(srv)
+                # Waits first, so that it holds the worker after the restart.
+                marker = queue_busy(srv)
+                ids, refusal = fill(srv, program_body(100 * 1024))
+                self.assertIsNotNone(refusal, "40 programs of 100 KiB queued within 1 MiB")
+                self.assertRefusedForMemory(*refusal)
+                before = count(srv)["queued_bytes"]
+            finally:
+                srv.stop()
+            srv = Server(*args)
+            try:
+                wait_started(marker)
+                n = count(srv)
+                self.assertEqual(n["tasks"], len(ids))
+                self.assertGreaterEqual(n["queued_bytes"], len(ids) * 100 * 1024)
+                self.assertLessEqual(n["queued_bytes"], before)
+                st, hdrs, doc = post(srv, program_body(100 * 1024))
+                self.assertRefusedForMemory(st, hdrs, doc)
+                release_busy(marker)
+                wait_drained(srv)
+                for tid in ids:
+                    self.assertEqual(srv.wait_done(tid)["status"], "SUCCESS")
+            finally:
+                srv.stop()
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
 
     def test_a_refusal_follows_reject_status(self):
         srv = Server("--workers", "1", "--max-queue-bytes", "256K", "--reject-status", "403",
