@@ -125,6 +125,11 @@ int http_send_over_budget(struct mg_connection *c, int rc, int status, membudget
                            membudget_describe(budget, why, sizeof why));
 }
 
+/* Answers up to this size are put together on the stack, larger ones on
+ * the heap: civetweb's connection threads have 100 KiB stacks (Debian's
+ * build), and most answers are a few hundred bytes. */
+#define HTTP_STACK_REPLY 3072
+
 int http_send_json(struct mg_connection *c, int status, const char *extra_headers, const char *body,
                    size_t len)
 {
@@ -138,8 +143,8 @@ int http_send_json(struct mg_connection *c, int status, const char *extra_header
                      status, http_reason(status), len, extra_headers ? extra_headers : "");
     if (n < 0 || (size_t)n >= sizeof head)
         n = 0;
-    if (len < 64 * 1024) {
-        char small[64 * 1024 + 1024];
+    if ((size_t)n + len <= HTTP_STACK_REPLY) {
+        char small[HTTP_STACK_REPLY];
         memcpy(small, head, (size_t)n);
         memcpy(small + n, body, len);
         mg_write(c, small, (size_t)n + len);
