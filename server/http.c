@@ -26,14 +26,20 @@ const char *http_reason(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 409: return "Conflict";
+    case 411: return "Length Required";
     case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
     case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
     default: return "Status";
     }
     /* clang-format on */
@@ -181,6 +187,83 @@ int http_send_error(struct mg_connection *c, int status, const char *extra_heade
         http_send_json(c, status, extra_headers, b.data, b.len);
     buf_destroy(&b);
     return status;
+}
+
+/* Returns why the framing of the request is in doubt (a sentence, in why
+ * when it quotes the request), or NULL if it is not. */
+static const char *http_framing_problem(const struct mg_request_info *ri, char *why, size_t size)
+{
+    if (ri->num_headers >= MG_MAX_HEADERS) {
+        snprintf(why, size, "too many header lines (at most %d)", MG_MAX_HEADERS - 1);
+        return why;
+    }
+    const char *cl = NULL, *te = NULL;
+    int ncl = 0, nte = 0;
+    for (int i = 0; i < ri->num_headers; i++) {
+        const char *name = ri->http_headers[i].name;
+        if (strcasecmp(name, "Content-Length") == 0) {
+            cl = ri->http_headers[i].value;
+            ncl++;
+        } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+            te = ri->http_headers[i].value;
+            nte++;
+        }
+    }
+    if (ncl > 1)
+        return "conflicting request framing: more than one Content-Length header";
+    if (nte > 1)
+        return "conflicting request framing: more than one Transfer-Encoding header";
+    if (cl && te)
+        return "conflicting request framing: both Content-Length and Transfer-Encoding";
+    if (te && strcasecmp(te, "chunked") != 0) {
+        snprintf(why, size, "unsupported Transfer-Encoding '%.40s' (only chunked is accepted)", te);
+        return why;
+    }
+    if (cl) {
+        /* Digits then optional blanks (civetweb keeps trailing ones); 18
+         * digits at most, so that no reader overflows. */
+        size_t n = strspn(cl, "0123456789");
+        if (n == 0 || n > 18 || cl[n + strspn(cl + n, " \t")] != '\0') {
+            snprintf(why, size, "malformed Content-Length '%.40s'", cl);
+            return why;
+        }
+    }
+    return NULL;
+}
+
+/* Answers 400 with problem and makes civetweb close the connection. */
+static int http_refuse_framing(struct mg_connection *c, const char *problem)
+{
+    /* civetweb 1.15 does not read the headers of an answer: without this
+     * it would skip the body the way it reads it and answer what follows,
+     * which is what a smuggled request counts on. */
+    mg_disable_connection_keep_alive(c);
+    return http_send_error(c, 400, "Connection: close\r\n", NULL, "%s", problem);
+}
+
+int http_check_framing(struct mg_connection *c)
+{
+    char why[128];
+    const char *problem = http_framing_problem(mg_get_request_info(c), why, sizeof why);
+    return problem ? http_refuse_framing(c, problem) : 0;
+}
+
+int http_error_json(struct mg_connection *c, int status, const char *msg)
+{
+    if (status < 400)
+        return 1;
+    char why[128];
+    const char *problem = http_framing_problem(mg_get_request_info(c), why, sizeof why);
+    if (problem) {
+        http_refuse_framing(c, problem);
+        return 0;
+    }
+    /* An error civetweb found itself leaves the request half understood:
+     * close, as civetweb's own error page does. */
+    mg_disable_connection_keep_alive(c);
+    http_send_error(c, status, "Connection: close\r\n", NULL, "%s",
+                    msg && *msg ? msg : http_reason(status));
+    return 0;
 }
 
 int http_query(const struct mg_connection *c, const char *name, char *out, size_t size)

@@ -66,6 +66,24 @@ int http_send_error(struct mg_connection *c, int status, const char *extra_heade
                     const char *extra_json, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* Refuses a request whose length is in doubt, before anything reads its
+ * body: more than one Content-Length, one that is not a plain decimal
+ * number, a Transfer-Encoding other than a single "chunked", both headers
+ * together, or MG_MAX_HEADERS header lines (civetweb ignores the lines past
+ * that many, where a proxy in front still sees them). A proxy that reads
+ * such a request another way than civetweb would hand the rest of the body
+ * to us as a request of its own. Answers 400 with a JSON error and closes
+ * the connection; returns 400, or 0 if the request may go on. Meant for
+ * civetweb's begin_request hook, which every request passes. */
+int http_check_framing(struct mg_connection *c);
+
+/* civetweb's http_error callback: answers the errors civetweb finds itself
+ * (a malformed request line, a Transfer-Encoding it does not know, ...)
+ * with a JSON error, the framing sentence of http_check_framing where that
+ * applies, and closes the connection. Returns 0 (answered), or 1 to leave
+ * a status below 400 to civetweb. */
+int http_error_json(struct mg_connection *c, int status, const char *msg);
+
 /* Copies query parameter `name` (URL-decoded) into out. Returns its length,
  * -ENOENT if absent, or -ENAMETOOLONG if it does not fit. */
 int http_query(const struct mg_connection *c, const char *name, char *out, size_t size);

@@ -18,6 +18,7 @@
 #include "cluster.h"
 #include "config.h"
 #include "confine.h"
+#include "http.h"
 #include "journal.h"
 #include "log.h"
 #include "pool.h"
@@ -52,6 +53,15 @@ static int prepare_work_dir(config *c, int *created)
     return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
+/* Every request passes here before any handler, in both server modes: one
+ * whose length is in doubt is refused before anything reads its body, then
+ * the bearer token is checked. */
+static int begin_request(struct mg_connection *c)
+{
+    int st = http_check_framing(c);
+    return st ? st : auth_begin_request(c);
+}
+
 static struct mg_context *start_http(const config *c, auth *au, char *err, size_t errsz)
 {
     char listen[300], threads[16], maxreq[16];
@@ -74,7 +84,8 @@ static struct mg_context *start_http(const config *c, auth *au, char *err, size_
     };
     /* clang-format on */
     static struct mg_callbacks cb;
-    cb.begin_request = auth_begin_request;
+    cb.begin_request = begin_request;
+    cb.http_error = http_error_json;
     struct mg_init_data init = {
         .callbacks = &cb, .user_data = au, .configuration_options = options};
     struct mg_error_data error = {.code = 0, .text = err, .text_buffer_size = errsz};
