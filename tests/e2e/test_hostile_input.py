@@ -3,7 +3,9 @@ connection thread's stack, requests whose framing is ambiguous, and client
 strings that try to forge log lines. Default options: sandbox on."""
 
 import json
+import os
 import socket
+import tempfile
 import time
 import unittest
 
@@ -210,6 +212,27 @@ class AmbiguousFraming(unittest.TestCase):
         req = self.post("/create_task", filler + b"Transfer-Encoding: chunked\r\n",
                         b"0\r\n\r\n" + self.SMUGGLED)
         self.assertRefused(self.master, req, "header lines")
+
+    def test_checked_before_the_token(self):
+        # A request that cannot be framed is not anyone's: 400, not 401.
+        with tempfile.TemporaryDirectory(prefix="ts-hostile-") as d:
+            token = os.path.join(d, "token")
+            with open(token, "w") as f:
+                f.write("hostile-token-0123456789\n")
+            srv = Server("--auth-token-file", token)
+            try:
+                req = self.post("/get_task_count", b"Content-Length: 0\r\nContent-Length: 0\r\n"
+                                b"Authorization: Bearer hostile-token-0123456789\r\n", b"")
+                data, closed = raw_exchange(srv, req)
+                got = responses(data)
+                self.assertEqual([r[0] for r in got], [400], data)
+                self.assertTrue(closed)
+                data, _ = raw_exchange(srv, self.post("/get_task_count",
+                                                      b"Content-Length: 1\r\nContent-Length: 2\r\n",
+                                                      b"xx"))
+                self.assertEqual([r[0] for r in responses(data)], [400], data)
+            finally:
+                srv.stop()
 
     def test_sound_requests_still_work(self):
         # Chunked alone, and two pipelined requests on one connection.
