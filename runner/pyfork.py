@@ -555,6 +555,48 @@ def _serve():
             sock.send(b"pid %d" % task.pid)
 
 
+def _strip(tb):
+    """tb without its leading entries in this file (our frames)."""
+    while tb is not None and tb.tb_frame.f_code.co_filename == _self_file:
+        tb = tb.tb_next
+    return tb
+
+
+def _show_as_cold(hook, g):
+    """An excepthook that hides our frames from hook, restores it and
+    drops __file__ from g afterwards, as a cold run does once it has
+    printed the exception."""
+
+    def show(kind, value, tb):
+        sys.excepthook = hook
+        tb = _strip(tb)
+        if isinstance(value, BaseException):
+            value.__traceback__ = tb
+        if getattr(sys, "last_traceback", None) is not None:
+            sys.last_traceback = tb
+        try:
+            hook(kind, value, tb)
+        except SystemExit:
+            raise
+        except BaseException as e:
+            # The interpreter shows "Error in sys.excepthook" and both
+            # exceptions; without this frame in the first. From 3.11 on a
+            # re-raise keeps the exception's traceback; before, do as the
+            # interpreter does (PyErr_PrintEx).
+            e.__traceback__ = _strip(e.__traceback__)
+            if sys.version_info >= (3, 11):
+                raise
+            sys.stderr.write("Error in sys.excepthook:\n")
+            sys.__excepthook__(type(e), e, e.__traceback__)
+            sys.stderr.write("\nOriginal exception was:\n")
+            sys.__excepthook__(kind, value, tb)
+        finally:
+            g.pop("__file__", None)
+            g.pop("__cached__", None)
+
+    return show
+
+
 _code, _globals = _serve()
 try:
     # The child's last step as the server: signals arrive from here on,
@@ -562,32 +604,14 @@ try:
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
     exec(_code, _globals)
 except BaseException as _e:
-    if not isinstance(_e, SystemExit):
-        # The interpreter prints this exception as it leaves this file's
-        # frame; strip that frame (and ours) from what it shows, and drop
-        # __file__ afterwards as a cold run does.
-        _hook = getattr(sys, "excepthook", None)
-
-        def _strip(tb):
-            while tb is not None and tb.tb_frame.f_code.co_filename == _self_file:
-                tb = tb.tb_next
-            return tb
-
-        def _show(kind, value, tb, _hook=_hook, _g=_globals):
-            sys.excepthook = _hook
-            tb = _strip(tb)
-            if isinstance(value, BaseException):
-                value.__traceback__ = tb
-            if getattr(sys, "last_traceback", None) is not None:
-                sys.last_traceback = tb
-            try:
-                _hook(kind, value, tb)
-            finally:
-                _g.pop("__file__", None)
-                _g.pop("__cached__", None)
-
-        if _hook is not None:
-            sys.excepthook = _show
+    # The interpreter handles the exception as it leaves this frame, as it
+    # would leave a cold run's: SystemExit, KeyboardInterrupt's exit by
+    # SIGINT, the traceback. Our frames must not show in it: from 3.11 on
+    # the re-raise below takes the stripped traceback; before, the hook
+    # strips what it is given.
+    _e.__traceback__ = _strip(_e.__traceback__)
+    if not isinstance(_e, SystemExit) and getattr(sys, "excepthook", None) is not None:
+        sys.excepthook = _show_as_cold(sys.excepthook, _globals)
     raise
 _globals.pop("__file__", None)
 _globals.pop("__cached__", None)

@@ -150,8 +150,10 @@ static cJSON *do_run(pyfork *pf, const cJSON *cmd)
     int outp[2] = {-1, -1}, errp[2] = {-1, -1};
     int in = open_stdin(cmd);
     buf o = BUF_INIT, e = BUF_INIT;
-    if (!pf || in < 0 || pipe2(outp, O_CLOEXEC | O_NONBLOCK) < 0 ||
-        pipe2(errp, O_CLOEXEC | O_NONBLOCK) < 0) {
+    /* Only our ends are non-blocking: a task writing to a non-blocking
+     * pipe would see short writes that a cold start never sees. */
+    if (!pf || in < 0 || pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+        fcntl(outp[0], F_SETFL, O_NONBLOCK) < 0 || fcntl(errp[0], F_SETFL, O_NONBLOCK) < 0) {
         cJSON_AddStringToObject(out, "error", pf ? strerror(errno) : "no fork server");
         goto done;
     }
