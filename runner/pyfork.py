@@ -96,6 +96,10 @@ _argv0 = getattr(sys, "orig_argv", [sys.executable])[0]
 # What a server needs beyond a cold start; each child removes them again.
 import _signal
 import _socket
+import _thread
+import _weakref
+import atexit
+import gc
 import io
 import resource
 import select
@@ -116,6 +120,26 @@ compile(b"", "<pyfork>", "exec", 0, True)
 
 _SIGNALS = tuple(s for s in range(1, _signal.NSIG)
                  if s not in (_signal.SIGKILL, _signal.SIGSTOP))
+_IO_TYPES = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.FileIO)
+
+
+def _generator():
+    yield
+
+
+async def _coroutine():
+    pass
+
+
+async def _async_generator():
+    yield
+
+
+_g, _c, _a = _generator(), _coroutine(), _async_generator()
+_GENERATOR_TYPES = (type(_g), type(_c), type(_a))
+_c.close()  # or it warns that it was never awaited
+del _g, _c, _a
+
 # What a cold interpreter sets at start-up (everything else is default).
 _COLD_SIGNALS = {
     _signal.SIGINT: _signal.default_int_handler,
@@ -393,6 +417,7 @@ def _become_main(req):
     sys.modules["__main__"] = module
 
     _set_signals(True)
+    atexit.register(_quiet_exit)
 
     # Warnings the compiler prints go out only if it succeeds: otherwise the
     # cold interpreter that takes over prints them (and the error) itself.
@@ -497,6 +522,11 @@ def _serve():
     _close_inherited()
     os.set_inheritable(3, False)
     sock = _socket.socket(fileno=3)
+    # Children then leave the server's objects out of their collections
+    # and scans: a collection writes to every object it visits, which in a
+    # child copies the page (a full one at exit cost ~3 ms here).
+    gc.collect()
+    gc.freeze()
     sock.send(b"ready %d" % os.getpid())
     poller = select.poll()
     poller.register(3, select.POLLIN)
@@ -555,6 +585,101 @@ def _serve():
             sock.send(b"pid %d" % task.pid)
 
 
+# How the program's run ended, for _quiet_exit: an exit status, "SIGINT"
+# (an uncaught KeyboardInterrupt), or None (not known: no quiet exit).
+_status = 0
+
+
+def _exit_status(e):
+    """The status the interpreter exits with for uncaught e."""
+    if isinstance(e, KeyboardInterrupt):
+        return "SIGINT"
+    if not isinstance(e, SystemExit):
+        return 1
+    try:
+        code = e.code
+    except BaseException:
+        return None
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        # exit() takes a C long; the kernel keeps its low 8 bits.
+        return code & 0xFF if -(1 << 63) <= code < (1 << 63) else None
+    return 1
+
+
+def _finalizers_left():
+    """Whether tearing the interpreter down could still do something the
+    program's output would show: run a __del__, a weakref callback, a
+    generator's finally, flush a file, or end another thread. Only what
+    the child created is looked at: the rest was frozen by the server."""
+    if _thread._count():
+        return True
+    objs = gc.get_objects()
+    if len(objs) > 100000:
+        return True  # not worth scanning: the teardown is the program's share
+    std = set()
+    for s in (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__):
+        while type(s) in _IO_TYPES and id(s) not in std:
+            std.add(id(s))
+            s = getattr(s, "buffer", None) if type(s) is io.TextIOWrapper else getattr(s, "raw", None)
+    for o in objs:
+        t = type(o)
+        if getattr(t, "__del__", None) is None:
+            if isinstance(o, _weakref.ref):
+                cb = o.__callback__
+                # The weak containers' own callbacks only tidy them up.
+                if cb is not None and getattr(cb, "__module__", None) not in ("weakref",
+                                                                             "_weakrefset"):
+                    return True
+            elif isinstance(o, (_weakref.ProxyType, _weakref.CallableProxyType)):
+                return True
+            elif isinstance(o, type) and not o.__flags__ & (1 << 14) and \
+                    getattr(o, "__del__", None) is not None:
+                return True  # its instances are not tracked: assume one lives
+            continue
+        if isinstance(o, (io.StringIO, io.BytesIO)):
+            continue
+        if isinstance(o, io.IOBase):
+            if id(o) in std or o.closed:
+                continue
+            return True
+        if t in _GENERATOR_TYPES:
+            frame = getattr(o, "gi_frame", None) or getattr(o, "cr_frame", None) or \
+                getattr(o, "ag_frame", None)
+            # A generator expression has no try, with or finally of its own.
+            if frame is None or (t is _GENERATOR_TYPES[0] and o.gi_code.co_name == "<genexpr>"):
+                continue
+        return True
+    return False
+
+
+def _quiet_exit():
+    """Registered with atexit before the program runs, so it runs after the
+    program's own exit functions: the interpreter has joined the threads,
+    and next would flush the std streams and tear everything down. The
+    teardown is most of a warm task's cost (every page it touches is
+    copied from the server), so when nothing in it could show, flush as
+    the interpreter would and exit now. Otherwise return, and let the
+    interpreter finish as a cold one does."""
+    try:
+        if _status is not None:
+            for f in (sys.stdout, sys.stderr):
+                if f is not None and not getattr(f, "closed", False):
+                    f.flush()
+            if not _finalizers_left():
+                if _status == "SIGINT":
+                    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+                    os.kill(os.getpid(), _signal.SIGINT)
+                    os._exit(130)
+                os._exit(_status)
+    except BaseException:
+        pass  # the interpreter's own flush or teardown will tell
+    # The teardown must see every object, as a cold one does: a cycle
+    # that holds the program's globals may include the server's objects.
+    gc.unfreeze()
+
+
 def _strip(tb):
     """tb without its leading entries in this file (our frames)."""
     while tb is not None and tb.tb_frame.f_code.co_filename == _self_file:
@@ -568,6 +693,7 @@ def _show_as_cold(hook, g):
     printed the exception."""
 
     def show(kind, value, tb):
+        global _status
         sys.excepthook = hook
         tb = _strip(tb)
         if isinstance(value, BaseException):
@@ -576,7 +702,8 @@ def _show_as_cold(hook, g):
             sys.last_traceback = tb
         try:
             hook(kind, value, tb)
-        except SystemExit:
+        except SystemExit as e:
+            _status = _exit_status(e)  # the interpreter exits with it
             raise
         except BaseException as e:
             # The interpreter shows "Error in sys.excepthook" and both
@@ -610,6 +737,7 @@ except BaseException as _e:
     # the re-raise below takes the stripped traceback; before, the hook
     # strips what it is given.
     _e.__traceback__ = _strip(_e.__traceback__)
+    _status = _exit_status(_e)
     if not isinstance(_e, SystemExit) and getattr(sys, "excepthook", None) is not None:
         sys.excepthook = _show_as_cold(sys.excepthook, _globals)
     raise
