@@ -417,7 +417,6 @@ def _become_main(req):
     sys.modules["__main__"] = module
 
     _set_signals(True)
-    atexit.register(_quiet_exit)
 
     # Warnings the compiler prints go out only if it succeeds: otherwise the
     # cold interpreter that takes over prints them (and the error) itself.
@@ -585,13 +584,9 @@ def _serve():
             sock.send(b"pid %d" % task.pid)
 
 
-# How the program's run ended, for _quiet_exit: an exit status, "SIGINT"
-# (an uncaught KeyboardInterrupt), or None (not known: no quiet exit).
-_status = 0
-
-
 def _exit_status(e):
-    """The status the interpreter exits with for uncaught e."""
+    """The status the interpreter exits with for uncaught e: a number,
+    "SIGINT" (KeyboardInterrupt), or None (not known)."""
     if isinstance(e, KeyboardInterrupt):
         return "SIGINT"
     if not isinstance(e, SystemExit):
@@ -654,29 +649,48 @@ def _finalizers_left():
     return False
 
 
-def _quiet_exit():
-    """Registered with atexit before the program runs, so it runs after the
-    program's own exit functions: the interpreter has joined the threads,
-    and next would flush the std streams and tear everything down. The
-    teardown is most of a warm task's cost (every page it touches is
-    copied from the server), so when nothing in it could show, flush as
-    the interpreter would and exit now. Otherwise return, and let the
-    interpreter finish as a cold one does."""
+def _flush_io():
+    """As the interpreter flushes once the main module has run (flush_io):
+    stderr, then stdout, errors ignored."""
+    for f in (sys.stderr, sys.stdout):
+        try:
+            f.flush()
+        except BaseException:
+            pass
+
+
+def _finish(status):
+    """The end of the program's run, as Py_FinalizeEx does it up to the
+    teardown: join the threads, run the exit functions, flush stdout and
+    stderr. The teardown is most of a warm task's cost (every page it
+    touches is copied from the server), so when nothing in it could show,
+    exit now with the status the interpreter would have. Otherwise return
+    (the interpreter's second join and exit-function run then find nothing
+    left to do) and let the interpreter finish as a cold one does: its
+    flush reports an error, its teardown runs the finalizers."""
     try:
-        if _status is not None:
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            threading._shutdown()
+        try:
+            # The program's atexit (3.9 keeps a registry per module object).
+            sys.modules.get("atexit", atexit)._run_exitfuncs()
+        except BaseException:
+            pass  # printed already; the interpreter drops it too (3.9)
+        if status is not None:
             for f in (sys.stdout, sys.stderr):
                 if f is not None and not getattr(f, "closed", False):
                     f.flush()
             if not _finalizers_left():
-                if _status == "SIGINT":
+                if status == "SIGINT":
                     _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
                     os.kill(os.getpid(), _signal.SIGINT)
                     os._exit(130)
-                os._exit(_status)
+                os._exit(status)
     except BaseException:
-        pass  # the interpreter's own flush or teardown will tell
+        pass
     # The teardown must see every object, as a cold one does: a cycle
-    # that holds the program's globals may include the server's objects.
+    # holding the program's globals may run through the server's objects.
     gc.unfreeze()
 
 
@@ -687,13 +701,12 @@ def _strip(tb):
     return tb
 
 
-def _show_as_cold(hook, g):
-    """An excepthook that hides our frames from hook, restores it and
-    drops __file__ from g afterwards, as a cold run does once it has
-    printed the exception."""
+def _show_as_cold(hook, g, status):
+    """An excepthook for the exception that ended the program: hides our
+    frames from hook, restores it, drops __file__ from g as a cold run
+    does once it has printed the exception, and finishes the run."""
 
     def show(kind, value, tb):
-        global _status
         sys.excepthook = hook
         tb = _strip(tb)
         if isinstance(value, BaseException):
@@ -702,8 +715,8 @@ def _show_as_cold(hook, g):
             sys.last_traceback = tb
         try:
             hook(kind, value, tb)
-        except SystemExit as e:
-            _status = _exit_status(e)  # the interpreter exits with it
+        except SystemExit:
+            gc.unfreeze()  # the interpreter exits with it, its way
             raise
         except BaseException as e:
             # The interpreter shows "Error in sys.excepthook" and both
@@ -712,6 +725,7 @@ def _show_as_cold(hook, g):
             # interpreter does (PyErr_PrintEx).
             e.__traceback__ = _strip(e.__traceback__)
             if sys.version_info >= (3, 11):
+                gc.unfreeze()
                 raise
             sys.stderr.write("Error in sys.excepthook:\n")
             sys.__excepthook__(type(e), e, e.__traceback__)
@@ -720,6 +734,7 @@ def _show_as_cold(hook, g):
         finally:
             g.pop("__file__", None)
             g.pop("__cached__", None)
+        _finish(status)
 
     return show
 
@@ -730,16 +745,33 @@ try:
     # and a KeyboardInterrupt they raise is the program's.
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
     exec(_code, _globals)
-except BaseException as _e:
-    # The interpreter handles the exception as it leaves this frame, as it
-    # would leave a cold run's: SystemExit, KeyboardInterrupt's exit by
-    # SIGINT, the traceback. Our frames must not show in it: from 3.11 on
-    # the re-raise below takes the stripped traceback; before, the hook
-    # strips what it is given.
-    _e.__traceback__ = _strip(_e.__traceback__)
+except SystemExit as _e:
+    _flush_io()
     _status = _exit_status(_e)
-    if not isinstance(_e, SystemExit) and getattr(sys, "excepthook", None) is not None:
-        sys.excepthook = _show_as_cold(sys.excepthook, _globals)
+    if _status is not None and (_e.code is None or isinstance(_e.code, int)):
+        _finish(_status)
+        raise SystemExit(_status)  # not printed, as its code is a number
+    if type(_e.code) is str and type(sys.stderr) is io.TextIOWrapper:
+        # What the interpreter does with it (handle_system_exit).
+        sys.stderr.write(_e.code)
+        sys.stderr.write("\n")
+        _finish(1)
+        raise SystemExit(1)
+    gc.unfreeze()
+    _e.__traceback__ = None
+    raise
+except BaseException as _e:
+    # The interpreter prints the exception as it leaves this frame and
+    # then exits as a cold run would (by SIGINT for a KeyboardInterrupt).
+    # Our frames must not show: from 3.11 on the re-raise below takes the
+    # stripped traceback; before, the hook strips what it is given.
+    _e.__traceback__ = _strip(_e.__traceback__)
+    if getattr(sys, "excepthook", None) is not None:
+        sys.excepthook = _show_as_cold(sys.excepthook, _globals, _exit_status(_e))
+    else:
+        gc.unfreeze()
     raise
 _globals.pop("__file__", None)
 _globals.pop("__cached__", None)
+_flush_io()
+_finish(0)

@@ -186,7 +186,7 @@ class TestEquivalence(PyforkCase):
             print(gc.isenabled(), gc.get_threshold(), gc.collect())
             print(sys.exc_info(), hasattr(sys, "last_type"), sys.excepthook is sys.__excepthook__)
             print(sys.displayhook is sys.__displayhook__, sys.gettrace(), sys.getprofile())
-            print(type(exit), type(help), __debug__)
+            print(type(exit), type(help), __debug__, __import__("atexit")._ncallbacks())
         """)
 
     def test_environment(self):
@@ -427,6 +427,12 @@ class TestEquivalence(PyforkCase):
                 time.sleep(30)
                 print("daemon never prints")
             atexit.register(print, "atexit 1")
+            class Boom:
+                def __call__(self):
+                    1 / 0
+                def __repr__(self):
+                    return "Boom()"
+            atexit.register(Boom())
             atexit.register(lambda: print("atexit 2, threads:", threading.active_count()))
             threading.Thread(target=late).start()
             threading.Thread(target=daemon, daemon=True).start()
@@ -434,6 +440,35 @@ class TestEquivalence(PyforkCase):
             sys.stdout.write("no newline before exit")
         """)
         self.assertIn(b"thread done", out["stdout"])
+
+    def test_endings_with_a_finalizer(self):
+        """Each way to end, with an object whose finalizer prints at exit
+        (the interpreter's whole teardown runs) and without."""
+        endings = ["pass", "import sys; sys.exit(3)", "import sys; sys.exit('bye')",
+                   "import sys; sys.exit([1])", "raise ValueError('x')", "raise KeyboardInterrupt",
+                   "import sys; sys.excepthook = lambda *a: sys.exit(4); 1/0",
+                   "import os; os._exit(6)"]
+        for loud in (False, True):
+            for end in endings:
+                with self.subTest(end=end, loud=loud):
+                    self.compare("""
+                        import atexit
+                        class Loud:
+                            def __del__(self):
+                                print("finalized")
+                        keep = Loud() if %s else None
+                        atexit.register(print, "atexit ran")
+                        %s
+                    """ % (loud, end))
+
+    def test_flush_error_at_exit(self):
+        out = self.compare("""
+            import os, sys
+            sys.stdout = open(os.dup(1), "w")
+            print("lost")
+            os.close(sys.stdout.fileno())
+        """)
+        self.assertEqual(out["code"], 120)
 
     def test_finalizers(self):
         self.compare("""
