@@ -57,10 +57,19 @@
 # script began (taken at the top of this file, which is such a script), a
 # new __main__ module, sys.argv, sys.orig_argv, sys.path, the import cache,
 # os.environ and the C environment from the request, new sys.std* streams
-# on the new fds 0-2, and the program compiled and run in __main__. An
-# uncaught exception, sys.exit, KeyboardInterrupt, threads, atexit and the
-# final flush are then handled by the interpreter itself as the end of this
-# file's own run, which is the end of a cold start's run too.
+# on the new fds 0-2, and the program compiled and run in __main__. The
+# interpreter prints an uncaught exception as it leaves this file's frame
+# (which the traceback does not show), as a cold run's leaves its own. The
+# end is then the interpreter's, done by the child up to the teardown:
+# flush, join the threads, run the exit functions, flush again and exit
+# with the status a cold run has (sys.exit's, 1, or death by SIGINT for a
+# KeyboardInterrupt). The teardown itself is skipped when nothing in it
+# could show (no finalizer, weakref callback, open file, generator with a
+# finally, or other thread left among what the program created): in a
+# forked child it costs more than the rest of a trivial task, as every
+# page it touches is copied. Otherwise the interpreter tears down as it
+# would cold. To tell the program's objects apart, the server freezes its
+# own (gc.freeze) before it serves.
 #
 # Where that could differ from a cold start, the child executes a cold
 # interpreter instead (after the same set-up): an environment that differs
@@ -71,9 +80,12 @@
 # the error itself, exactly).
 #
 # Known differences, by design: the program's top-level frame is called
-# from this file's, so sys._getframe(1) and inspect.stack() see one more
-# frame (tracebacks hide it); os.getppid() is the server; and every child
-# of one server shares its str hash seed (see the README: Warm Python).
+# from this file's, so sys._getframe(1), inspect.stack() and a warning
+# whose stacklevel reaches above the program see one more frame
+# (tracebacks hide it); os.getppid() is the server; the server's objects
+# are frozen, so gc.get_freeze_count() is not 0 and gc.get_objects()
+# leaves them out; and every child of one server shares its str hash seed
+# (see the README: Warm Python).
 #
 # This file must not import at module level anything a cold start does not
 # load, except what the child removes again from sys.modules.
@@ -85,6 +97,7 @@ import os
 _cold_modules = frozenset(sys.modules)
 _cold_path = tuple(sys.path)
 _cold_importer_keys = frozenset(sys.path_importer_cache)
+_cold_hooks = tuple(sys.path_hooks)
 _self_file = __file__
 _self_dir = os.path.dirname(os.path.realpath(_self_file))
 _start_env = dict(os.environb)
@@ -94,6 +107,8 @@ _unbuffered = sys.stdout is not None and bool(sys.stdout.write_through)
 _argv0 = getattr(sys, "orig_argv", [sys.executable])[0]
 
 # What a server needs beyond a cold start; each child removes them again.
+# Not looked for next to this script (a child gets the cold sys.path back).
+sys.path = [p for p in _cold_path if p != _self_dir]
 import _signal
 import _socket
 import _thread
@@ -334,6 +349,14 @@ def _user_site(env):
             raise _Cold()
 
 
+def _usual_hooks(hooks):
+    """Whether hooks are a cold start's: the zip importer, then the
+    directory finder."""
+    return len(hooks) == 2 and hooks[0] is _cold_hooks[0] and hooks[1] is _cold_hooks[1] and \
+        getattr(hooks[0], "__name__", None) == "zipimporter" and \
+        "FileFinder" in getattr(hooks[1], "__qualname__", "")
+
+
 def _become_main(req):
     """Turns the child into a cold start of req.main, as the task's user.
     Returns the code and the globals to run it with; raises _Cold."""
@@ -347,26 +370,18 @@ def _become_main(req):
         if _startup_var(key) and env.get(key) != _start_env.get(key):
             raise _Cold()
 
-    for name in [n for n in sys.modules if n not in _cold_modules]:
-        del sys.modules[name]
+    for name in req.extra_modules:
+        sys.modules.pop(name, None)
     cache = sys.path_importer_cache
-    for key in [k for k in cache if k not in _cold_importer_keys or k == _self_file]:
-        del cache[key]
+    for key in req.extra_importers:
+        cache.pop(key, None)
 
     main = os.fsdecode(req.main)
     filename = main if main.startswith("/") else os.path.join(os.getcwd(), main)
-    # As pymain_get_importer: a directory or a zip would run its __main__.
-    cache[filename] = None
-    for hook in sys.path_hooks:
-        try:
-            hook(filename)
-        except ImportError:
-            continue
-        raise _Cold()
     try:
         fd = os.open(filename, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        raise _Cold()
+        raise _Cold()  # python says it cannot open it, its way
     try:
         chunks = []
         while True:
@@ -375,10 +390,21 @@ def _become_main(req):
                 break
             chunks.append(chunk)
     except OSError:
-        raise _Cold()
+        raise _Cold()  # a directory, for one: python runs its __main__
     finally:
         os.close(fd)
     source = b"".join(chunks)
+    # As pymain_get_importer: a file that a path hook takes (a zip) would
+    # run its __main__. The usual hooks are spared a file that cannot be
+    # a zip (no end-of-directory record within the last 64 KiB).
+    cache[filename] = None
+    if not _usual_hooks(sys.path_hooks) or b"PK\x05\x06" in source[-65557:]:
+        for hook in sys.path_hooks:
+            try:
+                hook(filename)
+            except ImportError:
+                continue
+            raise _Cold()
     if source[:2] == sys.modules["_frozen_importlib_external"].MAGIC_NUMBER[:2]:
         raise _Cold()  # python runs such a file as bytecode
 
@@ -500,6 +526,10 @@ class _Task:
 def _start(req, sock):
     """Forks the task. Returns (child's code, globals) in the child, the
     _Task in the server."""
+    # What the child removes, listed here where it costs no copied pages.
+    req.extra_modules = [n for n in sys.modules if n not in _cold_modules]
+    req.extra_importers = [k for k in sys.path_importer_cache
+                           if k not in _cold_importer_keys or k == _self_file]
     errr, errw = os.pipe()
     old = _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
     try:
