@@ -55,8 +55,11 @@ typedef struct pyfork_config {
                              differs in what start-up reads run cold) */
     char *const *wrapper; /* NULL, or the argv prefix of a program that
                              starts the server for us (inside a sandbox
-                             cell): it runs WRAPPER... PYTHON SCRIPT with
-                             fd 3 passed on, and is what pyfork_free reaps */
+                             cell), called as runner_opts.wrapper is:
+                             WRAPPER... PYTHON PYTHON SCRIPT (the path, then
+                             the whole argv). It passes fd 3 on, execs the
+                             server or waits for it, and is what pyfork_free
+                             reaps */
     int ready_ms;         /* how long start-up may take; 0: 10 000 */
 } pyfork_config;
 

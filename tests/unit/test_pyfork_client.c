@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -308,6 +309,67 @@ static void test_free_kills(void **state)
     assert_int_equal(errno, ESRCH);
 }
 
+/* A wrapper starts the server for us (as a sandbox cell will): fd 3 must
+ * reach the server through it. */
+static void test_wrapper(void **state)
+{
+    (void)state;
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/pyfork-test-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    /* A wrapper gets the program's path, then its whole argv. */
+    char *wrapper[] = {"/bin/sh", "-c", "p=$1; shift 2; exec env WRAPPED=1 \"$p\" \"$@\"", "sh",
+                       NULL};
+    pyfork_config c = {
+        .python = "python3", .script = PYFORK_SCRIPT, .envp = task_env, .wrapper = wrapper};
+    char why[256] = "";
+    assert_int_equal(pyfork_start(&c, &f->pf, why, sizeof why), 0);
+    pyfork_result r;
+    buf out = BUF_INIT, err = BUF_INIT;
+    run_src(f, "import os\nprint(os.environ.get('WRAPPED'))\n", NULL, &r, &out, &err);
+    /* The task's environment is the request's, not the server's. */
+    assert_string_equal(out.data, "None\n");
+    buf_destroy(&out);
+    buf_destroy(&err);
+    void *st = f;
+    teardown(&st);
+}
+
+/* A server started by someone else, handed over by its socket. */
+static void test_adopt(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(sv[1], 3);
+        execle("/bin/sh", "sh", "-c", "exec python3 \"$0\"", PYFORK_SCRIPT, (char *)NULL, task_env);
+        _exit(127);
+    }
+    close(sv[1]);
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/pyfork-test-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char why[256] = "";
+    assert_int_equal(pyfork_adopt(sv[0], 10000, &f->pf, why, sizeof why), 0);
+    assert_int_equal(pyfork_server_pid(f->pf), pid);
+    pyfork_result r;
+    buf out = BUF_INIT, err = BUF_INIT;
+    run_src(f, "print('adopted')\n", NULL, &r, &out, &err);
+    assert_string_equal(out.data, "adopted\n");
+    buf_destroy(&out);
+    buf_destroy(&err);
+    void *st = f;
+    teardown(&st); /* closes the socket: the server exits */
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_start_errors(void **state)
 {
     (void)state;
@@ -334,6 +396,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_kills, setup, teardown),
+        cmocka_unit_test(test_wrapper),
+        cmocka_unit_test(test_adopt),
         cmocka_unit_test(test_start_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
