@@ -309,6 +309,35 @@ static void test_free_kills(void **state)
     assert_int_equal(errno, ESRCH);
 }
 
+/* A server that died is reported as such, and freeing it still works. */
+static void test_server_died(void **state)
+{
+    fixture *f = *state;
+    write_main(f, "print(1)\n");
+    pid_t server = pyfork_server_pid(f->pf);
+    assert_int_equal(kill(server, SIGKILL), 0);
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    pyfork_task t = {.dir = f->dir,
+                     .main = "main.py",
+                     .envp = task_env,
+                     .stdin_fd = devnull,
+                     .stdout_fd = devnull,
+                     .stderr_fd = devnull};
+    pid_t pid = 0;
+    int rc;
+    /* The kill takes effect at once or by the reply. */
+    for (int i = 0; i < 100 && (rc = pyfork_run(f->pf, &t, &pid)) == 0; i++) {
+        pyfork_result r;
+        rc = pyfork_wait(f->pf, 1000, &r);
+        if (rc < 0)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(rc, -EPIPE);
+    assert_int_equal(pyfork_kill(f->pf, SIGTERM), -EPIPE);
+    close(devnull);
+}
+
 /* A wrapper starts the server for us (as a sandbox cell will): fd 3 must
  * reach the server through it. */
 static void test_wrapper(void **state)
@@ -396,6 +425,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_kills, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_died, setup, teardown),
         cmocka_unit_test(test_wrapper),
         cmocka_unit_test(test_adopt),
         cmocka_unit_test(test_start_errors),
