@@ -135,7 +135,8 @@ compile(b"", "<pyfork>", "exec", 0, True)
 
 _SIGNALS = tuple(s for s in range(1, _signal.NSIG)
                  if s not in (_signal.SIGKILL, _signal.SIGSTOP))
-_IO_TYPES = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.FileIO)
+_IO_TYPES = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom,
+             io.BufferedRWPair, io.FileIO)
 
 
 def _generator():
@@ -151,7 +152,7 @@ async def _async_generator():
 
 
 _g, _c, _a = _generator(), _coroutine(), _async_generator()
-_GENERATOR_TYPES = (type(_g), type(_c), type(_a))
+_GENERATOR_TYPES = (type(_g), type(_c), type(_a))  # in this order
 _c.close()  # or it warns that it was never awaited
 del _g, _c, _a
 
@@ -633,45 +634,85 @@ def _exit_status(e):
     return 1
 
 
+# Reading a class's own attributes without its metaclass's hooks: the
+# scan below must not run any of the program's code.
+_mro_of = type.__dict__["__mro__"].__get__
+_dict_of = type.__dict__["__dict__"].__get__
+_flags_of = type.__dict__["__flags__"].__get__
+_callback_of = _weakref.ref.__dict__["__callback__"].__get__
+_FunctionType = type(_startup_var)
+_BuiltinType = type(len)
+_TPFLAGS_HAVE_GC = 1 << 14
+
+
+def _tidy_callback(cb):
+    """Whether a weakref callback only tidies up a container: those of the
+    weak containers (weakref, _weakrefset), of logging's handler list, and
+    of the ABC caches and thread-locals in C (_abc, _thread), bound to a
+    weakref of their own."""
+    if type(cb) is _FunctionType:
+        return cb.__module__ in ("weakref", "_weakrefset") or \
+            (cb.__module__ == "logging" and cb.__qualname__ == "_removeHandlerRef")
+    return type(cb) is _BuiltinType and type(cb.__self__) is _weakref.ref and \
+        cb.__name__ in ("_destroy", "_localdummy_destroyed")
+
+
+def _closed(f):
+    """f.closed, if f and the layers under it are the C io classes (whose
+    closed reads the layer under it); None otherwise."""
+    while True:
+        t = type(f)
+        if t is io.FileIO or t is io.BytesIO:
+            return f.closed
+        if t is io.TextIOWrapper:
+            f = f.buffer
+        elif t is io.BufferedReader or t is io.BufferedWriter or t is io.BufferedRandom:
+            f = f.raw
+        else:
+            return None
+
+
 def _finalizers_left():
     """Whether tearing the interpreter down could still do something the
     program's output would show: run a __del__, a weakref callback, a
-    generator's finally, flush a file, or end another thread. Only what
-    the child created is looked at: the rest was frozen by the server."""
+    generator's finally, flush or close a file, or end another thread.
+    Only what the child created is looked at (the server froze its own
+    objects), and only by type and C-level fields: no code of the
+    program's runs here."""
     if _thread._count():
         return True
     objs = gc.get_objects()
     if len(objs) > 100000:
         return True  # not worth scanning: the teardown is the program's share
     std = set()
-    for s in (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__):
-        while type(s) in _IO_TYPES and id(s) not in std:
-            std.add(id(s))
-            s = getattr(s, "buffer", None) if type(s) is io.TextIOWrapper else getattr(s, "raw", None)
+    for f in (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__):
+        while type(f) in _IO_TYPES and id(f) not in std:
+            std.add(id(f))
+            f = f.buffer if type(f) is io.TextIOWrapper else getattr(f, "raw", None)
+    has_del = {}
     for o in objs:
         t = type(o)
-        if getattr(t, "__del__", None) is None:
-            if isinstance(o, _weakref.ref):
-                cb = o.__callback__
-                # The weak containers' own callbacks only tidy them up.
-                if cb is not None and getattr(cb, "__module__", None) not in ("weakref",
-                                                                             "_weakrefset"):
+        d = has_del.get(id(t))
+        if d is None:
+            d = has_del[id(t)] = any("__del__" in _dict_of(k) for k in _mro_of(t))
+        if not d:
+            if issubclass(t, _weakref.ref):
+                cb = _callback_of(o)
+                if cb is not None and not _tidy_callback(cb):
                     return True
-            elif isinstance(o, (_weakref.ProxyType, _weakref.CallableProxyType)):
+            elif issubclass(t, (_weakref.ProxyType, _weakref.CallableProxyType)):
                 return True
-            elif isinstance(o, type) and not o.__flags__ & (1 << 14) and \
-                    getattr(o, "__del__", None) is not None:
+            elif issubclass(t, type) and not _flags_of(o) & _TPFLAGS_HAVE_GC and \
+                    any("__del__" in _dict_of(k) for k in _mro_of(o)):
                 return True  # its instances are not tracked: assume one lives
             continue
-        if isinstance(o, (io.StringIO, io.BytesIO)):
+        if t is io.StringIO or t is io.BytesIO:
             continue
-        if isinstance(o, io.IOBase):
-            if id(o) in std or o.closed:
-                continue
-            return True
+        if t in _IO_TYPES and (id(o) in std or _closed(o)):
+            continue
         if t in _GENERATOR_TYPES:
-            frame = getattr(o, "gi_frame", None) or getattr(o, "cr_frame", None) or \
-                getattr(o, "ag_frame", None)
+            frame = o.gi_frame if t is _GENERATOR_TYPES[0] else \
+                o.cr_frame if t is _GENERATOR_TYPES[1] else o.ag_frame
             # A generator expression has no try, with or finally of its own.
             if frame is None or (t is _GENERATOR_TYPES[0] and o.gi_code.co_name == "<genexpr>"):
                 continue

@@ -489,6 +489,70 @@ class TestEquivalence(PyforkCase):
             next(g)
         """)
 
+    def test_teardown_that_shows(self):
+        """What the interpreter's teardown would show is shown: each of
+        these makes the child keep it."""
+        for src in ("""
+            import weakref
+            class A: pass
+            a = A()
+            r = weakref.ref(a, lambda ref: print("weakref callback"))
+        """, """
+            class Slots:
+                __slots__ = ()
+                def __del__(self):
+                    print("untracked instance finalized")
+            s = Slots()
+        """, """
+            import threading, time
+            def run():
+                try:
+                    time.sleep(30)
+                finally:
+                    print("never: daemon threads just stop")
+            threading.Thread(target=run, daemon=True).start()
+            time.sleep(0.1)
+            print("main done")
+        """, """
+            import logging
+            logging.basicConfig(format="%(levelname)s %(message)s")
+            logging.warning("logged")
+        """):
+            with self.subTest(src=src.strip().splitlines()[-1]):
+                self.compare(src)
+
+    def test_scan_runs_no_program_code(self):
+        """Deciding whether the teardown may be skipped looks at types and
+        C-level fields only: hooks of the program's never run."""
+        self.compare("""
+            import io
+            class Meta(type):
+                def __getattr__(cls, name):
+                    print("metaclass getattr", name)
+                    raise AttributeError(name)
+                def __getattribute__(cls, name):
+                    if name in ("__del__", "__mro__", "__flags__", "__dict__"):
+                        print("metaclass getattribute", name)
+                    return super().__getattribute__(name)
+            class X(metaclass=Meta):
+                pass
+            class Sneaky:
+                @property
+                def __class__(self):
+                    print("__class__ asked")
+                    return int
+            class Raw(io.RawIOBase):
+                @property
+                def closed(self):
+                    print("closed asked")
+                    return False
+                def readable(self):
+                    return True
+            x, sneaky = X(), Sneaky()
+            wrapped = io.TextIOWrapper(io.BufferedReader(Raw()))
+            print("end of program")
+        """)
+
     def test_subprocess(self):
         self.compare("""
             import os, subprocess, sys
