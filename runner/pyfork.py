@@ -409,9 +409,8 @@ def _become_main(req):
     if source[:2] == sys.modules["_frozen_importlib_external"].MAGIC_NUMBER[:2]:
         raise _Cold()  # python runs such a file as bytecode
 
-    posix_env = sys.modules["posix"].environ
-    posix_env.clear()
-    posix_env.update(env)
+    # os.environ writes through to the C environment, which the program's
+    # children inherit; its data is posix.environ, kept in the same order.
     os.environ.clear()
     for key, value in env.items():
         os.environ[os.fsdecode(key)] = os.fsdecode(value)

@@ -199,11 +199,14 @@ class TestEquivalence(PyforkCase):
             del os.environ["LANG"]
             print(subprocess.run(["env"], capture_output=True).stdout.decode())
         """)
-        env = self.env + ["ZZ=last", "AA=first", "EMPTY=", "WITH=EQUALS=SIGN"]
+        env = [e for e in self.env if not e.startswith("TMPDIR=")] + \
+            ["ZZ=last", "AA=first", "EMPTY=", "WITH=EQUALS=SIGN"]
         self.compare("""
             import os
             print(list(os.environ.items()))
             os.system("env")
+            print(os.environ is os._Environ or list(os.environb.items()) ==
+                  list(__import__("posix").environ.items()))
         """, env=env)
 
     def test_stdio(self):
