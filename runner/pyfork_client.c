@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "runner_proc.h"
+#include "selfpath.h"
 
 /* Request bytes per datagram. The server reads up to 128 KiB; 32 KiB
  * stays well under the default socket buffer (208 KiB), so a send never
@@ -136,7 +137,7 @@ int pyfork_start(const pyfork_config *c, pyfork **out, char *why, size_t whylen)
         set_why(why, whylen, "out of memory");
         goto fail_alloc;
     }
-    if (!c->script && (rc = pyfork_default_script(script, sizeof script)) < 0) {
+    if (!c->script && (rc = selfpath_sibling("pyfork.py", script, sizeof script)) < 0) {
         set_why(why, whylen, "cannot find pyfork.py: %s", strerror(-rc));
         goto fail_socket;
     }
@@ -408,19 +409,4 @@ void pyfork_free(pyfork *pf)
         close(pf->sock);
     stop_server(pf);
     free(pf);
-}
-
-int pyfork_default_script(char *out, size_t size)
-{
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n < 0)
-        return -errno;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash)
-        *slash = '\0';
-    if ((size_t)snprintf(out, size, "%s/pyfork.py", slash ? self : ".") >= size)
-        return -ENAMETOOLONG;
-    return 0;
 }

@@ -49,7 +49,8 @@ typedef struct pyfork_config {
     const char *python;   /* interpreter (--python); a name without '/' is
                              looked up in the caller's PATH, as runner_spawn
                              does */
-    const char *script;   /* pyfork.py; NULL: pyfork_default_script() */
+    const char *script;   /* pyfork.py; NULL: the one next to our own
+                             executable (selfpath.h), as built and installed */
     char *const *envp;    /* the server's environment, which should be the
                              task environment (requests whose environment
                              differs in what start-up reads run cold) */
@@ -143,10 +144,5 @@ int pyfork_kill(pyfork *pf, int sig);
  * exits, and reaps the server (SIGKILL to its group if it is not gone
  * within a second). pf may be NULL. */
 void pyfork_free(pyfork *pf);
-
-/* Writes the path of pyfork.py next to our own executable (where the
- * build and the install put it, as they do tasksolver-exec) to out.
- * Returns 0, -ENAMETOOLONG or -errno from readlink. */
-int pyfork_default_script(char *out, size_t size);
 
 #endif
