@@ -94,6 +94,9 @@ _cold_main = dict(globals())
 import sys
 import os
 
+if sys.version_info < (3, 9):
+    sys.exit("pyfork: Python 3.9 or later is needed (os.pidfd_open)")
+
 _cold_modules = frozenset(sys.modules)
 _cold_path = tuple(sys.path)
 _cold_importer_keys = frozenset(sys.path_importer_cache)
