@@ -101,7 +101,7 @@ typedef struct child_plan {
     int in_fd;       /* becomes fd 0; -1: /dev/null */
     int out_fd;      /* becomes fd 1; -1: /dev/null */
     int err_fd;      /* becomes fd 2; -1: /dev/null */
-    int wrap_fd;     /* becomes fd 3 (a wrapper's report pipe); -1: none */
+    int wrap_fd;     /* becomes fd 3 (a wrapper's report pipe, or fd3); -1: none */
     int exec_err_fd; /* >= 4, close-on-exec: errno if the exec fails */
 } child_plan;
 
@@ -275,8 +275,12 @@ int runner_spawn_ex(const runner_opts *o, runner_proc *p, int *exec_err)
         goto fail_pipe;
     if (o->capture_stderr && (err = make_pipe(errp)) < 0)
         goto fail_pipe;
+    if (o->fd3 && o->fd3 < 3) {
+        err = -EINVAL;
+        goto fail_pipe;
+    }
     if (o->wrapper) {
-        if ((err = make_pipe(repp)) < 0)
+        if (!o->fd3 && (err = make_pipe(repp)) < 0)
             goto fail_pipe;
         if (!(wargv = wrapper_argv(o))) {
             err = -ENOMEM;
@@ -291,7 +295,7 @@ int runner_spawn_ex(const runner_opts *o, runner_proc *p, int *exec_err)
         .in_fd = o->stdin_fd,
         .out_fd = outp[1],
         .err_fd = errp[1],
-        .wrap_fd = repp[1],
+        .wrap_fd = o->fd3 ? o->fd3 : repp[1],
         .exec_err_fd = -1,
     };
     if (!strchr(c.path, '/')) {

@@ -29,6 +29,10 @@ typedef struct runner_opts {
     int capture_stderr;   /* 1: pipe to the parent; 0: /dev/null */
     char *const *wrapper; /* NULL, or the NULL-terminated argv prefix of a program
                              that runs this one for us (see "Wrappers") */
+    int fd3;              /* an fd (> 2) the child gets as fd 3, in place of a
+                             wrapper's report pipe (report_fd is then -1); 0:
+                             none. For a program that talks to its starter over
+                             a socket, such as the warm Python fork server */
 } runner_opts;
 
 /* Wrappers. With o->wrapper set, the runner starts wrapper[0] with the
