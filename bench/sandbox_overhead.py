@@ -3,8 +3,10 @@
 on, on with --task-network (no network namespace), and off.
 
   python3 bench/sandbox_overhead.py [--tasks 300] [--rounds 3] [--workers 2] [--python]
+                                    [--server BIN] [--load-seconds 5]
 
-(--python: the task is the Python program "pass" instead of /bin/true.)
+(--python: the task is the Python program "pass" instead of /bin/true;
+--server: another build's tasksolver, its tasksolver-exec next to it.)
 
 Reports, per mode, the median server-side run time of a task run alone
 (meta.run_ms: spawn to reaped), the median latency seen by a client
@@ -13,7 +15,12 @@ throughput of a burst of tasks on --workers workers, and the CPU time a
 task costs (the server's own plus that of every process it reaped, which
 on a busy machine is steadier than wall-clock time). Modes are measured in
 alternation, round after round, so that load from other processes on the
-machine spreads over all of them."""
+machine spreads over all of them.
+
+Then the rate of bench_core (a): the C load driver build/bench/bench_load
+(8 keep-alive connections, create then long poll) running the 4 KB static
+no-op build/bench/bench_noop, sandbox on against --sandbox off, in
+alternating slices of --load-seconds (0 skips it), and the ratio."""
 
 import argparse
 import base64
@@ -24,8 +31,11 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
-from harness import Server  # noqa: E402
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
+from harness import BUILD_DIR, SERVER_BIN, Server  # noqa: E402
 
 MODES = {
     "sandbox on": (),
@@ -81,12 +91,50 @@ def burst(srv, task, n, clients=8):
     return rate, (cpu_ms(srv.proc.pid) - c0) / len(ids)
 
 
+def load_rate(srv, seconds, conns=8):
+    """bench_load's tasks/s against srv for `seconds`."""
+    out = subprocess.run([os.path.join(BUILD_DIR, "bench", "bench_load"), "-c", str(conns),
+                          "-d", str(seconds), srv.host, str(srv.port),
+                          os.path.join(BUILD_DIR, "bench", "bench_noop")],
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise SystemExit("bench_load failed: %s%s" % (out.stdout, out.stderr))
+    return float(out.stdout.split("per_s=")[1].split()[0])
+
+
+def load_compare(a):
+    """bench_core (a)'s rate, sandbox on and off, alternating slices."""
+    servers = {}
+    try:
+        for mode in ("sandbox on", "sandbox off"):
+            servers[mode] = Server("--workers", str(a.workers), "--log-level", "warn",
+                                   *MODES[mode], binary=a.server)
+            load_rate(servers[mode], 1)  # warm-up
+        rates = {m: [] for m in servers}
+        for r in range(a.rounds):
+            for mode, srv in servers.items():
+                rates[mode].append(load_rate(srv, a.load_seconds))
+            print("round %d bench_load + bench_noop: on %.0f/s, off %.0f/s, ratio %.3f"
+                  % (r + 1, rates["sandbox on"][-1], rates["sandbox off"][-1],
+                     rates["sandbox on"][-1] / rates["sandbox off"][-1]), flush=True)
+    finally:
+        for srv in servers.values():
+            srv.stop()
+    on, off = statistics.median(rates["sandbox on"]), statistics.median(rates["sandbox off"])
+    print("\nbench_load, bench_noop, %d workers, 8 connections: sandbox on %.0f tasks/s, "
+          "off %.0f tasks/s, on/off %.3f (median of %d rounds)" % (a.workers, on, off, on / off,
+                                                                  a.rounds))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", type=int, default=300, help="tasks per measurement")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--python", action="store_true", help="run the Python program 'pass'")
+    ap.add_argument("--server", default=SERVER_BIN, help="the tasksolver binary to measure")
+    ap.add_argument("--load-seconds", type=int, default=5,
+                    help="length of each bench_load slice (0: skip that part)")
     a = ap.parse_args()
     if a.python:
         task = ("python", b"pass\n")
@@ -99,7 +147,7 @@ def main():
             # The same interpreter in every mode: without the sandbox "python3"
             # is looked up in the server's PATH, in it in the task's.
             srv = Server("--workers", str(a.workers), "--log-level", "warn",
-                         "--python", "/usr/bin/python3", *extra)
+                         "--python", "/usr/bin/python3", *extra, binary=a.server)
             try:
                 srv.run(*task)  # warm-up
                 run, lat = one_by_one(srv, task, a.tasks // 3)
@@ -120,6 +168,9 @@ def main():
         print("| %s | %.1f ms | %.1f ms | %.0f | %.1f ms |"
               % (mode, statistics.median(m["run"]), statistics.median(m["lat"]),
                  statistics.median(m["rate"]), statistics.median(m["cpu"])))
+    if a.load_seconds > 0:
+        print()
+        load_compare(a)
     print("\nload average during the run: %s" % open("/proc/loadavg").read().split()[:3])
 
 
