@@ -40,6 +40,7 @@
 
 #include "tsexec_fs.h"
 #include "tsexec_lock.h"
+#include "tsexec_task.h"
 
 #define REPORT_FD 3
 #define MAX_LIST 16
@@ -62,7 +63,7 @@ typedef struct opts {
     int ncgroup;
     char *path;
     char **argv;
-    char **sh_argv; /* "/bin/sh" FILE ARGS..., FILE filled in at exec time */
+    char **sh_argv; /* room for "/bin/sh" FILE ARGS..., filled in at exec time */
 } opts;
 
 /* One line for the runner. */
@@ -195,10 +196,6 @@ static void parse(int argc, char **argv, opts *o)
     int n = argc - optind;
     if (o->sh && !(o->sh_argv = calloc((size_t)n + 2, sizeof *o->sh_argv)))
         fail("memory", ENOMEM);
-    for (int i = 1; o->sh && o->argv[i - 1]; i++)
-        o->sh_argv[i + 1] = o->argv[i];
-    if (o->sh)
-        o->sh_argv[0] = "/bin/sh";
 }
 
 /* Writes text into a file that must exist (cgroup and /proc files). */
@@ -272,106 +269,22 @@ static void loopback_up(void)
     close(s);
 }
 
-/* execve, then /bin/sh FILE ARGS for a file the kernel refused as
- * ENOEXEC (as execvp does) when asked. Returns only on failure. */
-static void exec_file(const opts *o, const char *file)
+/* The task process of this run (the program's environment is ours). */
+static tsexec_task task_of(const opts *o)
 {
-    execve(file, o->argv, environ);
-    if (errno != ENOEXEC || !o->sh)
-        return;
-    o->sh_argv[1] = (char *)file;
-    execve("/bin/sh", o->sh_argv, environ);
-    errno = ENOEXEC;
-}
-
-/* Runs the program: looked up in the task's PATH when it has no '/'. */
-static void exec_program(const opts *o)
-{
-    if (strchr(o->path, '/')) {
-        exec_file(o, o->path);
-        return;
-    }
-    const char *path = getenv("PATH");
-    int err = ENOENT;
-    for (const char *p = path ? path : "/bin:/usr/bin";;) {
-        const char *end = strchrnul(p, ':');
-        char cand[PATH_MAX];
-        int dl = (int)(end - p);
-        snprintf(cand, sizeof cand, "%.*s/%s", dl ? dl : 1, dl ? p : ".", o->path);
-        exec_file(o, cand);
-        if (errno == EACCES)
-            err = EACCES; /* as execvp: a later ENOENT does not hide it */
-        else if (errno != ENOENT && errno != ENOTDIR)
-            return;
-        if (!*end)
-            break;
-        p = end + 1;
-    }
-    errno = err;
-}
-
-/* The task process, from fork to exec. */
-__attribute__((noreturn)) static void run_task(const opts *o)
-{
-    const char *what;
-    int rc;
-    /* The namespaces' mounts cover the directory we were started in. */
-    if (chdir(o->dir) < 0)
-        fail("chdir", errno);
-    if ((rc = tsexec_lock_rlimits(&o->lim, &what)) < 0) {
-        char step[32];
-        snprintf(step, sizeof step, "rlimit %s", what);
-        fail(step, -rc);
-    }
-    if (o->uid != (uid_t)-1 && (rc = tsexec_lock_user(o->uid, o->gid)) < 0)
-        fail("uid", -rc);
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        fail("no_new_privs", errno);
-    if (o->seccomp && (rc = tsexec_lock_seccomp()) < 0)
-        fail("seccomp", -rc);
-    /* Last: from here on an allocation may fail (it does at once under
-     * AddressSanitizer), and nothing below allocates. */
-    if ((rc = tsexec_lock_address_space(o->lim.as)) < 0)
-        fail("rlimit as", -rc);
-    exec_program(o);
-    report("exec %d", errno);
-    _exit(127);
-}
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-
-#ifndef SANITIZED
-/* The task's stack until it execs; untouched pages cost nothing. */
-static char task_stack[256 * 1024] __attribute__((aligned(64)));
-
-static int task_main(void *arg)
-{
-    run_task(arg);
-}
-#endif
-
-/* Starts the task process. Like posix_spawn, the child shares our memory
- * until it execs (we wait meanwhile), so no page is copied: on this path
- * only system calls and stack work happen, and nothing the child changes
- * in memory matters to us afterwards. A sanitizer's run-time cannot share
- * its state that way, so sanitized builds fork. Returns the pid or -1. */
-static pid_t start_task(const opts *o)
-{
-#ifdef SANITIZED
-    pid_t pid = fork();
-    if (pid == 0)
-        run_task(o);
-    return pid;
-#else
-    return clone(task_main, task_stack + sizeof task_stack, CLONE_VM | CLONE_VFORK | SIGCHLD,
-                 (void *)o);
-#endif
+    return (tsexec_task){
+        .dir = o->dir,
+        .path = o->path,
+        .argv = o->argv,
+        .envp = environ,
+        .sh_argv = o->sh_argv,
+        .lim = &o->lim,
+        .uid = o->uid,
+        .gid = o->gid,
+        .seccomp = o->seccomp,
+        .fd = {-1, -1, -1},
+        .report_fd = REPORT_FD,
+    };
 }
 
 /* Says which limit, if any, ended the task (st, ru: how it was reaped). */
@@ -396,7 +309,8 @@ static void report_limits(const opts *o, int st, const struct rusage *ru)
  * every orphan that lands here meanwhile. Returns the task's status. */
 static int supervise(const opts *o, int is_init)
 {
-    pid_t task = start_task(o);
+    tsexec_task t = task_of(o);
+    pid_t task = tsexec_task_start(&t);
     if (task < 0)
         fail("fork", errno);
     for (;;) {
