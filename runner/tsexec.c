@@ -19,7 +19,17 @@
  *
  * Every set-up step fails closed: the task does not run, and the report
  * says "fail STEP: ERROR". The server probes the machine at start-up and
- * only asks for what works there. */
+ * only asks for what works there.
+ *
+ * With --cell (and no program), it builds the same namespaces and file
+ * system once for a worker and serves many tasks in them, talking to the
+ * worker over the SOCK_SEQPACKET socket on fd 0 (cell_proto.h):
+ *
+ *   tasksolver-exec --cell     the worker's child; exits as init did
+ *    `- init (PID 1)           set-up once, then serves (tsexec_cell.c)
+ *        `- a task at a time   limits, user, syscall filter, then exec
+ *
+ * A set-up failure is then a FAIL message on the socket. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -38,6 +48,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tsexec_cell.h"
 #include "tsexec_fs.h"
 #include "tsexec_lock.h"
 #include "tsexec_task.h"
@@ -47,12 +58,16 @@
 
 extern char **environ;
 
+/* In a cell, set-up failures go to the worker's socket (fd 0), not to a
+ * report pipe. */
+static int cell_sock = -1;
+
 /* The task's file system, once init has set it up (scratch -1 before). */
-static tsexec_fs task_fs = {.scratch = -1};
+static tsexec_fs task_fs = {TSEXEC_FS_CLOSED};
 
 typedef struct opts {
     const char *dir;
-    int ns, netns, userns, seccomp, sh;
+    int cell, ns, netns, userns, seccomp, sh;
     uid_t uid;
     gid_t gid;
     int64_t disk;
@@ -86,7 +101,13 @@ __attribute__((format(printf, 1, 2))) static void report(const char *fmt, ...)
 /* Reports a failed set-up step (errno-style err > 0) and gives up. */
 __attribute__((noreturn)) static void fail(const char *step, int err)
 {
-    report("fail %s: %s", step, strerror(err));
+    if (cell_sock >= 0) {
+        char text[512];
+        snprintf(text, sizeof text, "%s: %s", step, strerror(err));
+        tsexec_cell_fail(cell_sock, text);
+    } else {
+        report("fail %s: %s", step, strerror(err));
+    }
     _exit(127);
 }
 
@@ -105,23 +126,15 @@ static int64_t number(const char *s, const char *name)
 static void parse(int argc, char **argv, opts *o)
 {
     static const struct option lo[] = {
-        {"dir", required_argument, NULL, 'd'},
-        {"ns", no_argument, NULL, 'n'},
-        {"no-network", no_argument, NULL, 'N'},
-        {"userns", no_argument, NULL, 'U'},
-        {"seccomp", no_argument, NULL, 'S'},
-        {"sh", no_argument, NULL, 's'},
-        {"uid", required_argument, NULL, 'u'},
-        {"gid", required_argument, NULL, 'g'},
-        {"disk", required_argument, NULL, 'D'},
-        {"cpu", required_argument, NULL, 'c'},
-        {"fsize", required_argument, NULL, 'f'},
-        {"nofile", required_argument, NULL, 'o'},
-        {"nproc", required_argument, NULL, 'p'},
-        {"as", required_argument, NULL, 'a'},
-        {"hide", required_argument, NULL, 'h'},
-        {"cgroup", required_argument, NULL, 'C'},
-        {NULL, 0, NULL, 0},
+        {"dir", required_argument, NULL, 'd'},    {"cell", no_argument, NULL, 'L'},
+        {"ns", no_argument, NULL, 'n'},           {"no-network", no_argument, NULL, 'N'},
+        {"userns", no_argument, NULL, 'U'},       {"seccomp", no_argument, NULL, 'S'},
+        {"sh", no_argument, NULL, 's'},           {"uid", required_argument, NULL, 'u'},
+        {"gid", required_argument, NULL, 'g'},    {"disk", required_argument, NULL, 'D'},
+        {"cpu", required_argument, NULL, 'c'},    {"fsize", required_argument, NULL, 'f'},
+        {"nofile", required_argument, NULL, 'o'}, {"nproc", required_argument, NULL, 'p'},
+        {"as", required_argument, NULL, 'a'},     {"hide", required_argument, NULL, 'h'},
+        {"cgroup", required_argument, NULL, 'C'}, {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->uid = (uid_t)-1;
@@ -132,6 +145,9 @@ static void parse(int argc, char **argv, opts *o)
         switch (ch) {
         case 'd':
             o->dir = optarg;
+            break;
+        case 'L':
+            o->cell = 1;
             break;
         case 'n':
             o->ns = 1;
@@ -186,10 +202,13 @@ static void parse(int argc, char **argv, opts *o)
             _exit(127);
         }
     }
-    if (argc - optind < 2 || !o->dir || (o->uid == (uid_t)-1) != (o->gid == (gid_t)-1)) {
+    if ((!o->cell && argc - optind < 2) || !o->dir ||
+        (o->uid == (uid_t)-1) != (o->gid == (gid_t)-1)) {
         report("fail usage: tasksolver-exec --dir DIR [OPTIONS] -- PATH ARGV...");
         _exit(127);
     }
+    if (o->cell)
+        return;
     o->path = argv[optind];
     o->argv = argv + optind + 1;
     /* Made now: nothing is allocated once the address space is limited. */
@@ -287,22 +306,12 @@ static tsexec_task task_of(const opts *o)
     };
 }
 
-/* Says which limit, if any, ended the task (st, ru: how it was reaped). */
 static void report_limits(const opts *o, int st, const struct rusage *ru)
 {
-    int64_t cpu_s = ru->ru_utime.tv_sec + ru->ru_stime.tv_sec;
-    int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-        return;
-    if (o->lim.cpu > 0 && (sig == SIGXCPU || (sig == SIGKILL && cpu_s >= o->lim.cpu)))
-        report("limit cpu %lld", (long long)o->lim.cpu);
-    /* Programs that ignore SIGXFSZ (Python does) or SIGXCPU see EFBIG or
-     * ENOSPC, and only their own error message says so: look at what they
-     * left on their private disk. */
-    else if (o->lim.fsize > 0 && (sig == SIGXFSZ || tsexec_fs_has_file_of(&task_fs, o->lim.fsize)))
-        report("limit fsize %lld", (long long)o->lim.fsize);
-    else if (o->disk > 0 && tsexec_fs_full(&task_fs))
-        report("limit disk %lld", (long long)o->disk);
+    char line[128];
+    tsexec_task_limit(&o->lim, o->disk, &task_fs, st, ru, line, sizeof line);
+    if (line[0])
+        report("%s", line);
 }
 
 /* Forks the task and waits for it; as PID 1 of a namespace, also reaps
@@ -352,13 +361,8 @@ __attribute__((noreturn)) static void run_init(const opts *o, int fd)
     /* If the helper is killed, the whole namespace goes with us. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     task_fs = (tsexec_fs){
-        .dir = o->dir,
-        .disk = o->disk,
-        .uid = o->uid,
-        .gid = o->gid,
-        .hide = o->hide,
-        .nhide = o->nhide,
-        .new_proc = 1,
+        TSEXEC_FS_CLOSED, .dir = o->dir,   .disk = o->disk,   .uid = o->uid,
+        .gid = o->gid,    .hide = o->hide, .nhide = o->nhide, .new_proc = 1,
     };
     char step[PATH_MAX + 64];
     int rc = tsexec_fs_setup(&task_fs, step, sizeof step);
@@ -374,6 +378,93 @@ __attribute__((noreturn)) static void run_init(const opts *o, int fd)
     _exit(0);
 }
 
+/* Loopback connections leave TIME_WAIT sockets for a minute, and one on a
+ * port makes the next bind of that port fail: a trace a task would leave
+ * to the next one in a cell. With no bucket for them the kernel closes
+ * such connections at once. */
+static void no_time_wait(void)
+{
+    int rc = put("/proc/sys/net/ipv4/tcp_max_tw_buckets", "0");
+    if (rc < 0 && rc != -ENOENT) /* no IPv4: no TCP over it either */
+        fail("tcp_max_tw_buckets", -rc);
+}
+
+/* PID 1 of a cell: file system and network once, then serves tasks. */
+__attribute__((noreturn)) static void run_cell_init(const opts *o, const int *cg, int ncg)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* Not even a task of the same uid (a server that is not root) may
+     * attach to init or open its memory: it would reach every later task
+     * of the worker. */
+    prctl(PR_SET_DUMPABLE, 0);
+    /* The machine's out-of-memory killer leaves init alone (a task's own
+     * excess is its cgroup's business). Only root can ask. */
+    put("/proc/self/oom_score_adj", "-1000");
+    if (o->netns) {
+        loopback_up();
+        no_time_wait();
+    }
+    task_fs = (tsexec_fs){
+        TSEXEC_FS_CLOSED, .dir = o->dir,     .disk = o->disk, .uid = o->uid, .gid = o->gid,
+        .hide = o->hide,  .nhide = o->nhide, .new_proc = 1,   .cell = 1,
+    };
+    char step[PATH_MAX + 64];
+    int rc = tsexec_fs_setup(&task_fs, step, sizeof step);
+    if (rc < 0)
+        fail(step, -rc);
+    if (sethostname("tasksolver", 10) < 0)
+        fail("sethostname", errno);
+    tsexec_cell c = {
+        .sock = cell_sock,
+        .fs = &task_fs,
+        .lim = &o->lim,
+        .uid = o->uid,
+        .gid = o->gid,
+        .seccomp = o->seccomp,
+        .cgroup_fds = cg,
+        .ncgroup = ncg,
+    };
+    if ((rc = tsexec_cell_prepare(&c, step, sizeof step)) < 0)
+        fail(step, -rc);
+    tsexec_cell_serve(&c);
+}
+
+/* --cell: the namespaces, then init; this process stays outside them and
+ * ends as init ends. */
+__attribute__((noreturn)) static void cell_main(const opts *o)
+{
+    cell_sock = 0;
+    if (!o->ns)
+        fail("cell", EINVAL);
+    /* Opened now, before the cell's file system becomes read-only: each
+     * task writes itself into them before it gives up root. */
+    int cg[MAX_LIST];
+    for (int i = 0; i < o->ncgroup; i++) {
+        char path[PATH_MAX], step[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/cgroup.procs", o->cgroup[i]);
+        if ((cg[i] = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
+            snprintf(step, sizeof step, "cgroup %s", o->cgroup[i]);
+            fail(step, errno);
+        }
+    }
+    make_namespaces(o);
+    pid_t init = fork();
+    if (init < 0)
+        fail("fork", errno);
+    if (init == 0)
+        run_cell_init(o, cg, o->ncgroup);
+    /* Only init talks to the worker: with our copy closed, its end is an
+     * end of file there. */
+    close(cell_sock);
+    for (int i = 0; i < o->ncgroup; i++)
+        close(cg[i]);
+    int st;
+    while (waitpid(init, &st, 0) < 0)
+        if (errno != EINTR)
+            _exit(127);
+    mirror(st);
+}
+
 int main(int argc, char **argv)
 {
     opts o;
@@ -387,6 +478,8 @@ int main(int argc, char **argv)
     struct rlimit none = {0, 0};
     setrlimit(RLIMIT_CORE, &none);
     parse(argc, argv, &o);
+    if (o.cell)
+        cell_main(&o);
     join_cgroups(&o);
     if (!o.ns)
         mirror(supervise(&o, 0));

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tsexec_lock.h"
@@ -181,4 +182,23 @@ pid_t tsexec_task_start(const tsexec_task *t)
     return clone(task_main, task_stack + sizeof task_stack, CLONE_VM | CLONE_VFORK | SIGCHLD,
                  (void *)t);
 #endif
+}
+
+void tsexec_task_limit(const tsexec_limits *lim, int64_t disk, const tsexec_fs *fs, int st,
+                       const struct rusage *ru, char *line, size_t size)
+{
+    int64_t cpu_s = ru->ru_utime.tv_sec + ru->ru_stime.tv_sec;
+    int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    line[0] = '\0';
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return;
+    if (lim->cpu > 0 && (sig == SIGXCPU || (sig == SIGKILL && cpu_s >= lim->cpu)))
+        snprintf(line, size, "limit cpu %lld", (long long)lim->cpu);
+    /* Programs that ignore SIGXFSZ (Python does) or SIGXCPU see EFBIG or
+     * ENOSPC, and only their own error message says so: look at what they
+     * left on their private disk. */
+    else if (lim->fsize > 0 && (sig == SIGXFSZ || tsexec_fs_has_file_of(fs, lim->fsize)))
+        snprintf(line, size, "limit fsize %lld", (long long)lim->fsize);
+    else if (disk > 0 && tsexec_fs_full(fs))
+        snprintf(line, size, "limit disk %lld", (long long)disk);
 }

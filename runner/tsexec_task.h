@@ -8,8 +8,12 @@
 #ifndef TS_TSEXEC_TASK_H
 #define TS_TSEXEC_TASK_H
 
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
+#include "tsexec_fs.h"
 #include "tsexec_lock.h"
 
 typedef struct tsexec_task {
@@ -37,5 +41,12 @@ typedef struct tsexec_task {
  * t->report_fd and the process exits 127. Not thread-safe: one start at a
  * time (one stack). */
 pid_t tsexec_task_start(const tsexec_task *t);
+
+/* Says which limit, if any, ended a task that was reaped with status st
+ * and usage ru: writes its report line ("limit cpu 30") into line, or ""
+ * when none did. disk and fs: the task's private tmpfs and its size (0:
+ * none), where a program that ignores SIGXFSZ leaves the evidence. */
+void tsexec_task_limit(const tsexec_limits *lim, int64_t disk, const tsexec_fs *fs, int st,
+                       const struct rusage *ru, char *line, size_t size);
 
 #endif

@@ -41,6 +41,27 @@ def server_cgroups(pid):
     return found
 
 
+def task_groups_left(d, info, workers=2):
+    """What is left in the server's cgroup directory d between tasks: with
+    cells, each worker's cell keeps its group ("cell-N"), which must hold
+    no process; per task, no group at all."""
+    groups = [e for e in os.listdir(d) if os.path.isdir(os.path.join(d, e))]
+    if info.get("mode") != "cell":
+        return groups
+    cells = [g for g in groups if g.startswith("cell-")]
+    left = [g for g in groups if g not in cells]
+    if len(cells) > workers:
+        left.append("%d cells for %d workers" % (len(cells), workers))
+    for g in cells:
+        try:
+            with open(os.path.join(d, g, "cgroup.procs")) as f:
+                if f.read().strip():
+                    left.append(g + " has processes")
+        except FileNotFoundError:
+            pass
+    return left
+
+
 def task_processes(work):
     """Live processes that belong to a task run under work: every task (and
     the helper running it) has HOME=work/task-... in its environment."""
@@ -111,9 +132,8 @@ class SandboxCase(unittest.TestCase):
         self.assertEqual(eventually(lambda: self.used_dirs()), [], "task files left behind")
         self.assertLessEqual(len(os.listdir(self.work)), 2)
         for d in self.cgroups:
-            self.assertEqual(eventually(lambda: [e for e in os.listdir(d)
-                                                 if os.path.isdir(os.path.join(d, e))]),
-                             [], "task cgroups left in %s" % d)
+            self.assertEqual(eventually(lambda: task_groups_left(d, self.info)), [],
+                             "task cgroups or processes left in %s" % d)
 
     def used_dirs(self):
         """Entries of the work directory that are not empty task directories."""
