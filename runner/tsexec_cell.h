@@ -38,7 +38,7 @@ typedef struct tsexec_cell {
     const tsexec_limits *lim;
     uid_t uid; /* tasks' user; (uid_t)-1: ours */
     gid_t gid;
-    int seccomp;
+    int seccomp;           /* each task installs the filter (0: init did, they inherit it) */
     const int *cgroup_fds; /* cgroup.procs of the task's groups, open for writing */
     int ncgroup;
     /* Set by tsexec_cell_prepare: */
