@@ -230,9 +230,17 @@ int cell_wait_ready(cell *c, int timeout_ms)
     int rc = expect(c, CELL_READY, timeout_ms, &r, NULL, 0);
     if (rc == -ETIMEDOUT)
         cell_abandon(c);
-    if (rc == 0)
-        c->ready = 1;
-    return rc;
+    if (rc < 0)
+        return rc;
+    /* An init that died after its READY (killed from outside) has closed
+     * its end: better found now than by a task that cannot start. */
+    struct pollfd pf = {c->sock, POLLRDHUP, 0};
+    if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+        c->broken = 1;
+        return -EPIPE;
+    }
+    c->ready = 1;
+    return 0;
 }
 
 void cell_events(cell *c, cgroup_events *ev)

@@ -283,8 +283,8 @@ int tsexec_fs_load(tsexec_fs *fs)
  * keep: NULL, or a relative path below dfd that stays: the directories on
  * the way to the task directory when it lies in a private /tmp (set to
  * mode 0755 again, emptied of anything else) and the task directory's
- * mount point itself (left alone). Deeper trees than depth allows are
- * refused: the cell is then rebuilt. getdents64 on a small stack buffer:
+ * mount point itself (left alone). Trees deeper than 256 levels are
+ * refused (2 KiB of stack each): the cell is then rebuilt. getdents64 on a small stack buffer:
  * nothing allocated, and the common case, an empty directory, costs a
  * seek and one read. Returns 0 or -errno. */
 static int empty_dir(int dfd, int depth, const char *keep)
@@ -322,7 +322,7 @@ static int empty_dir(int dfd, int depth, const char *keep)
                 found++;
                 if (unlinkat(dfd, nm, 0) == 0 || errno == ENOENT)
                     continue;
-                if (errno != EISDIR || depth >= 64) {
+                if (errno != EISDIR || depth >= 256) {
                     rc = errno == EISDIR ? -ELOOP : -errno;
                     continue;
                 }

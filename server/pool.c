@@ -261,17 +261,25 @@ static int run_once(pool *p, runner_opts *o, const runner_limits *l, taskdir *d,
     const sandbox *sb = p->cfg.sandbox;
     sandbox_run sr;
     int rc;
-    if (sb && (rc = sandbox_run_begin(sb, &d->cell, d->path, o, &sr)) < 0) {
-        memset(r, 0, sizeof *r);
+    for (int tries = 0;; tries++) {
+        if (sb && (rc = sandbox_run_begin(sb, &d->cell, d->path, o, &sr)) < 0) {
+            memset(r, 0, sizeof *r);
+            return rc;
+        }
+        rc = runner_run(o, l, lv ? on_output : NULL, lv, r);
+        o->wrapper = NULL;
+        o->cell = NULL;
+        int e = sb ? sandbox_run_end(sb, &sr, r) : 0;
+        if (e < 0)
+            log_warn("could not remove the cgroup of %s: %s", d->path, strerror(-e));
+        /* A cell that died before it could start the task (a run that
+         * started ends in a result instead) is replaced once. */
+        if (rc < 0 && sr.cell && !cell_usable(sr.cell) && tries == 0) {
+            runner_result_destroy(r);
+            continue;
+        }
         return rc;
     }
-    rc = runner_run(o, l, lv ? on_output : NULL, lv, r);
-    o->wrapper = NULL;
-    o->cell = NULL;
-    int e = sb ? sandbox_run_end(sb, &sr, r) : 0;
-    if (e < 0)
-        log_warn("could not remove the cgroup of %s: %s", d->path, strerror(-e));
-    return rc;
 }
 
 static void run_task(pool *p, taskdir *d, task *t)
