@@ -21,6 +21,25 @@
  *     task used is free for the next. A failed cleanup ends the cell: it
  *     is never handed another task.
  *
+ * Hosting a helper process (the seam for a warm interpreter, such as a
+ * Python fork server, that forks one task per request): init would start
+ * it once, after tsexec_cell_prepare and the filter, as a child that
+ * never runs task code itself and that inherits the open cgroup.procs
+ * files (paths would not do: the cell's file system is read-only by
+ * then). A RUN flagged for it (a flag next to CELL_SH) is handed to it
+ * where run_one calls tsexec_task_start; it forks the task, which locks
+ * itself down as tsexec_task does (cgroups, rlimits, user, no_new_privs;
+ * the filter is inherited), and reports the task's pid and, once it has
+ * reaped it, its status and usage, which init passes on as STARTED and
+ * EXIT. Orphans of the task still land on init. The helper is out of the
+ * tasks' reach as init is: root (tasks never are), hidden by hidepid=2,
+ * under the filter. The one change it needs is in the cleanup: kill(-1)
+ * from init would kill the helper too, so the kill must go through a
+ * child of init that first drops to the tasks' uid (kill(-1) then reaches
+ * exactly the tasks' processes, which cannot change uid) and exits once
+ * kill(-1) finds none, while init reaps. A server that is not root, whose
+ * tasks share the cell's uid, hosts no helper.
+ *
  * Single-threaded; the process ends in tsexec_cell_serve. */
 #ifndef TS_TSEXEC_CELL_H
 #define TS_TSEXEC_CELL_H
