@@ -68,8 +68,10 @@ void cell_events(cell *c, cgroup_events *ev);
 /* Starts o in the cell, ready by cell_wait_ready, with in_fd, out_fd and
  * err_fd as its stdin, stdout and stderr (-1: /dev/null); o->cwd must be
  * NULL or the cell's directory. Returns 0 with the task's pid inside the
- * cell, or -errno (the cell is then damaged). Whether the program itself
- * could be executed is told by cell_reap's report ("exec ERRNO"). */
+ * cell, -E2BIG for arguments and environment beyond CELL_STRINGS_MAX, or
+ * -errno; nothing runs then, and cell_usable says whether the cell is
+ * damaged. Whether the program itself could be executed is told by
+ * cell_reap's report ("exec ERRNO"). */
 int cell_start(cell *c, const runner_opts *o, int in_fd, int out_fd, int err_fd, pid_t *pid);
 
 /* Readable once the task's end is reported (or the cell died). */

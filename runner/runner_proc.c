@@ -262,7 +262,7 @@ static char **wrapper_argv(const runner_opts *o)
 }
 
 /* runner_spawn_ex for a program that a cell runs (see "Cells"). */
-static int spawn_in_cell(const runner_opts *o, runner_proc *p)
+static int spawn_in_cell(const runner_opts *o, runner_proc *p, int *exec_err)
 {
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, err;
     pid_t pid;
@@ -276,6 +276,8 @@ static int spawn_in_cell(const runner_opts *o, runner_proc *p)
     /* The cell has its copies now. */
     close_fd(&outp[1]);
     close_fd(&errp[1]);
+    if (err == -E2BIG) /* more than any exec takes: the program's fault */
+        *exec_err = E2BIG;
     if (err < 0)
         goto fail;
     /* Our own fd on the cell's socket, so that closing p is as for any
@@ -315,7 +317,7 @@ int runner_spawn_ex(const runner_opts *o, runner_proc *p, int *exec_err)
     if (!o || !o->path || !o->argv)
         return -EINVAL;
     if (o->cell)
-        return spawn_in_cell(o, p);
+        return spawn_in_cell(o, p, exec_err);
     if (o->capture_stdout && (err = make_pipe(outp)) < 0)
         goto fail_pipe;
     if (o->capture_stderr && (err = make_pipe(errp)) < 0)
