@@ -356,6 +356,23 @@ class TimeoutCell(CellCase):
         self.assertEqual(self.run_ok("bin", "#!/bin/sh\necho again\n"), "again\n")
         self.assertNotEqual(cells_of(self.srv), cells)
 
+    def test_a_cell_that_does_not_answer_is_replaced(self):
+        # An init that cannot answer (stopped from outside) when the task's
+        # time is up: the server gives it 5 s to report, then kills the
+        # cell, which takes the task with it.
+        self.run_ok("bin", "#!/bin/sh\ntrue\n")
+        cells = cells_of(self.srv)
+        mark = "321.%d" % os.getpid()
+        tid = self.srv.create_ok("bin", "#!/bin/sh\nsleep %s\n" % mark)
+        self.assertEqual(ts.eventually(lambda: not pids_with_arg(mark), 10), False)
+        os.kill(init_of(cells[0]), signal.SIGSTOP)
+        doc = self.srv.wait_done(tid, timeout=60)
+        self.assertIn("timed out after 2 s", doc["error"])
+        self.assertGreater(doc["meta"]["run_ms"], 6000)
+        self.assertEqual(ts.eventually(lambda: pids_with_arg(mark)), [])
+        self.assertEqual(self.run_ok("bin", "#!/bin/sh\necho $$\n"), "2\n")
+        self.assertNotEqual(cells_of(self.srv), cells)
+
     def test_a_failed_cleanup_replaces_the_cell(self):
         # Deeper than the cell empties (256 levels): the cell is not used
         # again, and the next task gets a fresh one, clean.
