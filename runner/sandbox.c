@@ -112,12 +112,14 @@ static int build_base(sandbox *sb)
         rc = arg(v, "--nofile=%lld", (long long)c->nofile);
     if (!rc && c->memory > 0 && !memory_by_cgroup(sb))
         rc = arg(v, "--as=%lld", (long long)c->memory);
-    /* RLIMIT_NPROC counts every process of the user, and root ignores it:
-     * it only bounds tasks that run as another user, as a backstop behind
-     * the pids cgroup (room for every worker), or alone without one. */
-    if (!rc && c->procs > 0 && sb->uid != (uid_t)-1)
-        rc = arg(v, "--nproc=%lld",
-                 (long long)(procs_by_cgroup(sb) ? (c->procs + 2) * c->workers : c->procs));
+    /* RLIMIT_NPROC counts every process and thread of the user on the
+     * machine, and root ignores it: it only bounds tasks that run as
+     * another user, and only where no pids cgroup does. Behind one, which
+     * a task cannot leave, it added nothing but failures: any other
+     * process of that user (a server running as nobody has ~70 threads)
+     * made every task fail to execute (EAGAIN). */
+    if (!rc && c->procs > 0 && sb->uid != (uid_t)-1 && !procs_by_cgroup(sb))
+        rc = arg(v, "--nproc=%lld", (long long)c->procs);
     for (size_t i = 0; !rc && sb->ns && sb->hide[i]; i++)
         rc = arg(v, "--hide=%s", sb->hide[i]);
     if (rc) {

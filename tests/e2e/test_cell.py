@@ -11,21 +11,14 @@ reach, same uid or not, and a damaged cell must be replaced.
 Runs the real server in its default configuration (sandbox on, as root
 in CI: tasks run as nobody); skipped where the machine gives no cells."""
 
-import base64
-import json
 import os
 import shutil
 import signal
-import socket
-import stat
 import tempfile
-import time
 import unittest
 
 import test_sandbox as ts
-from harness import SERVER_BIN, Server, children_of, is_cell, pids_with_arg
-
-ROOT = os.geteuid() == 0
+from harness import Server, children_of, is_cell, pids_with_arg
 
 
 def cells_of(srv):
@@ -283,26 +276,7 @@ class Reach(CellCase):
     def test_same_uid_as_the_cell(self):
         """A server that is not root: tasks keep its uid, which its cell's
         processes have too; the namespaces still keep them apart."""
-        if not ROOT:
-            self.skipTest("needs root to start a server as another user")
-        if not shutil.which("setpriv"):
-            self.skipTest("setpriv (util-linux) is needed to drop root for the server")
-        path, ok = os.path.realpath(SERVER_BIN), True
-        while path != "/":
-            path = os.path.dirname(path)
-            ok &= bool(os.stat(path).st_mode & stat.S_IXOTH)
-        if not ok:
-            self.skipTest("the build tree is not reachable for nobody")
-        home = tempfile.mkdtemp(prefix="ts-cell-nonroot-")
-        os.chmod(home, 0o755)
-        os.chown(home, 65534, 65534)
-        wrapper = os.path.join(home, "run")
-        with open(wrapper, "w") as f:
-            f.write("#!/bin/sh\nexec setpriv --reuid 65534 --regid 65534 --clear-groups "
-                    "%s \"$@\"\n" % SERVER_BIN)
-        os.chmod(wrapper, 0o755)
-        srv = Server("--workers", "1", "--work-dir", os.path.join(home, "work"), binary=wrapper,
-                     env=dict(os.environ, TMPDIR=home))
+        srv, home = ts.server_as_nobody(self, "--workers", "1")
         try:
             info = srv.request("GET", "/info")[2]["sandbox"]
             if info.get("mode") != "cell":
