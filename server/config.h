@@ -53,6 +53,7 @@ typedef struct config {
     char *auth_token_file; /* empty: no authentication */
     /* task sandbox (runner/sandbox.h) */
     int sandbox;        /* 0: tasks run unconfined (development) */
+    int sandbox_cell;   /* 1: a cell per worker where the machine allows */
     char *run_as;       /* empty: nobody when root */
     int task_network;   /* 1: tasks keep the host's network */
     size_t task_memory; /* bytes; 0: no limit (and below) */

@@ -173,6 +173,7 @@ int confine_start(confine *cf, const config *c)
         .workers = c->workers,
         .work_dir = c->work_dir,
         .hide = (const char *const *)h.path,
+        .cells = c->sandbox_cell,
     };
     char err[512];
     int rc = sandbox_init(&cf->sb, &sc, err, sizeof err);
