@@ -50,7 +50,7 @@ static int read_body(struct mg_connection *c, const api *a, http_body *b)
         return -1;
     }
     if (rc < 0)
-        return -1; /* client gone */
+        return -1; /* client gone, or answered 408 */
     return 0;
 }
 

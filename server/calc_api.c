@@ -125,7 +125,7 @@ static int h_post(struct mg_connection *c, api *a)
             return http_send_over_budget(c, rc, a->cfg->reject_status, a->budget, body.need, 1);
         if (rc == -ENOMEM)
             return http_send_error(c, 503, NULL, NULL, "out of memory");
-        return 400; /* client gone */
+        return 400; /* client gone, or answered 408 */
     }
     char number[CALC_MAX_NUMBER + 1], err[REQUEST_ERR_MAX];
     rc = calc_api_parse_data(body.b.data ? body.b.data : "", body.b.len, number, sizeof number, err,

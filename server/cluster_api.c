@@ -332,7 +332,7 @@ static int h_compute(struct mg_connection *c, void *cbdata)
     int rc = http_read_body(c, max, &body);
     if (rc < 0) {
         http_body_destroy(&body);
-        if (rc == -EIO)
+        if (rc == -EIO || rc == -ETIMEDOUT) /* gone, or answered 408 */
             return 400;
         if (rc == -ENOBUFS || rc == -E2BIG)
             return http_send_over_budget(c, rc, 429, a->budget, body.need, 1);

@@ -9,6 +9,11 @@
 #include <strings.h>
 
 #include "jsonw.h"
+#include "timefmt.h"
+
+/* Set once by http_set_body_limits before any connection thread runs. */
+static double body_seconds = 10;
+static size_t body_min_rate = 16384;
 
 /* Largest growth of a body of unknown length: a 4 KiB start doubled
  * eleven times. */
@@ -60,6 +65,32 @@ static size_t body_cost(size_t n)
     return n > SIZE_MAX / 3 ? SIZE_MAX : 3 * n;
 }
 
+void http_set_body_limits(double seconds, size_t min_rate)
+{
+    body_seconds = seconds;
+    body_min_rate = min_rate;
+}
+
+/* Answers 408 for a body still incomplete after `since` and returns
+ * -ETIMEDOUT. */
+static int body_late(struct mg_connection *c, int64_t since, size_t got, long long expected)
+{
+    char of[48] = "";
+    if (expected >= 0)
+        snprintf(of, sizeof of, " of %lld", expected);
+    http_send_error(c, 408, "Connection: close\r\n", NULL,
+                    "request body not received in time: %zu%s bytes in %.1f s", got, of,
+                    (double)(time_mono_us() - since) / 1e6);
+    return -ETIMEDOUT;
+}
+
+/* The body's deadline once `got` bytes have come. */
+static int64_t body_deadline(int64_t start, size_t got)
+{
+    double s = body_seconds + (body_min_rate ? (double)(got / body_min_rate) : 0);
+    return start + (int64_t)(s * 1e6);
+}
+
 int http_read_body(struct mg_connection *c, size_t max, http_body *body)
 {
     buf *b = &body->b;
@@ -80,6 +111,7 @@ int http_read_body(struct mg_connection *c, size_t max, http_body *body)
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         mg_write(c, cont, sizeof cont - 1);
     }
+    int64_t start = time_mono_us();
     for (;;) {
         if (b->len >= limit) {
             if (ri->content_length >= 0)
@@ -95,12 +127,19 @@ int http_read_body(struct mg_connection *c, size_t max, http_body *body)
         int n = mg_read(c, b->data + b->len, limit - b->len);
         if (n < 0)
             return -EIO;
+        /* With a length, civetweb's read returns 0 before the end only when
+         * request_timeout_ms passed without a byte: late, not complete. */
+        if (n == 0 && ri->content_length > 0 && b->len < declared)
+            return body_late(c, start, b->len, ri->content_length);
         if (n == 0)
             break;
         b->len += (size_t)n;
         b->data[b->len] = '\0';
         if (b->len > max)
             return -EFBIG;
+        if ((ri->content_length < 0 || b->len < declared) &&
+            time_mono_us() > body_deadline(start, b->len))
+            return body_late(c, start, b->len, ri->content_length);
     }
     size_t parse = membudget_json_cost(b->data ? b->data : "", b->len);
     return body_hold(body, parse > SIZE_MAX - 2 * b->len ? SIZE_MAX : 2 * b->len + parse);

@@ -31,6 +31,13 @@ typedef struct http_body {
         BUF_INIT, (budget), 0, 0                                                                   \
     }
 
+/* Sets how long http_read_body waits for a body: `seconds`, plus one
+ * second for every `min_rate` bytes received (0: no extension), so that a
+ * client trickling a body cannot hold a connection thread for long while a
+ * big upload at a modest rate still gets through. Call once, before the
+ * HTTP server starts (the values are read without a lock). */
+void http_set_body_limits(double seconds, size_t min_rate);
+
 /* Reads the whole request body into body->b (Content-Length, chunked or
  * none), answering "Expect: 100-continue" first. Every body is JSON that
  * a handler parses and may decode, so it holds three times its size in
@@ -39,9 +46,13 @@ typedef struct http_body {
  * handler derives, such as a decoded program) plus membudget_json_cost
  * (cJSON's tree) once it is in. Returns 0; -EFBIG if the body is larger
  * than max, -ENOBUFS if the budget cannot hold it now, -E2BIG if it never
- * can (for these three the rest is not read); -ENOMEM; or -EIO if the
- * client went away. In every case body holds what it reserved until
- * http_body_destroy. */
+ * can (for these three the rest is not read); -ENOMEM; -EIO if the client
+ * went away; or -ETIMEDOUT when the body did not arrive in the time
+ * http_set_body_limits allows: then the answer (408, connection closed)
+ * has been sent already and the caller sends nothing more. The time is
+ * checked between reads, each of which civetweb ends after
+ * request_timeout_ms without data. In every case body holds what it
+ * reserved until http_body_destroy. */
 int http_read_body(struct mg_connection *c, size_t max, http_body *body);
 
 /* Frees the bytes of body and releases its reservation. */
