@@ -17,6 +17,11 @@ typedef struct config {
     char *address;
     int port;
     int http_threads;
+    double request_timeout;    /* seconds for a request's headers, and per read or write */
+    double body_timeout;       /* seconds for a request body ... */
+    size_t body_min_rate;      /* ... plus one per this many bytes received; 0: none */
+    double keep_alive_timeout; /* seconds an idle keep-alive connection is kept */
+    int max_conns_per_address; /* 0: no limit */
     size_t max_body;
     double max_wait; /* longest long poll, seconds */
     /* execution */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "cluster.h"
 #include "config.h"
 #include "confine.h"
+#include "connlimit.h"
 #include "http.h"
 #include "journal.h"
 #include "log.h"
@@ -62,20 +64,46 @@ static int begin_request(struct mg_connection *c)
     return st ? st : auth_begin_request(c);
 }
 
-static struct mg_context *start_http(const config *c, auth *au, char *err, size_t errsz)
+/* Each open connection is a descriptor and --http-threads of them may be
+ * open at once, the tasks' pipes on top: raise the soft limit on open
+ * files towards the hard one (shells commonly leave it at 1024, where the
+ * default thread count would run out and then fail task starts too). */
+static void raise_fd_limit(const config *c)
 {
-    char listen[300], threads[16], maxreq[16];
+    rlim_t need = (rlim_t)c->http_threads + 16 * (rlim_t)c->workers + 256;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < need)
+        log_warn("open files limited to %llu: fewer than --http-threads %d connections and "
+                 "the tasks' pipes need (%llu)",
+                 (unsigned long long)rl.rlim_cur, c->http_threads, (unsigned long long)need);
+}
+
+/* civetweb serves a connection on one thread from accept to close, so
+ * every limit here is about freeing threads that slow or idle clients
+ * hold: request_timeout_ms bounds the reading of a request's headers from
+ * the moment a thread takes the connection (and any one read or write of
+ * the body or response), keep_alive_timeout_ms the same for the requests
+ * after the first, i.e. how long an idle keep-alive connection is kept. */
+static struct mg_context *start_http(const config *c, auth *au, connlimit *cl, char *err,
+                                     size_t errsz)
+{
+    char listen[300], threads[16], maxreq[16], req_ms[24], ka_ms[24];
     snprintf(listen, sizeof listen, "%s:%d", c->address, c->port);
     snprintf(threads, sizeof threads, "%d", c->http_threads);
     snprintf(maxreq, sizeof maxreq, "%d", 16384);
+    snprintf(req_ms, sizeof req_ms, "%.0f", c->request_timeout * 1000);
+    snprintf(ka_ms, sizeof ka_ms, "%.0f", c->keep_alive_timeout * 1000);
     /* clang-format off */
     const char *options[] = {
         "listening_ports", listen,
         "num_threads", threads,
         "enable_keep_alive", "yes",
         "tcp_nodelay", "1",
-        "request_timeout_ms", "30000",
-        "keep_alive_timeout_ms", "30000",
+        "request_timeout_ms", req_ms,
+        "keep_alive_timeout_ms", ka_ms,
         "max_request_size", maxreq,
         /* No CORS unless configured: civetweb's default allows any origin. */
         "access_control_allow_origin", "",
@@ -86,6 +114,8 @@ static struct mg_context *start_http(const config *c, auth *au, char *err, size_
     static struct mg_callbacks cb;
     cb.begin_request = begin_request;
     cb.http_error = http_error_json;
+    connlimit_install(cl, &cb);
+    http_set_body_limits(c->body_timeout, c->body_min_rate);
     struct mg_init_data init = {
         .callbacks = &cb, .user_data = au, .configuration_options = options};
     struct mg_error_data error = {.code = 0, .text = err, .text_buffer_size = errsz};
@@ -270,11 +300,18 @@ int main(int argc, char **argv)
                 rc == -ENODATA ? "no token in the file" : strerror(-rc));
         goto fail_http;
     }
+    connlimit climit;
+    if ((rc = connlimit_init(&climit, cfg.max_conns_per_address, cfg.http_threads)) < 0) {
+        fprintf(stderr, "tasksolver: %s\n", strerror(-rc));
+        goto fail_http;
+    }
+    raise_fd_limit(&cfg);
     char err[256];
-    struct mg_context *ctx = start_http(&cfg, &au, err, sizeof err);
+    struct mg_context *ctx = start_http(&cfg, &au, &climit, err, sizeof err);
     if (!ctx) {
         fprintf(stderr, "tasksolver: cannot listen on %s:%d: %s\n", cfg.address, cfg.port,
                 err[0] ? err : "unknown error");
+        connlimit_destroy(&climit);
         goto fail_http;
     }
     api a = {.journal = jr, .budget = &mb, .sandbox_json = cf.info_json};
@@ -287,6 +324,7 @@ int main(int argc, char **argv)
     cluster cl;
     if (cluster_start(&cl, ctx, &cfg, port, au.token, &mb) < 0) {
         mg_stop(ctx);
+        connlimit_destroy(&climit);
         cluster_stop(&cl);
         goto fail_http;
     }
@@ -320,6 +358,7 @@ int main(int argc, char **argv)
     pool_join(&p);
     store_close(&s);
     mg_stop(ctx);
+    connlimit_destroy(&climit);
     cluster_stop(&cl);
     auth_destroy(&au);
     exit_code = 0;
