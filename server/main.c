@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -27,33 +26,7 @@
 #include "queue.h"
 #include "store.h"
 #include "timefmt.h"
-
-/* Chooses and creates the directory for task directories. Sets *created
- * when it made a fresh one that should be removed at exit. */
-static int prepare_work_dir(config *c, int *created)
-{
-    *created = 0;
-    if (!c->work_dir[0]) {
-        const char *tmp = getenv("TMPDIR");
-        char path[4096];
-        snprintf(path, sizeof path, "%s/tasksolver.%ld", tmp && *tmp ? tmp : "/tmp",
-                 (long)getpid());
-        free(c->work_dir);
-        c->work_dir = strdup(path);
-        if (!c->work_dir)
-            return -ENOMEM;
-    }
-    if (mkdir(c->work_dir, 0700) == 0) {
-        *created = 1;
-        return 0;
-    }
-    if (errno != EEXIST)
-        return -errno;
-    struct stat st;
-    if (stat(c->work_dir, &st) < 0)
-        return -errno;
-    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
+#include "workdir.h"
 
 /* Every request passes here before any handler, in both server modes: one
  * whose length is in doubt is refused before anything reads its body, then
@@ -242,12 +215,16 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    int exit_code = 1, created_dir = 0;
-    rc = prepare_work_dir(&cfg, &created_dir);
+    int exit_code = 1;
+    workdir wd;
+    rc = workdir_prepare(&wd, &cfg);
     if (rc < 0) {
-        fprintf(stderr, "tasksolver: work directory %s: %s\n", cfg.work_dir, strerror(-rc));
+        fprintf(stderr, "tasksolver: work directory %s: %s\n", cfg.work_dir,
+                rc == -EEXIST ? "in use by another server" : strerror(-rc));
         goto fail_workdir;
     }
+    if (wd.stale_removed)
+        log_notice("removed %d work directories of servers that are gone", wd.stale_removed);
     confine cf;
     if (confine_start(&cf, &cfg) < 0)
         goto fail_confine;
@@ -382,8 +359,7 @@ fail_store:
     mg_exit_library();
     confine_stop(&cf);
 fail_confine:
-    if (created_dir)
-        pool_rmtree(cfg.work_dir);
+    workdir_release(&wd);
 fail_workdir:
     config_destroy(&cfg);
     if (exit_code == 0)
