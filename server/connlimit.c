@@ -2,7 +2,6 @@
 #include "connlimit.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "log.h"
 #include "timefmt.h"
 
@@ -136,41 +136,9 @@ static int remote_addr(const struct mg_request_info *ri, uint32_t *addr)
     return 0;
 }
 
-/* The descriptor of the accepted socket whose peer is addr:port and whose
- * local port is lport, or -1. civetweb 1.15 gives callbacks no way to the
- * socket of a connection nor to close it before a request is read, so the
- * socket is found by its endpoints among the process's descriptors: a TCP
- * connection's two endpoints name it uniquely, and this one stays open
- * while its thread is in the callback. About 1 ms with a thousand open
- * descriptors, and only for connections being refused. */
-static int find_socket(uint32_t addr, unsigned port, unsigned lport)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int found = -1;
-    struct dirent *de;
-    while (found < 0 && (de = readdir(d))) {
-        char *end;
-        long fd = strtol(de->d_name, &end, 10);
-        if (*end || end == de->d_name || fd < 3 || fd == dirfd(d))
-            continue;
-        struct sockaddr_in peer, self;
-        socklen_t pl = sizeof peer, sl = sizeof self;
-        if (getpeername((int)fd, (struct sockaddr *)&peer, &pl) == 0 &&
-            peer.sin_family == AF_INET && peer.sin_addr.s_addr == addr &&
-            ntohs(peer.sin_port) == port &&
-            getsockname((int)fd, (struct sockaddr *)&self, &sl) == 0 &&
-            ntohs(self.sin_port) == lport)
-            found = (int)fd;
-    }
-    closedir(d);
-    return found;
-}
-
 /* Answers 429 on the connection's socket and shuts it down; civetweb then
  * reads end-of-file at once and closes the connection. */
-static void refuse(const struct mg_request_info *ri, uint32_t addr)
+static void refuse(const struct mg_request_info *ri)
 {
     static const char body[] = "{\"error\":\"too many connections from this address; "
                                "close some or retry later\"}\n";
@@ -182,7 +150,7 @@ static void refuse(const struct mg_request_info *ri, uint32_t addr)
                      "Connection: close\r\n"
                      "Retry-After: 1\r\n\r\n%s",
                      sizeof body - 1, body);
-    int fd = find_socket(addr, (unsigned)ri->remote_port, (unsigned)ri->server_port);
+    int fd = http_socket_fd(ri);
     if (fd < 0)
         return; /* not found: the connection is served like any other */
     /* Best effort: the client may not read it before the reset. */
@@ -215,7 +183,7 @@ static int on_init_connection(const struct mg_connection *conn, void **conn_data
     *conn_data = &counted_mark;
     if (connlimit_enter(installed, addr) == 0)
         return 0;
-    refuse(ri, addr);
+    refuse(ri);
     long n = report_due(installed);
     if (n)
         log_warn("refused %ld connections over --max-conns-per-address %d (the latest from %s)", n,

@@ -1,13 +1,19 @@
 /* http: see http.h. */
 #include "http.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
+#include "bodywatch.h"
 #include "jsonw.h"
 #include "timefmt.h"
 
@@ -91,6 +97,57 @@ static int64_t body_deadline(int64_t start, size_t got)
     return start + (int64_t)(s * 1e6);
 }
 
+/* Reads the body (of `length` bytes, or -1: chunked) into body->b under
+ * the watch e, `limit` bytes reserved so far. Returns 0, -EFBIG, -ENOBUFS,
+ * -E2BIG, -ENOMEM, -EIO, or -ETIMEDOUT (not answered yet). */
+static int read_watched(struct mg_connection *c, long long length, size_t max, http_body *body,
+                        size_t limit, int64_t start, bodywatch_entry *e)
+{
+    buf *b = &body->b;
+    for (;;) {
+        if (b->len >= limit) {
+            if (length >= 0)
+                return 0; /* civetweb reads no further than the declared length */
+            size_t step = limit < HTTP_BODY_STEP ? limit : HTTP_BODY_STEP;
+            /* One byte past max is room enough to see that it is too big. */
+            limit = limit > max + 1 - step ? max + 1 : limit + step;
+            int rc = body_hold(body, body_cost(limit));
+            if (rc < 0)
+                return rc;
+        }
+        int64_t deadline = body_deadline(start, b->len), left = deadline - time_mono_us();
+        if (left <= 0 || bodywatch_extend(e, deadline) < 0)
+            return -ETIMEDOUT;
+        if (buf_reserve(b, limit - b->len) < 0)
+            return -ENOMEM;
+        /* civetweb's read ends when all that is asked for has come: ask for
+         * no more than the minimum rate brings before the deadline, so that
+         * a client keeping that rate is never cut off mid-read (the
+         * deadline moves on with every read), while the watch ends a read
+         * that stays short. */
+        size_t want = limit - b->len;
+        if (body_min_rate) {
+            double by_rate = (double)body_min_rate * (double)left / 1e6;
+            if (by_rate < (double)want)
+                want = by_rate < 1 ? 1 : (size_t)by_rate;
+        }
+        int n = mg_read(c, b->data + b->len, want);
+        if (n < 0)
+            return bodywatch_extend(e, deadline) < 0 ? -ETIMEDOUT : -EIO;
+        /* With a length, a read returns 0 before the end only when the
+         * client sent nothing for request_timeout_ms, or when the watch
+         * shut the socket: late either way, not complete. */
+        if (n == 0 && length > 0 && b->len < (size_t)length)
+            return -ETIMEDOUT;
+        if (n == 0)
+            return bodywatch_extend(e, deadline) < 0 ? -ETIMEDOUT : 0;
+        b->len += (size_t)n;
+        b->data[b->len] = '\0';
+        if (b->len > max)
+            return -EFBIG;
+    }
+}
+
 int http_read_body(struct mg_connection *c, size_t max, http_body *body)
 {
     buf *b = &body->b;
@@ -112,37 +169,46 @@ int http_read_body(struct mg_connection *c, size_t max, http_body *body)
         mg_write(c, cont, sizeof cont - 1);
     }
     int64_t start = time_mono_us();
-    for (;;) {
-        if (b->len >= limit) {
-            if (ri->content_length >= 0)
-                break; /* civetweb reads no further than the declared length */
-            size_t step = limit < HTTP_BODY_STEP ? limit : HTTP_BODY_STEP;
-            /* One byte past max is room enough to see that it is too big. */
-            limit = limit > max + 1 - step ? max + 1 : limit + step;
-            if ((rc = body_hold(body, body_cost(limit))) < 0)
-                return rc;
-        }
-        if (buf_reserve(b, limit - b->len) < 0)
-            return -ENOMEM;
-        int n = mg_read(c, b->data + b->len, limit - b->len);
-        if (n < 0)
-            return -EIO;
-        /* With a length, civetweb's read returns 0 before the end only when
-         * request_timeout_ms passed without a byte: late, not complete. */
-        if (n == 0 && ri->content_length > 0 && b->len < declared)
-            return body_late(c, start, b->len, ri->content_length);
-        if (n == 0)
-            break;
-        b->len += (size_t)n;
-        b->data[b->len] = '\0';
-        if (b->len > max)
-            return -EFBIG;
-        if ((ri->content_length < 0 || b->len < declared) &&
-            time_mono_us() > body_deadline(start, b->len))
-            return body_late(c, start, b->len, ri->content_length);
-    }
+    bodywatch_entry e;
+    bodywatch_enter(&e, ri, body_deadline(start, 0));
+    rc = read_watched(c, ri->content_length, max, body, limit, start, &e);
+    /* Fired just as the body completed: it is served all the same, and
+     * civetweb closes the connection after, finding nothing more to read. */
+    bodywatch_leave(&e);
+    if (rc == -ETIMEDOUT)
+        return body_late(c, start, b->len, ri->content_length);
+    if (rc < 0)
+        return rc;
     size_t parse = membudget_json_cost(b->data ? b->data : "", b->len);
     return body_hold(body, parse > SIZE_MAX - 2 * b->len ? SIZE_MAX : 2 * b->len + parse);
+}
+
+int http_socket_fd(const struct mg_request_info *ri)
+{
+    struct in_addr peer_addr;
+    if (inet_pton(AF_INET, ri->remote_addr, &peer_addr) != 1)
+        return -1;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int found = -1;
+    struct dirent *de;
+    while (found < 0 && (de = readdir(d))) {
+        char *end;
+        long fd = strtol(de->d_name, &end, 10);
+        if (*end || end == de->d_name || fd < 3 || fd == dirfd(d))
+            continue;
+        struct sockaddr_in peer, self;
+        socklen_t pl = sizeof peer, sl = sizeof self;
+        if (getpeername((int)fd, (struct sockaddr *)&peer, &pl) == 0 &&
+            peer.sin_family == AF_INET && peer.sin_addr.s_addr == peer_addr.s_addr &&
+            ntohs(peer.sin_port) == ri->remote_port &&
+            getsockname((int)fd, (struct sockaddr *)&self, &sl) == 0 &&
+            ntohs(self.sin_port) == ri->server_port)
+            found = (int)fd;
+    }
+    closedir(d);
+    return found;
 }
 
 void http_body_destroy(http_body *body)

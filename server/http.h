@@ -35,7 +35,8 @@ typedef struct http_body {
  * second for every `min_rate` bytes received (0: no extension), so that a
  * client trickling a body cannot hold a connection thread for long while a
  * big upload at a modest rate still gets through. Call once, before the
- * HTTP server starts (the values are read without a lock). */
+ * HTTP server starts (the values are read without a lock). The limit is
+ * enforced within a read only while bodywatch runs (bodywatch_start). */
 void http_set_body_limits(double seconds, size_t min_rate);
 
 /* Reads the whole request body into body->b (Content-Length, chunked or
@@ -49,10 +50,8 @@ void http_set_body_limits(double seconds, size_t min_rate);
  * can (for these three the rest is not read); -ENOMEM; -EIO if the client
  * went away; or -ETIMEDOUT when the body did not arrive in the time
  * http_set_body_limits allows: then the answer (408, connection closed)
- * has been sent already and the caller sends nothing more. The time is
- * checked between reads, each of which civetweb ends after
- * request_timeout_ms without data. In every case body holds what it
- * reserved until http_body_destroy. */
+ * has been sent already and the caller sends nothing more. In every case
+ * body holds what it reserved until http_body_destroy. */
 int http_read_body(struct mg_connection *c, size_t max, http_body *body);
 
 /* Frees the bytes of body and releases its reservation. */
@@ -65,6 +64,14 @@ void http_body_destroy(http_body *body);
  * unread. Returns the status sent. */
 int http_send_over_budget(struct mg_connection *c, int rc, int status, membudget *budget,
                           size_t need, int close);
+
+/* The descriptor of the connection's socket, or -1 if not found. civetweb
+ * 1.15 has no accessor for it, so it is found by its two endpoints (which
+ * name a TCP connection uniquely) among the process's descriptors: about a
+ * millisecond with a thousand of them open, for the rare cases that must
+ * act on the socket itself. The caller must be the connection's thread, or
+ * keep it from closing the connection meanwhile. */
+int http_socket_fd(const struct mg_request_info *ri);
 
 /* Sends a response with a JSON body. extra_headers is NULL or lines each
  * ending in "\r\n". Returns the status (civetweb's handler return value). */

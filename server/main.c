@@ -15,6 +15,7 @@
 #include "api.h"
 #include "calc_api.h"
 #include "auth.h"
+#include "bodywatch.h"
 #include "cluster.h"
 #include "config.h"
 #include "confine.h"
@@ -54,7 +55,10 @@ static void raise_fd_limit(const config *c)
                  (unsigned long long)rl.rlim_cur, c->http_threads, (unsigned long long)need);
 }
 
-/* civetweb serves a connection on one thread from accept to close, so
+/* Starts the HTTP server with cl, which it initialises, counting its
+ * connections. Returns it, or NULL with the reason in err.
+ *
+ * civetweb serves a connection on one thread from accept to close, so
  * every limit here is about freeing threads that slow or idle clients
  * hold: request_timeout_ms bounds the reading of a request's headers from
  * the moment a thread takes the connection (and any one read or write of
@@ -87,13 +91,35 @@ static struct mg_context *start_http(const config *c, auth *au, connlimit *cl, c
     static struct mg_callbacks cb;
     cb.begin_request = begin_request;
     cb.http_error = http_error_json;
+    err[0] = '\0';
+    int rc = connlimit_init(cl, c->max_conns_per_address, c->http_threads);
+    if (rc < 0)
+        goto fail_limit;
     connlimit_install(cl, &cb);
     http_set_body_limits(c->body_timeout, c->body_min_rate);
+    if ((rc = bodywatch_start()) < 0)
+        goto fail_watch;
     struct mg_init_data init = {
         .callbacks = &cb, .user_data = au, .configuration_options = options};
     struct mg_error_data error = {.code = 0, .text = err, .text_buffer_size = errsz};
-    err[0] = '\0';
-    return mg_start2(&init, &error);
+    struct mg_context *ctx = mg_start2(&init, &error);
+    if (ctx)
+        return ctx;
+    bodywatch_stop();
+fail_watch:
+    connlimit_destroy(cl);
+fail_limit:
+    if (rc < 0)
+        snprintf(err, errsz, "%s", strerror(-rc));
+    return NULL;
+}
+
+/* Stops what start_http started. */
+static void stop_http(struct mg_context *ctx, connlimit *cl)
+{
+    mg_stop(ctx);
+    bodywatch_stop();
+    connlimit_destroy(cl);
 }
 
 /* Opens the journal of --data-dir and loads it into s. Returns 0 (*out
@@ -277,18 +303,13 @@ int main(int argc, char **argv)
                 rc == -ENODATA ? "no token in the file" : strerror(-rc));
         goto fail_http;
     }
-    connlimit climit;
-    if ((rc = connlimit_init(&climit, cfg.max_conns_per_address, cfg.http_threads)) < 0) {
-        fprintf(stderr, "tasksolver: %s\n", strerror(-rc));
-        goto fail_http;
-    }
     raise_fd_limit(&cfg);
     char err[256];
+    connlimit climit;
     struct mg_context *ctx = start_http(&cfg, &au, &climit, err, sizeof err);
     if (!ctx) {
         fprintf(stderr, "tasksolver: cannot listen on %s:%d: %s\n", cfg.address, cfg.port,
                 err[0] ? err : "unknown error");
-        connlimit_destroy(&climit);
         goto fail_http;
     }
     api a = {.journal = jr, .budget = &mb, .sandbox_json = cf.info_json};
@@ -300,8 +321,7 @@ int main(int argc, char **argv)
     int port = nports > 0 ? ports[0].port : cfg.port;
     cluster cl;
     if (cluster_start(&cl, ctx, &cfg, port, au.token, &mb) < 0) {
-        mg_stop(ctx);
-        connlimit_destroy(&climit);
+        stop_http(ctx, &climit);
         cluster_stop(&cl);
         goto fail_http;
     }
@@ -334,8 +354,7 @@ int main(int argc, char **argv)
     drain_running(&s, &p, cfg.shutdown_grace, &sigs);
     pool_join(&p);
     store_close(&s);
-    mg_stop(ctx);
-    connlimit_destroy(&climit);
+    stop_http(ctx, &climit);
     cluster_stop(&cl);
     auth_destroy(&au);
     exit_code = 0;
