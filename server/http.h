@@ -67,10 +67,10 @@ int http_send_over_budget(struct mg_connection *c, int rc, int status, membudget
 
 /* The descriptor of the connection's socket, or -1 if not found. civetweb
  * 1.15 has no accessor for it, so it is found by its two endpoints (which
- * name a TCP connection uniquely) among the process's descriptors: about a
- * millisecond with a thousand of them open, for the rare cases that must
- * act on the socket itself. The caller must be the connection's thread, or
- * keep it from closing the connection meanwhile. */
+ * name a TCP connection uniquely) among the process's descriptors: about
+ * half a millisecond with a thousand of them open, for the rare cases
+ * that must act on the socket itself. The caller must be the connection's
+ * thread, or keep it from closing the connection meanwhile. */
 int http_socket_fd(const struct mg_request_info *ri);
 
 /* Sends a response with a JSON body. extra_headers is NULL or lines each
