@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,23 +207,38 @@ static int fd_table_size(void)
     return size;
 }
 
+/* Whether fd is the TCP socket from peer_addr:port to local port lport. */
+static int socket_is(int fd, uint32_t peer_addr, unsigned port, unsigned lport)
+{
+    struct sockaddr_in peer, self;
+    socklen_t pl = sizeof peer, sl = sizeof self;
+    return getpeername(fd, (struct sockaddr *)&peer, &pl) == 0 && peer.sin_family == AF_INET &&
+           peer.sin_addr.s_addr == peer_addr && ntohs(peer.sin_port) == port &&
+           getsockname(fd, (struct sockaddr *)&self, &sl) == 0 && ntohs(self.sin_port) == lport;
+}
+
 int http_socket_fd(const struct mg_request_info *ri)
 {
+    /* Where the last search ended. A new socket takes the lowest free
+     * number, often one a connection just closed, so under a flood of
+     * refused connections the next one is mostly found near there. */
+    static _Atomic int hint = 3;
     struct in_addr peer_addr;
     if (inet_pton(AF_INET, ri->remote_addr, &peer_addr) != 1)
         return -1;
+    unsigned port = (unsigned)ri->remote_port, lport = (unsigned)ri->server_port;
     /* Every descriptor number is tried rather than /proc/self/fd listed:
      * with ~1 100 open, 0.5 ms against 2.8 ms (measured), the listing's
      * directory entries costing more than the sockets' lookups. */
-    int top = fd_table_size();
-    for (int fd = 3; fd < top; fd++) {
-        struct sockaddr_in peer, self;
-        socklen_t pl = sizeof peer, sl = sizeof self;
-        if (getpeername(fd, (struct sockaddr *)&peer, &pl) == 0 && peer.sin_family == AF_INET &&
-            peer.sin_addr.s_addr == peer_addr.s_addr && ntohs(peer.sin_port) == ri->remote_port &&
-            getsockname(fd, (struct sockaddr *)&self, &sl) == 0 &&
-            ntohs(self.sin_port) == ri->server_port)
+    int top = fd_table_size(), from = atomic_load(&hint);
+    if (from < 3 || from >= top)
+        from = 3;
+    for (int i = 0; i < top - 3; i++) {
+        int fd = from + i < top ? from + i : from + i - top + 3;
+        if (socket_is(fd, peer_addr.s_addr, port, lport)) {
+            atomic_store(&hint, fd);
             return fd;
+        }
     }
     return -1;
 }
