@@ -266,7 +266,10 @@ class BodyBudget(unittest.TestCase):
         # Eight bodies of 16 MiB announced at once: reading one takes 48 MiB
         # of a 64 MiB budget, so one is read and the seven others are
         # refused before any of their bytes is sent.
-        srv = Server("--workers", "1", "--max-queue-bytes", "64M", "--log-level", "warn")
+        # The body being read stays silent for up to the test's 15 s: the
+        # default time limits (10 s) would answer it 408 meanwhile.
+        srv = Server("--workers", "1", "--max-queue-bytes", "64M", "--log-level", "warn",
+                     "--body-timeout", "60", "--request-timeout", "60")
         socks = []
         try:
             pid = srv.proc.pid
