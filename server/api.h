@@ -12,6 +12,7 @@
 #include <civetweb.h>
 #include <stdatomic.h>
 
+#include "buf.h"
 #include "config.h"
 #include "membudget.h"
 #include "queue.h"
