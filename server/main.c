@@ -227,6 +227,7 @@ int main(int argc, char **argv)
         .calc_command = cfg.calc_command[0] ? cfg.calc_command : NULL,
         .journal = jr,
         .sandbox = confine_sandbox(&cf),
+        .refuse = cf.refusal,
     };
     rc = pool_start(&p, &pc, &q, &s);
     if (rc < 0) {
@@ -250,7 +251,7 @@ int main(int argc, char **argv)
                 err[0] ? err : "unknown error");
         goto fail_http;
     }
-    api a = {.journal = jr, .sandbox_json = cf.info_json};
+    api a = {.journal = jr, .sandbox_json = cf.info_json, .refusal = cf.refusal};
     api_register(&a, ctx, &cfg, &q, &s);
     if (cfg.calc_command[0])
         calc_api_register(ctx, &a);

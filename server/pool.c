@@ -281,6 +281,12 @@ static void run_task(pool *p, taskdir *d, task *t)
      * (requeue counts the attempt; fail never runs the task twice). */
     if (p->cfg.journal)
         journal_started(p->cfg.journal, t);
+    /* Tasks accepted before (restored from the journal) fail closed too. */
+    if (p->cfg.refuse) {
+        t->error = strdup(p->cfg.refuse);
+        finish(p, t, TASK_ERROR);
+        goto done;
+    }
 
     int rc = taskdir_ready(p, d);
     if (rc < 0) {

@@ -24,6 +24,9 @@ typedef struct pool_config {
     const char *calc_command;      /* for calc tasks: "PROGRAM ARGS" or NULL */
     struct journal *journal;       /* records starts and results, or NULL */
     const struct sandbox *sandbox; /* NULL: tasks run unconfined; borrowed */
+    const char *refuse;            /* non-NULL: every task ends in ERROR with this
+                                      sentence, never run (the sandbox cannot
+                                      separate tasks from the server); borrowed */
 } pool_config;
 
 typedef struct pool {
