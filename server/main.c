@@ -22,6 +22,7 @@
 #include "log.h"
 #include "pool.h"
 #include "queue.h"
+#include "reach.h"
 #include "store.h"
 #include "timefmt.h"
 
@@ -200,6 +201,13 @@ int main(int argc, char **argv)
     confine cf;
     if (confine_start(&cf, &cfg) < 0)
         goto fail_confine;
+    /* Tasks that are refused need nothing within reach. */
+    reach rch;
+    char rerr[1024];
+    if (reach_check(&rch, cf.refusal ? NULL : confine_sandbox(&cf), &cfg, rerr, sizeof rerr) < 0) {
+        fprintf(stderr, "tasksolver: %s\n", rerr);
+        goto fail_reach;
+    }
     /* Returns the mask of features initialised: 0 for the 0 asked here,
      * so it carries no error to check. */
     mg_init_library(0);
@@ -225,6 +233,9 @@ int main(int argc, char **argv)
         .work_dir = cfg.work_dir,
         .python = cfg.python,
         .calc_command = cfg.calc_command[0] ? cfg.calc_command : NULL,
+        .calc_image = rch.calc_image,
+        .calc_len = rch.calc_len,
+        .calc_name = rch.calc_name,
         .journal = jr,
         .sandbox = confine_sandbox(&cf),
         .refuse = cf.refusal,
@@ -277,6 +288,7 @@ int main(int argc, char **argv)
                    cfg.data_dir, jn.finished, jn.waiting, jn.requeued + jn.interrupted, jn.requeued,
                    jn.interrupted, jn.dropped);
     confine_log(&cf);
+    reach_log(&rch);
 
     int sig = wait_for_stop(&s, &sigs);
     log_notice("received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -311,6 +323,8 @@ fail_queue:
     store_destroy(&s);
 fail_store:
     mg_exit_library();
+    reach_destroy(&rch);
+fail_reach:
     confine_stop(&cf);
 fail_confine:
     if (created_dir)

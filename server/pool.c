@@ -22,13 +22,15 @@
 
 /* Tasks get a small, predictable environment: nothing of the server's
  * (tokens, paths) leaks into code sent by strangers. */
+/* clang-format off */
 static char *const pool_env_base[] = {
-    "PATH=/usr/local/bin:/usr/bin:/bin",
+    "PATH=" POOL_TASK_PATH,
     "LANG=C.UTF-8",
     "PYTHONDONTWRITEBYTECODE=1",
     "PYTHONUNBUFFERED=1",
     NULL,
 };
+/* clang-format on */
 
 static int rmtree_at(int parent, const char *name, int depth)
 {
@@ -293,10 +295,14 @@ static void run_task(pool *p, taskdir *d, task *t)
         fail_task(p, t, "could not create the task directory", -rc);
         goto done;
     }
-    const char *fname = t->type == TASK_PYTHON ? "main.py" : "program";
-    snprintf(prog, sizeof prog, "%s/%s", dir, fname);
+    const char *fname = t->type == TASK_PYTHON ? "main.py"
+                        : t->type == TASK_BIN  ? "program"
+                                               : p->cfg.calc_name;
+    snprintf(prog, sizeof prog, "%s/%s", dir, fname ? fname : "");
     if (t->type != TASK_CALC)
         rc = write_program(prog, t->file, t->file_len, t->type == TASK_BIN ? 0700 : 0600);
+    else if (p->cfg.calc_image)
+        rc = write_program(prog, p->cfg.calc_image, p->cfg.calc_len, 0700);
     free(t->file);
     t->file = NULL;
     if (rc < 0) {
@@ -325,6 +331,8 @@ static void run_task(pool *p, taskdir *d, task *t)
         fail_task(p, t, "could not start", ENOMEM);
         goto cleanup_dir;
     }
+    if (t->type == TASK_CALC && p->cfg.calc_image)
+        argv[0] = prog;
     runner_opts o = {
         .path = argv[0],
         .argv = argv,
@@ -362,7 +370,7 @@ static void run_task(pool *p, taskdir *d, task *t)
     finish(p, t, st);
 
 cleanup_dir:
-    taskdir_recycle(d, t->type == TASK_CALC ? NULL : fname);
+    taskdir_recycle(d, fname);
 done:
     live_unref(lv);
 }
