@@ -119,6 +119,32 @@ static int under(const char *path, const char *dir)
     return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
+/* Finds the first directory on the way to path (written over), or path
+ * itself, whose mode keeps the tasks' user from doing mask, and says so in
+ * out. Returns 1 if it found one. */
+static int closed_on_the_way(const sandbox *sb, char *path, int mask, char *out, size_t size)
+{
+    uid_t uid = sb->uid == (uid_t)-1 ? getuid() : sb->uid;
+    gid_t gid = sb->gid == (gid_t)-1 ? getgid() : sb->gid;
+    struct stat st;
+    for (char *p = path + 1;; p++) {
+        if (*p && *p != '/')
+            continue;
+        char c = *p;
+        *p = '\0';
+        int last = c == '\0';
+        if (stat(path, &st) == 0 && !allowed(&st, uid, gid, last ? mask : 1)) {
+            struct passwd *pw = getpwuid(st.st_uid);
+            snprintf(out, size, "%.200s is mode %04o, owner %.32s", path,
+                     (unsigned)(st.st_mode & 07777), pw ? pw->pw_name : "?");
+            return 1;
+        }
+        if (last)
+            return 0;
+        *p = c;
+    }
+}
+
 /* Why the tasks cannot reach path, as far as the server can tell, into
  * out: a private directory, a hidden one (unless the sandbox puts it back:
  * in_view 0), or the first directory on the way (or the file itself)
@@ -146,26 +172,13 @@ static void explain(const sandbox *sb, const char *path, int mask, int in_view, 
             snprintf(out, size, "%.200s is hidden from tasks", sb->hide[i]);
             return;
         }
-    uid_t uid = sb->uid == (uid_t)-1 ? getuid() : sb->uid;
-    gid_t gid = sb->gid == (gid_t)-1 ? getgid() : sb->gid;
-    struct stat st;
-    for (char *p = real;; p++) {
-        if (*p && *p != '/')
-            continue;
-        char c = *p;
-        *p = '\0';
-        const char *at = real[0] ? real : "/";
-        int last = c == '\0';
-        if (stat(at, &st) == 0 && !allowed(&st, uid, gid, last ? mask : 1)) {
-            struct passwd *pw = getpwuid(st.st_uid);
-            snprintf(out, size, "%.200s is mode %04o, owner %.32s", at,
-                     (unsigned)(st.st_mode & 07777), pw ? pw->pw_name : "?");
-            return;
-        }
-        if (last)
-            break;
-        *p = c;
-    }
+    /* The way as written first: a symlink's own directory may be the
+     * closed one. */
+    char given[PATH_MAX];
+    snprintf(given, sizeof given, "%s", path);
+    if (closed_on_the_way(sb, given, mask, out, size) ||
+        closed_on_the_way(sb, real, mask, out, size))
+        return;
     snprintf(out, size, "it cannot be %s in the sandbox", mask & 4 ? "read" : "executed");
 }
 
