@@ -116,12 +116,16 @@ static int build_base(sandbox *sb)
         rc = arg(v, "--nofile=%lld", (long long)c->nofile);
     if (!rc && c->memory > 0 && !memory_by_cgroup(sb))
         rc = arg(v, "--as=%lld", (long long)c->memory);
-    /* For tasks of another user, RLIMIT_NPROC is a backstop behind the
-     * pids cgroup (room for every worker), or the limit without one. In a
-     * user namespace of the task's own it counts the helper and init too. */
-    if (!rc && c->procs > 0 && sb->uid != (uid_t)-1)
-        rc = arg(v, "--nproc=%lld",
-                 (long long)(procs_by_cgroup(sb) ? (c->procs + 2) * c->workers : c->procs));
+    /* RLIMIT_NPROC only where there is no pids cgroup. As a backstop
+     * behind the cgroup (which no task can leave) it bounded nothing more,
+     * but counted every process of the user on the machine: with another
+     * server's fork bomb held at its cgroup limit, or any 66 processes of
+     * nobody, a server with one worker could not start a task, not even
+     * its start-up probe ("could not execute: EAGAIN"), measured while
+     * other test suites ran here. In a user namespace of the task's own it
+     * counts the helper and init too. */
+    if (!rc && c->procs > 0 && procs_rule(sb) == PROCS_PER_USER)
+        rc = arg(v, "--nproc=%lld", (long long)c->procs);
     else if (!rc && c->procs > 0 && procs_rule(sb) == PROCS_PER_TASK)
         rc = arg(v, "--nproc=%lld", (long long)(c->procs + 2));
     for (size_t i = 0; !rc && sb->ns && sb->hide[i]; i++)

@@ -200,5 +200,31 @@ class UserNamespaces(Unprivileged):
             db.close()
 
 
+class TasksUser(unittest.TestCase):
+    """A root server's tasks run as nobody; nobody's other processes on the
+    machine (other servers' tasks) must not keep them from starting."""
+
+    def test_tasks_start_while_their_user_has_many_processes(self):
+        if not ROOT or not shutil.which("setpriv"):
+            self.skipTest("needs root and setpriv")
+        srv = Server("--workers", "1")
+        try:
+            if srv.request("GET", "/info")[2]["sandbox"]["limits"]["processes_by"] != "cgroup":
+                self.skipTest("no pids cgroup: RLIMIT_NPROC of the user is the only bound")
+            crowd = subprocess.Popen(
+                ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "sh",
+                 "-c", "for i in $(seq 100); do sleep 4 & done; echo ready; wait"],
+                stdout=subprocess.PIPE, text=True, start_new_session=True)
+            try:
+                self.assertEqual(crowd.stdout.readline(), "ready\n")
+                doc = srv.run("bin", "#!/bin/sh\necho started\n")
+                self.assertEqual(doc["result"]["stdout"], "started\n", doc)
+            finally:
+                os.killpg(crowd.pid, signal.SIGKILL)
+                crowd.wait()
+        finally:
+            srv.stop()
+
+
 if __name__ == "__main__":
     unittest.main()
