@@ -473,13 +473,20 @@ class WaitAllowance(unittest.TestCase):
             holders = [threading.Thread(target=hold, daemon=True) for _ in range(2)]
             for h in holders:
                 h.start()
-            # Short probes until the server holds both holders (a granted
-            # probe just waits its 0.3 s).
-            deadline = time.monotonic() + 30
+            # Short probes until the server holds both holders. A granted
+            # probe takes the slot a refused holder is after: back to back,
+            # probes left it free for a millisecond or two between them,
+            # and the holder's retries could miss that gap for 30 s. After
+            # each granted probe the slot stays free for a growing pause,
+            # many of the holder's retries long.
+            deadline, pause = time.monotonic() + 30, 0.1
             while time.monotonic() < deadline:
-                _, hdrs, doc = srv.status(tid, wait=0.3)
+                _, hdrs, doc = srv.status(tid, wait=0.1)
                 if "x-wait-refused" in hdrs:
                     break
+                self.assertIn(doc["status"], ("WAIT", "RUNNING"), doc)
+                time.sleep(pause)
+                pause = min(2 * pause, 1.0)
             else:
                 self.fail("no wait was ever refused with two held: %r" % doc)
             t0 = time.monotonic()
