@@ -21,7 +21,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BUILD_DIR, SERVER_BIN, Server, alive
+from harness import BUILD_DIR, CLI_BIN, SERVER_BIN, Server, alive
 
 ROOT = os.geteuid() == 0
 NO_NAMESPACES = os.path.join(BUILD_DIR, "tests", "no_namespaces")
@@ -130,6 +130,21 @@ class NoNamespaces(Unprivileged):
         log = "".join(srv.log)
         self.assertIn("sandbox: " + sentence, log)
         self.assertNotIn("tasks run as", log)
+
+    def test_the_batch_client_stops_at_once(self):
+        srv = self.start("--calc-command", "/bin/echo", namespaces=False)
+        sentence = srv.request("GET", "/info")[2]["sandbox"]["tasks_refused"]
+        inp = os.path.join(self.home, "numbers-%d" % self.uid)
+        with open(inp, "w") as f:
+            f.write("".join("%d\n" % n for n in range(100)))
+        self.addCleanup(os.unlink, inp)
+        for api in ((), ("--api", "tasksolver", "--program", "/bin/true")):
+            p = subprocess.run([CLI_BIN, "batch", inp, "--url", srv.url, *api],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("stopped: ", p.stderr)
+            self.assertIn("HTTP 503: " + sentence, p.stderr)
+            self.assertEqual(p.stdout, "")
 
     def test_tasks_from_the_journal_are_not_run(self):
         data = self.own_dir("data")
