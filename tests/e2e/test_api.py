@@ -332,11 +332,12 @@ class Hygiene(unittest.TestCase):
             time.sleep(0.3)
             self.assertLessEqual(fd_count(srv.proc.pid), before + 1)
             self.assertEqual(children_of(srv.proc.pid), [])
-            # Each worker keeps its directory, emptied, for the next task.
+            # Each worker keeps its directory, emptied but for the program
+            # file that the next task's program overwrites.
             left = os.listdir(work)
             self.assertLessEqual(len(left), 4)
             for name in left:
-                self.assertEqual(os.listdir(os.path.join(work, name)), [], name)
+                self.assertLessEqual(set(os.listdir(os.path.join(work, name))), {"program"}, name)
             srv.stop()
             self.assertEqual(os.listdir(work), [])
         finally:
@@ -362,6 +363,31 @@ class Hygiene(unittest.TestCase):
             self.assertEqual(doc["result"]["stdout"].split("\n")[1], "program")
         finally:
             srv.stop()
+
+    def test_each_task_sees_its_own_program_only(self):
+        # Workers keep the program file for the next task to overwrite:
+        # nothing of the previous one may show, whatever it did to it.
+        for extra in ((), ("--sandbox", "off")):
+            srv = Server("--workers", "1", *extra)
+            try:
+                long_one = "#!/bin/sh\n# " + "x" * 5000 + "\ncat program | wc -c\n"
+                self.assertEqual(srv.run("bin", long_one)["result"]["stdout"],
+                                 "%d\n" % len(long_one))
+                short = "#!/bin/sh\ncat program; ls -A\n"
+                self.assertEqual(srv.run("bin", short)["result"]["stdout"], short + "program\n")
+                doc = srv.run("python", "import os\nprint(sorted(os.listdir('.')))\n")
+                self.assertEqual(doc["result"]["stdout"], "['main.py']\n", extra)
+                # A program left as a FIFO, a link or a directory, or
+                # without permissions, is replaced.
+                for spoil in ("rm program; mkfifo program", "ln -sf /etc/passwd program.x; "
+                              "rm program; ln -s program.x program", "rm program; mkdir program",
+                              "chmod 0 program", "ln program hard"):
+                    srv.run("bin", "#!/bin/sh\n%s\n" % spoil)
+                    doc = srv.run("bin", short)
+                    self.assertEqual((doc["status"], doc["result"]["stdout"]),
+                                     ("SUCCESS", short + "program\n"), (extra, spoil, doc))
+            finally:
+                srv.stop()
 
     def test_task_directory_is_private_and_cwd(self):
         srv = Server()
