@@ -126,11 +126,14 @@ class SandboxCase(unittest.TestCase):
                              [], "task cgroups left in %s" % d)
 
     def used_dirs(self):
-        """Entries of the work directory that are not empty task directories."""
+        """Entries of the work directory that are not emptied task
+        directories (a worker keeps the last program file, which the next
+        task's program overwrites)."""
         out = []
         for e in os.listdir(self.work):
             p = os.path.join(self.work, e)
-            if not e.startswith("task-") or not os.path.isdir(p) or os.listdir(p):
+            if (not e.startswith("task-") or not os.path.isdir(p) or len(os.listdir(p)) > 1 or
+                    not set(os.listdir(p)) <= {"program", "main.py"}):
                 out.append(e)
         return out
 
