@@ -88,11 +88,25 @@ class Proc:
         return int(st["VmRSS"].split()[0]), int(st["VmHWM"].split()[0])
 
     def cpu_s(self):
-        """CPU seconds of the process and of its reaped children."""
-        with open("/proc/%d/stat" % self.proc.pid) as f:
-            f = f.read().rsplit(")", 1)[1].split()
+        """CPU seconds of the process and of all its descendants, reaped or
+        alive: a sandbox cell lives across tasks, and the tasks it ran
+        count in its own reaped children until it ends."""
         tck = os.sysconf("SC_CLK_TCK")
-        return sum(int(x) for x in f[11:15]) / tck
+        stats = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    with open("/proc/%s/stat" % name) as f:
+                        stats[int(name)] = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    pass
+        total, todo = 0, [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            if pid in stats:
+                total += sum(int(x) for x in stats[pid][11:15])
+            todo += [c for c, st in stats.items() if int(st[1]) == pid]
+        return total / tck
 
     def stop(self):
         if self.proc.poll() is None:
