@@ -237,6 +237,7 @@ class TasksUser(unittest.TestCase):
             finally:
                 os.killpg(crowd.pid, signal.SIGKILL)
                 crowd.wait()
+                crowd.stdout.close()
         finally:
             srv.stop()
 
