@@ -350,7 +350,7 @@ def main():
                     help="server workers = spawn threads of the baseline (default: CPUs)")
     ap.add_argument("--conns", type=int, default=0,
                     help="client connections for (a) and (c) (default: 4 x workers)")
-    ap.add_argument("--http-threads", type=int, default=64,
+    ap.add_argument("--http-threads", type=int, default=1024,
                     help="bench_hello threads: the server's --http-threads default")
     ap.add_argument("--seconds", type=int, default=5, help="length of each timed run")
     ap.add_argument("--runs", type=int, default=3, help="runs of (a) and (b); medians reported")

@@ -231,3 +231,26 @@ int jsonscan_is_number(const char *s, size_t len)
     }
     return i == len;
 }
+
+int jsonscan_check_depth(const char *s, size_t len, unsigned max)
+{
+    struct jsonscan p = {s, len, 0};
+    unsigned depth = 0;
+    while (p.pos < len) {
+        char c = s[p.pos];
+        if (c == '"') {
+            /* An unterminated string runs to the end: nothing more nests. */
+            if (jsonscan_string(&p) < 0)
+                return 0;
+            continue;
+        }
+        p.pos++;
+        if (c == '[' || c == '{') {
+            if (++depth > max)
+                return -E2BIG;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return 0;
+}

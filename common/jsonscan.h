@@ -1,4 +1,5 @@
-/* jsonscan: finds the raw text of a member of a JSON object.
+/* jsonscan: finds the raw text of a member of a JSON object, and bounds
+ * the nesting of a document before a recursive parser sees it.
  *
  * cJSON keeps numbers only as doubles, so 9007199254740993 comes out as
  * 9007199254740992. Where exact numbers matter (arithmetic jobs), the raw
@@ -26,5 +27,15 @@ int jsonscan_member(const char *s, size_t len, const char *key, const char **val
  * "5.", "0x1", "NaN", nor any whitespace), 0 otherwise. Where a number's
  * text is passed on as it is (the calculation API), this is the check. */
 int jsonscan_is_number(const char *s, size_t len);
+
+/* Returns 0 if no byte of the len bytes at s lies inside more than max
+ * arrays and objects, -E2BIG as soon as one does. Brackets inside strings
+ * do not count. It does not validate: malformed text passes if its
+ * brackets stay within max, for the parser that follows to refuse. It
+ * counts every bracket that cJSON would recurse into, so text that passes
+ * never makes cJSON recurse more than max levels deep; run it first where
+ * the stack is small (civetweb's threads). Reads each byte once and uses no
+ * stack beyond its own frame. */
+int jsonscan_check_depth(const char *s, size_t len, unsigned max);
 
 #endif

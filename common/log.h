@@ -1,7 +1,11 @@
 /* log: levelled logging to stderr with the source location of the caller.
  *
  * One line per message: "2024-11-10 00:00:00.123Z LEVEL file.c:42: text".
- * Thread-safe: each line is written with a single write(2). */
+ * Thread-safe: each line is written with a single write(2). The text is
+ * escaped, so that a client string in a message cannot end the line or
+ * forge another: control characters become \n, \r, \t or \xHH, as do the
+ * C1 controls and each byte of invalid UTF-8; a backslash becomes "\\".
+ * Lines are cut at 2 KiB. */
 #ifndef TS_LOG_H
 #define TS_LOG_H
 
@@ -18,7 +22,7 @@ int log_level_parse(const char *name, enum log_level *out);
 /* Returns non-zero if messages of `level` are printed. */
 int log_enabled(enum log_level level);
 
-/* Formats and writes one line; use the macros below instead. */
+/* Formats, escapes and writes one line; use the macros below instead. */
 void log_write(enum log_level level, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

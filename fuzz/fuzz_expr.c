@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "expr.h"
+#include "fuzz_thread.h"
 #include "num.h"
 
 #define CHECK(cond)                                                                                \
@@ -58,7 +59,8 @@ static void check_plan(const expr_plan *plan)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One input, on the small-stack thread. */
+static void fuzz_one(const uint8_t *data, size_t size)
 {
     const char *s = (const char *)data;
     expr_plan *plan = NULL;
@@ -89,5 +91,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(rc == 0 || rc == -EINVAL || rc == -ERANGE);
     if (rc == 0)
         check_round_trip(v);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_thread_run(fuzz_one, data, size);
     return 0;
 }

@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_thread.h"
 #include "request.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One input, on the small-stack thread. */
+static void fuzz_one(const uint8_t *data, size_t size)
 {
     create_req r;
     char err[REQUEST_ERR_MAX];
@@ -30,5 +32,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = request_parse_id((const char *)data, size, id, sizeof id, err, sizeof err);
     if (rc == 0 && !memchr(id, '\0', sizeof id))
         abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_thread_run(fuzz_one, data, size);
     return 0;
 }

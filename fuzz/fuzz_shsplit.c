@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "fuzz_thread.h"
 #include "shsplit.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -22,7 +23,8 @@ static void quote_word(buf *b, const char *w)
     buf_puts(b, "' ");
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One input, on the small-stack thread. */
+static void fuzz_one(const uint8_t *data, size_t size)
 {
     const char *s = (const char *)data;
     char **argv = NULL;
@@ -32,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (shsplit(s, size, &argv, &argc, &err) != 0) {
         if (!err || argv)
             abort();
-        return 0;
+        return;
     }
     /* Words cannot hold NUL, so a NUL in the input must have been refused. */
     if (size && memchr(s, '\0', size))
@@ -63,5 +65,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     shsplit_free(again);
     buf_destroy(&q);
     shsplit_free(argv);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_thread_run(fuzz_one, data, size);
     return 0;
 }

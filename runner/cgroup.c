@@ -436,3 +436,91 @@ int cgroup_task_remove(cgroup_task *ct)
     memset(ct, 0, sizeof *ct);
     return rc;
 }
+
+/* Opens dir/file (O_RDONLY or O_WRONLY); -1 if it is not there. */
+static int open_in(const char *dir, const char *file, int flags)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    return open(path, flags | O_CLOEXEC);
+}
+
+/* The number after "key " in an open flat keyed file, read from its
+ * start, or 0. */
+static long keyed_fd(int fd, const char *key)
+{
+    char text[1024];
+    ssize_t n = fd >= 0 ? pread(fd, text, sizeof text - 1, 0) : -1;
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    size_t klen = strlen(key);
+    for (char *line = text; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, key, klen) == 0 && line[klen] == ' ')
+            return strtol(line + klen + 1, NULL, 10);
+    return 0;
+}
+
+static void watch_read(const cgroup_watch *w, cgroup_events *ev)
+{
+    ev->oom_kills = keyed_fd(w->oom_fd, "oom_kill");
+    ev->pids_max = keyed_fd(w->pids_fd, "max");
+}
+
+int cgroup_watch_open(const cgroup_task *ct, cgroup_watch *w)
+{
+    static const char *const peaks[4] = {"memory.max_usage_in_bytes", "memory.failcnt",
+                                         "memory.memsw.max_usage_in_bytes", "memory.memsw.failcnt"};
+    memset(w, 0, sizeof *w);
+    w->oom_fd = w->pids_fd = -1;
+    for (int i = 0; i < 4; i++)
+        w->peak_fd[i] = -1;
+    if (ct->mem_dir) {
+        /* v1 has the count in memory.oom_control (Linux >= 4.13), v2 in
+         * memory.events. */
+        if ((w->oom_fd = open_in(ct->mem_dir, "memory.events", O_RDONLY)) < 0)
+            w->oom_fd = open_in(ct->mem_dir, "memory.oom_control", O_RDONLY);
+        if (w->oom_fd < 0)
+            goto fail;
+        /* Absent on v2, and memsw where swap is not accounted. */
+        for (int i = 0; i < 4; i++)
+            w->peak_fd[i] = open_in(ct->mem_dir, peaks[i], O_WRONLY);
+    }
+    if (ct->pids_dir && (w->pids_fd = open_in(ct->pids_dir, "pids.events", O_RDONLY)) < 0)
+        goto fail;
+    watch_read(w, &w->at);
+    return 0;
+
+fail:;
+    int e = errno;
+    cgroup_watch_close(w);
+    return -e;
+}
+
+void cgroup_watch_events(cgroup_watch *w, cgroup_events *ev)
+{
+    cgroup_events now;
+    watch_read(w, &now);
+    ev->oom_kills = now.oom_kills - w->at.oom_kills;
+    ev->pids_max = now.pids_max - w->at.pids_max;
+    w->at = now;
+}
+
+void cgroup_watch_reset_peaks(const cgroup_watch *w)
+{
+    for (int i = 0; i < 4; i++)
+        if (w->peak_fd[i] >= 0 && pwrite(w->peak_fd[i], "0", 1, 0) < 0)
+            continue; /* the kernel refused: the mark stays, nothing else */
+}
+
+void cgroup_watch_close(cgroup_watch *w)
+{
+    int *fds[6] = {&w->oom_fd,     &w->pids_fd,    &w->peak_fd[0],
+                   &w->peak_fd[1], &w->peak_fd[2], &w->peak_fd[3]};
+    for (int i = 0; i < 6; i++) {
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
+}

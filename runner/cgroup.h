@@ -57,6 +57,34 @@ typedef struct cgroup_events {
 /* Reads the counters of ct. Missing files count as zero. */
 void cgroup_task_events(const cgroup_task *ct, cgroup_events *ev);
 
+/* The counters of a group that serves task after task (a cell's): each
+ * task's figures are the difference from the last reading, since the
+ * kernel's event counts cannot be reset. The files stay open, so a task
+ * costs a read per counter. */
+typedef struct cgroup_watch {
+    int oom_fd;       /* v1 memory.oom_control, v2 memory.events, or -1 */
+    int pids_fd;      /* pids.events, or -1 */
+    int peak_fd[4];   /* v1: memory(.memsw).max_usage_in_bytes and .failcnt, or -1 */
+    cgroup_events at; /* the counts at the last reading */
+} cgroup_watch;
+
+/* Opens ct's counters and takes the first reading. Returns 0 or -errno
+ * (then nothing is open). */
+int cgroup_watch_open(const cgroup_task *ct, cgroup_watch *w);
+
+/* What the group went through since the last call (or the opening). */
+void cgroup_watch_events(cgroup_watch *w, cgroup_events *ev);
+
+/* Sets the group's high-water marks back to its current use (v1: the
+ * max_usage_in_bytes and failcnt files, which a task can read), so that
+ * they tell about the next task alone. v2's memory.peak can only be reset
+ * for the reader that asks, so there is nothing to do. Every process of
+ * the last task must be gone. */
+void cgroup_watch_reset_peaks(const cgroup_watch *w);
+
+/* Closes the files. */
+void cgroup_watch_close(cgroup_watch *w);
+
 /* Kills whatever is still in the group, removes it and frees ct. Returns
  * 0, or -errno if the group could not be removed (it is then left). */
 int cgroup_task_remove(cgroup_task *ct);

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cell.h"
 #include "timefmt.h"
 
 /* Pipes still held by descendants that left the process group are read
@@ -19,6 +20,9 @@
  * child costs one poll and one read per 64 KiB. */
 #define READ_CHUNK 65536
 #define NEVER INT64_MAX
+/* A cell told to SIGKILL a task reports its end within milliseconds; one
+ * that has not after this long is killed itself. */
+#define CELL_KILL_WAIT_US (5 * 1000000)
 
 static void close_fd(int *fd)
 {
@@ -39,6 +43,7 @@ typedef struct run_loop {
     int cancel_fd;
     int exited;       /* main process reaped */
     int stopping;     /* SIGTERM or SIGKILL sent for a timeout/cancel */
+    int killed;       /* SIGKILL sent for a timeout/cancel */
     int64_t deadline; /* monotonic: timeout, SIGKILL escalation, or end of drain */
     int64_t t0;       /* monotonic time at spawn */
 } run_loop;
@@ -67,6 +72,15 @@ static int read_stream(run_loop *s, int *fd, int stream, char *tmp)
     return keep ? buf_append(b, tmp, keep) : 0;
 }
 
+/* SIGKILL for a timeout or a cancel. A process of ours is reaped for
+ * sure; a cell gets a deadline to report it. */
+static void kill_now(run_loop *s, int64_t now)
+{
+    runner_kill(&s->p, SIGKILL);
+    s->killed = 1;
+    s->deadline = s->p.cell ? now + CELL_KILL_WAIT_US : NEVER;
+}
+
 /* Stops the run for a timeout or a cancel: SIGTERM with a grace period,
  * or SIGKILL at once. */
 static void begin_stop(run_loop *s, int64_t now)
@@ -76,8 +90,7 @@ static void begin_stop(run_loop *s, int64_t now)
         runner_kill(&s->p, SIGTERM);
         s->deadline = now + s->grace_us;
     } else {
-        runner_kill(&s->p, SIGKILL);
-        s->deadline = NEVER;
+        kill_now(s, now);
     }
 }
 
@@ -114,13 +127,19 @@ static void report_line(runner_result *r, char *line)
     }
 }
 
-/* Reads what an exited wrapper reported. Every holder of the write end is
- * gone by now (the wrapper ends after what it ran), so one pass reads it
- * all; a report longer than the buffer is cut. */
+/* Reads what an exited wrapper (or a cell) reported. Every holder of the
+ * write end is gone by now (the wrapper ends after what it ran), so one
+ * pass reads it all; a report longer than the buffer is cut. */
 static void read_report(run_loop *s)
 {
     char rep[1024];
     size_t len = 0;
+    if (s->p.cell) {
+        len = strnlen(s->p.report, sizeof s->p.report);
+        if (len > sizeof rep - 1)
+            len = sizeof rep - 1;
+        memcpy(rep, s->p.report, len);
+    }
     while (s->p.report_fd >= 0 && len < sizeof rep - 1) {
         ssize_t n = read(s->p.report_fd, rep + len, sizeof rep - 1 - len);
         if (n < 0 && errno == EINTR)
@@ -141,7 +160,9 @@ static void read_report(run_loop *s)
 static int main_exited(run_loop *s, int64_t now)
 {
     int st;
-    runner_kill(&s->p, SIGKILL);
+    /* A cell has killed the rest of the task before it reported. */
+    if (!s->p.cell)
+        runner_kill(&s->p, SIGKILL);
     int rc = runner_reap(&s->p, &st, 0);
     if (rc < 0)
         return rc;
@@ -210,8 +231,11 @@ static int loop_once(run_loop *s, char *tmp)
         if (!s->stopping) {
             s->r->timed_out = 1;
             begin_stop(s, now);
+        } else if (!s->killed) {
+            kill_now(s, now);
         } else {
-            runner_kill(&s->p, SIGKILL);
+            /* Only a cell gets here: it did not report. */
+            cell_abandon(s->p.cell);
             s->deadline = NEVER;
         }
     }

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cell.h"
 #include "timefmt.h"
 
 extern char **environ;
@@ -101,7 +102,7 @@ typedef struct child_plan {
     int in_fd;              /* becomes fd 0; -1: /dev/null */
     int out_fd;             /* becomes fd 1; -1: /dev/null */
     int err_fd;             /* becomes fd 2; -1: /dev/null */
-    int wrap_fd;            /* becomes fd 3 (a wrapper's report pipe); -1: none */
+    int wrap_fd;            /* becomes fd 3 (a wrapper's report pipe, or fd3); -1: none */
     int exec_err_fd;        /* >= 4, close-on-exec: errno if the exec fails; or -1 */
     volatile int *exec_err; /* or, with exec_err_fd -1: where that errno goes */
 } child_plan;
@@ -300,6 +301,50 @@ static char **wrapper_argv(const runner_opts *o)
     return v;
 }
 
+/* runner_spawn_ex for a program that a cell runs (see "Cells"). */
+static int spawn_in_cell(const runner_opts *o, runner_proc *p, int *exec_err)
+{
+    int outp[2] = {-1, -1}, errp[2] = {-1, -1}, err;
+    pid_t pid;
+    if (o->wrapper)
+        return -EINVAL;
+    if (o->capture_stdout && (err = make_pipe(outp)) < 0)
+        goto fail;
+    if (o->capture_stderr && (err = make_pipe(errp)) < 0)
+        goto fail;
+    err = cell_start(o->cell, o, o->stdin_fd, outp[1], errp[1], &pid);
+    /* The cell has its copies now. */
+    close_fd(&outp[1]);
+    close_fd(&errp[1]);
+    if (err == -E2BIG) /* more than any exec takes: the program's fault */
+        *exec_err = E2BIG;
+    if (err < 0)
+        goto fail;
+    /* Our own fd on the cell's socket, so that closing p is as for any
+     * process. */
+    p->pidfd = fcntl(cell_event_fd(o->cell), F_DUPFD_CLOEXEC, 3);
+    if (p->pidfd < 0) {
+        err = -errno;
+        cell_abandon(o->cell);
+        goto fail;
+    }
+    p->pid = pid;
+    p->out_fd = outp[0];
+    p->err_fd = errp[0];
+    p->report_fd = -1;
+    p->cpu_us = 0;
+    p->cell = o->cell;
+    p->report[0] = '\0';
+    return 0;
+
+fail:
+    close_fd(&outp[0]);
+    close_fd(&outp[1]);
+    close_fd(&errp[0]);
+    close_fd(&errp[1]);
+    return err;
+}
+
 int runner_spawn_ex(const runner_opts *o, runner_proc *p, int *exec_err)
 {
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, repp[2] = {-1, -1};
@@ -311,12 +356,18 @@ int runner_spawn_ex(const runner_opts *o, runner_proc *p, int *exec_err)
     *exec_err = 0;
     if (!o || !o->path || !o->argv)
         return -EINVAL;
+    if (o->cell)
+        return spawn_in_cell(o, p, exec_err);
     if (o->capture_stdout && (err = make_pipe(outp)) < 0)
         goto fail_pipe;
     if (o->capture_stderr && (err = make_pipe(errp)) < 0)
         goto fail_pipe;
+    if (o->fd3 && o->fd3 < 3) {
+        err = -EINVAL;
+        goto fail_pipe;
+    }
     if (o->wrapper) {
-        if ((err = make_pipe(repp)) < 0)
+        if (!o->fd3 && (err = make_pipe(repp)) < 0)
             goto fail_pipe;
         if (!(wargv = wrapper_argv(o))) {
             err = -ENOMEM;
@@ -331,7 +382,7 @@ int runner_spawn_ex(const runner_opts *o, runner_proc *p, int *exec_err)
         .in_fd = o->stdin_fd,
         .out_fd = outp[1],
         .err_fd = errp[1],
-        .wrap_fd = repp[1],
+        .wrap_fd = o->fd3 ? o->fd3 : repp[1],
         .exec_err_fd = -1,
     };
     if (!strchr(c.path, '/')) {
@@ -371,6 +422,8 @@ int runner_spawn_ex(const runner_opts *o, runner_proc *p, int *exec_err)
     p->err_fd = errp[0];
     p->report_fd = repp[0];
     p->cpu_us = 0;
+    p->cell = NULL;
+    p->report[0] = '\0';
     return 0;
 
 fail_pipe:
@@ -392,6 +445,8 @@ int runner_spawn(const runner_opts *o, runner_proc *p)
 
 int runner_kill(const runner_proc *p, int sig)
 {
+    if (p->cell)
+        return cell_signal(p->cell, sig);
     /* kill(0) or kill(-1) would hit our own group or everything. */
     if (p->pid <= 1)
         return -ESRCH;
@@ -413,6 +468,12 @@ int runner_reap(runner_proc *p, int *wstatus, int nohang)
     struct rusage ru;
     if (p->pidfd < 0)
         return -EBADF;
+    if (p->cell) {
+        int st = 0, rc = cell_reap(p->cell, nohang, &st, &p->cpu_us, p->report, sizeof p->report);
+        if (rc > 0 && wstatus)
+            *wstatus = st;
+        return rc;
+    }
     memset(&si, 0, sizeof si);
     long rc;
     do

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct cell;
+
 /* What to start. Only `path` and `argv` are required. */
 typedef struct runner_opts {
     const char *path;     /* program; a name without '/' is looked up in PATH */
@@ -29,6 +31,12 @@ typedef struct runner_opts {
     int capture_stderr;   /* 1: pipe to the parent; 0: /dev/null */
     char *const *wrapper; /* NULL, or the NULL-terminated argv prefix of a program
                              that runs this one for us (see "Wrappers") */
+    int fd3;              /* an fd (> 2) the child gets as fd 3, in place of a
+                             wrapper's report pipe (report_fd is then -1); 0:
+                             none. For a program that talks to its starter over
+                             a socket, such as the warm Python fork server */
+    struct cell *cell;    /* NULL, or the sandbox cell that runs it (see "Cells");
+                             not with a wrapper */
 } runner_opts;
 
 /* Wrappers. With o->wrapper set, the runner starts wrapper[0] with the
@@ -47,18 +55,28 @@ typedef struct runner_opts {
  *   "limit NAME VALUE"  the program hit a resource limit (NAME as in
  *                       runner_limit_name, VALUE in bytes, seconds or
  *                       processes): limit, limit_value.
- * Anything else is ignored. */
+ * Anything else is ignored.
+ *
+ * Cells. With o->cell set (cell.h), the program is started by the cell's
+ * init, a long-lived process of the sandbox, in the cell's directory and
+ * namespaces; the pipes are made here as usual and passed on. p->pid is
+ * the pid inside the cell, p->pidfd becomes readable when the cell
+ * reports the end, runner_kill signals every process of the task through
+ * the cell, runner_reap takes the cell's report, whose lines (the ones of
+ * a wrapper's fd 3) land in p->report. */
 
 /* A started process. pid is also its process group id. */
 typedef struct runner_proc {
     pid_t pid;
-    int pidfd;      /* readable when the process has exited */
-    int out_fd;     /* read end of stdout (O_NONBLOCK|O_CLOEXEC) or -1 */
-    int err_fd;     /* read end of stderr (O_NONBLOCK|O_CLOEXEC) or -1 */
-    int64_t cpu_us; /* set by runner_reap: user+system CPU time of the
-                       process and of the descendants it waited for */
-    int report_fd;  /* read end of a wrapper's report pipe
-                       (O_NONBLOCK|O_CLOEXEC), or -1 */
+    int pidfd;         /* readable when the process has exited */
+    int out_fd;        /* read end of stdout (O_NONBLOCK|O_CLOEXEC) or -1 */
+    int err_fd;        /* read end of stderr (O_NONBLOCK|O_CLOEXEC) or -1 */
+    int64_t cpu_us;    /* set by runner_reap: user+system CPU time of the
+                          process and of the descendants it waited for */
+    int report_fd;     /* read end of a wrapper's report pipe
+                          (O_NONBLOCK|O_CLOEXEC), or -1 */
+    struct cell *cell; /* the cell it runs in, or NULL (borrowed) */
+    char report[480];  /* in a cell: the report lines, set by runner_reap */
 } runner_proc;
 
 /* Starts a process. Returns 0 and fills *p, or -errno (ENOENT, EACCES,

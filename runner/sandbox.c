@@ -16,8 +16,13 @@
 #include <unistd.h>
 
 #include "jsonw.h"
+#include "log.h"
 
 #define MAX_ARGS 64
+/* How long a cell may take to clean up after a task: emptying a full
+ * tmpfs of small files (one inode per 4 KiB of --task-disk) takes tens of
+ * milliseconds. */
+#define CELL_READY_MS 10000
 
 __attribute__((format(printf, 2, 3))) static void note(sandbox *sb, const char *fmt, ...)
 {
@@ -68,6 +73,15 @@ static int procs_by_cgroup(const sandbox *sb)
     return sb->cg.pids_dir != NULL;
 }
 
+/* cell_argv borrows every string from base but its "--cell". */
+static void free_cell_argv(sandbox *sb)
+{
+    if (sb->cell_argv)
+        free(sb->cell_argv[1]);
+    free(sb->cell_argv);
+    sb->cell_argv = NULL;
+}
+
 /* How the process limit is enforced, when the pids cgroup is missing.
  * RLIMIT_NPROC counts the processes of a uid within one user namespace
  * (and root ignores it): for tasks of another user than the server, every
@@ -116,14 +130,14 @@ static int build_base(sandbox *sb)
         rc = arg(v, "--nofile=%lld", (long long)c->nofile);
     if (!rc && c->memory > 0 && !memory_by_cgroup(sb))
         rc = arg(v, "--as=%lld", (long long)c->memory);
-    /* RLIMIT_NPROC only where there is no pids cgroup. As a backstop
-     * behind the cgroup (which no task can leave) it bounded nothing more,
-     * but counted every process of the user on the machine: with another
-     * server's fork bomb held at its cgroup limit, or any 66 processes of
-     * nobody, a server with one worker could not start a task, not even
-     * its start-up probe ("could not execute: EAGAIN"), measured while
-     * other test suites ran here. In a user namespace of the task's own it
-     * counts the helper and init too. */
+    /* RLIMIT_NPROC only where no pids cgroup bounds processes. Behind
+     * one, which a task cannot leave, it added nothing but failures: it
+     * counts every process and thread of the user on the machine, so any
+     * other process of that user (a server running as nobody has ~70
+     * threads, another server's fork bomb held at its cgroup limit) made
+     * every task fail to execute (EAGAIN). In a user namespace of the
+     * task's own it counts the task's processes only, the helper and init
+     * among them. */
     if (!rc && c->procs > 0 && procs_rule(sb) == PROCS_PER_USER)
         rc = arg(v, "--nproc=%lld", (long long)c->procs);
     else if (!rc && c->procs > 0 && procs_rule(sb) == PROCS_PER_TASK)
@@ -134,8 +148,23 @@ static int build_base(sandbox *sb)
         free_vec(v);
         return rc == -E2BIG ? -E2BIG : -ENOMEM;
     }
+    size_t n = 0;
+    while (v[n])
+        n++;
+    char **cv = calloc(n + 2, sizeof *cv);
+    if (!cv || !(cv[0] = strdup("--cell"))) {
+        free(cv);
+        free_vec(v);
+        return -ENOMEM;
+    }
+    /* --cell right after the helper's path, the rest borrowed from v. */
+    cv[1] = cv[0];
+    cv[0] = v[0];
+    memcpy(cv + 2, v + 1, (n - 1) * sizeof *cv);
+    free_cell_argv(sb);
     free_vec(sb->base);
     sb->base = v;
+    sb->cell_argv = cv;
     return 0;
 }
 
@@ -162,10 +191,64 @@ static int give_dir(const sandbox *sb, const char *dir)
     return rc;
 }
 
-int sandbox_run_begin(const sandbox *sb, const char *dir, int sh_fallback, sandbox_run *sr)
+/* Makes a cell for dir. Returns 0 or -errno with why set. */
+static int make_cell(const sandbox *sb, const char *dir, cell **out, char *why, size_t whysz)
+{
+    /* Each cell's group has a name of its own: one that could not be
+     * removed does not stand in the way of the next. */
+    static atomic_ulong seq;
+    char name[64];
+    snprintf(name, sizeof name, "cell-%lu", atomic_fetch_add(&seq, 1));
+    cell_config cc = {
+        .argv = sb->cell_argv,
+        .dir = dir,
+        .cg = &sb->cg,
+        .cg_name = name,
+        .memory = sb->cfg.memory,
+        /* Only the task's processes are in the group: init is not. */
+        .pids = sb->cfg.procs > 0 ? (long)sb->cfg.procs : 0,
+    };
+    return cell_new(&cc, out, why, whysz);
+}
+
+/* Points o at the worker's cell, made or made anew as needed. Returns 0,
+ * or -1 when no cell can be had now (logged). */
+static int use_cell(const sandbox *sb, cell **cellp, const char *dir, runner_opts *o,
+                    sandbox_run *sr)
+{
+    cell *c = *cellp;
+    if (c && strcmp(cell_dir(c), dir) != 0) {
+        cell_free(c);
+        *cellp = c = NULL;
+    } else if (c && cell_wait_ready(c, CELL_READY_MS) < 0) {
+        log_warn("sandbox: the cell of %s was damaged (it died, did not answer, or could not "
+                 "clean up): building a new one",
+                 dir);
+        cell_free(c);
+        *cellp = c = NULL;
+    }
+    if (!c) {
+        char why[512];
+        int rc = make_cell(sb, dir, &c, why, sizeof why);
+        if (rc < 0) {
+            log_warn("sandbox: no cell for %s (%s): this task gets a sandbox of its own", dir, why);
+            return -1;
+        }
+        *cellp = c;
+    }
+    sr->cell = c;
+    o->cell = c;
+    o->wrapper = NULL;
+    return 0;
+}
+
+int sandbox_run_begin(const sandbox *sb, cell **cellp, const char *dir, runner_opts *o,
+                      sandbox_run *sr)
 {
     memset(sr, 0, sizeof *sr);
     int rc;
+    if (sb->cell && use_cell(sb, cellp, dir, o, sr) == 0)
+        return 0;
     if ((rc = give_dir(sb, dir)) < 0)
         return rc;
     if (sb->cg.version != CGROUP_NONE) {
@@ -200,52 +283,57 @@ int sandbox_run_begin(const sandbox *sb, const char *dir, int sh_fallback, sandb
         sr->argv[n++] = "--cgroup";
         sr->argv[n++] = sr->cg.pids_dir;
     }
-    if (sh_fallback)
+    if (o->sh_fallback)
         sr->argv[n++] = "--sh";
     sr->argv[n++] = "--";
+    o->wrapper = sr->argv;
+    o->cell = NULL;
     return 0;
+}
+
+/* Records in r the limit the cgroup's counts point at. */
+static void limit_from_events(const sandbox *sb, const cgroup_events *ev, runner_result *r)
+{
+    /* The kernel's counts beat a guess from a signal when the task was
+     * killed; a task that died of its own error after a refused fork hit
+     * the process limit, even if memory ran short too. */
+    int killed = r->term_signal == SIGKILL;
+    if (ev->oom_kills > 0 && (killed || !ev->pids_max)) {
+        r->limit = RUNNER_LIMIT_MEMORY;
+        r->limit_value = sb->cfg.memory;
+    } else if (ev->pids_max > 0 && r->limit == RUNNER_LIMIT_NONE) {
+        r->limit = RUNNER_LIMIT_PROCS;
+        r->limit_value = sb->cfg.procs;
+    }
 }
 
 int sandbox_run_end(const sandbox *sb, sandbox_run *sr, runner_result *r)
 {
     int ok = r->exited && r->exit_code == 0 && !r->spawn_errno && !r->wrapper_error[0];
+    cgroup_events ev;
+    if (sr->cell) {
+        /* Read after every task: the next one's figures are the
+         * difference from these. */
+        cell_events(sr->cell, &ev);
+        if (!ok)
+            limit_from_events(sb, &ev, r);
+        return 0;
+    }
     if (sb->cg.version != CGROUP_NONE && !ok) {
-        cgroup_events ev;
         cgroup_task_events(&sr->cg, &ev);
-        /* The kernel's counts beat a guess from a signal when the task
-         * was killed; a task that died of its own error after a refused
-         * fork hit the process limit, even if memory ran short too. */
-        int killed = r->term_signal == SIGKILL;
-        if (ev.oom_kills > 0 && (killed || !ev.pids_max)) {
-            r->limit = RUNNER_LIMIT_MEMORY;
-            r->limit_value = sb->cfg.memory;
-        } else if (ev.pids_max > 0 && r->limit == RUNNER_LIMIT_NONE) {
-            r->limit = RUNNER_LIMIT_PROCS;
-            r->limit_value = sb->cfg.procs;
-        }
+        limit_from_events(sb, &ev, r);
     }
     free(sr->argv);
     sr->argv = NULL;
     return sb->cg.version != CGROUP_NONE ? cgroup_task_remove(&sr->cg) : 0;
 }
 
-/* Runs a trivial program through the helper as a task would be. Returns
- * 0, or -1 with the helper's complaint in why. */
-static int probe(sandbox *sb, char *why, size_t whysz)
+/* Runs a trivial program through the helper as a task would be: in the
+ * cell c if there is one, else per task. Returns 0, or -1 with the
+ * helper's complaint in why. */
+static int probe_run(sandbox *sb, const char *dir, cell **c, char *why, size_t whysz)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/probe-XXXXXX", sb->work_dir);
-    if (!mkdtemp(dir)) {
-        snprintf(why, whysz, "probe directory in %s: %s", sb->work_dir, strerror(errno));
-        return -1;
-    }
     sandbox_run sr;
-    int rc = sandbox_run_begin(sb, dir, 0, &sr);
-    if (rc < 0) {
-        snprintf(why, whysz, "cgroup for a task: %s", strerror(-rc));
-        rmdir(dir);
-        return -1;
-    }
     char *argv[] = {"sh", "-c", "exit 0", NULL};
     char *env[] = {"PATH=/usr/bin:/bin", NULL};
     runner_opts o = {.path = "/bin/sh",
@@ -253,14 +341,17 @@ static int probe(sandbox *sb, char *why, size_t whysz)
                      .envp = env,
                      .cwd = dir,
                      .stdin_fd = -1,
-                     .capture_stderr = 1,
-                     .wrapper = sr.argv};
+                     .capture_stderr = 1};
+    int rc = sandbox_run_begin(sb, c, dir, &o, &sr);
+    if (rc < 0) {
+        snprintf(why, whysz, "cgroup for a task: %s", strerror(-rc));
+        return -1;
+    }
     runner_limits l = {.timeout_us = 10 * 1000000, .cancel_fd = -1};
     runner_result r;
     rc = runner_run(&o, &l, NULL, NULL, &r);
     sb->probe_ms = (double)(r.end_us - r.start_us) / 1e3;
     sandbox_run_end(sb, &sr, &r);
-    rmdir(dir);
     if (rc == 0 && r.exited && r.exit_code == 0 && !r.wrapper_error[0] && !r.spawn_errno) {
         runner_result_destroy(&r);
         return 0;
@@ -276,6 +367,37 @@ static int probe(sandbox *sb, char *why, size_t whysz)
                  r.err.data ? r.err.data : "");
     runner_result_destroy(&r);
     return -1;
+}
+
+/* Probes the per-task mode (cells: 0), or a cell: built, two tasks run in
+ * it (the second after a cleanup), freed. Returns 0 or -1 with why set. */
+static int probe(sandbox *sb, int cells, char *why, size_t whysz)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/probe-XXXXXX", sb->work_dir);
+    if (!mkdtemp(dir)) {
+        snprintf(why, whysz, "probe directory in %s: %s", sb->work_dir, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    cell *c = NULL;
+    if (cells && (rc = make_cell(sb, dir, &c, why, whysz)) < 0)
+        rc = -1;
+    for (int i = 0; rc == 0 && i < (cells ? 2 : 1); i++) {
+        if (i > 0 && cell_wait_ready(c, CELL_READY_MS) < 0) {
+            snprintf(why, whysz, "the cell could not clean up after a task");
+            rc = -1;
+            break;
+        }
+        rc = probe_run(sb, dir, cells ? &c : NULL, why, whysz);
+        if (rc == 0 && cells && (!c || !cell_usable(c))) {
+            snprintf(why, whysz, "the cell could not be used");
+            rc = -1;
+        }
+    }
+    cell_free(c);
+    rmdir(dir);
+    return rc;
 }
 
 /* Whose identity tasks take. Returns 0 or -1 with err set. */
@@ -386,11 +508,20 @@ int sandbox_init(sandbox *sb, const sandbox_config *cfg, char *err, size_t errsz
             snprintf(err, errsz, "too many paths to hide");
             goto fail;
         }
-        if (probe(sb, why, sizeof why) == 0)
+        if (probe(sb, 0, why, sizeof why) == 0)
             break;
         if (tries >= 4 || drop_failed(sb, why) < 0) {
             snprintf(err, errsz, "tasks cannot run in the sandbox: %s", why);
             goto fail;
+        }
+    }
+    /* Cells need the namespaces: a PID 1 of their own that can kill
+     * everything a task started, and a file system to empty. */
+    if (cfg->cells && sb->ns) {
+        sb->cell = 1;
+        if (probe(sb, 1, why, sizeof why) < 0) {
+            sb->cell = 0;
+            note(sb, "cell: %s; each task gets a sandbox of its own (slower)", why);
         }
     }
     return 0;
@@ -404,6 +535,7 @@ void sandbox_destroy(sandbox *sb)
 {
     if (sb->cg.version != CGROUP_NONE)
         cgroup_root_destroy(&sb->cg);
+    free_cell_argv(sb);
     free_vec(sb->base);
     free_vec(sb->hide);
     for (int i = 0; i < sb->nnotes; i++)
@@ -434,6 +566,7 @@ int sandbox_info_json(const sandbox *sb, buf *b)
                sb->ns && sb->netns ? "false" : "true", sb->ns ? "true" : "false",
                sb->ns ? "true" : "false", sb->seccomp ? "true" : "false");
     jsonw_cstr(b, cgroup_name(sb));
+    buf_printf(b, ",\"mode\":\"%s\"", sb->cell ? "cell" : "per_task");
     buf_puts(b, ",\"run_as\":");
     jsonw_cstr(b, sb->user);
     buf_printf(b, ",\"uid\":%ld", sb->uid == (uid_t)-1 ? (long)getuid() : (long)sb->uid);
@@ -474,10 +607,12 @@ void sandbox_summary(const sandbox *sb, char *out, size_t size)
     const sandbox_config *c = &sb->cfg;
     char mem[32], fsz[32], disk[32];
     snprintf(out, size,
-             "sandbox: tasks run as %s (uid %ld); namespaces %s%s%s; network %s; cgroup %s; "
+             "sandbox: tasks run as %s (uid %ld) in %s; namespaces %s%s%s; network %s; "
+             "cgroup %s; "
              "seccomp %s; limits: memory %s (%s), cpu %lld s, processes %lld (%s), "
              "file size %s, open files %lld, disk %s",
              sb->user, sb->uid == (uid_t)-1 ? (long)getuid() : (long)sb->uid,
+             sb->cell ? "a cell per worker, emptied between its tasks" : "a sandbox per task",
              sb->ns ? "pid,mount,ipc,uts" : "NONE", sb->ns && sb->netns ? ",net" : "",
              sb->userns ? ",user" : "", sb->ns && sb->netns ? "off" : "ON",
              cgroup_name(sb) ? cgroup_name(sb) : "NONE", sb->seccomp ? "on" : "OFF",

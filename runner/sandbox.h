@@ -1,17 +1,27 @@
-/* sandbox: confines each task run by running it through the exec helper
- * (tasksolver-exec, see tsexec.c) with a per-task cgroup.
+/* sandbox: confines each task run through the exec helper
+ * (tasksolver-exec, see tsexec.c), in one of two modes:
+ *
+ *  - cells (the default where they work): each worker has a cell (cell.h),
+ *    namespaces, file system and cgroup built once and reused by its
+ *    tasks, emptied of everything a task left between two of them;
+ *  - per task: the helper builds the namespaces and file system for each
+ *    task anew, with a cgroup of the task's own (about 3 ms of CPU more
+ *    per task here), where a cell cannot be built or with
+ *    --sandbox-cell off.
  *
  * sandbox_init finds out what the machine allows (root or not, cgroup v1
  * or v2, namespaces, seccomp) by running a trivial program through the
- * helper, dropping whatever fails, and keeps a record of what is active
- * and what is missing for the log and GET /info. Then, per run:
+ * helper, dropping whatever fails, then tries a cell; it keeps a record of
+ * what is active and what is missing for the log and GET /info. Then, per
+ * run:
  *
- *   sandbox_run_begin  -> runner_opts.wrapper = sr.argv -> runner_run
+ *   sandbox_run_begin  -> runner_opts.cell (or .wrapper) -> runner_run
  *   sandbox_run_end    (reads the cgroup's counters into the result's
- *                       limit, kills stragglers, removes the cgroup)
+ *                       limit; per task: kills stragglers, removes the
+ *                       cgroup)
  *
  * Thread-safe after sandbox_init: the sandbox is read-only, and each run
- * works on its own sandbox_run. */
+ * works on its own sandbox_run and its worker's cell. */
 #ifndef TS_SANDBOX_H
 #define TS_SANDBOX_H
 
@@ -19,6 +29,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "cell.h"
 #include "cgroup.h"
 #include "runner.h"
 
@@ -35,6 +46,7 @@ typedef struct sandbox_config {
     int workers;             /* tasks run at once */
     const char *work_dir;    /* where task directories are made */
     const char *const *hide; /* NULL-terminated: paths tasks must not see */
+    int cells;               /* 1: a cell per worker where the machine allows */
 } sandbox_config;
 
 #define SANDBOX_MAX_NOTES 8
@@ -54,7 +66,9 @@ typedef struct sandbox {
     int netns;                      /* a network namespace with loopback only */
     int seccomp;                    /* system call filter */
     cgroup_root cg;                 /* version CGROUP_NONE: no cgroup */
+    int cell;                       /* tasks run in per-worker cells */
     char **base;                    /* the helper's arguments common to every run */
+    char **cell_argv;               /* base + --cell: a cell's command line */
     char *notes[SANDBOX_MAX_NOTES]; /* what is missing, and why */
     int nnotes;
     double probe_ms; /* how long the last start-up probe run took */
@@ -71,18 +85,26 @@ void sandbox_destroy(sandbox *sb);
 
 /* One run's share. */
 typedef struct sandbox_run {
-    cgroup_task cg;
-    char **argv; /* the wrapper argv for runner_opts (strings borrowed) */
+    struct cell *cell; /* cell mode: the worker's cell (borrowed) */
+    cgroup_task cg;    /* per-task mode: the task's group */
+    char **argv;       /* per-task mode: the wrapper argv (strings borrowed) */
 } sandbox_run;
 
-/* Prepares the run of a program in dir (an existing directory holding the
- * program, under work_dir), sh_fallback as in runner_opts. dir must outlive
- * the run. Returns 0, or -errno with nothing to clean up. */
-int sandbox_run_begin(const sandbox *sb, const char *dir, int sh_fallback, sandbox_run *sr);
+/* Prepares the run of o in dir (an existing directory holding the
+ * program, under work_dir; dir must outlive the run) and points o at the
+ * sandbox: o->cell, or o->wrapper in per-task mode. *cellp is the
+ * worker's cell (NULL at first): made here, reused, or made anew when it
+ * is damaged or was built for another directory; the worker frees it
+ * with cell_free when it stops. A cell that cannot be built is logged and
+ * the task runs per task instead. Returns 0, or -errno with nothing to
+ * clean up. */
+int sandbox_run_begin(const sandbox *sb, struct cell **cellp, const char *dir, runner_opts *o,
+                      sandbox_run *sr);
 
 /* After runner_run: records in r a memory or process limit the run hit
- * (when it did not succeed), then kills what is left in the cgroup and
- * removes it. Returns 0, or -errno if the cgroup could not be removed. */
+ * (when it did not succeed). Per task: then kills what is left in the
+ * cgroup and removes it. Returns 0, or -errno if the cgroup could not be
+ * removed. */
 int sandbox_run_end(const sandbox *sb, sandbox_run *sr, runner_result *r);
 
 /* Appends the JSON object describing the sandbox (for GET /info). Returns

@@ -19,7 +19,17 @@
  *
  * Every set-up step fails closed: the task does not run, and the report
  * says "fail STEP: ERROR". The server probes the machine at start-up and
- * only asks for what works there. */
+ * only asks for what works there.
+ *
+ * With --cell (and no program), it builds the same namespaces and file
+ * system once for a worker and serves many tasks in them, talking to the
+ * worker over the SOCK_SEQPACKET socket on fd 0 (cell_proto.h):
+ *
+ *   tasksolver-exec --cell     the worker's child; exits as init did
+ *    `- init (PID 1)           set-up once, then serves (tsexec_cell.c)
+ *        `- a task at a time   limits, user, syscall filter, then exec
+ *
+ * A set-up failure is then a FAIL message on the socket. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -38,20 +48,26 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tsexec_cell.h"
 #include "tsexec_fs.h"
 #include "tsexec_lock.h"
+#include "tsexec_task.h"
 
 #define REPORT_FD 3
 #define MAX_LIST 16
 
 extern char **environ;
 
+/* In a cell, set-up failures go to the worker's socket (fd 0), not to a
+ * report pipe. */
+static int cell_sock = -1;
+
 /* The task's file system, once init has set it up (scratch -1 before). */
-static tsexec_fs task_fs = {.scratch = -1};
+static tsexec_fs task_fs = {TSEXEC_FS_CLOSED};
 
 typedef struct opts {
     const char *dir;
-    int ns, netns, userns, seccomp, sh;
+    int cell, ns, netns, userns, seccomp, sh;
     uid_t uid;
     gid_t gid;
     int64_t disk;
@@ -62,7 +78,7 @@ typedef struct opts {
     int ncgroup;
     char *path;
     char **argv;
-    char **sh_argv; /* "/bin/sh" FILE ARGS..., FILE filled in at exec time */
+    char **sh_argv; /* room for "/bin/sh" FILE ARGS..., filled in at exec time */
 } opts;
 
 /* One line for the runner. */
@@ -85,7 +101,13 @@ __attribute__((format(printf, 1, 2))) static void report(const char *fmt, ...)
 /* Reports a failed set-up step (errno-style err > 0) and gives up. */
 __attribute__((noreturn)) static void fail(const char *step, int err)
 {
-    report("fail %s: %s", step, strerror(err));
+    if (cell_sock >= 0) {
+        char text[512];
+        snprintf(text, sizeof text, "%s: %s", step, strerror(err));
+        tsexec_cell_fail(cell_sock, text);
+    } else {
+        report("fail %s: %s", step, strerror(err));
+    }
     _exit(127);
 }
 
@@ -104,23 +126,15 @@ static int64_t number(const char *s, const char *name)
 static void parse(int argc, char **argv, opts *o)
 {
     static const struct option lo[] = {
-        {"dir", required_argument, NULL, 'd'},
-        {"ns", no_argument, NULL, 'n'},
-        {"no-network", no_argument, NULL, 'N'},
-        {"userns", no_argument, NULL, 'U'},
-        {"seccomp", no_argument, NULL, 'S'},
-        {"sh", no_argument, NULL, 's'},
-        {"uid", required_argument, NULL, 'u'},
-        {"gid", required_argument, NULL, 'g'},
-        {"disk", required_argument, NULL, 'D'},
-        {"cpu", required_argument, NULL, 'c'},
-        {"fsize", required_argument, NULL, 'f'},
-        {"nofile", required_argument, NULL, 'o'},
-        {"nproc", required_argument, NULL, 'p'},
-        {"as", required_argument, NULL, 'a'},
-        {"hide", required_argument, NULL, 'h'},
-        {"cgroup", required_argument, NULL, 'C'},
-        {NULL, 0, NULL, 0},
+        {"dir", required_argument, NULL, 'd'},    {"cell", no_argument, NULL, 'L'},
+        {"ns", no_argument, NULL, 'n'},           {"no-network", no_argument, NULL, 'N'},
+        {"userns", no_argument, NULL, 'U'},       {"seccomp", no_argument, NULL, 'S'},
+        {"sh", no_argument, NULL, 's'},           {"uid", required_argument, NULL, 'u'},
+        {"gid", required_argument, NULL, 'g'},    {"disk", required_argument, NULL, 'D'},
+        {"cpu", required_argument, NULL, 'c'},    {"fsize", required_argument, NULL, 'f'},
+        {"nofile", required_argument, NULL, 'o'}, {"nproc", required_argument, NULL, 'p'},
+        {"as", required_argument, NULL, 'a'},     {"hide", required_argument, NULL, 'h'},
+        {"cgroup", required_argument, NULL, 'C'}, {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->uid = (uid_t)-1;
@@ -131,6 +145,9 @@ static void parse(int argc, char **argv, opts *o)
         switch (ch) {
         case 'd':
             o->dir = optarg;
+            break;
+        case 'L':
+            o->cell = 1;
             break;
         case 'n':
             o->ns = 1;
@@ -185,20 +202,19 @@ static void parse(int argc, char **argv, opts *o)
             _exit(127);
         }
     }
-    if (argc - optind < 2 || !o->dir || (o->uid == (uid_t)-1) != (o->gid == (gid_t)-1)) {
+    if ((!o->cell && argc - optind < 2) || !o->dir ||
+        (o->uid == (uid_t)-1) != (o->gid == (gid_t)-1)) {
         report("fail usage: tasksolver-exec --dir DIR [OPTIONS] -- PATH ARGV...");
         _exit(127);
     }
+    if (o->cell)
+        return;
     o->path = argv[optind];
     o->argv = argv + optind + 1;
     /* Made now: nothing is allocated once the address space is limited. */
     int n = argc - optind;
     if (o->sh && !(o->sh_argv = calloc((size_t)n + 2, sizeof *o->sh_argv)))
         fail("memory", ENOMEM);
-    for (int i = 1; o->sh && o->argv[i - 1]; i++)
-        o->sh_argv[i + 1] = o->argv[i];
-    if (o->sh)
-        o->sh_argv[0] = "/bin/sh";
 }
 
 /* Writes text into a file that must exist (cgroup and /proc files). */
@@ -272,131 +288,38 @@ static void loopback_up(void)
     close(s);
 }
 
-/* execve, then /bin/sh FILE ARGS for a file the kernel refused as
- * ENOEXEC (as execvp does) when asked. Returns only on failure. */
-static void exec_file(const opts *o, const char *file)
+/* The task process of this run (the program's environment is ours). */
+static tsexec_task task_of(const opts *o)
 {
-    execve(file, o->argv, environ);
-    if (errno != ENOEXEC || !o->sh)
-        return;
-    o->sh_argv[1] = (char *)file;
-    execve("/bin/sh", o->sh_argv, environ);
-    errno = ENOEXEC;
+    return (tsexec_task){
+        .dir = o->dir,
+        .path = o->path,
+        .argv = o->argv,
+        .envp = environ,
+        .sh_argv = o->sh_argv,
+        .lim = &o->lim,
+        .uid = o->uid,
+        .gid = o->gid,
+        .seccomp = o->seccomp,
+        .fd = {-1, -1, -1},
+        .report_fd = REPORT_FD,
+    };
 }
 
-/* Runs the program: looked up in the task's PATH when it has no '/'. */
-static void exec_program(const opts *o)
-{
-    if (strchr(o->path, '/')) {
-        exec_file(o, o->path);
-        return;
-    }
-    const char *path = getenv("PATH");
-    int err = ENOENT;
-    for (const char *p = path ? path : "/bin:/usr/bin";;) {
-        const char *end = strchrnul(p, ':');
-        char cand[PATH_MAX];
-        int dl = (int)(end - p);
-        snprintf(cand, sizeof cand, "%.*s/%s", dl ? dl : 1, dl ? p : ".", o->path);
-        exec_file(o, cand);
-        if (errno == EACCES)
-            err = EACCES; /* as execvp: a later ENOENT does not hide it */
-        else if (errno != ENOENT && errno != ENOTDIR)
-            return;
-        if (!*end)
-            break;
-        p = end + 1;
-    }
-    errno = err;
-}
-
-/* The task process, from fork to exec. */
-__attribute__((noreturn)) static void run_task(const opts *o)
-{
-    const char *what;
-    int rc;
-    /* The namespaces' mounts cover the directory we were started in. */
-    if (chdir(o->dir) < 0)
-        fail("chdir", errno);
-    if ((rc = tsexec_lock_rlimits(&o->lim, &what)) < 0) {
-        char step[32];
-        snprintf(step, sizeof step, "rlimit %s", what);
-        fail(step, -rc);
-    }
-    if (o->uid != (uid_t)-1 && (rc = tsexec_lock_user(o->uid, o->gid)) < 0)
-        fail("uid", -rc);
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        fail("no_new_privs", errno);
-    if (o->seccomp && (rc = tsexec_lock_seccomp()) < 0)
-        fail("seccomp", -rc);
-    /* Last: from here on an allocation may fail (it does at once under
-     * AddressSanitizer), and nothing below allocates. */
-    if ((rc = tsexec_lock_address_space(o->lim.as)) < 0)
-        fail("rlimit as", -rc);
-    exec_program(o);
-    report("exec %d", errno);
-    _exit(127);
-}
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-
-#ifndef SANITIZED
-/* The task's stack until it execs; untouched pages cost nothing. */
-static char task_stack[256 * 1024] __attribute__((aligned(64)));
-
-static int task_main(void *arg)
-{
-    run_task(arg);
-}
-#endif
-
-/* Starts the task process. Like posix_spawn, the child shares our memory
- * until it execs (we wait meanwhile), so no page is copied: on this path
- * only system calls and stack work happen, and nothing the child changes
- * in memory matters to us afterwards. A sanitizer's run-time cannot share
- * its state that way, so sanitized builds fork. Returns the pid or -1. */
-static pid_t start_task(const opts *o)
-{
-#ifdef SANITIZED
-    pid_t pid = fork();
-    if (pid == 0)
-        run_task(o);
-    return pid;
-#else
-    return clone(task_main, task_stack + sizeof task_stack, CLONE_VM | CLONE_VFORK | SIGCHLD,
-                 (void *)o);
-#endif
-}
-
-/* Says which limit, if any, ended the task (st, ru: how it was reaped). */
 static void report_limits(const opts *o, int st, const struct rusage *ru)
 {
-    int64_t cpu_s = ru->ru_utime.tv_sec + ru->ru_stime.tv_sec;
-    int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-        return;
-    if (o->lim.cpu > 0 && (sig == SIGXCPU || (sig == SIGKILL && cpu_s >= o->lim.cpu)))
-        report("limit cpu %lld", (long long)o->lim.cpu);
-    /* Programs that ignore SIGXFSZ (Python does) or SIGXCPU see EFBIG or
-     * ENOSPC, and only their own error message says so: look at what they
-     * left on their private disk. */
-    else if (o->lim.fsize > 0 && (sig == SIGXFSZ || tsexec_fs_has_file_of(&task_fs, o->lim.fsize)))
-        report("limit fsize %lld", (long long)o->lim.fsize);
-    else if (o->disk > 0 && tsexec_fs_full(&task_fs))
-        report("limit disk %lld", (long long)o->disk);
+    char line[128];
+    tsexec_task_limit(&o->lim, o->disk, &task_fs, st, ru, line, sizeof line);
+    if (line[0])
+        report("%s", line);
 }
 
 /* Forks the task and waits for it; as PID 1 of a namespace, also reaps
  * every orphan that lands here meanwhile. Returns the task's status. */
 static int supervise(const opts *o, int is_init)
 {
-    pid_t task = start_task(o);
+    tsexec_task t = task_of(o);
+    pid_t task = tsexec_task_start(&t);
     if (task < 0)
         fail("fork", errno);
     for (;;) {
@@ -438,13 +361,8 @@ __attribute__((noreturn)) static void run_init(const opts *o, int fd)
     /* If the helper is killed, the whole namespace goes with us. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     task_fs = (tsexec_fs){
-        .dir = o->dir,
-        .disk = o->disk,
-        .uid = o->uid,
-        .gid = o->gid,
-        .hide = o->hide,
-        .nhide = o->nhide,
-        .new_proc = 1,
+        TSEXEC_FS_CLOSED, .dir = o->dir,   .disk = o->disk,   .uid = o->uid,
+        .gid = o->gid,    .hide = o->hide, .nhide = o->nhide, .new_proc = 1,
     };
     char step[PATH_MAX + 64];
     int rc = tsexec_fs_setup(&task_fs, step, sizeof step);
@@ -460,6 +378,100 @@ __attribute__((noreturn)) static void run_init(const opts *o, int fd)
     _exit(0);
 }
 
+/* Loopback connections leave TIME_WAIT sockets for a minute, and one on a
+ * port makes the next bind of that port fail: a trace a task would leave
+ * to the next one in a cell. With no bucket for them the kernel closes
+ * such connections at once. */
+static void no_time_wait(void)
+{
+    int rc = put("/proc/sys/net/ipv4/tcp_max_tw_buckets", "0");
+    if (rc < 0 && rc != -ENOENT) /* no IPv4: no TCP over it either */
+        fail("tcp_max_tw_buckets", -rc);
+}
+
+/* PID 1 of a cell: file system and network once, then serves tasks. */
+__attribute__((noreturn)) static void run_cell_init(const opts *o, const int *cg, int ncg)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* Not even a task of the same uid (a server that is not root) may
+     * attach to init or open its memory: it would reach every later task
+     * of the worker. */
+    prctl(PR_SET_DUMPABLE, 0);
+    /* The machine's out-of-memory killer leaves init alone (a task's own
+     * excess is its cgroup's business). Only root can ask. */
+    put("/proc/self/oom_score_adj", "-1000");
+    if (o->netns) {
+        loopback_up();
+        no_time_wait();
+    }
+    task_fs = (tsexec_fs){
+        TSEXEC_FS_CLOSED, .dir = o->dir,     .disk = o->disk, .uid = o->uid, .gid = o->gid,
+        .hide = o->hide,  .nhide = o->nhide, .new_proc = 1,   .cell = 1,
+    };
+    char step[PATH_MAX + 64];
+    int rc = tsexec_fs_setup(&task_fs, step, sizeof step);
+    if (rc < 0)
+        fail(step, -rc);
+    if (sethostname("tasksolver", 10) < 0)
+        fail("sethostname", errno);
+    tsexec_cell c = {
+        .sock = cell_sock,
+        .fs = &task_fs,
+        .lim = &o->lim,
+        .uid = o->uid,
+        .gid = o->gid,
+        .seccomp = o->seccomp,
+        .cgroup_fds = cg,
+        .ncgroup = ncg,
+    };
+    if ((rc = tsexec_cell_prepare(&c, step, sizeof step)) < 0)
+        fail(step, -rc);
+    /* The filter once, on init itself, which needs none of the calls it
+     * refuses from here on: every task inherits it. Installing it per
+     * task cost ~150-200 us of CPU (measured with perf: the kernel
+     * compiles it and works out its action cache each time). */
+    if (o->seccomp && (rc = tsexec_lock_seccomp()) < 0)
+        fail("seccomp", -rc);
+    c.seccomp = 0;
+    tsexec_cell_serve(&c);
+}
+
+/* --cell: the namespaces, then init; this process stays outside them and
+ * ends as init ends. */
+__attribute__((noreturn)) static void cell_main(const opts *o)
+{
+    cell_sock = 0;
+    if (!o->ns)
+        fail("cell", EINVAL);
+    /* Opened now, before the cell's file system becomes read-only: each
+     * task writes itself into them before it gives up root. */
+    int cg[MAX_LIST];
+    for (int i = 0; i < o->ncgroup; i++) {
+        char path[PATH_MAX], step[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/cgroup.procs", o->cgroup[i]);
+        if ((cg[i] = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
+            snprintf(step, sizeof step, "cgroup %s", o->cgroup[i]);
+            fail(step, errno);
+        }
+    }
+    make_namespaces(o);
+    pid_t init = fork();
+    if (init < 0)
+        fail("fork", errno);
+    if (init == 0)
+        run_cell_init(o, cg, o->ncgroup);
+    /* Only init talks to the worker: with our copy closed, its end is an
+     * end of file there. */
+    close(cell_sock);
+    for (int i = 0; i < o->ncgroup; i++)
+        close(cg[i]);
+    int st;
+    while (waitpid(init, &st, 0) < 0)
+        if (errno != EINTR)
+            _exit(127);
+    mirror(st);
+}
+
 int main(int argc, char **argv)
 {
     opts o;
@@ -473,6 +485,8 @@ int main(int argc, char **argv)
     struct rlimit none = {0, 0};
     setrlimit(RLIMIT_CORE, &none);
     parse(argc, argv, &o);
+    if (o.cell)
+        cell_main(&o);
     join_cgroups(&o);
     if (!o.ns)
         mirror(supervise(&o, 0));

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -46,6 +47,9 @@ static int copy_files(int from, int to, uid_t uid, gid_t gid)
             close(dfd);
         return -errno;
     }
+    /* The copy shares the file offset of `from`, which a cell reads once
+     * per task. */
+    rewinddir(d);
     int rc = 0;
     struct dirent *de;
     while (rc == 0 && (de = readdir(d))) {
@@ -166,7 +170,7 @@ static int make_scratch(tsexec_fs *fs, int real, int *home_fd, int priv[N_PRIVAT
         rc = fail(step, stepsz, "make the task directory", NULL);
         goto out;
     }
-    if ((rc = copy_files(real, *home_fd, fs->uid, fs->gid)) < 0) {
+    if (!fs->cell && (rc = copy_files(real, *home_fd, fs->uid, fs->gid)) < 0) {
         errno = -rc;
         rc = fail(step, stepsz, "copy the task's files", NULL);
         goto out;
@@ -176,7 +180,7 @@ static int make_scratch(tsexec_fs *fs, int real, int *home_fd, int priv[N_PRIVAT
         /* mkdir applies the umask; the sticky world-writable mode is set
          * explicitly. */
         if (mkdirat(root, name, 0700) < 0 || fchmodat(root, name, 01777, 0) < 0 ||
-            (priv[i] = openat(root, name, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+            (priv[i] = openat(root, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
             rc = fail(step, stepsz, "make a private", private_dirs[i]);
             goto out;
         }
@@ -188,7 +192,7 @@ out:
 int tsexec_fs_setup(tsexec_fs *fs, char *step, size_t stepsz)
 {
     int rc, home = -1, priv[N_PRIVATE];
-    fs->scratch = -1;
+    fs->scratch = fs->real = fs->home = -1;
     struct cover cv[MAX_COVERS];
     int n = 0;
     for (size_t i = 0; i < N_PRIVATE; i++)
@@ -240,6 +244,25 @@ int tsexec_fs_setup(tsexec_fs *fs, char *step, size_t stepsz)
         goto out;
     }
     rc = 0;
+    if (fs->cell) {
+        struct statfs sf;
+        if (fstatfs(fs->scratch, &sf) < 0) {
+            rc = fail(step, stepsz, "statfs", fs->dir);
+            goto out;
+        }
+        fs->base_inodes = (long)(sf.f_files - sf.f_ffree);
+        for (size_t i = 0; i < N_PRIVATE; i++) {
+            size_t pl = strlen(private_dirs[i]);
+            if (strncmp(fs->dir, private_dirs[i], pl) == 0 && fs->dir[pl] == '/')
+                fs->keep[i] = fs->dir + pl + 1;
+        }
+        /* Kept for the cell's life; the task gets none of them. */
+        fs->real = real;
+        fs->home = home;
+        for (size_t i = 0; i < N_PRIVATE; i++)
+            fs->priv[i] = priv[i];
+        return 0;
+    }
 out:
     close(real);
     if (home >= 0)
@@ -248,6 +271,117 @@ out:
         if (priv[i] >= 0)
             close(priv[i]);
     return rc;
+}
+
+int tsexec_fs_load(tsexec_fs *fs)
+{
+    return copy_files(fs->real, fs->home, fs->uid, fs->gid);
+}
+
+/* Removes everything in the directory dfd, not dfd itself, over as many
+ * passes as entries keep appearing (removing while reading may skip some).
+ * keep: NULL, or a relative path below dfd that stays: the directories on
+ * the way to the task directory when it lies in a private /tmp (set to
+ * mode 0755 again, emptied of anything else) and the task directory's
+ * mount point itself (left alone). Trees deeper than 256 levels are
+ * refused (2 KiB of stack each): the cell is then rebuilt. getdents64 on a small stack buffer:
+ * nothing allocated, and the common case, an empty directory, costs a
+ * seek and one read. Returns 0 or -errno. */
+static int empty_dir(int dfd, int depth, const char *keep)
+{
+    const char *rest = keep ? strchr(keep, '/') : NULL;
+    size_t klen = keep ? (rest ? (size_t)(rest - keep) : strlen(keep)) : 0;
+    if (rest)
+        rest++;
+    char buf[2048];
+    for (int pass = 0; pass < 8; pass++) {
+        int found = 0, rc = 0;
+        if (lseek(dfd, 0, SEEK_SET) < 0)
+            return -errno;
+        ssize_t n;
+        while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
+            for (ssize_t off = 0; off < n;) {
+                struct dirent64 *de = (struct dirent64 *)(void *)(buf + off);
+                off += de->d_reclen;
+                const char *nm = de->d_name;
+                if (nm[0] == '.' && (!nm[1] || (nm[1] == '.' && !nm[2])))
+                    continue;
+                if (keep && strlen(nm) == klen && strncmp(nm, keep, klen) == 0) {
+                    if (!rest || !*rest)
+                        continue;
+                    int sub = openat(dfd, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                    int r = sub < 0 ? -errno : empty_dir(sub, depth + 1, rest);
+                    if (r == 0 && fchmod(sub, 0755) < 0)
+                        r = -errno;
+                    if (sub >= 0)
+                        close(sub);
+                    if (r < 0)
+                        rc = r;
+                    continue;
+                }
+                found++;
+                if (unlinkat(dfd, nm, 0) == 0 || errno == ENOENT)
+                    continue;
+                if (errno != EISDIR || depth >= 256) {
+                    rc = errno == EISDIR ? -ELOOP : -errno;
+                    continue;
+                }
+                int sub = openat(dfd, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                int r = sub < 0 ? -errno : empty_dir(sub, depth + 1, NULL);
+                if (sub >= 0)
+                    close(sub);
+                if (r == 0 && unlinkat(dfd, nm, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                    r = -errno;
+                if (r < 0)
+                    rc = r;
+            }
+        }
+        if (n < 0)
+            return -errno;
+        if (rc < 0)
+            return rc;
+        if (!found)
+            return 0;
+    }
+    return -ENOTEMPTY;
+}
+
+int tsexec_fs_clean(tsexec_fs *fs, char *step, size_t stepsz)
+{
+    int rc;
+    if ((rc = empty_dir(fs->home, 0, NULL)) < 0) {
+        errno = -rc;
+        return fail(step, stepsz, "empty", fs->dir);
+    }
+    /* The task owns its directory and may have changed its mode. */
+    if ((fs->uid != (uid_t)-1 && fchown(fs->home, fs->uid, fs->gid) < 0) ||
+        fchmod(fs->home, 0700) < 0)
+        return fail(step, stepsz, "reset", fs->dir);
+    /* Not the task's, but in a user namespace its owner has the task's
+     * uid. */
+    for (size_t i = 0; i < N_PRIVATE; i++)
+        if (fchmod(fs->priv[i], 01777) < 0)
+            return fail(step, stepsz, "reset", private_dirs[i]);
+    struct statfs sf;
+    if (fstatfs(fs->scratch, &sf) < 0)
+        return fail(step, stepsz, "statfs", fs->dir);
+    /* Most tasks leave nothing in /tmp and the like: the inode count of
+     * the tmpfs tells without reading them. */
+    if ((long)(sf.f_files - sf.f_ffree) == fs->base_inodes && sf.f_files > 0)
+        return 0;
+    for (size_t i = 0; i < N_PRIVATE; i++) {
+        if ((rc = empty_dir(fs->priv[i], 0, fs->keep[i])) < 0) {
+            errno = -rc;
+            return fail(step, stepsz, "empty", private_dirs[i]);
+        }
+    }
+    if (fstatfs(fs->scratch, &sf) < 0)
+        return fail(step, stepsz, "statfs", fs->dir);
+    if (sf.f_files > 0 && (long)(sf.f_files - sf.f_ffree) != fs->base_inodes) {
+        errno = EBUSY;
+        return fail(step, stepsz, "files left on the tmpfs of", fs->dir);
+    }
+    return 0;
 }
 
 int tsexec_fs_full(const tsexec_fs *fs)
@@ -267,6 +401,9 @@ static int find_big(int fd, int64_t size, int depth, long *budget)
         close(fd);
         return 0;
     }
+    /* A dup of the scratch fd shares its offset, which a cell reads once
+     * per task. */
+    rewinddir(d);
     int found = 0;
     struct dirent *de;
     while (!found && (de = readdir(d)) && --*budget > 0) {

@@ -30,8 +30,9 @@ static int method_is(struct mg_connection *c, const char *want)
     return 0;
 }
 
-/* Reads the body, answering 413/400 itself. Returns 0 or -1 (answered). */
-static int read_body(struct mg_connection *c, const api *a, buf *b)
+/* Reads the body, answering 413/400 and refusals of the memory budget
+ * itself. Returns 0 or -1 (answered). */
+static int read_body(struct mg_connection *c, const api *a, http_body *b)
 {
     int rc = http_read_body(c, a->cfg->max_body, b);
     if (rc == -EFBIG) {
@@ -39,12 +40,17 @@ static int read_body(struct mg_connection *c, const api *a, buf *b)
                         "request body is larger than the limit of %zu bytes", a->cfg->max_body);
         return -1;
     }
+    if (rc == -ENOBUFS || rc == -E2BIG) {
+        log_info("request body refused: memory budget (--max-queue-bytes) exhausted");
+        http_send_over_budget(c, rc, a->cfg->reject_status, a->budget, b->need, 1);
+        return -1;
+    }
     if (rc == -ENOMEM) {
         http_send_error(c, 503, NULL, NULL, "out of memory reading the request body");
         return -1;
     }
     if (rc < 0)
-        return -1; /* client gone */
+        return -1; /* client gone, or answered 408 */
     return 0;
 }
 
@@ -59,23 +65,36 @@ static int h_create(struct mg_connection *c, void *cbdata)
     int refused = api_refuse_tasks(c, a);
     if (refused)
         return refused;
-    buf body = BUF_INIT;
+    http_body body = HTTP_BODY_INIT(a->budget);
     if (read_body(c, a, &body) < 0) {
-        buf_destroy(&body);
+        http_body_destroy(&body);
         return 413;
     }
     create_req req;
     char err[ERRSZ];
-    int rc = request_parse_create(body.data ? body.data : "", body.len, &req, err, sizeof err);
-    buf_destroy(&body);
-    if (rc == -ENOMEM)
-        return http_send_error(c, 503, NULL, NULL, "out of memory");
-    if (rc < 0)
+    int rc =
+        request_parse_create(body.b.data ? body.b.data : "", body.b.len, &req, err, sizeof err);
+    /* The bytes go; their reservation stays for the task to take over. */
+    buf_destroy(&body.b);
+    if (rc < 0) {
+        http_body_destroy(&body);
+        if (rc == -ENOMEM)
+            return http_send_error(c, 503, NULL, NULL, "out of memory");
         return http_send_error(c, 400, NULL, NULL, "%s", err);
+    }
 
     task *t = task_new(req.type, req.file, req.file_len, req.args, req.argc);
-    if (!t)
+    if (!t) {
+        http_body_destroy(&body);
         return http_send_error(c, 503, NULL, NULL, "out of memory");
+    }
+    /* Refused like a full queue: what waits is bounded in bytes too. */
+    if ((rc = task_hold(t, a->budget, &body.held)) < 0) {
+        size_t need = task_bytes(t);
+        task_unref(t);
+        log_info("task refused: memory budget (--max-queue-bytes) exhausted");
+        return http_send_over_budget(c, rc, a->cfg->reject_status, a->budget, need, 0);
+    }
     /* On disk before anyone can see it, let alone get its id. */
     if (a->journal && (rc = journal_add(a->journal, t)) < 0) {
         task_unref(t);
@@ -169,13 +188,14 @@ static int h_status(struct mg_connection *c, void *cbdata)
                                "no task with that id (ids are UUIDs)");
     if (rc < 0) {
         /* The seed's form: the id in a JSON body of the GET. */
-        buf body = BUF_INIT;
+        http_body body = HTTP_BODY_INIT(a->budget);
         if (read_body(c, a, &body) < 0) {
-            buf_destroy(&body);
+            http_body_destroy(&body);
             return 413;
         }
-        rc = request_parse_id(body.data ? body.data : "", body.len, id, sizeof id, err, sizeof err);
-        buf_destroy(&body);
+        rc = request_parse_id(body.b.data ? body.b.data : "", body.b.len, id, sizeof id, err,
+                              sizeof err);
+        http_body_destroy(&body);
         if (rc == -ENOENT)
             return http_send_error(c, 400, NULL, NULL,
                                    "missing task id: use ?id=ID or a JSON body {\"id\": ID}");
@@ -317,12 +337,13 @@ static int h_count(struct mg_connection *c, void *cbdata)
     if (!method_is(c, "GET"))
         return 405;
     store_counts n = store_get_counts(a->s);
-    char out[384];
+    char out[448];
     int len = snprintf(out, sizeof out,
                        "{\"tasks\":%ld,\"running\":%ld,\"workers\":%d,\"finished\":%ld,"
-                       "\"total\":%ld,\"evicted\":%ld,\"max_queue\":%ld}\n",
+                       "\"total\":%ld,\"evicted\":%ld,\"max_queue\":%ld,\"queued_bytes\":%zu,"
+                       "\"max_queue_bytes\":%zu}\n",
                        queue_len(a->q), n.running, a->cfg->workers, n.finished, n.total, n.evicted,
-                       a->cfg->max_queue);
+                       a->cfg->max_queue, membudget_used(a->budget), membudget_max(a->budget));
     return http_send_json(c, 200, NULL, out, (size_t)len);
 }
 
@@ -335,9 +356,10 @@ static int h_info(struct mg_connection *c, void *cbdata)
     buf_printf(&b,
                "{\"name\":\"tasksolver\",\"version\":\"%s\",\"workers\":%d,"
                "\"task_timeout\":%g,\"max_output\":%zu,\"max_body\":%zu,\"max_queue\":%ld,"
-               "\"max_finished\":%ld,\"max_wait\":%g,\"python\":",
+               "\"max_queue_bytes\":%zu,\"max_finished\":%ld,\"max_wait\":%g,\"python\":",
                TS_VERSION, a->cfg->workers, a->cfg->task_timeout, a->cfg->max_output,
-               a->cfg->max_body, a->cfg->max_queue, a->cfg->max_finished, a->cfg->max_wait);
+               a->cfg->max_body, a->cfg->max_queue, membudget_max(a->budget), a->cfg->max_finished,
+               a->cfg->max_wait);
     jsonw_cstr(&b, a->cfg->python);
     if (a->sandbox_json)
         buf_printf(&b, ",\"sandbox\":%s", a->sandbox_json);

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 
 #include "config.h"
+#include "membudget.h"
 #include "queue.h"
 #include "store.h"
 
@@ -20,6 +21,7 @@ struct journal;
 typedef struct api {
     const config *cfg;
     struct journal *journal; /* set before api_register, or NULL: memory only */
+    membudget *budget;       /* set before api_register, or NULL: nothing counted */
     queue *q;
     store *s;
     atomic_int waiters; /* long polls in progress */

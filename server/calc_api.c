@@ -116,35 +116,47 @@ static int h_post(struct mg_connection *c, api *a)
     int refused = api_refuse_tasks(c, a);
     if (refused)
         return refused;
-    buf body = BUF_INIT;
+    http_body body = HTTP_BODY_INIT(a->budget);
     size_t max = a->cfg->max_body < CALC_MAX_BODY ? a->cfg->max_body : CALC_MAX_BODY;
     int rc = http_read_body(c, max, &body);
     if (rc < 0) {
-        buf_destroy(&body);
+        http_body_destroy(&body);
         if (rc == -EFBIG)
             return http_send_error(c, 413, "Connection: close\r\n", NULL,
                                    "request body is larger than %zu bytes", max);
+        if (rc == -ENOBUFS || rc == -E2BIG)
+            return http_send_over_budget(c, rc, a->cfg->reject_status, a->budget, body.need, 1);
         if (rc == -ENOMEM)
             return http_send_error(c, 503, NULL, NULL, "out of memory");
-        return 400; /* client gone */
+        return 400; /* client gone, or answered 408 */
     }
     char number[CALC_MAX_NUMBER + 1], err[REQUEST_ERR_MAX];
-    rc = calc_api_parse_data(body.data ? body.data : "", body.len, number, sizeof number, err,
+    rc = calc_api_parse_data(body.b.data ? body.b.data : "", body.b.len, number, sizeof number, err,
                              sizeof err);
-    buf_destroy(&body);
-    if (rc < 0)
+    buf_destroy(&body.b); /* its reservation goes to the task */
+    if (rc < 0) {
+        http_body_destroy(&body);
         return http_send_error(c, 400, NULL, NULL, "%s", err);
+    }
 
     char **args = calloc(2, sizeof *args);
     if (args)
         args[0] = strdup(number);
     if (!args || !args[0]) {
         free(args);
+        http_body_destroy(&body);
         return http_send_error(c, 503, NULL, NULL, "out of memory");
     }
     task *t = task_new(TASK_CALC, NULL, 0, args, 1);
-    if (!t)
+    if (!t) {
+        http_body_destroy(&body);
         return http_send_error(c, 503, NULL, NULL, "out of memory");
+    }
+    if ((rc = task_hold(t, a->budget, &body.held)) < 0) {
+        size_t need = task_bytes(t);
+        task_unref(t);
+        return http_send_over_budget(c, rc, a->cfg->reject_status, a->budget, need, 0);
+    }
     /* With --data-dir, on disk before anyone gets its id, as create_task. */
     if (a->journal && (rc = journal_add(a->journal, t)) < 0) {
         task_unref(t);

@@ -52,7 +52,7 @@ static int cluster_is_url(const char *s)
 }
 
 int cluster_start(cluster *cl, struct mg_context *ctx, const config *cfg, int port,
-                  const char *token)
+                  const char *token, membudget *budget)
 {
     memset(cl, 0, sizeof *cl);
     if (cfg->join[0] && !cluster_is_url(cfg->join)) {
@@ -83,7 +83,7 @@ int cluster_start(cluster *cl, struct mg_context *ctx, const config *cfg, int po
     if ((rc = dispatch_start(&cl->disp, &dc, &cl->jobs, &cl->reg)) < 0)
         goto fail;
     cl->disp_ok = 1;
-    cluster_api_register(&cl->api, ctx, cfg, &cl->jobs, &cl->reg, &cl->disp);
+    cluster_api_register(&cl->api, ctx, cfg, &cl->jobs, &cl->reg, &cl->disp, budget);
     if (cfg->join[0])
         return cluster_join(cl, cfg, port, token);
     return 0;

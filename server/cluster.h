@@ -29,11 +29,12 @@ typedef struct cluster {
  * cfg->join, starts announcing (after the routes exist, so the master
  * can call back at once). port is the port actually listened on. token
  * (NULL: none) is this node's --auth-token-file token: a cluster shares
- * one, so it is also sent on announces and operation requests.
+ * one, so it is also sent on announces and operation requests. Request
+ * bodies count against budget (NULL: not counted).
  * Returns 0, or -errno after logging why. Either way, call cluster_stop
  * once the HTTP server has stopped. */
 int cluster_start(cluster *cl, struct mg_context *ctx, const config *cfg, int port,
-                  const char *token);
+                  const char *token, membudget *budget);
 
 /* Stops what cluster_start started and frees everything. Call after
  * mg_stop: handlers use the dispatcher. */

@@ -37,15 +37,21 @@ static int cluster_method_is(struct mg_connection *c, const char *want)
 }
 
 /* Reads the body and parses it as a JSON object, answering errors itself.
- * Returns the tree (caller deletes it) or NULL (answered). The raw body is
- * left in b for exact number scanning. */
-static cJSON *cluster_read_object(struct mg_connection *c, const cluster_api *a, buf *b)
+ * Returns the tree (caller deletes it, then destroys body, whose reservation
+ * covers the tree) or NULL (answered). The raw body is left in b for
+ * exact number scanning. */
+static cJSON *cluster_read_object(struct mg_connection *c, const cluster_api *a, http_body *body)
 {
     size_t max = a->cfg->max_body < CLUSTER_API_MAX_BODY ? a->cfg->max_body : CLUSTER_API_MAX_BODY;
-    int rc = http_read_body(c, max, b);
+    int rc = http_read_body(c, max, body);
+    const buf *b = &body->b;
     if (rc == -EFBIG) {
         http_send_error(c, 413, "Connection: close\r\n", NULL,
                         "request body is larger than the limit of %zu bytes", max);
+        return NULL;
+    }
+    if (rc == -ENOBUFS || rc == -E2BIG) {
+        http_send_over_budget(c, rc, 429, a->budget, body->need, 1);
         return NULL;
     }
     if (rc == -ENOMEM) {
@@ -88,10 +94,10 @@ static int h_submit(struct mg_connection *c, void *cbdata)
     cluster_api *a = cbdata;
     if (!cluster_method_is(c, "POST"))
         return 405;
-    buf body = BUF_INIT;
+    http_body body = HTTP_BODY_INIT(a->budget);
     cJSON *root = cluster_read_object(c, a, &body);
     if (!root) {
-        buf_destroy(&body);
+        http_body_destroy(&body);
         return 400;
     }
     const cJSON *expr = cJSON_GetObjectItemCaseSensitive(root, "task");
@@ -104,7 +110,7 @@ static int h_submit(struct mg_connection *c, void *cbdata)
         st = http_send_error(c, 400, NULL, NULL, "field 'task' must be a string");
         goto out;
     }
-    if (cluster_task_has_nul(body.data, body.len)) {
+    if (cluster_task_has_nul(body.b.data, body.b.len)) {
         st = http_send_error(c, 400, NULL, NULL, "field 'task' contains a NUL character");
         goto out;
     }
@@ -138,7 +144,7 @@ static int h_submit(struct mg_connection *c, void *cbdata)
     st = http_send_json(c, 200, NULL, out, (size_t)n);
 out:
     cJSON_Delete(root);
-    buf_destroy(&body);
+    http_body_destroy(&body);
     return st;
 }
 
@@ -223,11 +229,12 @@ static int h_worker(struct mg_connection *c, void *cbdata)
     cluster_api *a = cbdata;
     if (!cluster_method_is(c, "POST"))
         return 405;
-    buf body = BUF_INIT;
+    http_body body = HTTP_BODY_INIT(a->budget);
     cJSON *root = cluster_read_object(c, a, &body);
-    buf_destroy(&body);
-    if (!root)
+    if (!root) {
+        http_body_destroy(&body);
         return 400;
+    }
     char url[REGISTRY_URL_MAX], err[ERRSZ];
     int st, slots = 1;
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "worker_name");
@@ -276,6 +283,7 @@ static int h_worker(struct mg_connection *c, void *cbdata)
     st = cluster_send_buf(c, 200, &b);
 out:
     cJSON_Delete(root);
+    http_body_destroy(&body);
     return st;
 }
 
@@ -319,20 +327,22 @@ static int h_compute(struct mg_connection *c, void *cbdata)
     cluster_api *a = cbdata;
     if (!cluster_method_is(c, "POST"))
         return 405;
-    buf body = BUF_INIT;
+    http_body body = HTTP_BODY_INIT(a->budget);
     size_t max = a->cfg->max_body < CLUSTER_API_MAX_BODY ? a->cfg->max_body : CLUSTER_API_MAX_BODY;
     int rc = http_read_body(c, max, &body);
     if (rc < 0) {
-        buf_destroy(&body);
-        if (rc == -EIO)
+        http_body_destroy(&body);
+        if (rc == -EIO || rc == -ETIMEDOUT) /* gone, or answered 408 */
             return 400;
+        if (rc == -ENOBUFS || rc == -E2BIG)
+            return http_send_over_budget(c, rc, 429, a->budget, body.need, 1);
         return http_send_error(c, rc == -EFBIG ? 413 : 503, NULL, NULL,
                                "cannot read the request body");
     }
     compute_req req;
     char err[COMPUTE_ERR_MAX];
-    rc = compute_parse_request(body.data ? body.data : "", body.len, &req, err, sizeof err);
-    buf_destroy(&body);
+    rc = compute_parse_request(body.b.data ? body.b.data : "", body.b.len, &req, err, sizeof err);
+    http_body_destroy(&body);
     if (rc < 0)
         return http_send_error(c, rc == -ENOMEM ? 503 : 400, NULL, NULL, "%s", err);
     if (a->cfg->compute_delay_ms > 0) {
@@ -350,9 +360,10 @@ static int h_compute(struct mg_connection *c, void *cbdata)
 }
 
 void cluster_api_register(cluster_api *a, struct mg_context *ctx, const config *cfg, jobs *j,
-                          registry *r, dispatch *d)
+                          registry *r, dispatch *d, membudget *budget)
 {
     a->cfg = cfg;
+    a->budget = budget;
     a->jobs = j;
     a->reg = r;
     a->disp = d;

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "jobs.h"
+#include "membudget.h"
 #include "registry.h"
 
 /* Jobs listed by GET /jobs. */
@@ -25,11 +26,13 @@ typedef struct cluster_api {
     jobs *jobs;
     registry *reg;
     dispatch *disp;
+    membudget *budget; /* counts request bodies; NULL: not counted */
 } cluster_api;
 
 /* Fills a and registers its routes on ctx (before the JSON 404 fallback).
- * Everything is borrowed and must outlive the HTTP server. */
+ * Request bodies count against budget (NULL: not counted). Everything is
+ * borrowed and must outlive the HTTP server. */
 void cluster_api_register(cluster_api *a, struct mg_context *ctx, const config *cfg, jobs *j,
-                          registry *r, dispatch *d);
+                          registry *r, dispatch *d, membudget *budget);
 
 #endif

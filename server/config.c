@@ -10,10 +10,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "membudget.h"
+
 /* OPT_BOOL: an int set to 0 or 1 from yes/no, true/false, on/off, 1/0. On
  * the command line a row whose meta is "" is a flag (--flag means yes,
- * --flag=no); one with a meta takes the word as its argument (--sandbox off). */
-enum opt_type { OPT_INT, OPT_LONG, OPT_SIZE, OPT_SECONDS, OPT_STR, OPT_BOOL };
+ * --flag=no); one with a meta takes the word as its argument (--sandbox off).
+ * OPT_MEMORY: a size_t like OPT_SIZE, or "auto" for the share of this
+ * machine's memory that membudget_default_max gives. */
+enum opt_type { OPT_INT, OPT_LONG, OPT_SIZE, OPT_MEMORY, OPT_SECONDS, OPT_STR, OPT_BOOL };
 
 struct opt {
     const char *name;
@@ -44,14 +48,34 @@ static const struct opt opts[] = {
      "finished tasks kept; older ones are evicted (their ids then answer 404)", 1, 1e9},
     {"max-queue", OPT_LONG, F(max_queue), "-1", "N",
      "tasks allowed to wait; more are refused (-1: unbounded, 0: none wait)", -1, 1e9},
+    {"max-queue-bytes", OPT_MEMORY, F(max_queue_bytes), "auto", "BYTES",
+     "memory for waiting tasks and request bodies being read; more are refused (auto: a "
+     "quarter of RAM, at most 1G; 0: unbounded)",
+     0, 1e15},
     {"reject-status", OPT_INT, F(reject_status), "429", "CODE",
      "status for a refused create_task: 429 (with Retry-After) or 403", 403, 429},
     {"calc-command", OPT_STR, F(calc_command), "", "'PROGRAM ARGS'",
      "serve the calculation API (POST / {\"data\": N}, GET /?request_id=ID) by running "
      "PROGRAM ARGS N",
      0, 0},
-    {"http-threads", OPT_INT, F(http_threads), "64", "N",
+    {"http-threads", OPT_INT, F(http_threads), "1024", "N",
      "HTTP connection threads (each open connection holds one)", 4, 4096},
+    {"request-timeout", OPT_SECONDS, F(request_timeout), "10", "SECONDS",
+     "time a new connection gets to send its request's headers; also the longest wait for "
+     "the client in any one read or write",
+     0.1, 3600},
+    {"body-timeout", OPT_SECONDS, F(body_timeout), "10", "SECONDS",
+     "time a client gets to send a request body, plus a second per --body-min-rate bytes "
+     "received",
+     0.1, 86400},
+    {"body-min-rate", OPT_SIZE, F(body_min_rate), "16K", "BYTES",
+     "request body bytes that earn one more second (0: --body-timeout is the whole limit)", 0,
+     1e12},
+    {"keep-alive-timeout", OPT_SECONDS, F(keep_alive_timeout), "5", "SECONDS",
+     "an idle keep-alive connection is closed after this", 0.1, 3600},
+    {"max-conns-per-address", OPT_INT, F(max_conns_per_address), "512", "N",
+     "connections one client address may hold at once; more are closed at once (0: no limit)", 0,
+     65536},
     {"max-wait", OPT_SECONDS, F(max_wait), "60", "SECONDS", "longest get_status long poll", 0,
      3600},
     {"shutdown-grace", OPT_SECONDS, F(shutdown_grace), "10", "SECONDS",
@@ -89,6 +113,9 @@ static const struct opt opts[] = {
      "require 'Authorization: Bearer TOKEN' on every request, TOKEN read from FILE", 0, 0},
     {"sandbox", OPT_BOOL, F(sandbox), "on", "on|off",
      "confine tasks (namespaces, cgroup, limits, seccomp, unprivileged user)", 0, 1},
+    {"sandbox-cell", OPT_BOOL, F(sandbox_cell), "on", "on|off",
+     "run each worker's tasks in one sandbox cell, emptied between tasks (off: one per task)", 0,
+     1},
     {"run-as", OPT_STR, F(run_as), "", "USER",
      "user tasks run as when the server is root (default: nobody)", 0, 0},
     {"task-network", OPT_BOOL, F(task_network), "off", "", "let tasks use the network", 0, 1},
@@ -170,7 +197,9 @@ static int opt_set(config *c, const struct opt *o, const char *val, const char *
         *why = "not yes or no";
         return -EINVAL;
     }
-    if (o->type == OPT_SIZE) {
+    if (o->type == OPT_MEMORY && strcasecmp(val, "auto") == 0) {
+        v = (double)membudget_default_max();
+    } else if (o->type == OPT_SIZE || o->type == OPT_MEMORY) {
         if (parse_size(val, &v) < 0)
             goto fail_number;
     } else {
@@ -189,7 +218,8 @@ static int opt_set(config *c, const struct opt *o, const char *val, const char *
     switch (o->type) {
     case OPT_INT: *(int *)field = (int)v; break;
     case OPT_LONG: *(long *)field = (long)v; break;
-    case OPT_SIZE: *(size_t *)field = (size_t)v; break;
+    case OPT_SIZE:
+    case OPT_MEMORY: *(size_t *)field = (size_t)v; break;
     case OPT_SECONDS: *(double *)field = v; break;
     case OPT_STR:
     case OPT_BOOL: break;
@@ -198,7 +228,8 @@ static int opt_set(config *c, const struct opt *o, const char *val, const char *
     return 0;
 
 fail_number:
-    *why = o->type == OPT_SIZE      ? "not a byte count (e.g. 1048576 or 1M)"
+    *why = o->type == OPT_MEMORY    ? "not a byte count (e.g. 1048576 or 1M) or auto"
+           : o->type == OPT_SIZE    ? "not a byte count (e.g. 1048576 or 1M)"
            : o->type == OPT_SECONDS ? "not a number of seconds"
                                     : "not an integer";
     return -EINVAL;

@@ -17,6 +17,11 @@ typedef struct config {
     char *address;
     int port;
     int http_threads;
+    double request_timeout;    /* seconds for a request's headers, and per read or write */
+    double body_timeout;       /* seconds for a request body ... */
+    size_t body_min_rate;      /* ... plus one per this many bytes received; 0: none */
+    double keep_alive_timeout; /* seconds an idle keep-alive connection is kept */
+    int max_conns_per_address; /* 0: no limit */
     size_t max_body;
     double max_wait; /* longest long poll, seconds */
     /* execution */
@@ -30,6 +35,8 @@ typedef struct config {
     long max_queue;        /* -1: unbounded */
     int reject_status;     /* 429 or 403 when the queue is full */
     char *calc_command;    /* "PROGRAM ARGS" serving POST / and GET /?request_id=; "": off */
+    /* bytes of waiting tasks and bodies being read; 0: unbounded */
+    size_t max_queue_bytes;
     /* cluster: arithmetic jobs, worker nodes */
     char *join;               /* master URL to announce to; "" for none */
     char *name;               /* node name; "": HOSTNAME:PORT */
@@ -51,6 +58,7 @@ typedef struct config {
     char *auth_token_file; /* empty: no authentication */
     /* task sandbox (runner/sandbox.h) */
     int sandbox;        /* 0: tasks run unconfined (development) */
+    int sandbox_cell;   /* 1: a cell per worker where the machine allows */
     char *run_as;       /* empty: nobody when root */
     int task_network;   /* 1: tasks keep the host's network */
     size_t task_memory; /* bytes; 0: no limit (and below) */

@@ -12,6 +12,7 @@
 
 #include "jsonw.h"
 #include "log.h"
+#include "selfpath.h"
 
 #define MAX_HIDE 12
 
@@ -122,15 +123,9 @@ static void hide_dir(hide_list *h, const char *dir)
 /* tasksolver-exec next to our own executable. Returns malloc'ed. */
 static char *default_helper(void)
 {
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return strdup("tasksolver-exec");
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    *slash = '\0';
-    char *p;
-    return asprintf(&p, "%s/tasksolver-exec", self) < 0 ? NULL : p;
+    char path[PATH_MAX];
+    return strdup(selfpath_sibling("tasksolver-exec", path, sizeof path) < 0 ? "tasksolver-exec"
+                                                                             : path);
 }
 
 static int off_json(confine *cf)
@@ -235,6 +230,7 @@ int confine_start(confine *cf, const config *c)
         .workers = c->workers,
         .work_dir = c->work_dir,
         .hide = (const char *const *)h.path,
+        .cells = c->sandbox_cell,
     };
     char err[512];
     int rc = sandbox_init(&cf->sb, &sc, err, sizeof err);

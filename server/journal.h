@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 
+#include "membudget.h"
 #include "queue.h"
 #include "store.h"
 #include "task.h"
@@ -33,6 +34,8 @@ typedef struct journal_config {
                        * which survives a crash of the process only */
     int fail_running; /* at restore, RUNNING -> ERROR "interrupted" instead
                        * of back to the queue */
+    /* counts the tasks queued again, even past its limit; NULL: not */
+    membudget *budget;
 } journal_config;
 
 /* What journal_restore found. */

@@ -381,6 +381,8 @@ static long load(journal *j, const char *where_order, store *s, char *err, size_
             break;
         }
         if (!task_status_final(t->status)) {
+            /* Admitted before the restart: counted, never refused. */
+            task_hold_restored(t, j->cfg.budget);
             task **v = realloc(j->restored, (size_t)(j->nrestored + 1) * sizeof *v);
             if (!v) {
                 task_unref(t);

@@ -9,15 +9,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "calc_api.h"
 #include "auth.h"
+#include "bodywatch.h"
 #include "cluster.h"
 #include "config.h"
 #include "confine.h"
+#include "connlimit.h"
+#include "http.h"
 #include "journal.h"
 #include "log.h"
 #include "pool.h"
@@ -25,48 +28,60 @@
 #include "reach.h"
 #include "store.h"
 #include "timefmt.h"
+#include "workdir.h"
 
-/* Chooses and creates the directory for task directories. Sets *created
- * when it made a fresh one that should be removed at exit. */
-static int prepare_work_dir(config *c, int *created)
+/* Every request passes here before any handler, in both server modes: one
+ * whose length is in doubt is refused before anything reads its body, then
+ * the bearer token is checked. */
+static int begin_request(struct mg_connection *c)
 {
-    *created = 0;
-    if (!c->work_dir[0]) {
-        const char *tmp = getenv("TMPDIR");
-        char path[4096];
-        snprintf(path, sizeof path, "%s/tasksolver.%ld", tmp && *tmp ? tmp : "/tmp",
-                 (long)getpid());
-        free(c->work_dir);
-        c->work_dir = strdup(path);
-        if (!c->work_dir)
-            return -ENOMEM;
-    }
-    if (mkdir(c->work_dir, 0700) == 0) {
-        *created = 1;
-        return 0;
-    }
-    if (errno != EEXIST)
-        return -errno;
-    struct stat st;
-    if (stat(c->work_dir, &st) < 0)
-        return -errno;
-    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+    int st = http_check_framing(c);
+    return st ? st : auth_begin_request(c);
 }
 
-static struct mg_context *start_http(const config *c, auth *au, char *err, size_t errsz)
+/* Each open connection is a descriptor and --http-threads of them may be
+ * open at once, the tasks' pipes on top: raise the soft limit on open
+ * files towards the hard one (shells commonly leave it at 1024, where the
+ * default thread count would run out and then fail task starts too). */
+static void raise_fd_limit(const config *c)
 {
-    char listen[300], threads[16], maxreq[16];
+    rlim_t need = (rlim_t)c->http_threads + 16 * (rlim_t)c->workers + 256;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < need)
+        log_warn("open files limited to %llu: fewer than --http-threads %d connections and "
+                 "the tasks' pipes need (%llu)",
+                 (unsigned long long)rl.rlim_cur, c->http_threads, (unsigned long long)need);
+}
+
+/* Starts the HTTP server with cl, which it initialises, counting its
+ * connections. Returns it, or NULL with the reason in err.
+ *
+ * civetweb serves a connection on one thread from accept to close, so
+ * every limit here is about freeing threads that slow or idle clients
+ * hold: request_timeout_ms bounds the reading of a request's headers from
+ * the moment a thread takes the connection (and any one read or write of
+ * the body or response), keep_alive_timeout_ms the same for the requests
+ * after the first, i.e. how long an idle keep-alive connection is kept. */
+static struct mg_context *start_http(const config *c, auth *au, connlimit *cl, char *err,
+                                     size_t errsz)
+{
+    char listen[300], threads[16], maxreq[16], req_ms[24], ka_ms[24];
     snprintf(listen, sizeof listen, "%s:%d", c->address, c->port);
     snprintf(threads, sizeof threads, "%d", c->http_threads);
     snprintf(maxreq, sizeof maxreq, "%d", 16384);
+    snprintf(req_ms, sizeof req_ms, "%.0f", c->request_timeout * 1000);
+    snprintf(ka_ms, sizeof ka_ms, "%.0f", c->keep_alive_timeout * 1000);
     /* clang-format off */
     const char *options[] = {
         "listening_ports", listen,
         "num_threads", threads,
         "enable_keep_alive", "yes",
         "tcp_nodelay", "1",
-        "request_timeout_ms", "30000",
-        "keep_alive_timeout_ms", "30000",
+        "request_timeout_ms", req_ms,
+        "keep_alive_timeout_ms", ka_ms,
         "max_request_size", maxreq,
         /* No CORS unless configured: civetweb's default allows any origin. */
         "access_control_allow_origin", "",
@@ -75,24 +90,51 @@ static struct mg_context *start_http(const config *c, auth *au, char *err, size_
     };
     /* clang-format on */
     static struct mg_callbacks cb;
-    cb.begin_request = auth_begin_request;
+    cb.begin_request = begin_request;
+    cb.http_error = http_error_json;
+    err[0] = '\0';
+    int rc = connlimit_init(cl, c->max_conns_per_address, c->http_threads);
+    if (rc < 0)
+        goto fail_limit;
+    connlimit_install(cl, &cb);
+    http_set_body_limits(c->body_timeout, c->body_min_rate);
+    if ((rc = bodywatch_start()) < 0)
+        goto fail_watch;
     struct mg_init_data init = {
         .callbacks = &cb, .user_data = au, .configuration_options = options};
     struct mg_error_data error = {.code = 0, .text = err, .text_buffer_size = errsz};
-    err[0] = '\0';
-    return mg_start2(&init, &error);
+    struct mg_context *ctx = mg_start2(&init, &error);
+    if (ctx)
+        return ctx;
+    bodywatch_stop();
+fail_watch:
+    connlimit_destroy(cl);
+fail_limit:
+    if (rc < 0)
+        snprintf(err, errsz, "%s", strerror(-rc));
+    return NULL;
+}
+
+/* Stops what start_http started. */
+static void stop_http(struct mg_context *ctx, connlimit *cl)
+{
+    mg_stop(ctx);
+    bodywatch_stop();
+    connlimit_destroy(cl);
 }
 
 /* Opens the journal of --data-dir and loads it into s. Returns 0 (*out
  * NULL without --data-dir) or -1 after printing why. */
-static int open_journal(const config *c, store *s, journal **out, journal_restored *n)
+static int open_journal(const config *c, store *s, membudget *mb, journal **out,
+                        journal_restored *n)
 {
     *out = NULL;
     if (!c->data_dir[0])
         return 0;
     journal_config jc = {.dir = c->data_dir,
                          .sync_full = strcmp(c->data_sync, "full") == 0,
-                         .fail_running = strcmp(c->on_restart, "fail") == 0};
+                         .fail_running = strcmp(c->on_restart, "fail") == 0,
+                         .budget = mb};
     char err[512];
     int rc = journal_open(out, &jc, err, sizeof err);
     if (rc == 0 && (rc = journal_restore(*out, s, c->max_finished, n, err, sizeof err)) == 0 &&
@@ -151,6 +193,14 @@ static int wait_for_stop(store *s, const sigset_t *sigs)
 
 int main(int argc, char **argv)
 {
+    /* Big blocks (request bodies, programs, cJSON's copies of them) get a
+     * mapping of their own and go back to the system when freed. glibc
+     * otherwise raises its mmap threshold to the size of each freed block
+     * (up to 32 MiB), and the next ones land in the per-thread arenas,
+     * whose freed holes stay resident: 20 programs of 8 MB queued took
+     * 463 MB of RSS for the 168 MB counted by --max-queue-bytes, 172 MB
+     * with the threshold fixed. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     /* Taken by sigtimedwait in this thread only; every thread started from here
      * inherits the mask, and the runner resets it for children. */
     sigset_t sigs;
@@ -192,12 +242,16 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    int exit_code = 1, created_dir = 0;
-    rc = prepare_work_dir(&cfg, &created_dir);
+    int exit_code = 1;
+    workdir wd;
+    rc = workdir_prepare(&wd, &cfg);
     if (rc < 0) {
-        fprintf(stderr, "tasksolver: work directory %s: %s\n", cfg.work_dir, strerror(-rc));
+        fprintf(stderr, "tasksolver: work directory %s: %s\n", cfg.work_dir,
+                rc == -EEXIST ? "in use by another server" : strerror(-rc));
         goto fail_workdir;
     }
+    if (wd.stale_removed)
+        log_notice("removed %d work directories of servers that are gone", wd.stale_removed);
     confine cf;
     if (confine_start(&cf, &cfg) < 0)
         goto fail_confine;
@@ -221,9 +275,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "tasksolver: %s\n", strerror(-rc));
         goto fail_queue;
     }
+    membudget mb;
+    membudget_init(&mb, cfg.max_queue_bytes);
+    if (cfg.max_queue_bytes && cfg.max_body > cfg.max_queue_bytes / 3)
+        log_warn("--max-body %zu is more than a third of --max-queue-bytes %zu: a body takes "
+                 "three times its size while it is read, so bodies over %zu bytes are refused",
+                 cfg.max_body, cfg.max_queue_bytes, cfg.max_queue_bytes / 3);
     journal *jr;
     journal_restored jn;
-    if (open_journal(&cfg, &s, &jr, &jn) < 0)
+    if (open_journal(&cfg, &s, &mb, &jr, &jn) < 0)
         goto fail_journal;
     pool p;
     pool_config pc = {
@@ -255,14 +315,16 @@ int main(int argc, char **argv)
                 rc == -ENODATA ? "no token in the file" : strerror(-rc));
         goto fail_http;
     }
+    raise_fd_limit(&cfg);
     char err[256];
-    struct mg_context *ctx = start_http(&cfg, &au, err, sizeof err);
+    connlimit climit;
+    struct mg_context *ctx = start_http(&cfg, &au, &climit, err, sizeof err);
     if (!ctx) {
         fprintf(stderr, "tasksolver: cannot listen on %s:%d: %s\n", cfg.address, cfg.port,
                 err[0] ? err : "unknown error");
         goto fail_http;
     }
-    api a = {.journal = jr, .sandbox_json = cf.info_json, .refusal = cf.refusal};
+    api a = {.journal = jr, .budget = &mb, .sandbox_json = cf.info_json, .refusal = cf.refusal};
     api_register(&a, ctx, &cfg, &q, &s);
     if (cfg.calc_command[0])
         calc_api_register(ctx, &a);
@@ -270,8 +332,8 @@ int main(int argc, char **argv)
     int nports = mg_get_server_ports(ctx, 4, ports);
     int port = nports > 0 ? ports[0].port : cfg.port;
     cluster cl;
-    if (cluster_start(&cl, ctx, &cfg, port, au.token) < 0) {
-        mg_stop(ctx);
+    if (cluster_start(&cl, ctx, &cfg, port, au.token, &mb) < 0) {
+        stop_http(ctx, &climit);
         cluster_stop(&cl);
         goto fail_http;
     }
@@ -287,6 +349,10 @@ int main(int argc, char **argv)
                    "requeued, %ld failed), %ld old ones dropped",
                    cfg.data_dir, jn.finished, jn.waiting, jn.requeued + jn.interrupted, jn.requeued,
                    jn.interrupted, jn.dropped);
+    if (jr && cfg.max_queue_bytes && membudget_used(&mb) > cfg.max_queue_bytes)
+        log_warn("the %ld waiting tasks read back from the journal hold %zu bytes, more than "
+                 "--max-queue-bytes %zu: new tasks are refused until they have started",
+                 jn.waiting, membudget_used(&mb), cfg.max_queue_bytes);
     confine_log(&cf);
     reach_log(&rch);
 
@@ -301,7 +367,7 @@ int main(int argc, char **argv)
     drain_running(&s, &p, cfg.shutdown_grace, &sigs);
     pool_join(&p);
     store_close(&s);
-    mg_stop(ctx);
+    stop_http(ctx, &climit);
     cluster_stop(&cl);
     auth_destroy(&au);
     exit_code = 0;
@@ -327,8 +393,7 @@ fail_store:
 fail_reach:
     confine_stop(&cf);
 fail_confine:
-    if (created_dir)
-        pool_rmtree(cfg.work_dir);
+    workdir_release(&wd);
 fail_workdir:
     config_destroy(&cfg);
     if (exit_code == 0)

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cell.h"
 #include "journal.h"
 #include "live.h"
 #include "log.h"
@@ -88,6 +89,7 @@ typedef struct taskdir {
     DIR *dh; /* open on path; NULL: none yet */
     dev_t dev;
     ino_t ino;
+    cell *cell;    /* the sandbox's cell built for this directory, or NULL */
     char kept[16]; /* the last task's program file, left to be overwritten
                       by the next one of the same name; "" if none */
 } taskdir;
@@ -117,6 +119,8 @@ static int taskdir_ready(const pool *p, taskdir *d)
 /* Removes d's directory and everything in it. */
 static void taskdir_drop(taskdir *d)
 {
+    cell_free(d->cell);
+    d->cell = NULL;
     if (!d->dh)
         return;
     closedir(d->dh);
@@ -288,26 +292,34 @@ static void on_output(void *arg, int stream, const char *data, size_t len)
         live_append(arg, data, len);
 }
 
-/* One run of o in dir, through the sandbox when there is one. Returns as
+/* One run of o in d, through the sandbox when there is one. Returns as
  * runner_run (r to be destroyed in every case), or -errno when the
  * sandbox could not be prepared. */
-static int run_once(pool *p, runner_opts *o, const runner_limits *l, const char *dir, live *lv,
+static int run_once(pool *p, runner_opts *o, const runner_limits *l, taskdir *d, live *lv,
                     runner_result *r)
 {
     const sandbox *sb = p->cfg.sandbox;
     sandbox_run sr;
     int rc;
-    if (sb && (rc = sandbox_run_begin(sb, dir, o->sh_fallback, &sr)) < 0) {
-        memset(r, 0, sizeof *r);
+    for (int tries = 0;; tries++) {
+        if (sb && (rc = sandbox_run_begin(sb, &d->cell, d->path, o, &sr)) < 0) {
+            memset(r, 0, sizeof *r);
+            return rc;
+        }
+        rc = runner_run(o, l, lv ? on_output : NULL, lv, r);
+        o->wrapper = NULL;
+        o->cell = NULL;
+        int e = sb ? sandbox_run_end(sb, &sr, r) : 0;
+        if (e < 0)
+            log_warn("could not remove the cgroup of %s: %s", d->path, strerror(-e));
+        /* A cell that died before it could start the task (a run that
+         * started ends in a result instead) is replaced once. */
+        if (rc < 0 && sr.cell && !cell_usable(sr.cell) && tries == 0) {
+            runner_result_destroy(r);
+            continue;
+        }
         return rc;
     }
-    o->wrapper = sb ? sr.argv : NULL;
-    rc = runner_run(o, l, lv ? on_output : NULL, lv, r);
-    o->wrapper = NULL;
-    int e = sb ? sandbox_run_end(sb, &sr, r) : 0;
-    if (e < 0)
-        log_warn("could not remove the cgroup of %s: %s", dir, strerror(-e));
-    return rc;
 }
 
 static void run_task(pool *p, taskdir *d, task *t)
@@ -341,8 +353,7 @@ static void run_task(pool *p, taskdir *d, task *t)
         rc = taskdir_program(d, fname, t->file, t->file_len, t->type == TASK_BIN ? 0700 : 0600);
     else
         rc = taskdir_program(d, fname, p->cfg.calc_image, p->cfg.calc_len, 0700);
-    free(t->file);
-    t->file = NULL;
+    task_drop_program(t);
     if (rc < 0) {
         fail_task(p, t, "could not write the program", -rc);
         goto cleanup_dir;
@@ -388,14 +399,14 @@ static void run_task(pool *p, taskdir *d, task *t)
         .cancel_fd = p->cancel_fd,
     };
     runner_result r;
-    rc = run_once(p, &o, &l, dir, lv, &r);
+    rc = run_once(p, &o, &l, d, lv, &r);
     /* Another thread may still hold our freshly written program open for
      * writing in a child it is spawning (the fd is inherited until that
      * child execs): the kernel then refuses to execute it. Retry briefly. */
     for (int tries = 0; rc == 0 && r.spawn_errno == ETXTBSY && tries < 50; tries++) {
         runner_result_destroy(&r);
         nanosleep(&(struct timespec){0, 2000000}, NULL);
-        rc = run_once(p, &o, &l, dir, lv, &r);
+        rc = run_once(p, &o, &l, d, lv, &r);
     }
     free(argv);
     if (rc < 0) {
@@ -410,13 +421,16 @@ static void run_task(pool *p, taskdir *d, task *t)
 cleanup_dir:
     taskdir_recycle(d, fname);
 done:
+    /* A finished task keeps its output, not what its client sent. */
+    task_drop_program(t);
+    task_drop_args(t);
     live_unref(lv);
 }
 
 static void *worker_main(void *arg)
 {
     pool *p = arg;
-    taskdir d = {.dh = NULL};
+    taskdir d = {.dh = NULL, .cell = NULL};
     task *t;
     while ((t = queue_pop(p->q))) {
         run_task(p, &d, t);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cell.h"
 #include "log.h"
 #include "pool.h"
 #include "runner.h"
@@ -63,12 +64,6 @@ static int probe(const sandbox *sb, const char *work_dir, check *ck, int n, char
             snprintf(err, errsz, "out of memory");
             goto fail_args;
         }
-    sandbox_run sr;
-    if ((rc = sandbox_run_begin(sb, dir, 0, &sr)) < 0) {
-        snprintf(err, errsz, "cannot prepare the probe task: %s", strerror(-rc));
-        rc = -1;
-        goto fail_args;
-    }
     char *env[] = {"PATH=" POOL_TASK_PATH, NULL};
     runner_opts o = {.path = "/bin/sh",
                      .argv = argv,
@@ -76,12 +71,20 @@ static int probe(const sandbox *sb, const char *work_dir, check *ck, int n, char
                      .cwd = dir,
                      .stdin_fd = -1,
                      .capture_stdout = 1,
-                     .capture_stderr = 1,
-                     .wrapper = sr.argv};
+                     .capture_stderr = 1};
+    /* As a task runs: in a cell of its own where the sandbox has cells. */
+    sandbox_run sr;
+    cell *c = NULL;
+    if ((rc = sandbox_run_begin(sb, &c, dir, &o, &sr)) < 0) {
+        snprintf(err, errsz, "cannot prepare the probe task: %s", strerror(-rc));
+        rc = -1;
+        goto fail_args;
+    }
     runner_limits l = {.timeout_us = 10 * 1000000, .max_output = 4096, .cancel_fd = -1};
     runner_result r;
     rc = runner_run(&o, &l, NULL, NULL, &r);
     sandbox_run_end(sb, &sr, &r);
+    cell_free(c);
     if (rc == 0 && r.exited && r.exit_code == 0 && r.out.len == (size_t)n) {
         for (int i = 0; i < n; i++)
             ck[i].ok = r.out.data[i] == '1';

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "b64.h"
+#include "jsonscan.h"
 #include "jsonw.h"
 #include "shsplit.h"
 
@@ -18,6 +19,10 @@ cJSON *request_parse_object(const char *body, size_t len, char *err, size_t errs
 {
     if (len == 0) {
         snprintf(err, errsz, "request body is empty; expected a JSON object");
+        return NULL;
+    }
+    if (jsonscan_check_depth(body, len, REQUEST_MAX_DEPTH) < 0) {
+        snprintf(err, errsz, "request body nests deeper than %d levels", REQUEST_MAX_DEPTH);
         return NULL;
     }
     const char *end = NULL;

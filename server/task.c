@@ -2,9 +2,15 @@
 #include "task.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <uuid/uuid.h>
 
+#include "membudget.h"
 #include "timefmt.h"
+
+/* What malloc adds to every block (glibc, 64-bit: a size word, rounded
+ * up to 16 bytes). */
+#define TASK_MALLOC_OVERHEAD 16
 
 void task_args_free(char **args)
 {
@@ -36,6 +42,49 @@ task *task_new(enum task_type type, unsigned char *file, size_t file_len, char *
     return t;
 }
 
+size_t task_bytes(const task *t)
+{
+    size_t n = sizeof *t + TASK_MALLOC_OVERHEAD;
+    if (t->file)
+        n += t->file_len + TASK_MALLOC_OVERHEAD;
+    if (t->args) {
+        n += ((size_t)t->argc + 1) * sizeof *t->args + TASK_MALLOC_OVERHEAD;
+        for (int i = 0; i < t->argc; i++)
+            n += strlen(t->args[i]) + 1 + TASK_MALLOC_OVERHEAD;
+    }
+    return n;
+}
+
+int task_hold(task *t, struct membudget *budget, size_t *held)
+{
+    t->budget = budget;
+    t->held = *held;
+    *held = 0;
+    return membudget_adjust(budget, &t->held, task_bytes(t));
+}
+
+void task_hold_restored(task *t, struct membudget *budget)
+{
+    t->budget = budget;
+    t->held = task_bytes(t);
+    membudget_charge(budget, t->held);
+}
+
+void task_drop_program(task *t)
+{
+    free(t->file);
+    t->file = NULL;
+    membudget_release(t->budget, t->held);
+    t->held = 0;
+}
+
+void task_drop_args(task *t)
+{
+    task_args_free(t->args);
+    t->args = NULL;
+    t->argc = 0;
+}
+
 task *task_ref(task *t)
 {
     atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
@@ -46,8 +95,8 @@ void task_unref(task *t)
 {
     if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
-    free(t->file);
-    task_args_free(t->args);
+    task_drop_program(t);
+    task_drop_args(t);
     free(t->out);
     free(t->err);
     free(t->error);

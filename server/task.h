@@ -12,7 +12,11 @@
  *  - the result fields are written by the worker once, before it sets a
  *    final status under the store lock, and never change afterwards: a
  *    reader that saw SUCCESS/ERROR under the lock may read them unlocked;
- *  - `file` belongs to the worker once the task is popped from the queue. */
+ *  - `file`, `args` and the budget share (`budget`, `held`) belong to the
+ *    worker once the task is popped from the queue: it drops the program
+ *    (and the share) as soon as it is on disk, the arguments once the run
+ *    is over, so that neither a running task nor a finished one holds
+ *    what its client sent. */
 #ifndef TS_TASK_H
 #define TS_TASK_H
 
@@ -23,6 +27,7 @@
 #include <sys/tree.h>
 
 struct live;
+struct membudget;
 
 enum task_status { TASK_WAIT, TASK_RUNNING, TASK_SUCCESS, TASK_ERROR };
 enum task_type { TASK_PYTHON, TASK_BIN, TASK_CALC };
@@ -32,12 +37,15 @@ typedef struct task {
     unsigned char id[16];
     char id_str[37];
     enum task_type type;
-    char **args; /* NULL-terminated, without argv[0]; owned */
-    int argc;
     int64_t created_us;
-    /* owned by the worker after the pop; freed once written to disk */
+    /* owned by the worker after the pop: file until it is written to
+     * disk, args until the run is over */
     unsigned char *file;
     size_t file_len;
+    char **args; /* NULL-terminated, without argv[0]; owned */
+    int argc;
+    struct membudget *budget; /* where `held` is counted, or NULL */
+    size_t held;              /* bytes of budget held while the task waits */
     /* protected by the store lock */
     enum task_status status;
     int64_t started_us;
@@ -71,6 +79,27 @@ typedef struct task {
  * reference held by the caller. Takes ownership of file and args (also on
  * failure). Returns NULL on allocation failure. */
 task *task_new(enum task_type type, unsigned char *file, size_t file_len, char **args, int argc);
+
+/* Bytes t holds while it waits: the task, its program and arguments. */
+size_t task_bytes(const task *t);
+
+/* Makes t the holder of the *held bytes reserved in budget (*held becomes
+ * 0), then moves that reservation to task_bytes(t). Call before
+ * publishing t. Returns 0, or -ENOBUFS / -E2BIG as membudget_reserve
+ * (t then keeps what it took over). t's last reference releases what it
+ * still holds. */
+int task_hold(task *t, struct membudget *budget, size_t *held);
+
+/* Counts task_bytes(t) in budget even past its limit: for a task read
+ * back from the journal, admitted before a restart. */
+void task_hold_restored(task *t, struct membudget *budget);
+
+/* Frees the program of t and releases t's share of the budget: the
+ * worker calls it once the program is on disk. */
+void task_drop_program(task *t);
+
+/* Frees the arguments of t: the worker calls it once the run is over. */
+void task_drop_args(task *t);
 
 /* Takes another reference. Returns t. */
 task *task_ref(task *t);

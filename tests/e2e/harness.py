@@ -161,6 +161,17 @@ def children_of(pid):
     return out
 
 
+def is_cell(pid):
+    """True if pid is a worker's sandbox cell (tasksolver-exec --cell), a
+    child the server keeps from task to task."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            args = f.read().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return bool(args) and args[0].endswith(b"tasksolver-exec") and b"--cell" in args
+
+
 def alive(pid):
     """True if pid exists and is not a zombie (an orphan whose reaper has
     not collected it yet is dead for our purposes)."""

@@ -41,6 +41,27 @@ def server_cgroups(pid):
     return found
 
 
+def task_groups_left(d, info, workers=2):
+    """What is left in the server's cgroup directory d between tasks: with
+    cells, each worker's cell keeps its group ("cell-N"), which must hold
+    no process; per task, no group at all."""
+    groups = [e for e in os.listdir(d) if os.path.isdir(os.path.join(d, e))]
+    if info.get("mode") != "cell":
+        return groups
+    cells = [g for g in groups if g.startswith("cell-")]
+    left = [g for g in groups if g not in cells]
+    if len(cells) > workers:
+        left.append("%d cells for %d workers" % (len(cells), workers))
+    for g in cells:
+        try:
+            with open(os.path.join(d, g, "cgroup.procs")) as f:
+                if f.read().strip():
+                    left.append(g + " has processes")
+        except FileNotFoundError:
+            pass
+    return left
+
+
 def task_processes(work):
     """Live processes that belong to a task run under work: every task (and
     the helper running it) has HOME=work/task-... in its environment."""
@@ -67,6 +88,38 @@ def reachable_by_tasks(path):
             return False
         path = os.path.dirname(path)
     return True
+
+
+def server_as_nobody(case, *args):
+    """Starts a server as nobody (with setpriv) in a home of its own and
+    returns (server, home); skips case where that cannot be done. Stop the
+    server and remove home afterwards."""
+    if not ROOT:
+        case.skipTest("already not root")
+    if not shutil.which("setpriv"):
+        case.skipTest("setpriv (util-linux) is needed to drop root for the server")
+    # The server must be able to reach its binaries as nobody.
+    path, ok = os.path.realpath(SERVER_BIN), True
+    while path != "/":
+        path = os.path.dirname(path)
+        ok &= bool(os.stat(path).st_mode & stat.S_IXOTH)
+    if not ok:
+        case.skipTest("the build tree is not reachable for nobody")
+    home = tempfile.mkdtemp(prefix="ts-nonroot-")
+    os.chmod(home, 0o755)
+    os.chown(home, 65534, 65534)
+    wrapper = os.path.join(home, "run")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec setpriv --reuid 65534 --regid 65534 --clear-groups "
+                "%s \"$@\"\n" % SERVER_BIN)
+    os.chmod(wrapper, 0o755)
+    try:
+        srv = Server("--work-dir", os.path.join(home, "work"), *args, binary=wrapper,
+                     env=dict(os.environ, TMPDIR=home))
+    except BaseException:
+        shutil.rmtree(home, ignore_errors=True)
+        raise
+    return srv, home
 
 
 def eventually(check, timeout=5.0):
@@ -121,9 +174,8 @@ class SandboxCase(unittest.TestCase):
         self.assertEqual(eventually(lambda: self.used_dirs()), [], "task files left behind")
         self.assertLessEqual(len(os.listdir(self.work)), 2)
         for d in self.cgroups:
-            self.assertEqual(eventually(lambda: [e for e in os.listdir(d)
-                                                 if os.path.isdir(os.path.join(d, e))]),
-                             [], "task cgroups left in %s" % d)
+            self.assertEqual(eventually(lambda: task_groups_left(d, self.info)), [],
+                             "task cgroups or processes left in %s" % d)
 
     def used_dirs(self):
         """Entries of the work directory that are not emptied task
@@ -494,28 +546,7 @@ class Modes(unittest.TestCase):
 
     def test_server_not_root(self):
         """Without root the sandbox keeps what works and says what it lacks."""
-        if not ROOT:
-            self.skipTest("already not root: the other classes cover it")
-        if not shutil.which("setpriv"):
-            self.skipTest("setpriv (util-linux) is needed to drop root for the server")
-        home = tempfile.mkdtemp(prefix="ts-nonroot-")
-        os.chmod(home, 0o755)
-        os.chown(home, 65534, 65534)
-        # The server must be able to reach its binaries as nobody.
-        path, ok = os.path.realpath(SERVER_BIN), True
-        while path != "/":
-            path = os.path.dirname(path)
-            ok &= bool(os.stat(path).st_mode & stat.S_IXOTH)
-        if not ok:
-            shutil.rmtree(home)
-            self.skipTest("the build tree is not reachable for nobody")
-        wrapper = os.path.join(home, "run")
-        with open(wrapper, "w") as f:
-            f.write("#!/bin/sh\nexec setpriv --reuid 65534 --regid 65534 --clear-groups "
-                    "%s \"$@\"\n" % SERVER_BIN)
-        os.chmod(wrapper, 0o755)
-        srv = Server("--work-dir", os.path.join(home, "work"), binary=wrapper,
-                     env=dict(os.environ, TMPDIR=home))
+        srv, home = server_as_nobody(self)
         try:
             info = srv.request("GET", "/info")[2]["sandbox"]
             self.assertTrue(info["enabled"])
@@ -530,6 +561,25 @@ class Modes(unittest.TestCase):
         finally:
             srv.stop()
             shutil.rmtree(home, ignore_errors=True)
+
+    def test_other_processes_of_the_tasks_user(self):
+        """Processes of the tasks' user elsewhere on the machine (here a
+        server running as nobody, some 70 threads) do not keep tasks from
+        starting: behind the pids cgroup no per-user limit counts them."""
+        srv = Server("--workers", "1", *LIMITS)
+        try:
+            info = srv.request("GET", "/info")[2]["sandbox"]
+            if info["run_as"] != "nobody" or info["limits"]["processes_by"] != "cgroup":
+                self.skipTest("tasks do not run as nobody behind a pids cgroup here")
+            other, home = server_as_nobody(self)
+            try:
+                doc = srv.run("bin", "#!/bin/sh\necho ran\n")
+                self.assertEqual(doc["result"]["stdout"], "ran\n", doc)
+            finally:
+                other.stop()
+                shutil.rmtree(home, ignore_errors=True)
+        finally:
+            srv.stop()
 
 
 if __name__ == "__main__":

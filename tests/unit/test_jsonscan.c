@@ -1,9 +1,10 @@
 /* Unit tests for jsonscan: raw member text, skipping of nested values,
- * escaped names, duplicates and malformed documents. */
+ * escaped names, duplicates, malformed documents and the nesting bound. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -121,6 +122,73 @@ static void is_number_follows_rfc8259(void **state)
     assert_false(jsonscan_is_number("4\0002", 3));
 }
 
+/* Text made of `n` copies of open followed by tail; freed by the caller. */
+static char *repeat(const char *open, size_t n, const char *tail)
+{
+    size_t ol = strlen(open), tl = strlen(tail);
+    char *s = malloc(ol * n + tl + 1);
+    assert_non_null(s);
+    for (size_t i = 0; i < n; i++)
+        memcpy(s + i * ol, open, ol);
+    memcpy(s + ol * n, tail, tl + 1);
+    return s;
+}
+
+static int depth_ok(const char *s, unsigned max)
+{
+    return jsonscan_check_depth(s, strlen(s), max);
+}
+
+static void depth_counts_open_brackets(void **state)
+{
+    assert_int_equal(depth_ok("", 0), 0);
+    assert_int_equal(depth_ok("42", 0), 0);
+    assert_int_equal(depth_ok("[]", 0), -E2BIG);
+    assert_int_equal(depth_ok("[]", 1), 0);
+    assert_int_equal(depth_ok("{\"a\":[1,{\"b\":[]}]}", 4), 0);
+    assert_int_equal(depth_ok("{\"a\":[1,{\"b\":[]}]}", 3), -E2BIG);
+    /* Closed brackets give their level back: siblings do not add up. */
+    assert_int_equal(depth_ok("[[1],[2],[3],{},[[]]]", 3), 0);
+    assert_int_equal(depth_ok("[[1],[2],[3],{},[[]]]", 2), -E2BIG);
+    /* Mismatched kinds still nest (cJSON would recurse before refusing). */
+    assert_int_equal(depth_ok("[{[{", 4), 0);
+    assert_int_equal(depth_ok("[{[{[", 4), -E2BIG);
+    /* Stray closers do not buy depth for later openers. */
+    assert_int_equal(depth_ok("]]]]]]][[", 1), -E2BIG);
+}
+
+static void depth_ignores_brackets_in_strings(void **state)
+{
+    assert_int_equal(depth_ok("[\"[[[[{{{{\"]", 1), 0);
+    assert_int_equal(depth_ok("{\"[[[\":\"]]]\"}", 1), 0);
+    /* An escaped quote does not end the string; an escaped backslash does
+     * not escape the quote after it. */
+    assert_int_equal(depth_ok("[\"\\\"[[[\"]", 1), 0);
+    assert_int_equal(depth_ok("[\"\\\\\",[[]]", 1), -E2BIG);
+    /* An unterminated string hides the rest, as it does from a parser. */
+    assert_int_equal(depth_ok("[\"[[[[[[", 1), 0);
+    /* NUL bytes are plain bytes; the length bounds the scan. */
+    assert_int_equal(jsonscan_check_depth("[\0[[", 4, 1), -E2BIG);
+    assert_int_equal(jsonscan_check_depth("[[[[", 1, 1), 0);
+}
+
+/* The bodies the server refuses: 64 levels pass, 65 and 100 000 do not. */
+static void depth_limit_at_64(void **state)
+{
+    char *ok = repeat("[", 64, "");
+    char *deep = repeat("[", 65, "");
+    char *huge = repeat("[", 100000, "");
+    char *objs = repeat("{\"a\":", 100000, "1");
+    assert_int_equal(depth_ok(ok, 64), 0);
+    assert_int_equal(depth_ok(deep, 64), -E2BIG);
+    assert_int_equal(depth_ok(huge, 64), -E2BIG);
+    assert_int_equal(depth_ok(objs, 64), -E2BIG);
+    free(objs);
+    free(huge);
+    free(deep);
+    free(ok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -130,6 +198,9 @@ int main(void)
         cmocka_unit_test(first_duplicate_wins),
         cmocka_unit_test(malformed_documents),
         cmocka_unit_test(is_number_follows_rfc8259),
+        cmocka_unit_test(depth_counts_open_brackets),
+        cmocka_unit_test(depth_ignores_brackets_in_strings),
+        cmocka_unit_test(depth_limit_at_64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

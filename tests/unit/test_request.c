@@ -96,6 +96,36 @@ static void id_from_body(void **state)
 
 /* The status document must be valid JSON whatever the task printed, and
  * carry the seed's fields only when they apply. */
+/* A create_task body whose "x" member holds `levels` nested arrays. */
+static char *nested_body(int levels)
+{
+    static const char head[] = "{\"type\":\"python\",\"file\":\"pass\",\"x\":";
+    char *s = malloc(sizeof head + 2 * (size_t)levels + 2);
+    assert_non_null(s);
+    char *p = stpcpy(s, head);
+    memset(p, '[', (size_t)levels);
+    memset(p + levels, ']', (size_t)levels);
+    strcpy(p + 2 * levels, "}");
+    return s;
+}
+
+/* The object itself is the first level: 63 arrays inside it reach the
+ * limit, one more is refused before cJSON recurses, whatever the route. */
+static void bodies_nest_at_most_64_levels(void **state)
+{
+    create_req r;
+    char err[REQUEST_ERR_MAX], id[64];
+    char *ok = nested_body(REQUEST_MAX_DEPTH - 1), *deep = nested_body(REQUEST_MAX_DEPTH);
+    assert_int_equal(parse(ok, &r, err), 0);
+    create_req_destroy(&r);
+    assert_int_equal(parse(deep, &r, err), -EINVAL);
+    assert_string_equal(err, "request body nests deeper than 64 levels");
+    assert_int_equal(request_parse_id(deep, strlen(deep), id, sizeof id, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "request body nests deeper than 64 levels");
+    free(deep);
+    free(ok);
+}
+
 static void status_json_shapes(void **state)
 {
     task *t = task_new(TASK_PYTHON, NULL, 0, calloc(1, sizeof(char *)), 0);
@@ -148,6 +178,7 @@ int main(void)
         cmocka_unit_test(create_missing_args_means_none),
         cmocka_unit_test(create_errors_name_the_field),
         cmocka_unit_test(id_from_body),
+        cmocka_unit_test(bodies_nest_at_most_64_levels),
         cmocka_unit_test(status_json_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,342 @@
+/* Unit tests of the cell: a real tasksolver-exec --cell (built next to the
+ * server) driven through the runner, as the pool does. Needs root for the
+ * namespaces; skipped otherwise. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cell.h"
+#include "cgroup.h"
+#include "runner.h"
+
+/* The work directory holding the task directory, and the cgroup root. */
+static char work[64] = "/tmp/ts-test-cell-XXXXXX";
+static char dir[128];
+static char hide[80];
+static cgroup_root cg;
+
+static int setup(void **state)
+{
+    if (geteuid() != 0)
+        return 0;
+    if (!mkdtemp(work))
+        return -1;
+    snprintf(dir, sizeof dir, "%s/task-1", work);
+    snprintf(hide, sizeof hide, "--hide=%s", work);
+    char why[256];
+    if (mkdir(dir, 0700) < 0)
+        return -1;
+    cgroup_root_init(&cg, "ts-test-cell", why, sizeof why); /* none is fine */
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    if (geteuid() != 0)
+        return 0;
+    if (cg.version != CGROUP_NONE)
+        cgroup_root_destroy(&cg);
+    rmdir(dir);
+    rmdir(work);
+    return 0;
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* The parent of /proc entry name, or -1. */
+static int ppid_of(const char *name)
+{
+    char path[300], text[512];
+    snprintf(path, sizeof path, "/proc/%s/stat", name);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    char *rp = strrchr(text, ')');
+    int ppid;
+    char st;
+    return rp && sscanf(rp + 2, "%c %d", &st, &ppid) == 2 ? ppid : -1;
+}
+
+/* Our children: the cells' helpers. */
+static int count_children(void)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += ppid_of(e->d_name) == getpid();
+    closedir(d);
+    return n;
+}
+
+/* A cell for dir with small limits (procs: its task group's). */
+static cell *make(long procs)
+{
+    if (geteuid() != 0)
+        skip();
+    char *argv[] = {TSEXEC_PATH, "--cell",          "--ns",        "--no-network",
+                    "--seccomp", "--uid=65534",     "--gid=65534", "--disk=16777216",
+                    "--cpu=5",   "--fsize=1048576", hide,          NULL};
+    cell_config cc = {.argv = argv,
+                      .dir = dir,
+                      .cg = &cg,
+                      .cg_name = "cell-test",
+                      .memory = 64 << 20,
+                      .pids = procs};
+    cell *c = NULL;
+    char why[512] = "";
+    int rc = cell_new(&cc, &c, why, sizeof why);
+    if (rc < 0)
+        fail_msg("cell_new: %s (%s)", strerror(-rc), why);
+    return c;
+}
+
+/* Runs argv in c (ready) with limits l; the run itself must succeed. */
+static void run_in(cell *c, char *const *argv, const runner_limits *l, runner_result *r)
+{
+    char *env[] = {"PATH=/usr/bin:/bin", NULL};
+    runner_opts o = {.path = argv[0],
+                     .argv = argv,
+                     .envp = env,
+                     .cwd = dir,
+                     .stdin_fd = -1,
+                     .capture_stdout = 1,
+                     .capture_stderr = 1,
+                     .sh_fallback = 1,
+                     .cell = c};
+    assert_int_equal(cell_wait_ready(c, 10000), 0);
+    assert_int_equal(runner_run(&o, l, NULL, NULL, r), 0);
+}
+
+static void run_sh(cell *c, const char *script, runner_result *r)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
+    run_in(c, argv, NULL, r);
+}
+
+static void test_runs_and_reports(void **state)
+{
+    int fds = count_fds();
+    cell *c = make(0);
+    runner_result r;
+    run_sh(c, "echo out $$ $(id -u) $PWD; echo err >&2; exit 3", &r);
+    char want[256];
+    snprintf(want, sizeof want, "out 2 65534 %s\n", dir);
+    assert_string_equal(r.out.data, want);
+    assert_string_equal(r.err.data, "err\n");
+    assert_true(r.exited);
+    assert_int_equal(r.exit_code, 3);
+    assert_int_equal(r.spawn_errno, 0);
+    assert_true(r.cpu_us >= 0);
+    runner_result_destroy(&r);
+
+    /* Killed by a signal, and the next task still runs. */
+    run_sh(c, "kill -SEGV $$", &r);
+    assert_false(r.exited);
+    assert_int_equal(r.term_signal, SIGSEGV);
+    runner_result_destroy(&r);
+    run_sh(c, "exit 0", &r);
+    assert_true(r.exited && r.exit_code == 0);
+    runner_result_destroy(&r);
+    assert_true(cell_usable(c));
+    cell_free(c);
+    assert_int_equal(count_fds(), fds);
+    assert_int_equal(count_children(), 0);
+}
+
+static void test_exec_errors(void **state)
+{
+    cell *c = make(0);
+    runner_result r;
+    char *missing[] = {"/no/such/program", NULL};
+    run_in(c, missing, NULL, &r);
+    assert_int_equal(r.spawn_errno, ENOENT);
+    runner_result_destroy(&r);
+    /* A name without '/' is looked up in the task's PATH. */
+    char *named[] = {"true", NULL};
+    run_in(c, named, NULL, &r);
+    assert_true(r.exited && r.exit_code == 0);
+    runner_result_destroy(&r);
+    /* A file without #! runs through /bin/sh, as execvp does. */
+    char prog[200];
+    snprintf(prog, sizeof prog, "%s/program", dir);
+    FILE *f = fopen(prog, "w");
+    assert_non_null(f);
+    fputs("echo from sh \"$1\"\n", f);
+    fclose(f);
+    chmod(prog, 0700);
+    char *script[] = {prog, "arg", NULL};
+    run_in(c, script, NULL, &r);
+    assert_string_equal(r.out.data, "from sh arg\n");
+    runner_result_destroy(&r);
+    unlink(prog);
+    cell_free(c);
+}
+
+static void test_timeout_kills_everything(void **state)
+{
+    cell *c = make(0);
+    runner_result r;
+    runner_limits l = {.timeout_us = 300000, .cancel_fd = -1};
+    char *argv[] = {"/bin/sh", "-c", "setsid sleep 100 & sleep 100", NULL};
+    run_in(c, argv, &l, &r);
+    assert_true(r.timed_out);
+    assert_int_equal(r.term_signal, SIGKILL);
+    assert_true(r.end_us - r.start_us < 5000000);
+    runner_result_destroy(&r);
+    /* Nothing is left for the next task, which starts as pid 2. */
+    run_sh(c, "ls /proc | grep -c '^[0-9]'; echo $$", &r);
+    assert_string_equal(r.out.data, "3\n2\n");
+    runner_result_destroy(&r);
+    assert_true(cell_usable(c));
+    cell_free(c);
+}
+
+static void test_leftovers_are_removed(void **state)
+{
+    cell *c = make(0);
+    runner_result r;
+    run_sh(c,
+           "echo x > f; mkdir -p d/e; chmod 0 d; echo y > /tmp/t; echo z > /dev/shm/s; "
+           "echo w > /var/tmp/v; ipcmk -M 4096 >/dev/null; chmod 777 .",
+           &r);
+    assert_true(r.exited && r.exit_code == 0);
+    runner_result_destroy(&r);
+    run_sh(c,
+           "stat -c %a .; ls -A . /dev/shm /var/tmp; ls -A /tmp | grep -v ts-test-cell; "
+           "tail -n +2 /proc/sysvipc/shm",
+           &r);
+    assert_string_equal(r.out.data, "700\n.:\n\n/dev/shm:\n\n/var/tmp:\n");
+    runner_result_destroy(&r);
+    cell_free(c);
+}
+
+static void test_big_argv(void **state)
+{
+    cell *c = make(0);
+    static char arg[1000];
+    memset(arg, 'y', sizeof arg - 1);
+    char *argv[304] = {"/bin/sh", "-c", "echo $#"};
+    for (int i = 3; i < 303; i++)
+        argv[i] = arg;
+    runner_result r;
+    run_in(c, argv, NULL, &r);
+    assert_string_equal(r.out.data, "299\n"); /* argv[3] is $0 */
+    runner_result_destroy(&r);
+    cell_free(c);
+}
+
+static void test_events_are_per_task(void **state)
+{
+    if (geteuid() != 0 || !cg.pids_dir)
+        skip();
+    cell *c = make(8);
+    runner_result r;
+    cgroup_events ev;
+    cell_events(c, &ev);
+    assert_int_equal(ev.pids_max, 0);
+    run_sh(c, "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1 & done; wait", &r);
+    runner_result_destroy(&r);
+    cell_events(c, &ev);
+    assert_true(ev.pids_max > 0);
+    run_sh(c, "exit 0", &r);
+    runner_result_destroy(&r);
+    cell_events(c, &ev);
+    assert_int_equal(ev.pids_max, 0);
+    cell_free(c);
+}
+
+/* The cell's init: the one child of the cell's helper, our child. */
+static pid_t find_init(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t helper = 0, init = 0;
+    while ((e = readdir(d)))
+        if (ppid_of(e->d_name) == getpid())
+            helper = atoi(e->d_name);
+    rewinddir(d);
+    while (helper && (e = readdir(d)))
+        if (ppid_of(e->d_name) == helper)
+            init = atoi(e->d_name);
+    closedir(d);
+    return init;
+}
+
+static void test_damage_is_seen(void **state)
+{
+    cell *c = make(0);
+    runner_result r;
+    run_sh(c, "exit 0", &r);
+    runner_result_destroy(&r);
+    pid_t init = find_init();
+    assert_true(init > 0);
+    kill(init, SIGKILL);
+    for (int i = 0; i < 500 && kill(init, 0) == 0; i++)
+        usleep(10000);
+    assert_true(cell_wait_ready(c, 5000) < 0);
+    assert_false(cell_usable(c));
+    cell_free(c);
+    assert_int_equal(count_children(), 0);
+}
+
+static void test_bad_helper(void **state)
+{
+    if (geteuid() != 0)
+        skip();
+    int fds = count_fds();
+    char *missing[] = {"/no/such/tasksolver-exec", "--cell", NULL};
+    cell_config cc = {.argv = missing, .dir = dir};
+    cell *c = NULL;
+    char why[512];
+    assert_int_equal(cell_new(&cc, &c, why, sizeof why), -ENOENT);
+    assert_null(c);
+    /* A set-up step that fails: the helper's own sentence. */
+    char *argv[] = {TSEXEC_PATH, "--cell", "--ns", NULL};
+    cc = (cell_config){.argv = argv, .dir = "/no/such/dir"};
+    assert_true(cell_new(&cc, &c, why, sizeof why) < 0);
+    assert_null(c);
+    assert_non_null(strstr(why, "/no/such/dir"));
+    assert_int_equal(count_fds(), fds);
+    assert_int_equal(count_children(), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_runs_and_reports),
+        cmocka_unit_test(test_exec_errors),
+        cmocka_unit_test(test_timeout_kills_everything),
+        cmocka_unit_test(test_leftovers_are_removed),
+        cmocka_unit_test(test_big_argv),
+        cmocka_unit_test(test_events_are_per_task),
+        cmocka_unit_test(test_damage_is_seen),
+        cmocka_unit_test(test_bad_helper),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
