@@ -9,10 +9,9 @@
  *   log fsync      append-only file, write() the group then fdatasync()
  *   log write      append-only file, write() only
  *
- * Prints records/s for each (batch size x method). Built and run by
- * bench/journal_bench --compare:
- *   cc -O2 -o journal_compare journal_compare.c -lsqlite3
- *   journal_compare DIR [SECONDS_PER_CASE] */
+ * Prints records/s for each (batch size x method). Built as
+ * bench_journal_compare and run by bench/journal_bench --compare:
+ *   bench_journal_compare DIR [SECONDS_PER_CASE] */
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdint.h>

@@ -2,6 +2,10 @@
  * system call and no libc, linked static, so that spawning it costs only the
  * kernel's clone + exec + exit: any time a benchmark measures beyond that is
  * the server's own. */
+
+/* The entry point: without libc, the linker's default symbol is ours. */
+void _start(void);
+
 #if defined(__x86_64__)
 void _start(void)
 {

@@ -12,15 +12,9 @@ struct cli_cmd {
 };
 
 static const struct cli_cmd cli_cmds[] = {
-#ifdef TS_HAVE_CMD_EXPR
     {"expr", cmd_expr, "submit an arithmetic job to a master and print its answer"},
-#endif
-#ifdef TS_HAVE_CMD_BATCH
     {"batch", cmd_batch, "stream a file of numbers through a limited-capacity server"},
-#endif
-#ifdef TS_HAVE_CMD_GATHER
     {"gather", cmd_gather, "supervise streaming worker processes and collect samples"},
-#endif
     {NULL, NULL, NULL},
 };
 

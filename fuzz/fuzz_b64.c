@@ -16,8 +16,6 @@ static int is_data_char(uint8_t c)
            c == '/' || c == '-' || c == '_';
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 /* One input, on the small-stack thread. */
 static void fuzz_one(const uint8_t *data, size_t size)
 {

@@ -9,8 +9,6 @@
 #include "fuzz_thread.h"
 #include "jsonscan.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 /* One input, on the small-stack thread. */
 static void fuzz_one(const uint8_t *data, size_t size)
 {

@@ -28,8 +28,6 @@ static int same(num a, num b)
     return num_to_double(b) == a.d;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 /* One input, on the small-stack thread. */
 static void fuzz_one(const uint8_t *data, size_t size)
 {

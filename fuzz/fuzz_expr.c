@@ -57,8 +57,6 @@ static void check_plan(const expr_plan *plan)
     CHECK(expr_plan_depth(plan) == expr_plan_node(plan, count - 1)->level);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 /* One input, on the small-stack thread. */
 static void fuzz_one(const uint8_t *data, size_t size)
 {

@@ -19,8 +19,6 @@
 /* The server's bound (REQUEST_MAX_DEPTH): deeper text never reaches cJSON. */
 #define FUZZ_MAX_DEPTH 64
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static int parses(const char *s, size_t len)
 {
     if (jsonscan_check_depth(s, len, FUZZ_MAX_DEPTH) < 0)

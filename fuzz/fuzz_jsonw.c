@@ -14,8 +14,6 @@
 #include "fuzz_thread.h"
 #include "jsonw.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static void check_string(const char *s, size_t size)
 {
     buf b = BUF_INIT;

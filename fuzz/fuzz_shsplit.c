@@ -9,8 +9,6 @@
 #include "fuzz_thread.h"
 #include "shsplit.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 /* Appends w as one single-quoted shell word: ' becomes '\''. */
 static void quote_word(buf *b, const char *w)
 {

@@ -17,6 +17,11 @@
  * USE_STACK_SIZE. */
 #define FUZZ_THREAD_STACK 102400
 
+/* libFuzzer's entry point, which each harness defines: runs one input
+ * (through fuzz_thread_run) and returns 0. Declared here, where every
+ * harness finds it, rather than once per harness. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 /* Runs fn(data, size) on the harness's thread of FUZZ_THREAD_STACK bytes of
  * stack (started on the first call) and waits for it to return. Aborts if
  * the thread cannot be started: running on the big stack instead would

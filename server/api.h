@@ -1,9 +1,10 @@
 /* api: the HTTP routes of tasksolver, registered with civetweb.
  *
  * Routes: POST /create_task, GET /get_status, GET /get_task_count,
- * GET /info; anything else is a JSON 404 (or 405 for a known path with the
- * wrong method). Handlers never block on a task except in an explicit
- * long poll (get_status?wait=SECONDS), whose number is capped so that they
+ * GET /stream, GET /info; anything else is a JSON 404 (or 405 for a known
+ * path with the wrong method). Handlers never block on a task except in an
+ * explicit long poll (get_status?wait=SECONDS) or a stream (which follows
+ * a task's stdout until it ends); together they are capped so that they
  * cannot take every connection thread. */
 #ifndef TS_API_H
 #define TS_API_H
@@ -11,6 +12,7 @@
 #include <civetweb.h>
 #include <stdatomic.h>
 
+#include "buf.h"
 #include "config.h"
 #include "membudget.h"
 #include "queue.h"

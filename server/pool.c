@@ -44,8 +44,8 @@ static int rmtree_at(int parent, const char *name, int depth)
     int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == EACCES) {
         /* The task removed its own permissions; we own the entries. */
-        fchmodat(parent, name, 0700, 0);
-        fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fchmodat(parent, name, 0700, 0) == 0)
+            fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     }
     if (fd < 0)
         return -errno;

@@ -15,7 +15,6 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "runner.h"
 #include "task.h"
 
 RB_HEAD(task_index, task);

@@ -72,7 +72,11 @@ typedef struct task {
     atomic_int refs;
     RB_ENTRY(task) by_id;       /* store index; store lock */
     TAILQ_ENTRY(task) finished; /* eviction order; store lock */
-    struct task *queue_next;    /* queue link; queue lock */
+    /* Singly linked list link: the queue's, under the queue lock, from
+     * queue_push to queue_pop; then, once t is final (so never queued
+     * again), the store's, under the store lock, to chain the tasks one
+     * store_mark_finished evicts until it has unlocked. */
+    struct task *queue_next;
 } task;
 
 /* Allocates a task in WAIT with a fresh random id, created now, one

@@ -33,9 +33,8 @@ int main(int argc, char **argv)
     if (!rc)
         rc = seccomp_rule_add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setns), 0);
     /* Rules for one call are or'ed: one per flag makes "any of them". */
-    static const unsigned long ns_flags[] = {CLONE_NEWNS,    CLONE_NEWUTS, CLONE_NEWIPC,
-                                             CLONE_NEWUSER,  CLONE_NEWPID, CLONE_NEWNET,
-                                             CLONE_NEWCGROUP};
+    const unsigned long ns_flags[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,   CLONE_NEWUSER,
+                                      CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP};
     for (size_t i = 0; !rc && i < sizeof ns_flags / sizeof ns_flags[0]; i++)
         rc = seccomp_rule_add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
                               SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));

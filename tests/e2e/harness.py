@@ -182,10 +182,12 @@ def alive(pid):
         return False
 
 
-def pids_with_arg(arg):
-    """Live (non-zombie) pids whose command line has the argument arg.
-    Tasks in a PID namespace report pids the host does not know, so tests
-    find their processes by a unique argument instead."""
+def pids_with_arg(arg, program=None):
+    """Live (non-zombie) pids whose command line has the argument arg and,
+    with program, whose argv[0] ends with program (so that a parent that
+    passes arg on is not counted with its children). Tasks in a PID
+    namespace report pids the host does not know, so tests find their
+    processes by a unique argument instead."""
     out = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -194,6 +196,8 @@ def pids_with_arg(arg):
             with open("/proc/%s/cmdline" % name, "rb") as f:
                 args = f.read().split(b"\0")
         except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if program and not args[0].endswith(program.encode()):
             continue
         if arg.encode() in args and alive(int(name)):
             out.append(int(name))

@@ -16,9 +16,9 @@ import tempfile
 import time
 import unittest
 
-BUILD = os.environ.get("TS_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-CLI = os.path.join(BUILD, "client", "tasksolver-cli")
-WORKER = os.path.join(BUILD, "tests", "fake_worker")
+from harness import BUILD_DIR, CLI_BIN, pids_with_arg
+
+WORKER = os.path.join(BUILD_DIR, "tests", "fake_worker")
 
 
 def ephemeral_low():
@@ -31,23 +31,10 @@ def ephemeral_low():
         return 32768
 
 
-def worker_pids(marker):
-    """Pids of live fake_worker processes whose command line contains marker."""
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                cmd = f.read()
-            with open("/proc/%s/stat" % d) as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        argv0 = cmd.split(b"\0", 1)[0]
-        if argv0.endswith(b"fake_worker") and marker.encode() in cmd and state != "Z":
-            pids.append(int(d))
-    return pids
+def worker_pids(log):
+    """Pids of live fake_worker processes started with this log file (not
+    gather itself, which has it among its --worker-arg)."""
+    return pids_with_arg(log, program="fake_worker")
 
 
 class GatherTest(unittest.TestCase):
@@ -63,7 +50,7 @@ class GatherTest(unittest.TestCase):
         self.tmp.cleanup()
 
     def args(self, *extra, worker_args=(), workers=16, samples=150):
-        a = [CLI, "gather", "--worker", WORKER, "--workers", str(workers), "--samples",
+        a = [CLI_BIN, "gather", "--worker", WORKER, "--workers", str(workers), "--samples",
              str(samples), "--base-port", str(self.base), "--json", "-o", self.out]
         for w in ("-log", self.log) + tuple(worker_args):
             a += ["--worker-arg", w]
@@ -275,17 +262,17 @@ class GatherTest(unittest.TestCase):
         self.assert_no_workers_left()
 
     def test_worker_that_cannot_run(self):
-        p = subprocess.run([CLI, "gather", "--worker", os.path.join(self.tmp.name, "missing"),
+        p = subprocess.run([CLI_BIN, "gather", "--worker", os.path.join(self.tmp.name, "missing"),
                             "--base-port", str(self.base)], capture_output=True, text=True,
                            timeout=10)
         self.assertEqual(p.returncode, 1)
         self.assertIn("No such file", p.stderr)
 
     def test_bad_usage(self):
-        p = subprocess.run([CLI, "gather", "--workers", "0", "--worker", WORKER],
+        p = subprocess.run([CLI_BIN, "gather", "--workers", "0", "--worker", WORKER],
                            capture_output=True, text=True, timeout=10)
         self.assertEqual(p.returncode, 2)
-        p = subprocess.run([CLI, "gather"], capture_output=True, text=True, timeout=10)
+        p = subprocess.run([CLI_BIN, "gather"], capture_output=True, text=True, timeout=10)
         self.assertEqual(p.returncode, 2)
         self.assertIn("--worker", p.stderr)
 
