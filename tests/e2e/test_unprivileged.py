@@ -127,6 +127,9 @@ class NoNamespaces(Unprivileged):
         st, _, doc = srv.request("POST", "/submit", {"task": "1+2"})
         self.assertEqual(st, 200, doc)
         # The log says so, and claims no protection.
+        deadline = time.monotonic() + 10
+        while not any("tasks are refused" in l for l in srv.log) and time.monotonic() < deadline:
+            time.sleep(0.05)
         log = "".join(srv.log)
         self.assertIn("sandbox: " + sentence, log)
         self.assertNotIn("tasks run as", log)
@@ -180,6 +183,12 @@ class UserNamespaces(Unprivileged):
     def test_processes_are_bounded_per_task_and_said_once(self):
         self.assertIsNone(self.info["cgroup"], self.info)
         self.assertEqual(self.info["limits"]["processes_by"], "rlimit_nproc_per_task")
+        # The summary follows the listening line: the log reader may not
+        # have it yet.
+        deadline = time.monotonic() + 10
+        while (not any("sandbox: tasks run as" in l for l in self.srv.log) and
+               time.monotonic() < deadline):
+            time.sleep(0.05)
         summary = [l for l in self.srv.log if "sandbox: tasks run as" in l]
         self.assertEqual(len(summary), 1, self.srv.log)
         self.assertIn("processes 16 (RLIMIT_NPROC, per task)", summary[0])
