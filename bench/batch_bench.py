@@ -51,13 +51,15 @@ class Server:
              "--max-queue", "0", "--reject-status", "403", "--calc-command", calc,
              "--log-level", "info", "--work-dir", workdir],
             stderr=subprocess.PIPE, text=True)
+        said = []
         for line in self.proc.stderr:
+            said.append(line)
             m = LISTEN_RE.search(line)
             if m:
                 self.url = "http://%s:%s" % m.groups()
                 break
         else:
-            raise RuntimeError("server did not start")
+            sys.exit("server did not start:\n" + "".join(said))
         # Keep reading the log (one line per task transition) so that the
         # server never blocks on it; it tells how long each task ran.
         self.run_ms = []
@@ -84,7 +86,14 @@ def run_client(build, url, inp, out, *extra):
     proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
     secs = time.monotonic() - t0
     if proc.returncode != 0:
-        sys.exit("client failed (%d):\n%s" % (proc.returncode, proc.stderr))
+        # The inputs' errors are in the output, not in the summary.
+        errors = []
+        if os.path.exists(out):
+            with open(out) as f:
+                errors = [line for line in f if " ERROR " in line][:5]
+        sys.exit("client failed (%d):\n%s%s" % (proc.returncode, proc.stderr,
+                                                 "first errors:\n" + "".join(errors)
+                                                 if errors else ""))
     # The client reports its own VmHWM: wait4's ru_maxrss would include this
     # Python process's pages (Linux keeps the pre-exec peak across exec).
     return secs, stat(proc.stderr, r"peak RSS ([\d.]+) MiB") * 1024, proc.stderr

@@ -51,9 +51,12 @@ static void usage(FILE *f)
           "  --poll-factor F         pause = F * time the input has waited [0.1]\n"
           "  --poll-max SEC          longest pause between polls [1]\n"
           "  --max-backoff SEC       longest pause after a refusal or connection error [2]\n"
+          "  --stop-after N          stop if the first N inputs to finish all failed with\n"
+          "                          the same error, writing none of them (0: never) [20]\n"
           "  --progress, --no-progress  progress line on stderr [if stderr is a terminal]\n"
           "\n"
-          "Refusals (403/429/503) and connection errors are retried without limit.\n"
+          "Refusals (403/429/503) and connection errors are retried without limit;\n"
+          "a 503 that the server marks permanent stops the run.\n"
           "Exit status: 0 if every input got a result; 1 otherwise (errors, malformed\n"
           "lines, a run stopped early); 2 for a usage error; 130 when interrupted.\n",
           f);
@@ -168,7 +171,8 @@ enum {
     O_BACKOFF,
     O_PROGRESS,
     O_NOPROGRESS,
-    O_TOKEN
+    O_TOKEN,
+    O_STOPAFTER
 };
 
 static const struct option long_opts[] = {
@@ -190,6 +194,7 @@ static const struct option long_opts[] = {
     {"max-backoff", required_argument, NULL, O_BACKOFF},
     {"progress", no_argument, NULL, O_PROGRESS},
     {"no-progress", no_argument, NULL, O_NOPROGRESS},
+    {"stop-after", required_argument, NULL, O_STOPAFTER},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -213,6 +218,7 @@ static int parse_cli(struct cli *c, int argc, char **argv)
                         .poll_max = 1,
                         .max_backoff = 2,
                         .progress = isatty(STDERR_FILENO),
+                        .stop_after = 20,
                         .format = BATCH_FMT_SPACE};
     int ch;
     optind = 1;
@@ -284,6 +290,9 @@ static int parse_cli(struct cli *c, int argc, char **argv)
             break;
         case O_BACKOFF:
             bad = num_arg("--max-backoff", optarg, 0, 600, &c->o.max_backoff) < 0;
+            break;
+        case O_STOPAFTER:
+            bad = int_arg("--stop-after", optarg, 0, 1000000, &c->o.stop_after) < 0;
             break;
         default:
             bad = 1;

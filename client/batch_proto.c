@@ -148,6 +148,9 @@ int batch_proto_submit_reply(const batch_proto *p, long status, const char *body
             r->verdict = BATCH_FAILED;
         } else if (status == 400) {
             r->verdict = BATCH_REJECTED;
+        } else if (status == 503 &&
+                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "permanent"))) {
+            r->verdict = BATCH_STOP; /* asking again will not help */
         } else if (status >= 400 && status < 500 && status != 403 && status != 429) {
             /* 404 (no such route), 405, 413...: every input would get it. */
             r->verdict = BATCH_FATAL;

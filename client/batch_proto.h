@@ -46,6 +46,8 @@ enum batch_verdict {
     BATCH_FAILED,    /* this attempt failed (reply.text says why): retry, bounded */
     BATCH_REJECTED,  /* the server refuses this input for good (400) */
     BATCH_FATAL,     /* the server does not speak this protocol: stop */
+    BATCH_STOP,      /* the server refuses every input for good (a 503 with
+                        "permanent": true): stop, reply.text says why */
 };
 
 typedef struct batch_reply {

@@ -77,6 +77,7 @@ int batch_run_init(batch_run *r, const batch_opts *o, const batch_proto *p, batc
         curl_easy_setopt(s->easy, CURLOPT_USERAGENT, "tasksolver-cli/" TS_VERSION);
     }
     r->start_us = r->last_answer_us = r->last_progress_us = time_mono_us();
+    r->watching = o->stop_after > 0;
     return 0;
 
 fail_alloc:
@@ -103,6 +104,8 @@ void batch_run_destroy(batch_run *r)
     if (r->multi)
         curl_multi_cleanup(r->multi);
     buf_destroy(&r->line);
+    buf_destroy(&r->held);
+    free(r->held_why);
     memset(r, 0, sizeof *r);
 }
 
@@ -184,12 +187,51 @@ static void release(batch_run *r, batch_slot *s)
     r->in_flight--;
 }
 
+/* Ends the watch for a persistent failure: what was held is written. */
+static void release_held(batch_run *r)
+{
+    r->watching = 0;
+    if (r->held.len)
+        buf_append(&r->line, r->held.data, r->held.len);
+    r->st.errors += r->nheld;
+    r->nheld = 0;
+    buf_reset(&r->held);
+}
+
+/* While watching, holds back the error line of an input that failed with
+ * the same error as every one before it; stops the run at the limit.
+ * Returns 1 if the line was held. */
+static int hold_error(batch_run *r, batch_slot *s, const char *err)
+{
+    if (!r->watching)
+        return 0;
+    if (!r->held_why && !(r->held_why = strdup(err))) {
+        release_held(r);
+        return 0;
+    }
+    if (strcmp(err, r->held_why) != 0) {
+        release_held(r);
+        return 0;
+    }
+    batch_out_error(&r->held, r->o.format, s->input, err);
+    if (++r->nheld >= r->o.stop_after)
+        stop(r,
+             "the first %d inputs all failed with the same error and none got a result: %s "
+             "(their lines are not written: once the server is fixed, run again with "
+             "--resume to do them)",
+             r->nheld, err);
+    return 1;
+}
+
 static void finish(batch_run *r, batch_slot *s, const char *result, size_t len, const char *err)
 {
-    if (err) {
+    if (err && hold_error(r, s, err)) {
+        /* held back, or the run stops */
+    } else if (err) {
         batch_out_error(&r->line, r->o.format, s->input, err);
         r->st.errors++;
     } else {
+        release_held(r);
         batch_out_result(&r->line, r->o.format, s->input, result, len);
         r->st.results++;
     }
@@ -313,6 +355,9 @@ static void on_answer(batch_run *r, batch_slot *s, long status, int64_t now)
         }
         stop(r, "%s answered %s; is that a %s server?", s->url.data, text,
              r->proto->api == BATCH_API_CALC ? "calculation (--api calc)" : "tasksolver");
+        break;
+    case BATCH_STOP:
+        stop(r, "%s answered %s", s->url.data, text);
         break;
     }
 done:
@@ -461,6 +506,9 @@ int batch_run_loop(batch_run *r)
             read_input(r);
     }
     clear_progress(r);
+    /* Unless the run stops for them, held errors are the inputs' lines. */
+    if (!(r->fatal && r->nheld >= r->o.stop_after && r->o.stop_after > 0))
+        release_held(r);
     if (r->line.len) {
         fwrite(r->line.data, 1, r->line.len, r->out);
         buf_reset(&r->line);
@@ -528,7 +576,8 @@ void batch_run_summary(batch_run *r, FILE *f)
     fprintf(f,
             "batch: %lld inputs: %lld results, %lld errors, %d unfinished; %lld malformed "
             "lines; %lld skipped (already in the output)\n",
-            st->inputs, st->results, st->errors, r->in_flight, st->malformed, st->skipped);
+            st->inputs, st->results, st->errors, r->in_flight + r->nheld, st->malformed,
+            st->skipped);
     fprintf(f,
             "batch: %lld retries; %lld refusals (403: %lld, 429: %lld, 503: %lld); %lld "
             "connection errors%s%s%s; %lld submissions, %lld polls (%.2f per input)\n",

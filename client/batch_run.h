@@ -12,7 +12,15 @@
  * at all for give_up seconds (then the run stops and --resume continues
  * it later). A failed calculation, a lost request id (server restarted)
  * or an attempt over attempt_timeout submits the input again, up to
- * `retries` times; then the input is written as an error. */
+ * `retries` times; then the input is written as an error.
+ *
+ * A server that fails every calculation the same way (a program it cannot
+ * run) would get the whole input written as identical errors: while no
+ * input has had a result, error lines are held back, and when the first
+ * stop_after finished inputs all failed with the same error the run stops
+ * without writing them, so that --resume retries them once the server is
+ * fixed. A result or a different error writes what was held and ends the
+ * watch. A 503 with "permanent": true stops the run at once. */
 #ifndef TS_BATCH_RUN_H
 #define TS_BATCH_RUN_H
 
@@ -36,6 +44,8 @@ typedef struct batch_opts {
     double poll_max;        /* seconds: longest pause between polls */
     double max_backoff;     /* seconds */
     int progress;           /* show a progress line on stderr */
+    int stop_after;         /* stop when the first this many finished inputs all
+                               failed with the same error (0: never) */
     enum batch_format format;
     const char *token; /* bearer token sent with every request, or NULL
                           (borrowed: must outlive the batch_run) */
@@ -92,8 +102,12 @@ typedef struct batch_run {
     int progress_shown;
     char last_conn_error[CURL_ERROR_SIZE]; /* for the summary */
     int fatal;                             /* stop: fatal_msg says why */
-    char fatal_msg[512];
+    char fatal_msg[1024];
     buf line;
+    int watching;   /* no result and no second kind of error yet */
+    buf held;       /* the error lines held back meanwhile */
+    int nheld;      /* inputs in held */
+    char *held_why; /* their error; owned */
 } batch_run;
 
 /* Set by the SIGINT/SIGTERM handler: the loop stops soon after. */

@@ -82,6 +82,24 @@ static void free_cell_argv(sandbox *sb)
     sb->cell_argv = NULL;
 }
 
+/* How the process limit is enforced, when the pids cgroup is missing.
+ * RLIMIT_NPROC counts the processes of a uid within one user namespace
+ * (and root ignores it): for tasks of another user than the server, every
+ * process of that user on the machine; for tasks in a user namespace of
+ * their own (the server is not root), only the task's, with the helper
+ * and init (measured: with the limit at 12 in a fresh user namespace, 11
+ * forks succeeded while the same uid had 20 processes outside it). */
+enum procs_rule { PROCS_CGROUP, PROCS_PER_USER, PROCS_PER_TASK, PROCS_NONE };
+
+static enum procs_rule procs_rule(const sandbox *sb)
+{
+    if (procs_by_cgroup(sb))
+        return PROCS_CGROUP;
+    if (sb->uid != (uid_t)-1)
+        return PROCS_PER_USER;
+    return sb->ns && sb->userns ? PROCS_PER_TASK : PROCS_NONE;
+}
+
 /* The helper's arguments that are the same for every run. */
 static int build_base(sandbox *sb)
 {
@@ -112,14 +130,18 @@ static int build_base(sandbox *sb)
         rc = arg(v, "--nofile=%lld", (long long)c->nofile);
     if (!rc && c->memory > 0 && !memory_by_cgroup(sb))
         rc = arg(v, "--as=%lld", (long long)c->memory);
-    /* RLIMIT_NPROC counts every process and thread of the user on the
-     * machine, and root ignores it: it only bounds tasks that run as
-     * another user, and only where no pids cgroup does. Behind one, which
-     * a task cannot leave, it added nothing but failures: any other
-     * process of that user (a server running as nobody has ~70 threads)
-     * made every task fail to execute (EAGAIN). */
-    if (!rc && c->procs > 0 && sb->uid != (uid_t)-1 && !procs_by_cgroup(sb))
+    /* RLIMIT_NPROC only where no pids cgroup bounds processes. Behind
+     * one, which a task cannot leave, it added nothing but failures: it
+     * counts every process and thread of the user on the machine, so any
+     * other process of that user (a server running as nobody has ~70
+     * threads, another server's fork bomb held at its cgroup limit) made
+     * every task fail to execute (EAGAIN). In a user namespace of the
+     * task's own it counts the task's processes only, the helper and init
+     * among them. */
+    if (!rc && c->procs > 0 && procs_rule(sb) == PROCS_PER_USER)
         rc = arg(v, "--nproc=%lld", (long long)c->procs);
+    else if (!rc && c->procs > 0 && procs_rule(sb) == PROCS_PER_TASK)
+        rc = arg(v, "--nproc=%lld", (long long)(c->procs + 2));
     for (size_t i = 0; !rc && sb->ns && sb->hide[i]; i++)
         rc = arg(v, "--hide=%s", sb->hide[i]);
     if (rc) {
@@ -436,7 +458,7 @@ static int copy_config(sandbox *sb, const sandbox_config *cfg)
 static int drop_failed(sandbox *sb, const char *why)
 {
     if (strncmp(why, "cgroup", 6) == 0 && sb->cg.version != CGROUP_NONE) {
-        note(sb, "cgroup: %s; memory by RLIMIT_AS, processes by RLIMIT_NPROC", why);
+        note(sb, "cgroup: %s", why);
         cgroup_root_destroy(&sb->cg);
     } else if (strncmp(why, "seccomp", 7) == 0 && sb->seccomp) {
         note(sb, "seccomp: %s", why);
@@ -470,8 +492,9 @@ int sandbox_init(sandbox *sb, const sandbox_config *cfg, char *err, size_t errsz
     sb->netns = !cfg->network;
     sb->seccomp = 1;
     char why[512];
+    /* The summary line says what limits memory and processes instead. */
     if (cgroup_root_init(&sb->cg, "tasksolver", why, sizeof why) < 0)
-        note(sb, "cgroup: %s; memory by RLIMIT_AS, processes by RLIMIT_NPROC", why);
+        note(sb, "cgroup: %s", why);
     else if (why[0])
         note(sb, "cgroup: %s", why);
     for (int tries = 0;; tries++) {
@@ -528,6 +551,11 @@ static const char *cgroup_name(const sandbox *sb)
     return sb->cg.version == CGROUP_V1 ? "v1" : sb->cg.version == CGROUP_V2 ? "v2" : NULL;
 }
 
+/* procs_rule, for GET /info and for the log. */
+static const char *const procs_json[] = {"cgroup", "rlimit_nproc", "rlimit_nproc_per_task", "none"};
+static const char *const procs_text[] = {"cgroup", "RLIMIT_NPROC, per user",
+                                         "RLIMIT_NPROC, per task", "NOT LIMITED"};
+
 int sandbox_info_json(const sandbox *sb, buf *b)
 {
     const sandbox_config *c = &sb->cfg;
@@ -547,10 +575,7 @@ int sandbox_info_json(const sandbox *sb, buf *b)
                "\"processes\":%lld,\"processes_by\":\"%s\",\"file_size\":%lld,"
                "\"open_files\":%lld,\"disk\":%lld,\"disk_by\":\"%s\"}",
                (long long)c->memory, memory_by_cgroup(sb) ? "cgroup" : "rlimit_as",
-               (long long)c->cpu, (long long)c->procs,
-               procs_by_cgroup(sb)    ? "cgroup"
-               : sb->uid != (uid_t)-1 ? "rlimit_nproc"
-                                      : "none",
+               (long long)c->cpu, (long long)c->procs, procs_json[procs_rule(sb)],
                (long long)c->fsize, (long long)c->nofile, sb->ns ? (long long)c->disk : 0LL,
                sb->ns ? "tmpfs" : "none");
     buf_puts(b, ",\"missing\":[");
@@ -592,10 +617,7 @@ void sandbox_summary(const sandbox *sb, char *out, size_t size)
              sb->userns ? ",user" : "", sb->ns && sb->netns ? "off" : "ON",
              cgroup_name(sb) ? cgroup_name(sb) : "NONE", sb->seccomp ? "on" : "OFF",
              bytes(mem, sizeof mem, c->memory), memory_by_cgroup(sb) ? "cgroup" : "RLIMIT_AS",
-             (long long)c->cpu, (long long)c->procs,
-             procs_by_cgroup(sb)    ? "cgroup"
-             : sb->uid != (uid_t)-1 ? "RLIMIT_NPROC, per user"
-                                    : "NOT LIMITED",
+             (long long)c->cpu, (long long)c->procs, procs_text[procs_rule(sb)],
              bytes(fsz, sizeof fsz, c->fsize), (long long)c->nofile,
              bytes(disk, sizeof disk, sb->ns ? c->disk : 0));
 }

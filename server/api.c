@@ -62,6 +62,9 @@ static int h_create(struct mg_connection *c, void *cbdata)
     if (!atomic_load(&a->accepting))
         return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
                                "server is shutting down; not accepting tasks");
+    int refused = api_refuse_tasks(c, a);
+    if (refused)
+        return refused;
     http_body body = HTTP_BODY_INIT(a->budget);
     if (read_body(c, a, &body) < 0) {
         http_body_destroy(&body);
@@ -401,6 +404,13 @@ void api_register_fallback(struct mg_context *ctx)
      * ("/$") registered by a module; "/" followed by "**" matches any path
      * and leaves the root to such a route. */
     mg_set_request_handler(ctx, "/**", h_fallback, NULL);
+}
+
+int api_refuse_tasks(struct mg_connection *c, const api *a)
+{
+    if (!a->refusal)
+        return 0;
+    return http_send_error(c, 503, NULL, "\"permanent\":true", "%s", a->refusal);
 }
 
 void api_stop_accepting(api *a)

@@ -31,6 +31,8 @@ typedef struct api {
     atomic_int accepting;     /* 0 once shutting down: create_task answers 503 */
     const char *sandbox_json; /* "sandbox" object for GET /info, or NULL; set by
                                  the caller before api_register, which keeps it */
+    const char *refusal;      /* non-NULL: tasks are refused for good with this
+                                 sentence (503); set like sandbox_json */
 } api;
 
 /* Prepares a and registers its handlers on ctx. Returns 0. */
@@ -43,6 +45,12 @@ void api_register_fallback(struct mg_context *ctx);
 
 /* Makes create_task refuse new work (503) from now on. */
 void api_stop_accepting(api *a);
+
+/* Answers 503 with a->refusal and "permanent": true (no Retry-After: asking
+ * again will not help) if this server refuses tasks for good, for every
+ * route that would run a program. Returns the status sent, or 0 if tasks
+ * are accepted (nothing sent). */
+int api_refuse_tasks(struct mg_connection *c, const api *a);
 
 /* Writes the get_status JSON document of t (as seen in v) into b. Exposed
  * for unit tests. Returns 0 or -ENOMEM. */

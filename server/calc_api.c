@@ -113,6 +113,9 @@ static int h_post(struct mg_connection *c, api *a)
     if (!atomic_load(&a->accepting))
         return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
                                "server is shutting down; not accepting calculations");
+    int refused = api_refuse_tasks(c, a);
+    if (refused)
+        return refused;
     http_body body = HTTP_BODY_INIT(a->budget);
     size_t max = a->cfg->max_body < CALC_MAX_BODY ? a->cfg->max_body : CALC_MAX_BODY;
     int rc = http_read_body(c, max, &body);

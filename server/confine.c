@@ -143,6 +143,63 @@ static int off_json(confine *cf)
     return cf->info_json ? 0 : -1;
 }
 
+/* The reason a mechanism is missing, from the sandbox's note "WHAT: WHY;
+ * consequence", into out ("" if there is no such note). */
+static void missing_reason(const sandbox *sb, const char *what, char *out, size_t size)
+{
+    size_t n = strlen(what);
+    out[0] = '\0';
+    for (int i = 0; i < sb->nnotes; i++)
+        if (strncmp(sb->notes[i], what, n) == 0 && sb->notes[i][n] == ':') {
+            const char *why = sb->notes[i] + n + 1 + (sb->notes[i][n + 1] == ' ');
+            snprintf(out, size, "%.*s", (int)strcspn(why, ";"), why);
+        }
+}
+
+/* Tasks that keep the server's uid are separated from it only by the
+ * namespaces (its processes out of reach, its files hidden, the host
+ * read-only). Without them a task could signal or ptrace the server and
+ * write its journal: refuse to run tasks at all (fail closed). Returns 0
+ * or -ENOMEM. */
+static int decide_refusal(confine *cf)
+{
+    const sandbox *sb = &cf->sb;
+    if (sb->ns || sb->uid != (uid_t)-1)
+        return 0;
+    char why[256], who[128];
+    missing_reason(sb, "namespaces", why, sizeof why);
+    snprintf(who, sizeof who, "uid %ld", (long)getuid());
+    if (strcmp(sb->user, who + 4) != 0)
+        snprintf(who, sizeof who, "%.64s, uid %ld", sb->user, (long)getuid());
+    if (asprintf(&cf->refusal,
+                 "tasks are refused: the sandbox cannot separate them from the server (it "
+                 "runs as %s, not as root, and cannot create namespaces: %s), so they "
+                 "would run as its own user with access to its files and processes; run the "
+                 "server as root, or allow it user namespaces (in a container: cap_add "
+                 "SYS_ADMIN and NET_ADMIN), or use --sandbox off to run tasks unconfined",
+                 who, why[0] ? why : "not permitted") < 0) {
+        cf->refusal = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* The "sandbox" object of GET /info: the sandbox's own, plus the refusal. */
+static int make_info_json(confine *cf)
+{
+    buf b = BUF_INIT;
+    sandbox_info_json(&cf->sb, &b);
+    if (cf->refusal && !buf_failed(&b) && b.len > 0 && b.data[b.len - 1] == '}') {
+        b.len--;
+        buf_puts(&b, ",\"tasks_refused\":");
+        jsonw_cstr(&b, cf->refusal);
+        buf_putc(&b, '}');
+    }
+    cf->info_json = buf_failed(&b) ? NULL : buf_steal(&b, NULL);
+    buf_destroy(&b);
+    return cf->info_json ? 0 : -ENOMEM;
+}
+
 int confine_start(confine *cf, const config *c)
 {
     memset(cf, 0, sizeof *cf);
@@ -191,11 +248,8 @@ int confine_start(confine *cf, const config *c)
         else
             free(h.path[i]);
     }
-    buf b = BUF_INIT;
-    sandbox_info_json(&cf->sb, &b);
-    cf->info_json = buf_failed(&b) ? NULL : buf_steal(&b, NULL);
-    buf_destroy(&b);
-    if (!cf->info_json) {
+    if (decide_refusal(cf) < 0 || make_info_json(cf) < 0) {
+        free(cf->refusal);
         sandbox_destroy(&cf->sb);
         fprintf(stderr, "tasksolver: out of memory\n");
         return -1;
@@ -209,6 +263,13 @@ void confine_log(const confine *cf)
     if (!cf->enabled) {
         log_warn("--sandbox off: tasks run as %s, unconfined: they see what the server sees",
                  geteuid() == 0 ? "ROOT" : "the server's user");
+        return;
+    }
+    if (cf->refusal) {
+        /* Nothing runs, so no summary of protections that do not exist. */
+        log_warn("sandbox: %s", cf->refusal);
+        for (int i = 0; i < cf->sb.nnotes; i++)
+            log_warn("sandbox: not available: %s", cf->sb.notes[i]);
         return;
     }
     char line[1024];
@@ -232,6 +293,7 @@ void confine_stop(confine *cf)
     if (cf->enabled)
         sandbox_destroy(&cf->sb);
     free(cf->info_json);
+    free(cf->refusal);
     for (int i = 0; cf->hidden && cf->hidden[i]; i++)
         free(cf->hidden[i]);
     free(cf->hidden);

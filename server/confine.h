@@ -13,10 +13,17 @@ typedef struct confine {
     int enabled;     /* 0: --sandbox off, tasks run unconfined */
     char *info_json; /* the "sandbox" object of GET /info; owned */
     char **hidden;   /* paths hidden from tasks, for the log; owned */
+    char *refusal;   /* why program tasks are refused, or NULL; owned */
 } confine;
 
 /* Sets up the sandbox for c (whose work_dir must exist). Returns 0, or -1
- * after printing why to stderr (the settings cannot be honoured). */
+ * after printing why to stderr (the settings cannot be honoured).
+ *
+ * Fails closed: when the sandbox cannot separate tasks from the server
+ * (it is not root, so tasks would keep its uid, and no namespace hides
+ * its processes and files from them), cf->refusal is the sentence with
+ * which every program task is refused, naming what is missing and how to
+ * grant it; the server still starts and serves everything else. */
 int confine_start(confine *cf, const config *c);
 
 /* Logs which protections are active and which are missing. Separate from

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "pool.h"
 #include "queue.h"
+#include "reach.h"
 #include "store.h"
 #include "timefmt.h"
 #include "workdir.h"
@@ -254,6 +255,13 @@ int main(int argc, char **argv)
     confine cf;
     if (confine_start(&cf, &cfg) < 0)
         goto fail_confine;
+    /* Tasks that are refused need nothing within reach. */
+    reach rch;
+    char rerr[1024];
+    if (reach_check(&rch, cf.refusal ? NULL : confine_sandbox(&cf), &cfg, rerr, sizeof rerr) < 0) {
+        fprintf(stderr, "tasksolver: %s\n", rerr);
+        goto fail_reach;
+    }
     /* Returns the mask of features initialised: 0 for the 0 asked here,
      * so it carries no error to check. */
     mg_init_library(0);
@@ -285,8 +293,12 @@ int main(int argc, char **argv)
         .work_dir = cfg.work_dir,
         .python = cfg.python,
         .calc_command = cfg.calc_command[0] ? cfg.calc_command : NULL,
+        .calc_image = rch.calc_image,
+        .calc_len = rch.calc_len,
+        .calc_name = rch.calc_name,
         .journal = jr,
         .sandbox = confine_sandbox(&cf),
+        .refuse = cf.refusal,
     };
     rc = pool_start(&p, &pc, &q, &s);
     if (rc < 0) {
@@ -312,7 +324,7 @@ int main(int argc, char **argv)
                 err[0] ? err : "unknown error");
         goto fail_http;
     }
-    api a = {.journal = jr, .budget = &mb, .sandbox_json = cf.info_json};
+    api a = {.journal = jr, .budget = &mb, .sandbox_json = cf.info_json, .refusal = cf.refusal};
     api_register(&a, ctx, &cfg, &q, &s);
     if (cfg.calc_command[0])
         calc_api_register(ctx, &a);
@@ -342,6 +354,7 @@ int main(int argc, char **argv)
                  "--max-queue-bytes %zu: new tasks are refused until they have started",
                  jn.waiting, membudget_used(&mb), cfg.max_queue_bytes);
     confine_log(&cf);
+    reach_log(&rch);
 
     int sig = wait_for_stop(&s, &sigs);
     log_notice("received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -376,6 +389,8 @@ fail_queue:
     store_destroy(&s);
 fail_store:
     mg_exit_library();
+    reach_destroy(&rch);
+fail_reach:
     confine_stop(&cf);
 fail_confine:
     workdir_release(&wd);

@@ -15,15 +15,26 @@
 
 struct journal;
 
+/* The PATH of every task. */
+#define POOL_TASK_PATH "/usr/local/bin:/usr/bin:/bin"
+
 typedef struct pool_config {
     int workers;
     double task_timeout; /* seconds; 0: none */
     size_t max_output;
     const char *work_dir; /* existing directory for task directories */
     const char *python;
-    const char *calc_command;      /* for calc tasks: "PROGRAM ARGS" or NULL */
+    const char *calc_command;        /* for calc tasks: "PROGRAM ARGS" or NULL */
+    const unsigned char *calc_image; /* non-NULL: PROGRAM's bytes, written into each
+                                        calc task's directory as calc_name and run
+                                        from there (see reach.h); borrowed */
+    size_t calc_len;
+    const char *calc_name;
     struct journal *journal;       /* records starts and results, or NULL */
     const struct sandbox *sandbox; /* NULL: tasks run unconfined; borrowed */
+    const char *refuse;            /* non-NULL: every task ends in ERROR with this
+                                      sentence, never run (the sandbox cannot
+                                      separate tasks from the server); borrowed */
 } pool_config;
 
 typedef struct pool {

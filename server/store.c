@@ -21,10 +21,15 @@ static int task_cmp(const task *a, const task *b)
 #endif
 RB_GENERATE_STATIC(task_index, task, by_id, task_cmp)
 
+/* Random v4 ids: any byte is uniformly distributed. */
 static pthread_cond_t *store_stripe(store *s, const task *t)
 {
-    /* Random v4 ids: any byte is uniformly distributed. */
     return &s->wake[t->id[15] % STORE_WAIT_STRIPES];
+}
+
+static pthread_cond_t *store_start_stripe(store *s, const task *t)
+{
+    return &s->started[t->id[15] % STORE_WAIT_STRIPES];
 }
 
 int store_init(store *s, long max_finished)
@@ -41,6 +46,11 @@ int store_init(store *s, long max_finished)
         rc = pthread_cond_init(&s->wake[i], &attr);
         if (rc)
             goto fail_cond;
+        rc = pthread_cond_init(&s->started[i], &attr);
+        if (rc) {
+            pthread_cond_destroy(&s->wake[i]);
+            goto fail_cond;
+        }
     }
     pthread_condattr_destroy(&attr);
     RB_INIT(&s->index);
@@ -49,8 +59,10 @@ int store_init(store *s, long max_finished)
     return 0;
 
 fail_cond:
-    while (i-- > 0)
+    while (i-- > 0) {
         pthread_cond_destroy(&s->wake[i]);
+        pthread_cond_destroy(&s->started[i]);
+    }
     pthread_condattr_destroy(&attr);
     pthread_mutex_destroy(&s->lock);
     return -rc;
@@ -64,8 +76,10 @@ void store_destroy(store *s)
         RB_REMOVE(task_index, &s->index, t);
         task_unref(t);
     }
-    for (int i = 0; i < STORE_WAIT_STRIPES; i++)
+    for (int i = 0; i < STORE_WAIT_STRIPES; i++) {
         pthread_cond_destroy(&s->wake[i]);
+        pthread_cond_destroy(&s->started[i]);
+    }
     pthread_mutex_destroy(&s->lock);
 }
 
@@ -137,15 +151,15 @@ void store_mark_running(store *s, task *t, live *lv)
     t->attempts++;
     s->counts.waiting--;
     s->counts.running++;
-    pthread_cond_broadcast(store_stripe(s, t));
+    pthread_cond_broadcast(store_start_stripe(s, t));
     pthread_mutex_unlock(&s->lock);
 }
 
-/* Sleeps on t's stripe until woken or deadline_mono_us; s->lock held. */
-static void store_sleep(store *s, task *t, int64_t deadline_mono_us)
+/* Sleeps on cond until woken or deadline_mono_us; s->lock held. */
+static void store_sleep(store *s, pthread_cond_t *cond, int64_t deadline_mono_us)
 {
     struct timespec ts = {deadline_mono_us / 1000000, (deadline_mono_us % 1000000) * 1000};
-    pthread_cond_timedwait(store_stripe(s, t), &s->lock, &ts);
+    pthread_cond_timedwait(cond, &s->lock, &ts);
 }
 
 live *store_live_get(store *s, task *t)
@@ -160,7 +174,7 @@ void store_wait_started(store *s, task *t, int64_t deadline_mono_us)
 {
     pthread_mutex_lock(&s->lock);
     while (t->status == TASK_WAIT && !s->closing && deadline_mono_us > time_mono_us())
-        store_sleep(s, t, deadline_mono_us);
+        store_sleep(s, store_start_stripe(s, t), deadline_mono_us);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -181,6 +195,7 @@ void store_mark_finished_at(store *s, task *t, enum task_status final, int64_t n
         /* Finished without running (refused at start). */
         s->counts.waiting--;
         t->started_us = now;
+        pthread_cond_broadcast(store_start_stripe(s, t));
     } else {
         s->counts.running--;
     }
@@ -217,7 +232,7 @@ task_view store_view(store *s, task *t, int64_t deadline_mono_us)
 {
     pthread_mutex_lock(&s->lock);
     while (!task_status_final(t->status) && !s->closing && deadline_mono_us > time_mono_us())
-        store_sleep(s, t, deadline_mono_us);
+        store_sleep(s, store_stripe(s, t), deadline_mono_us);
     task_view v = {t->status, t->started_us, t->finished_us, t->attempts};
     pthread_mutex_unlock(&s->lock);
     return v;
@@ -243,7 +258,9 @@ void store_close(store *s)
 {
     pthread_mutex_lock(&s->lock);
     s->closing = 1;
-    for (int i = 0; i < STORE_WAIT_STRIPES; i++)
+    for (int i = 0; i < STORE_WAIT_STRIPES; i++) {
         pthread_cond_broadcast(&s->wake[i]);
+        pthread_cond_broadcast(&s->started[i]);
+    }
     pthread_mutex_unlock(&s->lock);
 }

@@ -42,8 +42,13 @@ typedef struct store {
     void *on_evict_arg;
     /* Long polls and streams wait on the stripe of their task's id, so a
      * task that starts or finishes wakes only the few waiters that hash
-     * alongside it. */
+     * alongside it: long polls for the end (wake), streams of a waiting
+     * task for the start (started). Apart, because a start that woke the
+     * long poll of its task woke it for nothing, on every task: measured
+     * with --sandbox off, 3000 trivial tasks, 11.0 -> 8.5 context
+     * switches and 673 -> 630 us of the server's CPU per task. */
     pthread_cond_t wake[STORE_WAIT_STRIPES];
+    pthread_cond_t started[STORE_WAIT_STRIPES];
 } store;
 
 /* Returns 0 or -errno (nothing to destroy on error). */
@@ -76,8 +81,8 @@ task *store_lookup(store *s, const char *id);
 
 /* WAIT -> RUNNING, stamping started_us and counting an attempt. The task takes a reference to lv
  * (may be NULL), where the worker appends stdout while the task runs.
- * Wakes the waiters of t's stripe, so that a stream opened while t was
- * waiting follows it from its first byte. */
+ * Wakes the stream waiters of t's stripe, so that a stream opened while t
+ * was waiting follows it from its first byte. */
 void store_mark_running(store *s, task *t, struct live *lv);
 
 /* Returns a reference to t's live output (caller unrefs), or NULL when t

@@ -25,11 +25,11 @@ LISTEN_RE = re.compile(r"listening on http://([0-9.]+):(\d+)")
 class Server:
     """A tasksolver process on a free port (--port 0), its log collected."""
 
-    def __init__(self, *args, binary=SERVER_BIN, env=None):
+    def __init__(self, *args, binary=SERVER_BIN, env=None, cwd=None):
         self.args = [binary, "--port", "0", *args]
         self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True,
-                                     env=env)
+                                     env=env, cwd=cwd)
         self.log = []
         self._ready = threading.Event()
         self.host, self.port = None, None

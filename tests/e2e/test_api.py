@@ -337,11 +337,12 @@ class Hygiene(unittest.TestCase):
             kids = children_of(srv.proc.pid)
             self.assertEqual([k for k in kids if not is_cell(k)], [])
             self.assertLessEqual(len(kids), 4)
-            # Each worker keeps its directory, emptied, for the next task.
+            # Each worker keeps its directory, emptied but for the program
+            # file that the next task's program overwrites.
             left = os.listdir(work)
             self.assertLessEqual(len(left), 4)
             for name in left:
-                self.assertEqual(os.listdir(os.path.join(work, name)), [], name)
+                self.assertLessEqual(set(os.listdir(os.path.join(work, name))), {"program"}, name)
             srv.stop()
             self.assertEqual(os.listdir(work), [])
         finally:
@@ -367,6 +368,31 @@ class Hygiene(unittest.TestCase):
             self.assertEqual(doc["result"]["stdout"].split("\n")[1], "program")
         finally:
             srv.stop()
+
+    def test_each_task_sees_its_own_program_only(self):
+        # Workers keep the program file for the next task to overwrite:
+        # nothing of the previous one may show, whatever it did to it.
+        for extra in ((), ("--sandbox", "off")):
+            srv = Server("--workers", "1", *extra)
+            try:
+                long_one = "#!/bin/sh\n# " + "x" * 5000 + "\ncat program | wc -c\n"
+                self.assertEqual(srv.run("bin", long_one)["result"]["stdout"],
+                                 "%d\n" % len(long_one))
+                short = "#!/bin/sh\ncat program; ls -A\n"
+                self.assertEqual(srv.run("bin", short)["result"]["stdout"], short + "program\n")
+                doc = srv.run("python", "import os\nprint(sorted(os.listdir('.')))\n")
+                self.assertEqual(doc["result"]["stdout"], "['main.py']\n", extra)
+                # A program left as a FIFO, a link or a directory, or
+                # without permissions, is replaced.
+                for spoil in ("rm program; mkfifo program", "ln -sf /etc/passwd program.x; "
+                              "rm program; ln -s program.x program", "rm program; mkdir program",
+                              "chmod 0 program", "ln program hard"):
+                    srv.run("bin", "#!/bin/sh\n%s\n" % spoil)
+                    doc = srv.run("bin", short)
+                    self.assertEqual((doc["status"], doc["result"]["stdout"]),
+                                     ("SUCCESS", short + "program\n"), (extra, spoil, doc))
+            finally:
+                srv.stop()
 
     def test_task_directory_is_private_and_cwd(self):
         srv = Server()
@@ -478,13 +504,20 @@ class WaitAllowance(unittest.TestCase):
             holders = [threading.Thread(target=hold, daemon=True) for _ in range(2)]
             for h in holders:
                 h.start()
-            # Short probes until the server holds both holders (a granted
-            # probe just waits its 0.3 s).
-            deadline = time.monotonic() + 30
+            # Short probes until the server holds both holders. A granted
+            # probe takes the slot a refused holder is after: back to back,
+            # probes left it free for a millisecond or two between them,
+            # and the holder's retries could miss that gap for 30 s. After
+            # each granted probe the slot stays free for a growing pause,
+            # many of the holder's retries long.
+            deadline, pause = time.monotonic() + 30, 0.1
             while time.monotonic() < deadline:
-                _, hdrs, doc = srv.status(tid, wait=0.3)
+                _, hdrs, doc = srv.status(tid, wait=0.1)
                 if "x-wait-refused" in hdrs:
                     break
+                self.assertIn(doc["status"], ("WAIT", "RUNNING"), doc)
+                time.sleep(pause)
+                pause = min(2 * pause, 1.0)
             else:
                 self.fail("no wait was ever refused with two held: %r" % doc)
             t0 = time.monotonic()

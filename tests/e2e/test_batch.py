@@ -28,13 +28,11 @@ def calc(lo_ms, hi_ms, log=None):
 
 
 def seed_server(*extra, calc_cmd=None, workers=5):
-    """The seed's server: `workers` at once, nothing waits, 403 beyond.
-    The stand-in calculation lives in the build tree, which a sandboxed task
-    cannot see when the tree is under /tmp (tasks get a private /tmp), so
-    these servers run their operator-given command outside the sandbox."""
+    """The seed's server: `workers` at once, nothing waits, 403 beyond,
+    sandboxed as by default (the stand-in calculation in the build tree
+    runs wherever the tree is: see test_reach.py)."""
     return Server("--workers", str(workers), "--max-queue", "0", "--reject-status", "403",
-                  "--calc-command", calc_cmd or calc(20, 60), "--log-level", "warn",
-                  "--sandbox", "off", *extra)
+                  "--calc-command", calc_cmd or calc(20, 60), "--log-level", "warn", *extra)
 
 
 def twice(text):
@@ -225,7 +223,9 @@ class CalcApi(unittest.TestCase):
         self.assertEqual((st, hdrs["allow"]), (405, "GET, POST"))
 
     def test_failing_and_non_numeric_calculations(self):
-        nowhere = seed_server(calc_cmd="/no/such/program", workers=1)
+        # With the sandbox on a missing program stops the start-up (see
+        # test_reach.py); without it, each calculation fails.
+        nowhere = seed_server("--sandbox", "off", calc_cmd="/no/such/program", workers=1)
         cases = ((FAILING, 1, "exited with code 3"), (FAILING, 2, "not a number"),
                  (nowhere, 1, "could not"))
         try:
@@ -351,6 +351,39 @@ class BatchClient(unittest.TestCase):
         self.assertIn("exited with code 3", docs[0]["error"])
         self.assertIn("0 results, 2 errors", err)
         self.assertIn("2 retries", err)
+
+    def test_a_server_failing_every_calculation_stops_the_run(self):
+        inputs = [str(n) for n in range(1, 201)]
+        inp, out = self.write_input(inputs), self.path("out")
+        srv = seed_server(calc_cmd="/bin/false")
+        try:
+            t0 = time.monotonic()
+            rc, _, err = run_batch(srv.url, inp, "-o", out)
+            took = time.monotonic() - t0
+            self.assertEqual(rc, 1, err)
+            self.assertIn("stopped: the first 20 inputs all failed with the same error", err)
+            self.assertIn("calculation failed: exited with code 1", err)
+            self.assertIn("--resume", err)
+            self.assertLess(took, 30)
+            # Nothing written, and far from 200 inputs tried 4 times each.
+            self.assertEqual(count_lines(out), 0)
+            tried = srv.request("GET", "/get_task_count")[2]["total"]
+            self.assertLessEqual(tried, (20 + 5) * 4, err)
+            # Without the watch every input gets its error line.
+            rc, _, err = run_batch(srv.url, self.write_input(inputs[:30], "few.txt"),
+                                   "-o", self.path("few"), "--stop-after", "0", "--retries", "0")
+            self.assertEqual(rc, 1, err)
+            self.assertEqual(count_lines(self.path("few")), 30)
+        finally:
+            srv.stop()
+        # Once the server is fixed, --resume does every input.
+        srv = seed_server(calc_cmd=calc(1, 5))
+        try:
+            rc, _, err = run_batch(srv.url, inp, "-o", out, "--resume")
+            self.assertEqual(rc, 0, err)
+            self.assert_exactly_once(out, inputs)
+        finally:
+            srv.stop()
 
     def test_server_restarted_mid_run_loses_no_input(self):
         port = free_port()

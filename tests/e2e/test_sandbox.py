@@ -80,6 +80,16 @@ def task_processes(work):
     return out
 
 
+def reachable_by_tasks(path):
+    """Whether tasks could walk to path: a root server's run as nobody."""
+    path = os.path.realpath(path)
+    while ROOT and path != "/":
+        if not os.stat(path).st_mode & stat.S_IXOTH:
+            return False
+        path = os.path.dirname(path)
+    return True
+
+
 def server_as_nobody(case, *args):
     """Starts a server as nobody (with setpriv) in a home of its own and
     returns (server, home); skips case where that cannot be done. Stop the
@@ -168,11 +178,14 @@ class SandboxCase(unittest.TestCase):
                              "task cgroups or processes left in %s" % d)
 
     def used_dirs(self):
-        """Entries of the work directory that are not empty task directories."""
+        """Entries of the work directory that are not emptied task
+        directories (a worker keeps the last program file, which the next
+        task's program overwrites)."""
         out = []
         for e in os.listdir(self.work):
             p = os.path.join(self.work, e)
-            if not e.startswith("task-") or not os.path.isdir(p) or os.listdir(p):
+            if (not e.startswith("task-") or not os.path.isdir(p) or len(os.listdir(p)) > 1 or
+                    not set(os.listdir(p)) <= {"program", "main.py"}):
                 out.append(e)
         return out
 
@@ -406,8 +419,21 @@ class Hidden(unittest.TestCase):
 
     def test_server_paths_are_hidden(self):
         # Beside the build tree: under /tmp (private to tasks anyway) only
-        # when the build tree is.
-        conf_dir = tempfile.mkdtemp(prefix="ts-conf-", dir=BUILD_DIR)
+        # when the build tree is. A build tree the tasks' user cannot walk
+        # to (a checkout under /root) would hide nothing by itself: then
+        # the server, a copy of it, and its paths live where that user
+        # could see them if they were not hidden.
+        server, base = SERVER_BIN, BUILD_DIR
+        if not reachable_by_tasks(BUILD_DIR):
+            base = tempfile.mkdtemp(prefix="ts-hidden-", dir="/var/lib")
+            self.addCleanup(shutil.rmtree, base, True)
+            os.chmod(base, 0o755)
+            bindir = os.path.join(base, "bin")
+            os.mkdir(bindir)
+            for b in (SERVER_BIN, os.path.join(os.path.dirname(SERVER_BIN), "tasksolver-exec")):
+                shutil.copy2(b, bindir)
+            server = os.path.join(bindir, "tasksolver")
+        conf_dir = tempfile.mkdtemp(prefix="ts-conf-", dir=base)
         work = tempfile.mkdtemp(prefix="ts-sandbox-")
         conf = os.path.join(conf_dir, "tasksolver.conf")
         with open(conf, "w") as f:
@@ -417,11 +443,11 @@ class Hidden(unittest.TestCase):
         os.chmod(conf_dir, 0o755)
         os.chmod(os.path.join(conf_dir, "secret.txt"), 0o644)
         data = os.path.join(conf_dir, "..", os.path.basename(conf_dir) + "-data")
-        srv = Server("--config", conf, "--work-dir", work, "--data-dir", data)
+        srv = Server("--config", conf, "--work-dir", work, "--data-dir", data, binary=server)
         try:
             if not srv.request("GET", "/info")[2]["sandbox"]["namespaces"]:
                 self.skipTest("no namespaces on this machine")
-            exe_dir = os.path.dirname(os.path.realpath(SERVER_BIN))
+            exe_dir = os.path.dirname(os.path.realpath(server))
             self.assertTrue(os.path.exists(os.path.join(data, "tasks.db")))
             doc = srv.run("bin", "#!/bin/sh\ncat %s/secret.txt %s\nls -A %s; echo --; ls -A %s; "
                           "echo --; ls -A %s\n" % (conf_dir, conf, conf_dir, exe_dir, data))
@@ -430,7 +456,7 @@ class Hidden(unittest.TestCase):
             # copies of, they are hidden altogether.)
             self.assertEqual(doc["result"]["stdout"], "--\n--\n")
             private = ("/tmp/", "/var/tmp/", "/dev/shm/")
-            under_tmp = os.path.realpath(BUILD_DIR).startswith(private)
+            under_tmp = os.path.realpath(base).startswith(private)
             self.assertEqual(doc["result"]["stderr"].count("No such file"),
                              5 if under_tmp else 2, doc["result"])
         finally:

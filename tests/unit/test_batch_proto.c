@@ -41,6 +41,12 @@ static void calc_requests_and_answers(void **state)
     assert_int_equal(submit(&p, 403, "{\"error\": \"busy\"}"), BATCH_REFUSED);
     assert_int_equal(submit(&p, 429, ""), BATCH_REFUSED);
     assert_int_equal(submit(&p, 503, "down"), BATCH_REFUSED);
+    assert_int_equal(submit(&p, 503, "{\"error\": \"later\", \"permanent\": false}"),
+                     BATCH_REFUSED);
+    /* Refused for good: asking again will not help. */
+    assert_int_equal(submit(&p, 503, "{\"error\": \"no sandbox\", \"permanent\": true}"),
+                     BATCH_STOP);
+    assert_string_equal(rep.text.data, "HTTP 503: no sandbox");
     assert_int_equal(submit(&p, 502, ""), BATCH_TRANSIENT);
     assert_int_equal(submit(&p, 400, "{\"error\": \"bad data\"}"), BATCH_REJECTED);
     assert_string_equal(rep.text.data, "HTTP 400: bad data");
