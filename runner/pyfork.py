@@ -28,7 +28,10 @@
 #                    the task. The request's fields are the concatenation of
 #                    the FIELDS of its pieces, so a piece may end mid-field.
 #                    The first piece carries the task's stdin, stdout and
-#                    stderr, in that order, as SCM_RIGHTS.
+#                    stderr, in that order, as SCM_RIGHTS, then any
+#                    cgroup.procs files the child joins, open for writing
+#                    (a sandbox whose file system is read-only cannot name
+#                    them by path)
 #     kill SIG       send SIG to the task's process group (nothing if no task
 #                    runs)
 #     EOF            the server SIGKILLs the task's group, reaps it and exits
@@ -47,11 +50,14 @@
 #   A message that breaks these rules (unknown verb, a run request while a
 #   task runs) ends the server, as EOF does.
 #
-# The child: new session; the three fds on 0, 1, 2 and every other fd
-# closed; cwd the task directory; rlimits; cgroups; then, if asked,
-# setgroups([]), setresgid, setresuid (in this order: once the uid is gone,
-# the groups can no longer be changed) and dumpable again as after an exec;
-# signal dispositions and mask as a cold interpreter has them. It then
+# The child: new session; the three fds on 0, 1, 2; the cgroups it was
+# sent; every other fd closed; rlimits; the cgroups named by path; then, if
+# asked, setgroups([]), setresgid, setresuid (in this order: once the uid
+# is gone, the groups can no longer be changed) and dumpable again as after
+# an exec; cwd the task directory, entered as the task's user (a server
+# left with only the capabilities to switch users and to signal its
+# children cannot enter a directory of the task's that is closed to
+# others); signal dispositions and mask as a cold interpreter has them. It then
 # becomes what `python3 main.py ARGS` in the task directory would be:
 # sys.modules scrubbed back to what a cold start had loaded when its main
 # script began (taken at the top of this file, which is such a script), a
@@ -136,6 +142,9 @@ if os.geteuid() == 0:
 # The first compile() builds the AST types (~2 ms here); pay it once.
 compile(b"", "<pyfork>", "exec", 0, True)
 
+# The fds a run request may carry: stdin, stdout, stderr and cgroups.
+_MAX_FDS = 3 + 16
+
 _SIGNALS = tuple(s for s in range(1, _signal.NSIG)
                  if s not in (_signal.SIGKILL, _signal.SIGSTOP))
 _IO_TYPES = (io.TextIOWrapper, io.BufferedReader, io.BufferedWriter, io.BufferedRandom,
@@ -216,8 +225,8 @@ class _Request:
             raise _Fail("bad request: a uid needs a gid and a gid a uid")
         if self.uid is not None and os.geteuid() != 0:
             raise _Fail("cannot switch users: the fork server is not root")
-        if len(fds) != 3:
-            raise _Fail("bad request: %d fds instead of 3" % len(fds))
+        if len(fds) < 3:
+            raise _Fail("bad request: %d fds instead of 3 or more" % len(fds))
 
     @staticmethod
     def _int(val):
@@ -267,24 +276,25 @@ def _set_signals(cold):
 
 
 def _child_setup(req, sock, errr):
-    """The child's system set-up, still as the server's user."""
+    """The child's system set-up, from the server's user to the task's."""
     os.setsid()
-    for i, fd in enumerate(req.fds):
+    for i, fd in enumerate(req.fds[:3]):
         os.dup2(fd, i)
     sock.detach()
+    pid = b"%d" % os.getpid()
+    for fd in req.fds[3:]:
+        try:
+            os.write(fd, pid)
+        except OSError as e:
+            raise _oserror("could not join a cgroup", e)
     for fd in set(req.fds) | {3, errr}:
         if fd > 2:
             os.close(fd)
-    try:
-        os.chdir(req.dir)
-    except OSError as e:
-        raise _oserror("could not enter %s" % os.fsdecode(req.dir), e)
     for name, res, soft, hard in req.limits:
         try:
             resource.setrlimit(res, (soft, hard))
         except (OSError, ValueError) as e:
             raise _Fail("could not set the %s limit: %s" % (name, e))
-    pid = b"%d" % os.getpid()
     for path in req.cgroups:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -303,6 +313,10 @@ def _child_setup(req, sock, errr):
             raise _oserror("could not switch to uid %d gid %d" % (req.uid, req.gid), e)
         if _dumpable is not None:
             _dumpable(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE
+    try:
+        os.chdir(req.dir)
+    except OSError as e:
+        raise _oserror("could not enter %s" % os.fsdecode(req.dir), e)
 
 
 def _exec_cold(req, env):
@@ -562,7 +576,7 @@ def _serve():
     sock.send(b"ready %d" % os.getpid())
     poller = select.poll()
     poller.register(3, select.POLLIN)
-    fdsize = _socket.CMSG_SPACE(3 * 4)
+    fdsize = _socket.CMSG_SPACE(_MAX_FDS * 4)
     task, payload, fds = None, [], None
     while True:
         for fd, _ in poller.poll():
