@@ -15,6 +15,9 @@
 
 struct journal;
 
+/* The environment of every task, HOME and TMPDIR (its directory) aside. */
+extern char *const pool_env_base[];
+
 typedef struct pool_config {
     int workers;
     double task_timeout; /* seconds; 0: none */
