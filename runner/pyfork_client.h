@@ -106,10 +106,11 @@ typedef struct pyfork_task {
     const pyfork_rlimit *limits; /* nlimits of them */
     size_t nlimits;
     char *const *cgroups;  /* NULL-terminated cgroup.procs paths, or NULL */
-    const int *cgroup_fds; /* ncgroup_fds cgroup.procs files open for writing,
-                              which the child joins (where paths cannot be
-                              opened any more: a read-only sandbox); sent along
-                              with the std fds, still the caller's to close */
+    const int *cgroup_fds; /* ncgroup_fds cgroup.procs (or cgroup v1 tasks)
+                              files open for writing, which the child joins by
+                              writing "0" (where paths cannot be opened any
+                              more: a read-only sandbox); sent along with the
+                              std fds, still the caller's to close */
     size_t ncgroup_fds;    /* at most PYFORK_MAX_CGROUP_FDS */
     int stdin_fd;          /* the task's fds 0, 1, 2: duplicated into the */
     int stdout_fd;         /* server, still the caller's to close */

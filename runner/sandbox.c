@@ -446,12 +446,12 @@ static long probe_python_run(sandbox *sb, const char *dir, char *why, size_t why
         snprintf(why, whysz, "%s main.py %s%s%.*s", c->python,
                  runner_describe(&r, &l, how, sizeof how), r.err.len ? ": " : "",
                  (int)(r.err.len > 200 ? 200 : r.err.len), r.err.data ? r.err.data : "");
-    else if (r.note[0]) {
+    else if (strncmp(r.note, "warm Python: ", 13) == 0) {
         /* The cell's words ("warm Python: WHAT; what it did about it"),
          * what applies here. */
-        const char *what = strncmp(r.note, "warm Python: ", 13) == 0 ? r.note + 13 : r.note;
+        const char *what = r.note + 13;
         const char *end = strrchr(what, ';');
-        snprintf(why, whysz, "%.*s", (int)(end ? end - what : (long)strlen(what)), what);
+        snprintf(why, whysz, "%.*s", (int)(end ? end - what : (int)strlen(what)), what);
     } else if (!r.out.data || (ppid = atol(r.out.data)) <= 0)
         snprintf(why, whysz, "the probe printed no pid");
     if (rc == 0)

@@ -57,7 +57,7 @@ typedef struct tsexec_cell {
     uid_t uid; /* tasks' user; (uid_t)-1: ours */
     gid_t gid;
     int seccomp;           /* each task installs the filter (0: init did, they inherit it) */
-    const int *cgroup_fds; /* cgroup.procs of the task's groups, open for writing */
+    const int *cgroup_fds; /* the task's groups (cgroup.procs, or v1 tasks), open for writing */
     int ncgroup;
     int pyfork_fd;    /* warm Python's pyfork.py, open; -1: python tasks start cold */
     int pyfork_errno; /* why pyfork_fd is -1 although a script was named, or 0 */

@@ -28,7 +28,7 @@ typedef struct tsexec_task {
     gid_t gid;
     int seccomp;           /* install the filter */
     int fd[3];             /* become fds 0, 1, 2 (each >= 3); -1: keep that one */
-    const int *cgroup_fds; /* open cgroup.procs files the task joins, or NULL */
+    const int *cgroup_fds; /* open cgroup.procs (or v1 tasks) files the task joins, or NULL */
     int ncgroup;
     const int *keep_fds; /* NULL, or nkeep fds that become fds 3, 4... and stay
                             open across the exec (a helper's control socket);
