@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Warm Python through the server, end to end, in its default configuration
 (sandbox on, cells, the server root): the latency of a trivial python task
-(print(1)) from create_task to the long poll that sees it finished, against
+(print(1)) from create_task to the long poll that sees it finished (one
+client, one keep-alive connection), against
 a cold `python3 main.py` started directly (the runner, through
 tests/pyfork_driver, with the same minimal environment) and against the
 same server with --python-warm off; then the throughput of 2 workers, warm
@@ -16,6 +17,7 @@ figures are medians. Exit status 1 if a target is missed: p50 latency
 
 import argparse
 import base64
+import http.client
 import json
 import os
 import shutil
@@ -65,14 +67,37 @@ class Direct:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def through_server(srv):
-    """Runs print(1) once through srv; returns the client's latency, ms."""
-    t0 = time.perf_counter()
-    doc = srv.run("python", PROGRAM)
-    ms = (time.perf_counter() - t0) * 1e3
-    if doc["status"] != "SUCCESS" or doc["result"]["stdout"] != "1\n":
-        raise SystemExit("task failed: %s" % json.dumps(doc)[:400])
-    return ms
+class Client:
+    """One keep-alive connection to a server, as a client that runs tasks
+    one after the other would keep."""
+
+    BODY = json.dumps({"type": "python", "file": base64.b64encode(PROGRAM).decode()})
+
+    def __init__(self, srv):
+        self.conn = http.client.HTTPConnection(srv.host, srv.port, timeout=60)
+
+    def request(self, method, path, body=None):
+        self.conn.request(method, path, body=body)
+        resp = self.conn.getresponse()
+        return resp.status, json.loads(resp.read())
+
+    def task(self):
+        """Runs print(1) once: create, then long poll until it is done.
+        Returns the latency, ms."""
+        t0 = time.perf_counter()
+        st, doc = self.request("POST", "/create_task", self.BODY)
+        if st != 200:
+            raise SystemExit("create_task: %d %r" % (st, doc))
+        tid = doc["id"]
+        while doc.get("status") not in ("SUCCESS", "ERROR"):
+            st, doc = self.request("GET", "/get_status?id=%s&wait=30" % tid)
+        ms = (time.perf_counter() - t0) * 1e3
+        if doc["status"] != "SUCCESS" or doc["result"]["stdout"] != "1\n":
+            raise SystemExit("task failed: %s" % json.dumps(doc)[:400])
+        return ms
+
+    def close(self):
+        self.conn.close()
 
 
 def burst(srv, n, clients=8):
@@ -81,11 +106,14 @@ def burst(srv, n, clients=8):
     errors = []
 
     def client(k):
+        c = Client(srv)
         try:
             for _ in range(k):
-                through_server(srv)
+                c.task()
         except BaseException as e:  # noqa: B902 - reported below
             errors.append(e)
+        finally:
+            c.close()
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=client, args=(n // clients,)) for _ in range(clients)]
@@ -125,8 +153,8 @@ def main():
     cold, _ = server(os.path.join(work, "cold"), 1, "--python-warm", "off")
     if not winfo.get("python_warm", {}).get("active"):
         raise SystemExit("warm Python is not active: %s" % winfo.get("python_warm"))
-    sides = {"direct": direct.task, "warm": lambda: through_server(warm),
-             "cold": lambda: through_server(cold)}
+    wc, cc = Client(warm), Client(cold)
+    sides = {"direct": direct.task, "warm": wc.task, "cold": cc.task}
     lat = {k: [] for k in sides}
     try:
         for _ in range(5):  # the page cache, the cells and the fork server
@@ -139,6 +167,8 @@ def main():
                     lat[k].append(sides[k]())
     finally:
         direct.close()
+        wc.close()
+        cc.close()
         warm.stop()
         cold.stop()
     print("%s, print(1), %d tasks per side (%d alternating rounds), load average %.1f"

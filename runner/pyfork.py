@@ -110,6 +110,8 @@ _cold_hooks = tuple(sys.path_hooks)
 _self_file = __file__
 _self_dir = os.path.dirname(os.path.realpath(_self_file))
 _start_env = dict(os.environb)
+# The same as request fields (E entries), in order: the usual request.
+_start_entries = [k + b"=" + v for k, v in _start_env.items()]
 _stdio = tuple(None if s is None else (s.encoding, s.errors)
                for s in (sys.stdin, sys.stdout, sys.stderr))
 _unbuffered = sys.stdout is not None and bool(sys.stdout.write_through)
@@ -380,13 +382,16 @@ def _usual_hooks(hooks):
 def _become_main(req):
     """Turns the child into a cold start of req.main, as the task's user.
     Returns the code and the globals to run it with; raises _Cold."""
-    env = {}
-    for entry in req.env:
+    # Each page a child touches is copied: the usual environment, the
+    # server's own, is not taken apart again.
+    same_env = req.env == _start_entries
+    env = _start_env if same_env else {}
+    for entry in () if same_env else req.env:
         key, eq, value = entry.partition(b"=")
         if not eq or not key or key in env:
             raise _Cold()  # a C environment os.environ cannot mirror
         env[key] = value
-    for key in set(env) | set(_start_env):
+    for key in () if same_env else set(env) | set(_start_env):
         if _startup_var(key) and env.get(key) != _start_env.get(key):
             raise _Cold()
 
@@ -430,9 +435,11 @@ def _become_main(req):
 
     # os.environ writes through to the C environment, which the program's
     # children inherit; its data is posix.environ, kept in the same order.
-    os.environ.clear()
-    for key, value in env.items():
-        os.environ[os.fsdecode(key)] = os.fsdecode(value)
+    # (The server's own, in the same order, is there already.)
+    if not same_env:
+        os.environ.clear()
+        for key, value in env.items():
+            os.environ[os.fsdecode(key)] = os.fsdecode(value)
     _user_site(env)
 
     if _stdio[0] is None or _stdio[1] is None or _stdio[2] is None:
@@ -481,14 +488,12 @@ def _child(req, sock, errr, errw):
     """Runs in the child of a fork, every signal blocked. Returns the code
     and globals of the program; a failure is written to errw and ends the
     child."""
-    env = None
     try:
         _child_setup(req, sock, errr)
-        env = dict(e.partition(b"=")[::2] for e in req.env)
         try:
             code = _become_main(req)
         except _Cold:
-            _exec_cold(req, env)
+            _exec_cold(req, dict(e.partition(b"=")[::2] for e in req.env))
         os.close(errw)
         return code
     except _Fail as e:
@@ -542,13 +547,24 @@ class _Task:
                                       ru.ru_maxrss)
 
 
+# What a child removes from sys.modules and the importer cache: the
+# server's lengths of both when listed, and the lists.
+_extra = None
+
+
 def _start(req, sock):
     """Forks the task. Returns (child's code, globals) in the child, the
     _Task in the server."""
-    # What the child removes, listed here where it costs no copied pages.
-    req.extra_modules = [n for n in sys.modules if n not in _cold_modules]
-    req.extra_importers = [k for k in sys.path_importer_cache
-                           if k not in _cold_importer_keys or k == _self_file]
+    # What the child removes, listed here where it costs no copied pages,
+    # and once: the server imports nothing once it serves, and listing
+    # touches (so, after the last fork, faults in) every page a name is on.
+    global _extra
+    lengths = (len(sys.modules), len(sys.path_importer_cache))
+    if _extra is None or _extra[0] != lengths:
+        _extra = (lengths, [n for n in sys.modules if n not in _cold_modules],
+                  [k for k in sys.path_importer_cache
+                   if k not in _cold_importer_keys or k == _self_file])
+    req.extra_modules, req.extra_importers = _extra[1], _extra[2]
     errr, errw = os.pipe()
     old = _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
     try:
