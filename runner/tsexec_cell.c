@@ -641,8 +641,8 @@ static int start_warm(tsexec_cell *c, const request *rq, pid_t *pid, char *note,
             if (why[0])
                 snprintf(note, size,
                          "warm Python: the fork server could not start: %s; python tasks "
-                         "start cold for a while",
-                         why);
+                         "start cold for %d s",
+                         why, TSEXEC_PYHOST_RETRY_S);
             return 0;
         }
         if (tsexec_pyhost_run(&c->py, &t, pid, why, sizeof why) == 0) {

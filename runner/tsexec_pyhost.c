@@ -19,10 +19,6 @@
 /* How long the server may take to be ready: a cold interpreter plus the
  * server's imports take 30-60 ms here; a loaded machine is given more. */
 #define READY_MS 10000
-/* After a failed start, python tasks start cold this long before the
- * server is tried again: a server that cannot start fails each time, and
- * each try costs about a cold start. */
-#define RETRY_US (30 * INT64_C(1000000))
 /* Where the server finds its control socket (pyfork.py's protocol) and
  * its script. */
 #define SOCK_FD 3
@@ -245,7 +241,7 @@ int tsexec_pyhost_start(tsexec_pyhost *h, const char *path, const char *argv0, c
         return -EAGAIN;
     int rc = spawn(h, path, argv0, envp, why, whysz);
     if (rc < 0)
-        h->retry_us = time_mono_us() + RETRY_US;
+        h->retry_us = time_mono_us() + TSEXEC_PYHOST_RETRY_S * INT64_C(1000000);
     return rc;
 }
 

@@ -52,6 +52,11 @@ typedef struct tsexec_pyhost {
     long pid_max;     /* the kernel's, read at the first start; 0 before */
 } tsexec_pyhost;
 
+/* After a failed start, python tasks start cold this long (seconds)
+ * before a server is tried again: one that cannot start fails each time,
+ * and each try costs about a cold start. */
+#define TSEXEC_PYHOST_RETRY_S 30
+
 /* Initialiser: no server yet. */
 #define TSEXEC_PYHOST_NONE                                                                         \
     .script = -1, .script_errno = 0, .null = -1, .last_pid = -1, .pid = 0, .pf = NULL,             \
