@@ -377,8 +377,15 @@ static void supervise(tsexec_cell *c, pid_t main_pid, int *st, struct rusage *ru
 static void supervise_warm(tsexec_cell *c, pid_t main_pid, int *st, struct rusage *ru, int64_t *cpu,
                            char *report, size_t size)
 {
+    int lost = 0;
     for (;;) {
         drain_sigchld(c);
+        if (!lost && !tsexec_pyhost_running(&c->py)) {
+            lost = 1;
+            snprintf(report, size,
+                     "note warm Python: the fork server died while the task ran; "
+                     "the cell saw the task to its end\n");
+        }
         if (reap(c, main_pid, WNOHANG, st, ru, cpu))
             return;
         if (!tsexec_pyhost_running(&c->py)) {

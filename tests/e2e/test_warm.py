@@ -369,6 +369,8 @@ class Isolation(WarmCase):
         doc = self.srv.wait_done(tid)
         self.assertEqual(doc["status"], "SUCCESS", doc)
         self.assertEqual(doc["result"]["stdout"], "started\ndone\n")
+        self.assertIn("task %s: warm Python: the fork server died while the task ran" % tid,
+                      "".join(self.srv.log))
         self.assertEqual(self.warm_ok("import os\nprint(os.getppid() != 1)\n"), "True\n")
 
 
