@@ -1,11 +1,12 @@
 /* bench_load: the load driver for the task throughput and memory
  * benchmarks. C keep-alive connections each loop over
- *   POST /create_task (a bin task: FILE, base64) -> GET /get_status?id=&wait=
+ *   POST /create_task (a bin task: FILE, base64; -t python: a python one)
+ *   -> GET /get_status?id=&wait=
  * until the task is SUCCESS, then start the next one. One thread, epoll and
  * hand-written HTTP/1.1, so that the driver costs little CPU next to the
  * server on the same machine.
  *
- *   bench_load [-c CONNS] [-d SECONDS | -n TASKS] [-w WAIT] HOST PORT FILE
+ *   bench_load [-c CONNS] [-d SECONDS | -n TASKS] [-w WAIT] [-t TYPE] HOST PORT FILE
  *
  * With -d, counts the tasks seen SUCCESS within SECONDS (tasks still in
  * flight at the end are waited for, not counted). With -n, runs exactly
@@ -47,6 +48,7 @@ typedef struct conn {
 static char *create_req;
 static size_t create_len;
 static const char *host;
+static const char *task_type = "bin";
 static int wait_s = 30;
 static int errors;
 static double *lat;
@@ -96,7 +98,7 @@ static int build_create(const char *path)
     if (!enc)
         return -1;
     char *body;
-    int blen = asprintf(&body, "{\"type\":\"bin\",\"file\":\"%s\"}", enc);
+    int blen = asprintf(&body, "{\"type\":\"%s\",\"file\":\"%s\"}", task_type, enc);
     free(enc);
     if (blen < 0)
         return -1;
@@ -198,7 +200,7 @@ int main(int argc, char **argv)
     double seconds = 0;
     long ntasks = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "c:d:n:w:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:d:n:w:t:")) != -1) {
         switch (opt) {
         case 'c':
             nconn = atoi(optarg);
@@ -211,6 +213,9 @@ int main(int argc, char **argv)
             break;
         case 'w':
             wait_s = atoi(optarg);
+            break;
+        case 't':
+            task_type = optarg;
             break;
         default:
             goto usage;
@@ -345,6 +350,7 @@ int main(int argc, char **argv)
 
 usage:
     fprintf(stderr,
-            "usage: bench_load [-c CONNS] [-d SECONDS | -n TASKS] [-w WAIT] HOST PORT FILE\n");
+            "usage: bench_load [-c CONNS] [-d SECONDS | -n TASKS] [-w WAIT] [-t TYPE] HOST PORT "
+            "FILE\n");
     return 2;
 }

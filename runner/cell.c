@@ -297,7 +297,8 @@ int cell_start(cell *c, const runner_opts *o, int in_fd, int out_fd, int err_fd,
     if (o->cwd && strcmp(o->cwd, c->dir) != 0)
         return -EINVAL;
     char *const *envp = o->envp ? o->envp : environ;
-    cell_run_msg m = {.op = CELL_RUN, .flags = o->sh_fallback ? CELL_SH : 0};
+    cell_run_msg m = {.op = CELL_RUN,
+                      .flags = (o->sh_fallback ? CELL_SH : 0) | (o->warm_python ? CELL_PYTHON : 0)};
     size_t len = strlen(o->path) + 1;
     for (; o->argv[m.argc]; m.argc++)
         len += strlen(o->argv[m.argc]) + 1;

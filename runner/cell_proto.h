@@ -36,6 +36,10 @@ enum cell_reply_type { CELL_READY = 1, CELL_STARTED = 2, CELL_EXIT = 3, CELL_FAI
 #define CELL_STDOUT 4u /* an fd for stdout is attached (else /dev/null) */
 #define CELL_STDERR 8u /* an fd for stderr is attached (else /dev/null) */
 #define CELL_MEMFD 16u /* the strings are in an attached memfd, not in the message */
+#define CELL_PYTHON                                                                                \
+    32u /* the program is PYTHON MAIN ARGS...: a cell that hosts warm                              \
+           Python (tsexec_pyhost.h) starts it from its fork server,                                \
+           any other runs it as it is */
 
 /* Strings up to this size travel in the message (the socket's default
  * buffer holds ~200 KiB); longer ones, a huge argv, in a memfd. */

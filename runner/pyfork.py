@@ -28,7 +28,10 @@
 #                    the task. The request's fields are the concatenation of
 #                    the FIELDS of its pieces, so a piece may end mid-field.
 #                    The first piece carries the task's stdin, stdout and
-#                    stderr, in that order, as SCM_RIGHTS.
+#                    stderr, in that order, as SCM_RIGHTS, then any
+#                    cgroup.procs (or cgroup v1 "tasks") files the child
+#                    joins by writing "0", open for writing (a sandbox whose
+#                    file system is read-only cannot name them by path)
 #     kill SIG       send SIG to the task's process group (nothing if no task
 #                    runs)
 #     EOF            the server SIGKILLs the task's group, reaps it and exits
@@ -47,11 +50,14 @@
 #   A message that breaks these rules (unknown verb, a run request while a
 #   task runs) ends the server, as EOF does.
 #
-# The child: new session; the three fds on 0, 1, 2 and every other fd
-# closed; cwd the task directory; rlimits; cgroups; then, if asked,
-# setgroups([]), setresgid, setresuid (in this order: once the uid is gone,
-# the groups can no longer be changed) and dumpable again as after an exec;
-# signal dispositions and mask as a cold interpreter has them. It then
+# The child: new session; the three fds on 0, 1, 2; the cgroups it was
+# sent; every other fd closed; rlimits; the cgroups named by path; then, if
+# asked, setgroups([]), setresgid, setresuid (in this order: once the uid
+# is gone, the groups can no longer be changed) and dumpable again as after
+# an exec; cwd the task directory, entered as the task's user (a server
+# left with only the capabilities to switch users and to signal its
+# children cannot enter a directory of the task's that is closed to
+# others); signal dispositions and mask as a cold interpreter has them. It then
 # becomes what `python3 main.py ARGS` in the task directory would be:
 # sys.modules scrubbed back to what a cold start had loaded when its main
 # script began (taken at the top of this file, which is such a script), a
@@ -104,6 +110,8 @@ _cold_hooks = tuple(sys.path_hooks)
 _self_file = __file__
 _self_dir = os.path.dirname(os.path.realpath(_self_file))
 _start_env = dict(os.environb)
+# The same as request fields (E entries), in order: the usual request.
+_start_entries = [k + b"=" + v for k, v in _start_env.items()]
 _stdio = tuple(None if s is None else (s.encoding, s.errors)
                for s in (sys.stdin, sys.stdout, sys.stderr))
 _unbuffered = sys.stdout is not None and bool(sys.stdout.write_through)
@@ -135,6 +143,9 @@ if os.geteuid() == 0:
 
 # The first compile() builds the AST types (~2 ms here); pay it once.
 compile(b"", "<pyfork>", "exec", 0, True)
+
+# The fds a run request may carry: stdin, stdout, stderr and cgroups.
+_MAX_FDS = 3 + 16
 
 _SIGNALS = tuple(s for s in range(1, _signal.NSIG)
                  if s not in (_signal.SIGKILL, _signal.SIGSTOP))
@@ -216,8 +227,8 @@ class _Request:
             raise _Fail("bad request: a uid needs a gid and a gid a uid")
         if self.uid is not None and os.geteuid() != 0:
             raise _Fail("cannot switch users: the fork server is not root")
-        if len(fds) != 3:
-            raise _Fail("bad request: %d fds instead of 3" % len(fds))
+        if len(fds) < 3:
+            raise _Fail("bad request: %d fds instead of 3 or more" % len(fds))
 
     @staticmethod
     def _int(val):
@@ -267,18 +278,21 @@ def _set_signals(cold):
 
 
 def _child_setup(req, sock, errr):
-    """The child's system set-up, still as the server's user."""
+    """The child's system set-up, from the server's user to the task's."""
     os.setsid()
-    for i, fd in enumerate(req.fds):
+    for i, fd in enumerate(req.fds[:3]):
         os.dup2(fd, i)
     sock.detach()
+    for fd in req.fds[3:]:
+        try:
+            # "0" is the writer, the whole child (it has one thread): also
+            # right for a cgroup v1 "tasks" file, which joins faster.
+            os.write(fd, b"0")
+        except OSError as e:
+            raise _oserror("could not join a cgroup", e)
     for fd in set(req.fds) | {3, errr}:
         if fd > 2:
             os.close(fd)
-    try:
-        os.chdir(req.dir)
-    except OSError as e:
-        raise _oserror("could not enter %s" % os.fsdecode(req.dir), e)
     for name, res, soft, hard in req.limits:
         try:
             resource.setrlimit(res, (soft, hard))
@@ -303,6 +317,10 @@ def _child_setup(req, sock, errr):
             raise _oserror("could not switch to uid %d gid %d" % (req.uid, req.gid), e)
         if _dumpable is not None:
             _dumpable(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE
+    try:
+        os.chdir(req.dir)
+    except OSError as e:
+        raise _oserror("could not enter %s" % os.fsdecode(req.dir), e)
 
 
 def _exec_cold(req, env):
@@ -364,13 +382,16 @@ def _usual_hooks(hooks):
 def _become_main(req):
     """Turns the child into a cold start of req.main, as the task's user.
     Returns the code and the globals to run it with; raises _Cold."""
-    env = {}
-    for entry in req.env:
+    # Each page a child touches is copied: the usual environment, the
+    # server's own, is not taken apart again.
+    same_env = req.env == _start_entries
+    env = _start_env if same_env else {}
+    for entry in () if same_env else req.env:
         key, eq, value = entry.partition(b"=")
         if not eq or not key or key in env:
             raise _Cold()  # a C environment os.environ cannot mirror
         env[key] = value
-    for key in set(env) | set(_start_env):
+    for key in () if same_env else set(env) | set(_start_env):
         if _startup_var(key) and env.get(key) != _start_env.get(key):
             raise _Cold()
 
@@ -414,9 +435,11 @@ def _become_main(req):
 
     # os.environ writes through to the C environment, which the program's
     # children inherit; its data is posix.environ, kept in the same order.
-    os.environ.clear()
-    for key, value in env.items():
-        os.environ[os.fsdecode(key)] = os.fsdecode(value)
+    # (The server's own, in the same order, is there already.)
+    if not same_env:
+        os.environ.clear()
+        for key, value in env.items():
+            os.environ[os.fsdecode(key)] = os.fsdecode(value)
     _user_site(env)
 
     if _stdio[0] is None or _stdio[1] is None or _stdio[2] is None:
@@ -465,14 +488,12 @@ def _child(req, sock, errr, errw):
     """Runs in the child of a fork, every signal blocked. Returns the code
     and globals of the program; a failure is written to errw and ends the
     child."""
-    env = None
     try:
         _child_setup(req, sock, errr)
-        env = dict(e.partition(b"=")[::2] for e in req.env)
         try:
             code = _become_main(req)
         except _Cold:
-            _exec_cold(req, env)
+            _exec_cold(req, dict(e.partition(b"=")[::2] for e in req.env))
         os.close(errw)
         return code
     except _Fail as e:
@@ -526,13 +547,24 @@ class _Task:
                                       ru.ru_maxrss)
 
 
+# What a child removes from sys.modules and the importer cache: the
+# server's lengths of both when listed, and the lists.
+_extra = None
+
+
 def _start(req, sock):
     """Forks the task. Returns (child's code, globals) in the child, the
     _Task in the server."""
-    # What the child removes, listed here where it costs no copied pages.
-    req.extra_modules = [n for n in sys.modules if n not in _cold_modules]
-    req.extra_importers = [k for k in sys.path_importer_cache
-                           if k not in _cold_importer_keys or k == _self_file]
+    # What the child removes, listed here where it costs no copied pages,
+    # and once: the server imports nothing once it serves, and listing
+    # touches (so, after the last fork, faults in) every page a name is on.
+    global _extra
+    lengths = (len(sys.modules), len(sys.path_importer_cache))
+    if _extra is None or _extra[0] != lengths:
+        _extra = (lengths, [n for n in sys.modules if n not in _cold_modules],
+                  [k for k in sys.path_importer_cache
+                   if k not in _cold_importer_keys or k == _self_file])
+    req.extra_modules, req.extra_importers = _extra[1], _extra[2]
     errr, errw = os.pipe()
     old = _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
     try:
@@ -562,7 +594,7 @@ def _serve():
     sock.send(b"ready %d" % os.getpid())
     poller = select.poll()
     poller.register(3, select.POLLIN)
-    fdsize = _socket.CMSG_SPACE(3 * 4)
+    fdsize = _socket.CMSG_SPACE(_MAX_FDS * 4)
     task, payload, fds = None, [], None
     while True:
         for fd, _ in poller.poll():

@@ -270,25 +270,26 @@ static int encode_task(const pyfork_task *t, buf *b)
     return buf_failed(b) ? -ENOMEM : 0;
 }
 
-/* Sends one datagram, with fds (3 of them) when fds is not NULL. */
-static int send_msg(int sock, const char *verb, const char *data, size_t len, const int *fds)
+/* Sends one datagram, with nfds fds (none: 0). */
+static int send_msg(int sock, const char *verb, const char *data, size_t len, const int *fds,
+                    size_t nfds)
 {
     struct iovec iov[2] = {{.iov_base = (void *)verb, .iov_len = strlen(verb) + 1},
                            {.iov_base = (void *)data, .iov_len = len}};
     union {
-        char buf[CMSG_SPACE(3 * sizeof(int))];
+        char buf[CMSG_SPACE((3 + PYFORK_MAX_CGROUP_FDS) * sizeof(int))];
         struct cmsghdr align;
     } ctl;
     struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
-    if (fds) {
+    if (nfds) {
         memset(&ctl, 0, sizeof ctl);
         m.msg_control = ctl.buf;
-        m.msg_controllen = sizeof ctl.buf;
+        m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
         struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
         cm->cmsg_level = SOL_SOCKET;
         cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
-        memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
+        cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+        memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
     }
     ssize_t n;
     do
@@ -327,14 +328,19 @@ int pyfork_run(pyfork *pf, const pyfork_task *t, pid_t *pid)
         return -EBUSY;
     buf b = BUF_INIT;
     int rc = encode_task(t, &b);
+    if (rc == 0 && t->ncgroup_fds > PYFORK_MAX_CGROUP_FDS)
+        rc = -EINVAL;
     if (rc < 0)
         goto out;
-    int fds[3] = {t->stdin_fd, t->stdout_fd, t->stderr_fd};
+    int fds[3 + PYFORK_MAX_CGROUP_FDS] = {t->stdin_fd, t->stdout_fd, t->stderr_fd};
+    if (t->ncgroup_fds)
+        memcpy(fds + 3, t->cgroup_fds, t->ncgroup_fds * sizeof *fds);
     size_t off = 0;
     do {
         size_t n = b.len - off > PYFORK_CHUNK ? PYFORK_CHUNK : b.len - off;
         int last = off + n == b.len;
-        rc = send_msg(pf->sock, last ? "run" : "part", b.data + off, n, off == 0 ? fds : NULL);
+        rc = send_msg(pf->sock, last ? "run" : "part", b.data + off, n, fds,
+                      off == 0 ? 3 + t->ncgroup_fds : 0);
         off += n;
     } while (rc == 0 && off < b.len);
     if (rc < 0)

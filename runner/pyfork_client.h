@@ -21,7 +21,8 @@
  *     part\0FIELDS         leading pieces of a run request (optional)
  *     run\0FIELDS          its last piece; the request's fields are the
  *                          concatenation of the pieces' FIELDS. The first
- *                          piece carries stdin, stdout, stderr (SCM_RIGHTS)
+ *                          piece carries stdin, stdout, stderr (SCM_RIGHTS),
+ *                          then the cgroup.procs files the child joins
  *     kill SIG             signal the task's process group
  *     EOF                  the server SIGKILLs the task's group, reaps it,
  *                          and exits
@@ -104,11 +105,20 @@ typedef struct pyfork_task {
     gid_t gid;                   /* with switch_user; supplementary groups dropped */
     const pyfork_rlimit *limits; /* nlimits of them */
     size_t nlimits;
-    char *const *cgroups; /* NULL-terminated cgroup.procs paths, or NULL */
-    int stdin_fd;         /* the task's fds 0, 1, 2: duplicated into the */
-    int stdout_fd;        /* server, still the caller's to close */
+    char *const *cgroups;  /* NULL-terminated cgroup.procs paths, or NULL */
+    const int *cgroup_fds; /* ncgroup_fds cgroup.procs (or cgroup v1 tasks)
+                              files open for writing, which the child joins by
+                              writing "0" (where paths cannot be opened any
+                              more: a read-only sandbox); sent along with the
+                              std fds, still the caller's to close */
+    size_t ncgroup_fds;    /* at most PYFORK_MAX_CGROUP_FDS */
+    int stdin_fd;          /* the task's fds 0, 1, 2: duplicated into the */
+    int stdout_fd;         /* server, still the caller's to close */
     int stderr_fd;
 } pyfork_task;
+
+/* The most cgroup_fds one task may carry (the server takes 3 + 16 fds). */
+#define PYFORK_MAX_CGROUP_FDS 16
 
 /* How a task ended. */
 typedef struct pyfork_result {

@@ -118,6 +118,8 @@ static void report_line(runner_result *r, char *line)
         r->exited = 0;
         r->exit_code = 0;
         r->term_signal = 0;
+    } else if (strncmp(line, "note ", 5) == 0) {
+        snprintf(r->note, sizeof r->note, "%s", line + 5);
     } else if (sscanf(line, "limit %15s %lld", name, &v) == 2) {
         for (size_t i = 1; i < sizeof limit_names / sizeof limit_names[0]; i++)
             if (strcmp(name, limit_names[i]) == 0 && r->limit == RUNNER_LIMIT_NONE) {

@@ -67,6 +67,7 @@ typedef struct runner_result {
     enum runner_limit limit; /* a limit the program hit, or RUNNER_LIMIT_NONE */
     int64_t limit_value;     /* that limit, in its unit */
     char wrapper_error[160]; /* a wrapper's "fail" report, or "" */
+    char note[200];          /* a wrapper's or cell's "note" report, or "" */
 } runner_result;
 
 /* Runs a program to the end: spawns it, reads stdout and stderr at the

@@ -37,6 +37,9 @@ typedef struct runner_opts {
                              a socket, such as the warm Python fork server */
     struct cell *cell;    /* NULL, or the sandbox cell that runs it (see "Cells");
                              not with a wrapper */
+    int warm_python;      /* with cell: argv is PYTHON MAIN ARGS..., which a cell
+                             that hosts warm Python starts from its fork server
+                             (the same program, without the interpreter's start-up) */
 } runner_opts;
 
 /* Wrappers. With o->wrapper set, the runner starts wrapper[0] with the
@@ -54,7 +57,10 @@ typedef struct runner_opts {
  *   "fail TEXT"         the wrapper could not prepare the run: wrapper_error;
  *   "limit NAME VALUE"  the program hit a resource limit (NAME as in
  *                       runner_limit_name, VALUE in bytes, seconds or
- *                       processes): limit, limit_value.
+ *                       processes): limit, limit_value;
+ *   "note TEXT"         something the caller should log about how the run
+ *                       was made (warm Python fell back to a cold start, and
+ *                       why): note.
  * Anything else is ignored.
  *
  * Cells. With o->cell set (cell.h), the program is started by the cell's

@@ -73,11 +73,17 @@ static int procs_by_cgroup(const sandbox *sb)
     return sb->cg.pids_dir != NULL;
 }
 
-/* cell_argv borrows every string from base but its "--cell". */
+/* cell_argv borrows every string from base but its own options
+ * ("--cell", "--pyfork=..."). */
 static void free_cell_argv(sandbox *sb)
 {
-    if (sb->cell_argv)
-        free(sb->cell_argv[1]);
+    for (size_t i = 0; sb->cell_argv && sb->cell_argv[i]; i++) {
+        int borrowed = 0;
+        for (size_t k = 0; sb->base && sb->base[k]; k++)
+            borrowed |= sb->cell_argv[i] == sb->base[k];
+        if (!borrowed)
+            free(sb->cell_argv[i]);
+    }
     free(sb->cell_argv);
     sb->cell_argv = NULL;
 }
@@ -151,16 +157,23 @@ static int build_base(sandbox *sb)
     size_t n = 0;
     while (v[n])
         n++;
-    char **cv = calloc(n + 2, sizeof *cv);
-    if (!cv || !(cv[0] = strdup("--cell"))) {
+    /* --cell (and --pyfork) right after the helper's path, the rest
+     * borrowed from v. */
+    char **cv = calloc(n + 3, sizeof *cv);
+    size_t own = 1;
+    if (cv && !(cv[1] = strdup("--cell")))
+        cv[1] = NULL;
+    if (cv && cv[1] && sb->python_warm && asprintf(&cv[++own], "--pyfork=%s", c->pyfork) < 0)
+        cv[own--] = NULL;
+    if (!cv || !cv[1] || (sb->python_warm && own < 2)) {
+        if (cv)
+            free(cv[1]);
         free(cv);
         free_vec(v);
         return -ENOMEM;
     }
-    /* --cell right after the helper's path, the rest borrowed from v. */
-    cv[1] = cv[0];
     cv[0] = v[0];
-    memcpy(cv + 2, v + 1, (n - 1) * sizeof *cv);
+    memcpy(cv + own + 1, v + 1, (n - 1) * sizeof *cv);
     free_cell_argv(sb);
     free_vec(sb->base);
     sb->base = v;
@@ -400,6 +413,121 @@ static int probe(sandbox *sb, int cells, char *why, size_t whysz)
     return rc;
 }
 
+/* Runs a python task in a new cell, through its fork server if the cell
+ * hosts one. Returns its parent's pid as the task saw it (1: init, a cold
+ * start), or -1 with why set. */
+static long probe_python_run(sandbox *sb, const char *dir, char *why, size_t whysz)
+{
+    const sandbox_config *c = &sb->cfg;
+    char path[4200], home[4200];
+    snprintf(path, sizeof path, "%s/main.py", dir);
+    FILE *f = fopen(path, "w");
+    if (!f || fputs("import os\nprint(os.getppid())\n", f) < 0 || fclose(f) != 0) {
+        snprintf(why, whysz, "probe program in %.300s: %s", dir, strerror(errno));
+        return -1;
+    }
+    size_t n = 0;
+    while (c->python_env && c->python_env[n])
+        n++;
+    char **env = calloc(n + 2, sizeof *env);
+    if (!env) {
+        snprintf(why, whysz, "out of memory");
+        return -1;
+    }
+    if (n)
+        memcpy(env, c->python_env, n * sizeof *env);
+    snprintf(home, sizeof home, "HOME=%s", dir);
+    env[n] = home;
+    char *argv[] = {(char *)c->python, "main.py", NULL};
+    runner_opts o = {.path = c->python,
+                     .argv = argv,
+                     .envp = env,
+                     .cwd = dir,
+                     .stdin_fd = -1,
+                     .capture_stdout = 1,
+                     .capture_stderr = 1,
+                     .warm_python = 1};
+    cell *cl = NULL;
+    sandbox_run sr;
+    long ppid = -1;
+    int rc = sandbox_run_begin(sb, &cl, dir, &o, &sr);
+    if (rc < 0 || !o.cell) {
+        snprintf(why, whysz, "no cell for the probe");
+        if (rc == 0)
+            sandbox_run_end(sb, &sr, &(runner_result){0});
+        goto out;
+    }
+    runner_limits l = {.timeout_us = 20 * 1000000, .cancel_fd = -1};
+    runner_result r;
+    rc = runner_run(&o, &l, NULL, NULL, &r);
+    sandbox_run_end(sb, &sr, &r);
+    char how[256];
+    if (rc < 0)
+        snprintf(why, whysz, "probe: %s", strerror(-rc));
+    else if (!r.exited || r.exit_code != 0 || r.wrapper_error[0] || r.spawn_errno)
+        snprintf(why, whysz, "%s main.py %s%s%.*s", c->python,
+                 runner_describe(&r, &l, how, sizeof how), r.err.len ? ": " : "",
+                 (int)(r.err.len > 200 ? 200 : r.err.len), r.err.data ? r.err.data : "");
+    else if (strncmp(r.note, "warm Python: ", 13) == 0) {
+        /* The cell's words ("warm Python: WHAT; what it did about it"),
+         * what applies here. */
+        const char *what = r.note + 13;
+        const char *end = strrchr(what, ';');
+        snprintf(why, whysz, "%.*s", (int)(end ? end - what : (int)strlen(what)), what);
+    } else if (!r.out.data || (ppid = atol(r.out.data)) <= 0)
+        snprintf(why, whysz, "the probe printed no pid");
+    if (rc == 0)
+        runner_result_destroy(&r);
+out:
+    cell_free(cl);
+    unlink(path);
+    free(env);
+    return ppid;
+}
+
+/* Warm Python where it can work: cells (a fork server is hosted by a
+ * cell's init), a root server (its tasks have a user of their own, which
+ * the cleanup kills by), a script to run. A python task started in a cell
+ * from the fork server has the server for its parent, one started cold has
+ * init (pid 1). Keeps python_warm, or drops it with a note. */
+static void probe_python(sandbox *sb)
+{
+    const sandbox_config *c = &sb->cfg;
+    char why[512] = "", dir[4096];
+    int rc = 0;
+    if (!c->pyfork || !c->pyfork[0])
+        rc = asprintf(&sb->python_why, "--python-warm off");
+    else if (!sb->cell)
+        rc = asprintf(&sb->python_why, "no sandbox cells: it runs in a worker's cell");
+    else if (sb->uid == (uid_t)-1)
+        rc = asprintf(&sb->python_why, "the server is not root: tasks would have the fork "
+                                       "server's user");
+    else if (access(c->pyfork, R_OK) < 0)
+        rc = asprintf(&sb->python_why, "%s: %s", c->pyfork, strerror(errno));
+    if (rc < 0)
+        sb->python_why = NULL;
+    if (rc != 0)
+        return;
+    snprintf(dir, sizeof dir, "%s/probe-XXXXXX", sb->work_dir);
+    if (!mkdtemp(dir)) {
+        snprintf(why, sizeof why, "probe directory in %s: %s", sb->work_dir, strerror(errno));
+    } else {
+        sb->python_warm = 1;
+        if (build_base(sb) < 0)
+            snprintf(why, sizeof why, "out of memory");
+        else if (probe_python_run(sb, dir, why, sizeof why) == 1 && !why[0])
+            snprintf(why, sizeof why, "the fork server did not start the probe");
+        rmdir(dir);
+    }
+    if (!why[0])
+        return;
+    sb->python_warm = 0;
+    build_base(sb);
+    if (asprintf(&sb->python_why, "%s", why) < 0)
+        sb->python_why = NULL;
+    note(sb, "warm Python: %s; python tasks start cold", why);
+}
+
 /* Whose identity tasks take. Returns 0 or -1 with err set. */
 static int pick_user(sandbox *sb, const char *run_as, char *err, size_t errsz)
 {
@@ -524,6 +652,10 @@ int sandbox_init(sandbox *sb, const sandbox_config *cfg, char *err, size_t errsz
             note(sb, "cell: %s; each task gets a sandbox of its own (slower)", why);
         }
     }
+    probe_python(sb);
+    /* Borrowed for the probes only. */
+    sb->cfg.pyfork = sb->cfg.python = NULL;
+    sb->cfg.python_env = NULL;
     return 0;
 
 fail:
@@ -543,6 +675,7 @@ void sandbox_destroy(sandbox *sb)
     free(sb->helper);
     free(sb->work_dir);
     free(sb->user);
+    free(sb->python_why);
     memset(sb, 0, sizeof *sb);
 }
 
@@ -578,7 +711,9 @@ int sandbox_info_json(const sandbox *sb, buf *b)
                (long long)c->cpu, (long long)c->procs, procs_json[procs_rule(sb)],
                (long long)c->fsize, (long long)c->nofile, sb->ns ? (long long)c->disk : 0LL,
                sb->ns ? "tmpfs" : "none");
-    buf_puts(b, ",\"missing\":[");
+    buf_printf(b, ",\"python_warm\":{\"active\":%s,\"why\":", sb->python_warm ? "true" : "false");
+    jsonw_cstr(b, sb->python_warm ? NULL : sb->python_why);
+    buf_puts(b, "},\"missing\":[");
     for (int i = 0; i < sb->nnotes; i++) {
         if (i)
             buf_putc(b, ',');
@@ -609,15 +744,16 @@ void sandbox_summary(const sandbox *sb, char *out, size_t size)
     snprintf(out, size,
              "sandbox: tasks run as %s (uid %ld) in %s; namespaces %s%s%s; network %s; "
              "cgroup %s; "
-             "seccomp %s; limits: memory %s (%s), cpu %lld s, processes %lld (%s), "
+             "seccomp %s; warm Python %s; limits: memory %s (%s), cpu %lld s, processes %lld (%s), "
              "file size %s, open files %lld, disk %s",
              sb->user, sb->uid == (uid_t)-1 ? (long)getuid() : (long)sb->uid,
              sb->cell ? "a cell per worker, emptied between its tasks" : "a sandbox per task",
              sb->ns ? "pid,mount,ipc,uts" : "NONE", sb->ns && sb->netns ? ",net" : "",
              sb->userns ? ",user" : "", sb->ns && sb->netns ? "off" : "ON",
              cgroup_name(sb) ? cgroup_name(sb) : "NONE", sb->seccomp ? "on" : "OFF",
-             bytes(mem, sizeof mem, c->memory), memory_by_cgroup(sb) ? "cgroup" : "RLIMIT_AS",
-             (long long)c->cpu, (long long)c->procs, procs_text[procs_rule(sb)],
+             sb->python_warm ? "on" : "off", bytes(mem, sizeof mem, c->memory),
+             memory_by_cgroup(sb) ? "cgroup" : "RLIMIT_AS", (long long)c->cpu, (long long)c->procs,
+             procs_text[procs_rule(sb)],
              bytes(fsz, sizeof fsz, c->fsize), (long long)c->nofile,
              bytes(disk, sizeof disk, sb->ns ? c->disk : 0));
 }

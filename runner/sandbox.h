@@ -11,9 +11,10 @@
  *
  * sandbox_init finds out what the machine allows (root or not, cgroup v1
  * or v2, namespaces, seccomp) by running a trivial program through the
- * helper, dropping whatever fails, then tries a cell; it keeps a record of
- * what is active and what is missing for the log and GET /info. Then, per
- * run:
+ * helper, dropping whatever fails, then tries a cell, then warm Python in
+ * a cell (a python task that must start from the cell's fork server,
+ * tsexec_pyhost.h); it keeps a record of what is active and what is
+ * missing for the log and GET /info. Then, per run:
  *
  *   sandbox_run_begin  -> runner_opts.cell (or .wrapper) -> runner_run
  *   sandbox_run_end    (reads the cgroup's counters into the result's
@@ -47,6 +48,11 @@ typedef struct sandbox_config {
     const char *work_dir;    /* where task directories are made */
     const char *const *hide; /* NULL-terminated: paths tasks must not see */
     int cells;               /* 1: a cell per worker where the machine allows */
+    /* Warm Python (read by sandbox_init only): */
+    const char *pyfork;      /* the fork server's script; NULL or "": python
+                                tasks start cold */
+    const char *python;      /* the interpreter python tasks run */
+    char *const *python_env; /* their environment, HOME and TMPDIR aside */
 } sandbox_config;
 
 #define SANDBOX_MAX_NOTES 8
@@ -67,6 +73,9 @@ typedef struct sandbox {
     int seccomp;                    /* system call filter */
     cgroup_root cg;                 /* version CGROUP_NONE: no cgroup */
     int cell;                       /* tasks run in per-worker cells */
+    int python_warm;                /* python tasks (runner_opts.warm_python)
+                                       start from their cell's fork server */
+    char *python_why;               /* why not, or NULL */
     char **base;                    /* the helper's arguments common to every run */
     char **cell_argv;               /* base + --cell: a cell's command line */
     char *notes[SANDBOX_MAX_NOTES]; /* what is missing, and why */

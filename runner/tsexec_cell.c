@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,10 +24,21 @@
 #include <unistd.h>
 
 #include "cell_proto.h"
+#include "timefmt.h"
 #include "tsexec_task.h"
 
 /* Fds a RUN may carry: stdin, stdout, stderr, memfd. */
 #define MAX_FDS 4
+/* With a fork server to spare, the cleanup kills the tasks' processes
+ * from a child of init's, looks again after this long, and sends the
+ * kill anew if some are still there (SIGKILL from kill(-1) reaches every
+ * process at once, so a second one is for a process that was not yet
+ * the tasks' user). */
+#define RESCAN_MS 10
+#define REKILL_US 100000
+/* Processes that SIGKILL has not ended after this long (stuck in the
+ * kernel) end the cell instead. */
+#define KILL_GIVE_UP_US (10 * INT64_C(1000000))
 
 /* The last message received; a RUN's strings point into it. */
 static char msg_buf[sizeof(cell_run_msg) + CELL_INLINE_MAX];
@@ -77,9 +89,12 @@ __attribute__((format(printf, 4, 5))) static int step_fail(int err, char *step, 
 
 int tsexec_cell_prepare(tsexec_cell *c, char *step, size_t stepsz)
 {
-    c->last_pid = c->mqueue = c->null = c->sigchld = -1;
+    c->last_pid = c->mqueue = c->null = c->sigchld = c->proc = -1;
+    c->py = (tsexec_pyhost){TSEXEC_PYHOST_NONE};
     if ((c->null = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
         return step_fail(errno, step, stepsz, "open /dev/null");
+    if ((c->proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return step_fail(errno, step, stepsz, "open /proc");
     /* The cell's own /proc is mounted by now, so this is its PID
      * namespace's counter. */
     if ((c->last_pid = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC)) < 0)
@@ -106,6 +121,13 @@ int tsexec_cell_prepare(tsexec_cell *c, char *step, size_t stepsz)
     if (sigprocmask(SIG_BLOCK, &set, NULL) < 0 ||
         (c->sigchld = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
         return step_fail(errno, step, stepsz, "signalfd");
+    /* Only where the tasks' user is not ours: the cleanup kills by uid. */
+    if (c->uid != (uid_t)-1) {
+        c->py.script = c->pyfork_fd;
+        c->py.script_errno = c->pyfork_errno;
+    }
+    c->py.null = c->null;
+    c->py.last_pid = c->last_pid;
     return 0;
 }
 
@@ -157,6 +179,7 @@ static ssize_t recv_msg(int sock, int *fds, int *nfds)
 
 /* A RUN, taken apart. */
 typedef struct request {
+    uint32_t flags; /* CELL_* */
     const char *path;
     char **argv;
     char **envp;
@@ -190,8 +213,9 @@ static int parse_run(const tsexec_cell *c, size_t n, const int *fds, int nfds, r
     rq->nfds = nfds;
     memcpy(&m, msg_buf, sizeof m);
     const uint32_t flag_fd[3] = {CELL_STDIN, CELL_STDOUT, CELL_STDERR};
-    if (m.flags & ~(CELL_SH | CELL_STDIN | CELL_STDOUT | CELL_STDERR | CELL_MEMFD))
+    if (m.flags & ~(CELL_SH | CELL_STDIN | CELL_STDOUT | CELL_STDERR | CELL_MEMFD | CELL_PYTHON))
         return -1;
+    rq->flags = m.flags;
     int want = !!(m.flags & CELL_MEMFD), k = 0;
     for (int i = 0; i < 3; i++)
         want += !!(m.flags & flag_fd[i]);
@@ -252,9 +276,10 @@ static int64_t cpu_of(const struct rusage *ru)
            ru->ru_stime.tv_usec;
 }
 
-/* Reaps children (flags: WNOHANG or 0), adding up their CPU time. Returns
- * 1 once main_pid has been reaped (its status and usage in st, ru). */
-static int reap(pid_t main_pid, int flags, int *st, struct rusage *ru, int64_t *cpu)
+/* Reaps children (flags: WNOHANG or 0), adding up their CPU time (the
+ * fork server's, should it die, is not the task's). Returns 1 once
+ * main_pid has been reaped (its status and usage in st, ru). */
+static int reap(tsexec_cell *c, pid_t main_pid, int flags, int *st, struct rusage *ru, int64_t *cpu)
 {
     int found = 0;
     for (;;) {
@@ -265,6 +290,8 @@ static int reap(pid_t main_pid, int flags, int *st, struct rusage *ru, int64_t *
             continue;
         if (p <= 0) /* none ready, or ECHILD: none left */
             return found;
+        if (tsexec_pyhost_reaped(&c->py, p))
+            continue;
         *cpu += cpu_of(&r);
         if (p == main_pid) {
             *st = s;
@@ -274,13 +301,62 @@ static int reap(pid_t main_pid, int flags, int *st, struct rusage *ru, int64_t *
     }
 }
 
+/* Sends sig to every process of the tasks' user in the cell, and to no
+ * process of the cell's own: from a child of init that has become that
+ * user, kill(-1) reaches exactly them (a task cannot change its uid). */
+static void kill_as_tasks(const tsexec_cell *c, int sig)
+{
+    pid_t k = fork();
+    if (k == 0) {
+        if (setgroups(0, NULL) == 0 && setresgid(c->gid, c->gid, c->gid) == 0 &&
+            setresuid(c->uid, c->uid, c->uid) == 0)
+            kill(-1, sig);
+        _exit(0);
+    }
+    while (k > 0 && waitpid(k, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/* Sends sig to every process of the running task, main_pid (0: none)
+ * included. From PID 1, -1 means every other process of the namespace;
+ * with a fork server to spare, the main process gets it from init (it may
+ * not have become the tasks' user yet) and the rest by kill_as_tasks. */
+static void signal_task(const tsexec_cell *c, pid_t main_pid, int sig)
+{
+    if (!tsexec_pyhost_running(&c->py)) {
+        kill(-1, sig);
+        return;
+    }
+    if (main_pid > 0)
+        kill(main_pid, sig);
+    kill_as_tasks(c, sig);
+}
+
+/* Takes the worker's message while a task runs: a KILL is passed on to
+ * every process of the task, anything else ends the cell. */
+static void take_kill(tsexec_cell *c, pid_t main_pid)
+{
+    int fds[MAX_FDS], nfds;
+    ssize_t n = recv_msg(c->sock, fds, &nfds);
+    close_fds(fds, nfds);
+    cell_kill_msg k;
+    if (n == 0)
+        die(c, NULL); /* the worker is gone */
+    if (n != (ssize_t)sizeof k)
+        die(c, "protocol: a request while a task runs");
+    memcpy(&k, msg_buf, sizeof k);
+    if (k.op != CELL_KILL || k.sig <= 0 || k.sig >= NSIG)
+        die(c, "protocol: a request while a task runs");
+    signal_task(c, main_pid, k.sig);
+}
+
 /* Waits for the task's main process, reaping its orphans meanwhile and
  * passing the worker's KILLs on to every process of the task. */
 static void supervise(tsexec_cell *c, pid_t main_pid, int *st, struct rusage *ru, int64_t *cpu)
 {
     for (;;) {
         drain_sigchld(c);
-        if (reap(main_pid, WNOHANG, st, ru, cpu))
+        if (reap(c, main_pid, WNOHANG, st, ru, cpu))
             return;
         struct pollfd pf[2] = {{c->sock, POLLIN, 0}, {c->sigchld, POLLIN, 0}};
         if (poll(pf, 2, -1) < 0) {
@@ -288,28 +364,134 @@ static void supervise(tsexec_cell *c, pid_t main_pid, int *st, struct rusage *ru
                 continue;
             die(c, "poll failed");
         }
-        if (!pf[0].revents)
+        if (pf[0].revents)
+            take_kill(c, main_pid);
+    }
+}
+
+/* Waits for the end of a task the fork server started: the server's
+ * report; or, should the server die first, the task itself, which is
+ * then an orphan of init's. Reaps the task's orphans meanwhile and passes
+ * the worker's KILLs on. A task that could not set itself up says why in
+ * report ("fail ..."). */
+static void supervise_warm(tsexec_cell *c, pid_t main_pid, int *st, struct rusage *ru, int64_t *cpu,
+                           char *report, size_t size)
+{
+    int lost = 0;
+    for (;;) {
+        drain_sigchld(c);
+        if (!lost && !tsexec_pyhost_running(&c->py)) {
+            lost = 1;
+            snprintf(report, size,
+                     "note warm Python: the fork server died while the task ran; "
+                     "the cell saw the task to its end\n");
+        }
+        if (reap(c, main_pid, WNOHANG, st, ru, cpu))
+            return;
+        if (!tsexec_pyhost_running(&c->py)) {
+            /* The server has been reaped, so its child, if alive, is ours
+             * now; if not, the server reaped it and died before it said
+             * how it ended. */
+            siginfo_t si;
+            if (waitid(P_PID, (id_t)main_pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 &&
+                errno == ECHILD) {
+                *st = SIGKILL;
+                snprintf(report, size,
+                         "note warm Python: the fork server died as the task "
+                         "ended; how it ended is not known\n");
+                return;
+            }
+        }
+        int sfd = tsexec_pyhost_fd(&c->py);
+        struct pollfd pf[3] = {{c->sock, POLLIN, 0}, {c->sigchld, POLLIN, 0}, {sfd, POLLIN, 0}};
+        if (poll(pf, sfd >= 0 ? 3 : 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            die(c, "poll failed");
+        }
+        if (pf[0].revents)
+            take_kill(c, main_pid);
+        if (sfd < 0 || !pf[2].revents)
             continue;
-        int fds[MAX_FDS], nfds;
-        ssize_t n = recv_msg(c->sock, fds, &nfds);
-        close_fds(fds, nfds);
-        cell_kill_msg k;
-        if (n == 0)
-            die(c, NULL); /* the worker is gone */
-        if (n != (ssize_t)sizeof k)
-            die(c, "protocol: a request while a task runs");
-        memcpy(&k, msg_buf, sizeof k);
-        if (k.op != CELL_KILL || k.sig <= 0 || k.sig >= NSIG)
-            die(c, "protocol: a request while a task runs");
-        /* From PID 1, -1 means every other process of the namespace. */
-        kill(-1, k.sig);
+        pyfork_result r;
+        int rc = tsexec_pyhost_wait(&c->py, &r);
+        if (rc <= 0)
+            continue; /* not yet; or the server is gone: see above */
+        if (!r.started) {
+            *st = W_EXITCODE(127, 0);
+            snprintf(report, size, "fail %s\n", r.why);
+            return;
+        }
+        *st = r.wstatus;
+        memset(ru, 0, sizeof *ru);
+        ru->ru_utime.tv_sec = (time_t)(r.utime_us / 1000000);
+        ru->ru_utime.tv_usec = (suseconds_t)(r.utime_us % 1000000);
+        ru->ru_stime.tv_sec = (time_t)(r.stime_us / 1000000);
+        ru->ru_stime.tv_usec = (suseconds_t)(r.stime_us % 1000000);
+        ru->ru_maxrss = r.maxrss_kb;
+        *cpu += r.utime_us + r.stime_us;
+        return;
+    }
+}
+
+/* 1 if the cell has a process that is neither init nor the fork server
+ * (zombies included: init reaps its own, the server its task). */
+static int others_left(const tsexec_cell *c)
+{
+    char buf[4096];
+    if (lseek(c->proc, 0, SEEK_SET) < 0)
+        return 1;
+    ssize_t n;
+    while ((n = syscall(SYS_getdents64, c->proc, buf, sizeof buf)) > 0) {
+        for (ssize_t off = 0; off < n;) {
+            struct dirent64 *de = (struct dirent64 *)(void *)(buf + off);
+            off += de->d_reclen;
+            char *end;
+            long pid = strtol(de->d_name, &end, 10);
+            if (*end || end == de->d_name)
+                continue;
+            if (pid != 1 && pid != c->py.pid)
+                return 1;
+        }
+    }
+    return n < 0;
+}
+
+/* kill_all with a fork server that must live on: the tasks' processes are
+ * killed by kill_as_tasks, and the cell's /proc, not init's children,
+ * tells when none is left (the task's main process was the server's). */
+static void kill_all_but_server(tsexec_cell *c, int64_t *cpu)
+{
+    int64_t start = time_mono_us(), killed = 0;
+    int st;
+    struct rusage ru;
+    for (;;) {
+        reap(c, -1, WNOHANG, &st, &ru, cpu);
+        if (!others_left(c))
+            return;
+        int64_t now = time_mono_us();
+        if (!tsexec_pyhost_running(&c->py)) {
+            kill(-1, SIGKILL); /* the server died meanwhile: nothing to spare */
+        } else if (!killed || now - killed >= REKILL_US) {
+            kill_as_tasks(c, SIGKILL);
+            killed = now;
+        }
+        if (now - start > KILL_GIVE_UP_US)
+            die(c, "cleanup: processes of a task outlived SIGKILL");
+        struct pollfd pf = {c->sigchld, POLLIN, 0};
+        if (poll(&pf, 1, RESCAN_MS) > 0)
+            drain_sigchld(c);
     }
 }
 
 /* Kills every process left in the cell and reaps them all: orphans land
  * on init, so no child left means no process left. */
-static void kill_all(int64_t *cpu)
+static void kill_all(tsexec_cell *c, int64_t *cpu)
 {
+    if (tsexec_pyhost_running(&c->py)) {
+        kill_all_but_server(c, cpu);
+        return;
+    }
     /* Most tasks leave nothing: kill(-1) walks every process of the
      * machine, so it is only sent when init has children. */
     siginfo_t si;
@@ -414,18 +596,96 @@ static int cleanup(tsexec_cell *c, char *step, size_t stepsz)
     return 0;
 }
 
+/* The task's rlimits, as the fork server's children take them (as
+ * tsexec_lock_rlimits and tsexec_lock_address_space set them). Returns
+ * how many. */
+static size_t python_limits(const tsexec_limits *l, pyfork_rlimit lim[6])
+{
+    size_t n = 0;
+    lim[n++] = (pyfork_rlimit){"core", 0, 0};
+    if (l->cpu > 0)
+        lim[n++] = (pyfork_rlimit){"cpu", (rlim_t)l->cpu, (rlim_t)l->cpu + 1};
+    if (l->fsize > 0)
+        lim[n++] = (pyfork_rlimit){"fsize", (rlim_t)l->fsize, (rlim_t)l->fsize};
+    if (l->nofile > 0)
+        lim[n++] = (pyfork_rlimit){"nofile", (rlim_t)l->nofile, (rlim_t)l->nofile};
+    if (l->nproc > 0)
+        lim[n++] = (pyfork_rlimit){"nproc", (rlim_t)l->nproc, (rlim_t)l->nproc};
+    if (l->as > 0)
+        lim[n++] = (pyfork_rlimit){"as", (rlim_t)l->as, (rlim_t)l->as};
+    return n;
+}
+
+/* Starts rq, a python task (PYTHON MAIN ARGS...), from the cell's fork
+ * server, which is started first if need be, and replaced once if it
+ * fails before the task could start. Returns 1 with *pid, or 0 when the
+ * task is to start cold; note then says why, when that is news. */
+static int start_warm(tsexec_cell *c, const request *rq, pid_t *pid, char *note, size_t size)
+{
+    if (!rq->argv[0] || !rq->argv[1])
+        return 0;
+    pyfork_rlimit lim[6];
+    pyfork_task t = {
+        .dir = c->fs->dir,
+        .main = rq->argv[1],
+        .args = rq->argv + 2,
+        .envp = rq->envp,
+        .switch_user = 1,
+        .uid = c->uid,
+        .gid = c->gid,
+        .limits = lim,
+        .nlimits = python_limits(c->lim, lim),
+        .cgroup_fds = c->cgroup_fds,
+        .ncgroup_fds = (size_t)c->ncgroup,
+        .stdin_fd = rq->fd[0],
+        .stdout_fd = rq->fd[1],
+        .stderr_fd = rq->fd[2],
+    };
+    char why[160], first[160] = "";
+    for (int attempt = 0;; attempt++) {
+        int rc = tsexec_pyhost_start(&c->py, rq->path, rq->argv[0], rq->envp, why, sizeof why);
+        if (rc < 0) {
+            if (why[0])
+                snprintf(note, size,
+                         "warm Python: the fork server could not start: %s; python tasks "
+                         "start cold for %d s",
+                         why, TSEXEC_PYHOST_RETRY_S);
+            return 0;
+        }
+        if (tsexec_pyhost_run(&c->py, &t, pid, why, sizeof why) == 0) {
+            if (attempt)
+                snprintf(note, size, "warm Python: %s; a new one started the task", first);
+            return 1;
+        }
+        /* Whatever the server forked before it failed must not run along
+         * with the task's next start. */
+        int64_t ignored = 0;
+        kill_all(c, &ignored);
+        /* A server still running refused the task; a stopped one is
+         * replaced once. */
+        if (tsexec_pyhost_running(&c->py) || attempt > 0)
+            break;
+        snprintf(first, sizeof first, "%s", why);
+    }
+    snprintf(note, size, "warm Python: %s; the task started cold", why);
+    return 0;
+}
+
 /* Runs one task to its end and reports; then cleans up. */
 static void run_one(tsexec_cell *c, request *rq)
 {
-    char report[sizeof((cell_reply *)0)->text] = "";
+    char report[sizeof((cell_reply *)0)->text] = "", note[256] = "";
     int64_t cpu = 0;
     int st = W_EXITCODE(127, 0);
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
     pid_t pid = -1;
-    int rc = tsexec_fs_load(c->fs), rp[2];
+    int warm = 0, rc = tsexec_fs_load(c->fs), rp[2];
     if (rc < 0) {
         snprintf(report, sizeof report, "fail copy the task's files: %s\n", strerror(-rc));
+    } else if ((rq->flags & CELL_PYTHON) &&
+               (warm = start_warm(c, rq, &pid, note, sizeof note)) != 0) {
+        /* Started from the fork server: it reports how. */
     } else if (pipe2(rp, O_CLOEXEC) < 0) {
         snprintf(report, sizeof report, "fail pipe: %s\n", strerror(errno));
     } else {
@@ -444,10 +704,6 @@ static void run_one(tsexec_cell *c, request *rq)
             .ncgroup = c->ncgroup,
             .report_fd = rp[1],
         };
-        /* The seam for a helper hosted in the cell (a warm interpreter
-         * that forks a task per request): a request for it would be
-         * handed to it here instead, its child reported and reaped the
-         * same way. */
         pid = tsexec_task_start(&t);
         int e = errno;
         close(rp[1]);
@@ -470,14 +726,21 @@ static void run_one(tsexec_cell *c, request *rq)
     if (send_reply(c->sock, CELL_STARTED, pid > 0 ? pid : 0, 0, 0, NULL) < 0)
         die(c, NULL);
     if (pid > 0) {
-        supervise(c, pid, &st, &ru, &cpu);
+        if (warm)
+            supervise_warm(c, pid, &st, &ru, &cpu, report, sizeof report);
+        else
+            supervise(c, pid, &st, &ru, &cpu);
         char line[128];
         tsexec_task_limit(c->lim, c->fs->disk, c->fs, st, &ru, line, sizeof line);
         size_t len = strlen(report);
         if (line[0])
             snprintf(report + len, sizeof report - len, "%s\n", line);
     }
-    kill_all(&cpu);
+    kill_all(c, &cpu);
+    if (note[0]) {
+        size_t len = strlen(report);
+        snprintf(report + len, sizeof report - len, "note %s\n", note);
+    }
     if (send_reply(c->sock, CELL_EXIT, 0, st, cpu, report) < 0)
         die(c, NULL);
     char step[512], why[600];

@@ -21,24 +21,22 @@
  *     task used is free for the next. A failed cleanup ends the cell: it
  *     is never handed another task.
  *
- * Hosting a helper process (the seam for a warm interpreter, such as a
- * Python fork server, that forks one task per request): init would start
- * it once, after tsexec_cell_prepare and the filter, as a child that
- * never runs task code itself and that inherits the open cgroup.procs
- * files (paths would not do: the cell's file system is read-only by
- * then). A RUN flagged for it (a flag next to CELL_SH) is handed to it
- * where run_one calls tsexec_task_start; it forks the task, which locks
- * itself down as tsexec_task does (cgroups, rlimits, user, no_new_privs;
- * the filter is inherited), and reports the task's pid and, once it has
- * reaped it, its status and usage, which init passes on as STARTED and
- * EXIT. Orphans of the task still land on init. The helper is out of the
- * tasks' reach as init is: root (tasks never are), hidden by hidepid=2,
- * under the filter. The one change it needs is in the cleanup: kill(-1)
- * from init would kill the helper too, so the kill must go through a
- * child of init that first drops to the tasks' uid (kill(-1) then reaches
- * exactly the tasks' processes, which cannot change uid) and exits once
- * kill(-1) finds none, while init reaps. A server that is not root, whose
- * tasks share the cell's uid, hosts no helper.
+ * Warm Python (tsexec_pyhost.h): a RUN flagged CELL_PYTHON is handed to
+ * the cell's fork server, where run_one would call tsexec_task_start; the
+ * server forks the task, which locks itself down as tsexec_task does
+ * (cgroups through init's open cgroup.procs files, rlimits, user; the
+ * filter is inherited), and reports its pid and, once it has reaped it,
+ * its status and usage, which init passes on as STARTED and EXIT. The
+ * task's orphans still land on init. The server is out of the tasks' reach
+ * as init is (root, hidden by hidepid=2, under the filter), and must
+ * survive the cleanup: while it runs, init does not kill(-1) but has a
+ * child of its own become the tasks' user and kill(-1) from there, which
+ * reaches exactly the tasks' processes (they cannot change uid), then
+ * looks in the cell's /proc until no other process is left. A server
+ * that dies while its task runs leaves the task to init, which reaps it
+ * and reports its end itself; one that fails before its task started is
+ * replaced once, then the task starts cold. A server that is not root,
+ * whose tasks share the cell's uid, hosts no fork server.
  *
  * Single-threaded; the process ends in tsexec_cell_serve. */
 #ifndef TS_TSEXEC_CELL_H
@@ -50,6 +48,7 @@
 
 #include "tsexec_fs.h"
 #include "tsexec_lock.h"
+#include "tsexec_pyhost.h"
 
 typedef struct tsexec_cell {
     int sock;      /* the worker's SOCK_SEQPACKET end */
@@ -58,13 +57,17 @@ typedef struct tsexec_cell {
     uid_t uid; /* tasks' user; (uid_t)-1: ours */
     gid_t gid;
     int seccomp;           /* each task installs the filter (0: init did, they inherit it) */
-    const int *cgroup_fds; /* cgroup.procs of the task's groups, open for writing */
+    const int *cgroup_fds; /* the task's groups (cgroup.procs, or v1 tasks), open for writing */
     int ncgroup;
+    int pyfork_fd;    /* warm Python's pyfork.py, open; -1: python tasks start cold */
+    int pyfork_errno; /* why pyfork_fd is -1 although a script was named, or 0 */
     /* Set by tsexec_cell_prepare: */
-    int last_pid; /* the cell's /proc/sys/kernel/ns_last_pid, open */
-    int mqueue;   /* root of a private mount of the cell's mqueue fs, open */
-    int null;     /* /dev/null, open for reading and writing */
-    int sigchld;  /* signalfd for SIGCHLD (blocked from then on) */
+    int last_pid;     /* the cell's /proc/sys/kernel/ns_last_pid, open */
+    int mqueue;       /* root of a private mount of the cell's mqueue fs, open */
+    int null;         /* /dev/null, open for reading and writing */
+    int sigchld;      /* signalfd for SIGCHLD (blocked from then on) */
+    int proc;         /* the cell's /proc, open: what is left of a task */
+    tsexec_pyhost py; /* the fork server, when tasks' uid is not ours */
 } tsexec_cell;
 
 /* Opens what the cleanups need, in the cell's namespaces, once its file

@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int set_limit(int res, int64_t soft, int64_t hard)
@@ -51,6 +53,31 @@ int tsexec_lock_user(uid_t uid, gid_t gid)
     /* Belt and braces: with every uid set, this must fail. */
     if (uid != 0 && setuid(0) == 0)
         return -EPERM;
+    return 0;
+}
+
+int tsexec_lock_caps(uint64_t keep)
+{
+    for (int cap = 0; cap < 64; cap++) {
+        if (keep & (UINT64_C(1) << cap))
+            continue;
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+            if (errno == EINVAL) /* past the kernel's last capability */
+                break;
+            return -errno;
+        }
+    }
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+    if (syscall(SYS_capget, &h, d) < 0)
+        return -errno;
+    for (int i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+        d[i].inheritable = 0;
+    if (syscall(SYS_capset, &h, d) < 0)
+        return -errno;
+    /* Kernels before 4.3 have no ambient set (EINVAL). */
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+        return -errno;
     return 0;
 }
 

@@ -29,6 +29,13 @@ int tsexec_lock_address_space(int64_t as);
  * saved), then checks that root cannot be regained. Returns 0 or -errno. */
 int tsexec_lock_user(uid_t uid, gid_t gid);
 
+/* For a process that stays root but must hold no more than keep (bits
+ * 1 << CAP_X) once it executes a program: drops every other capability
+ * from the bounding set, which is all an exec as root gets, and empties
+ * the inheritable and ambient sets, which could add some back. The
+ * current sets are left alone until the exec. Returns 0 or -errno. */
+int tsexec_lock_caps(uint64_t keep);
+
 /* Sets no_new_privs (setuid programs cannot raise privileges again) and
  * installs a filter that refuses, with EPERM, the system calls a task has
  * no business making: mounts, namespaces, ptrace, kernel modules, kexec,

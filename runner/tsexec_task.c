@@ -91,15 +91,15 @@ static void exec_program(const tsexec_task *t)
     errno = err;
 }
 
-/* Marks every fd from 3 up close-on-exec (the report fd must stay usable
- * until the exec). */
-static int cloexec_from_3(void)
+/* Marks every fd from first up close-on-exec (the report fd must stay
+ * usable until the exec). */
+static int cloexec_from(int first)
 {
-    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+    if (close_range((unsigned)first, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
         return 0;
     if (errno != ENOSYS && errno != EINVAL) /* kernels before 5.11 */
         return -1;
-    for (int fd = 3; fd < 65536; fd++)
+    for (int fd = first; fd < 65536; fd++)
         fcntl(fd, F_SETFD, FD_CLOEXEC);
     return 0;
 }
@@ -116,7 +116,10 @@ __attribute__((noreturn)) static void run_task(const tsexec_task *t)
     for (int i = 0; i < 3; i++)
         if (t->fd[i] >= 0 && dup2(t->fd[i], i) < 0)
             fail(t, "dup2", errno);
-    if (cloexec_from_3() < 0)
+    for (int i = 0; i < t->nkeep; i++)
+        if (dup2(t->keep_fds[i], 3 + i) < 0)
+            fail(t, "dup2", errno);
+    if (cloexec_from(3 + t->nkeep) < 0)
         fail(t, "close fds", errno);
     /* While still root: the files were opened before the cell's file
      * system became read-only. */
@@ -132,6 +135,8 @@ __attribute__((noreturn)) static void run_task(const tsexec_task *t)
     }
     if (t->uid != (uid_t)-1 && (rc = tsexec_lock_user(t->uid, t->gid)) < 0)
         fail(t, "uid", -rc);
+    if (t->caps && (rc = tsexec_lock_caps(*t->caps)) < 0)
+        fail(t, "capabilities", -rc);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         fail(t, "no_new_privs", errno);
     if (t->seccomp && (rc = tsexec_lock_seccomp()) < 0)

@@ -28,10 +28,17 @@ typedef struct tsexec_task {
     gid_t gid;
     int seccomp;           /* install the filter */
     int fd[3];             /* become fds 0, 1, 2 (each >= 3); -1: keep that one */
-    const int *cgroup_fds; /* open cgroup.procs files the task joins, or NULL */
+    const int *cgroup_fds; /* open cgroup.procs (or v1 tasks) files the task joins, or NULL */
     int ncgroup;
-    int report_fd; /* where a failure is told ("exec ERRNO", "fail STEP: TEXT"),
-                      close-on-exec; the lines of runner_proc.h's wrappers */
+    const int *keep_fds; /* NULL, or nkeep fds that become fds 3, 4... and stay
+                            open across the exec (a helper's control socket);
+                            these and report_fd must be >= 3 + nkeep */
+    int nkeep;
+    const uint64_t *caps; /* NULL, or for a process that stays root (uid -1):
+                             the only capabilities it keeps across the exec
+                             (tsexec_lock_caps) */
+    int report_fd;        /* where a failure is told ("exec ERRNO", "fail STEP: TEXT"),
+                             close-on-exec; the lines of runner_proc.h's wrappers */
 } tsexec_task;
 
 /* Starts the task process. Like posix_spawn, it shares our memory until it

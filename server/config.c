@@ -44,6 +44,10 @@ static const struct opt opts[] = {
     {"work-dir", OPT_STR, F(work_dir), "", "DIR",
      "where task directories go (default: $TMPDIR or /tmp, in tasksolver.PID)", 0, 0},
     {"python", OPT_STR, F(python), "python3", "PROGRAM", "interpreter for python tasks", 0, 0},
+    {"python-warm", OPT_BOOL, F(python_warm), "on", "on|off",
+     "start python tasks from a warm interpreter, a fork server in each worker's sandbox cell "
+     "(off: a cold start each time)",
+     0, 1},
     {"max-finished", OPT_LONG, F(max_finished), "100000", "N",
      "finished tasks kept; older ones are evicted (their ids then answer 404)", 1, 1e9},
     {"max-queue", OPT_LONG, F(max_queue), "-1", "N",

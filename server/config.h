@@ -30,6 +30,7 @@ typedef struct config {
     size_t max_output;   /* bytes kept per stream */
     char *work_dir;
     char *python;
+    int python_warm;       /* python tasks start from a fork server in their cell */
     double shutdown_grace; /* seconds */
     long max_finished;     /* finished tasks kept before the oldest are evicted */
     long max_queue;        /* -1: unbounded */

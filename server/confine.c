@@ -12,6 +12,7 @@
 
 #include "jsonw.h"
 #include "log.h"
+#include "pool.h"
 #include "selfpath.h"
 
 #define MAX_HIDE 12
@@ -137,7 +138,8 @@ static int off_json(confine *cf)
     buf_printf(&b, ",\"uid\":%ld,\"warning\":", (long)geteuid());
     jsonw_cstr(&b, "--sandbox off: tasks run with the server's user, view of the machine and "
                    "network, limited by time and output only");
-    buf_putc(&b, '}');
+    /* The fork server lives in the sandbox's cells. */
+    buf_puts(&b, ",\"python_warm\":{\"active\":false,\"why\":\"--sandbox off\"}}");
     cf->info_json = buf_failed(&b) ? NULL : buf_steal(&b, NULL);
     buf_destroy(&b);
     return cf->info_json ? 0 : -1;
@@ -216,6 +218,10 @@ int confine_start(confine *cf, const config *c)
     hide_file(&h, c->auth_token_file);
     hide_file(&h, self);
     hide_file(&h, helper);
+    /* Warm Python's fork server, next to the server like the helper. */
+    char pyfork[PATH_MAX] = "";
+    if (c->python_warm && selfpath_sibling("pyfork.py", pyfork, sizeof pyfork) < 0)
+        snprintf(pyfork, sizeof pyfork, "pyfork.py");
 
     sandbox_config sc = {
         .helper = helper ? helper : "",
@@ -231,6 +237,9 @@ int confine_start(confine *cf, const config *c)
         .work_dir = c->work_dir,
         .hide = (const char *const *)h.path,
         .cells = c->sandbox_cell,
+        .pyfork = pyfork,
+        .python = c->python,
+        .python_env = pool_env_base,
     };
     char err[512];
     int rc = sandbox_init(&cf->sb, &sc, err, sizeof err);
@@ -263,6 +272,7 @@ void confine_log(const confine *cf)
     if (!cf->enabled) {
         log_warn("--sandbox off: tasks run as %s, unconfined: they see what the server sees",
                  geteuid() == 0 ? "ROOT" : "the server's user");
+        log_info("warm Python: off (--sandbox off): python tasks start cold");
         return;
     }
     if (cf->refusal) {
@@ -281,6 +291,12 @@ void confine_log(const confine *cf)
     for (int i = 0; i < cf->sb.nnotes; i++)
         log_warn("sandbox: not available: %s", cf->sb.notes[i]);
     log_info("sandbox: the start-up probe ran a task in %.1f ms", cf->sb.probe_ms);
+    if (cf->sb.python_warm)
+        log_notice("warm Python: on: python tasks start from a fork server in their worker's "
+                   "cell");
+    else
+        log_info("warm Python: off (%s): python tasks start cold",
+                 cf->sb.python_why ? cf->sb.python_why : "?");
 }
 
 const sandbox *confine_sandbox(const confine *cf)

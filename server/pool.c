@@ -24,7 +24,7 @@
 /* Tasks get a small, predictable environment: nothing of the server's
  * (tokens, paths) leaks into code sent by strangers. */
 /* clang-format off */
-static char *const pool_env_base[] = {
+char *const pool_env_base[] = {
     "PATH=" POOL_TASK_PATH,
     "LANG=C.UTF-8",
     "PYTHONDONTWRITEBYTECODE=1",
@@ -391,6 +391,7 @@ static void run_task(pool *p, taskdir *d, task *t)
         .sh_fallback = t->type == TASK_BIN,
         .capture_stdout = 1,
         .capture_stderr = 1,
+        .warm_python = t->type == TASK_PYTHON && p->cfg.sandbox && p->cfg.sandbox->python_warm,
     };
     runner_limits l = {
         .timeout_us = (int64_t)(p->cfg.task_timeout * 1e6),
@@ -409,6 +410,8 @@ static void run_task(pool *p, taskdir *d, task *t)
         rc = run_once(p, &o, &l, d, lv, &r);
     }
     free(argv);
+    if (r.note[0])
+        log_warn("task %s: %s", t->id_str, r.note);
     if (rc < 0) {
         runner_result_destroy(&r);
         fail_task(p, t, "could not run the task", -rc);

@@ -18,6 +18,9 @@ struct journal;
 /* The PATH of every task. */
 #define POOL_TASK_PATH "/usr/local/bin:/usr/bin:/bin"
 
+/* The environment of every task, HOME and TMPDIR (its directory) aside. */
+extern char *const pool_env_base[];
+
 typedef struct pool_config {
     int workers;
     double task_timeout; /* seconds; 0: none */

@@ -172,6 +172,30 @@ def is_cell(pid):
     return bool(args) and args[0].endswith(b"tasksolver-exec") and b"--cell" in args
 
 
+def parent_of(pid):
+    """The parent pid of pid, or None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        return None
+
+
+def is_fork_server(pid):
+    """True if pid is the warm Python fork server of a sandbox cell: a child
+    of a cell's init, running PYTHON /proc/self/fd/4 (its script, opened
+    before the cell hid the server's directory). It has the task
+    environment, but it is the cell's, not a task's."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            args = f.read().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    init = parent_of(pid)
+    cell = parent_of(init) if init else None
+    return len(args) >= 2 and args[1] == b"/proc/self/fd/4" and cell is not None and is_cell(cell)
+
+
 def alive(pid):
     """True if pid exists and is not a zombie (an orphan whose reaper has
     not collected it yet is dead for our purposes)."""

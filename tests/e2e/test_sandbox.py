@@ -18,7 +18,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BUILD_DIR, SERVER_BIN, Server, alive, fd_count, pids_with_arg
+from harness import BUILD_DIR, SERVER_BIN, Server, alive, fd_count, is_fork_server, pids_with_arg
 
 ROOT = os.geteuid() == 0
 LIMITS = ("--task-timeout", "20", "--task-memory", "128M", "--task-cpu", "10",
@@ -64,7 +64,8 @@ def task_groups_left(d, info, workers=2):
 
 def task_processes(work):
     """Live processes that belong to a task run under work: every task (and
-    the helper running it) has HOME=work/task-... in its environment."""
+    the helper running it) has HOME=work/task-... in its environment (so
+    has a cell's warm Python server, which is not a task's)."""
     key = ("HOME=" + work + "/").encode()
     out = []
     for name in os.listdir("/proc"):
@@ -75,7 +76,7 @@ def task_processes(work):
                 env = f.read()
         except OSError:
             continue
-        if key in env and alive(int(name)):
+        if key in env and alive(int(name)) and not is_fork_server(int(name)):
             out.append(int(name))
     return out
 

@@ -94,14 +94,18 @@ static int count_children(void)
     return n;
 }
 
-/* A cell for dir with small limits (procs: its task group's). */
-static cell *make(long procs)
+/* A cell for dir with small limits (procs: its task group's), hosting
+ * warm Python with the script pyfork (NULL: none). */
+static cell *make_with(long procs, const char *pyfork)
 {
     if (geteuid() != 0)
         skip();
+    char pyarg[300];
+    snprintf(pyarg, sizeof pyarg, "--pyfork=%s", pyfork ? pyfork : "");
     char *argv[] = {TSEXEC_PATH, "--cell",          "--ns",        "--no-network",
                     "--seccomp", "--uid=65534",     "--gid=65534", "--disk=16777216",
-                    "--cpu=5",   "--fsize=1048576", hide,          NULL};
+                    "--cpu=5",   "--fsize=1048576", hide,          pyfork ? pyarg : NULL,
+                    NULL};
     cell_config cc = {.argv = argv,
                       .dir = dir,
                       .cg = &cg,
@@ -114,6 +118,11 @@ static cell *make(long procs)
     if (rc < 0)
         fail_msg("cell_new: %s (%s)", strerror(-rc), why);
     return c;
+}
+
+static cell *make(long procs)
+{
+    return make_with(procs, NULL);
 }
 
 /* Runs argv in c (ready) with limits l; the run itself must succeed. */
@@ -137,6 +146,32 @@ static void run_sh(cell *c, const char *script, runner_result *r)
 {
     char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
     run_in(c, argv, NULL, r);
+}
+
+/* Runs the python program src as a python task (python3 main.py), which
+ * a cell hosting warm Python starts from its fork server. */
+static void run_py(cell *c, const char *src, const runner_limits *l, runner_result *r)
+{
+    char path[200];
+    snprintf(path, sizeof path, "%s/main.py", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(src, f);
+    fclose(f);
+    char *argv[] = {"python3", "main.py", NULL};
+    char *env[] = {"PATH=/usr/bin:/bin", NULL};
+    runner_opts o = {.path = argv[0],
+                     .argv = argv,
+                     .envp = env,
+                     .cwd = dir,
+                     .stdin_fd = -1,
+                     .capture_stdout = 1,
+                     .capture_stderr = 1,
+                     .cell = c,
+                     .warm_python = 1};
+    assert_int_equal(cell_wait_ready(c, 10000), 0);
+    assert_int_equal(runner_run(&o, l, NULL, NULL, r), 0);
+    unlink(path);
 }
 
 static void test_runs_and_reports(void **state)
@@ -326,6 +361,87 @@ static void test_bad_helper(void **state)
     assert_int_equal(count_children(), 0);
 }
 
+/* A python task of a cell with warm Python starts from the fork server
+ * (its parent is not init), as the tasks' user, as pid 2; the fork server
+ * outlives what the cleanup kills, a timeout, and the tasks that are not
+ * python ones. */
+static void test_warm_python(void **state)
+{
+    cell *c = make_with(16, PYFORK_SCRIPT);
+    runner_result r;
+    const char *who = "import os\nprint(os.getpid(), os.getuid(), os.getppid())\n";
+    run_py(c, who, NULL, &r);
+    assert_true(r.exited && r.exit_code == 0);
+    assert_string_equal(r.note, "");
+    int pid, uid, server;
+    assert_int_equal(sscanf(r.out.data, "%d %d %d", &pid, &uid, &server), 3);
+    assert_int_equal(pid, 2);
+    assert_int_equal(uid, 65534);
+    assert_true(server > 2);
+    runner_result_destroy(&r);
+
+    /* A background process is killed, the server is not. */
+    run_py(c, "import subprocess\nsubprocess.Popen(['setsid', 'sleep', '100'])\n", NULL, &r);
+    assert_true(r.exited && r.exit_code == 0);
+    runner_result_destroy(&r);
+    run_sh(c, "ls /proc | grep -c '^[0-9]'; echo $$", &r);
+    assert_string_equal(r.out.data, "3\n2\n");
+    runner_result_destroy(&r);
+
+    /* A timeout: everything of the task dies, the server serves on. */
+    runner_limits l = {.timeout_us = 500000, .cancel_fd = -1};
+    run_py(c,
+           "import subprocess, time\nsubprocess.Popen(['setsid', 'sleep', '100'])\n"
+           "time.sleep(100)\n",
+           &l, &r);
+    assert_true(r.timed_out);
+    assert_int_equal(r.term_signal, SIGKILL);
+    runner_result_destroy(&r);
+    run_py(c, who, NULL, &r);
+    char want[64];
+    snprintf(want, sizeof want, "2 65534 %d\n", server);
+    assert_string_equal(r.out.data, want);
+    runner_result_destroy(&r);
+
+    /* The task's limits and group hold (16 processes: a fork bomb fails). */
+    run_py(c,
+           "import os, resource\nprint(resource.getrlimit(resource.RLIMIT_CPU))\n"
+           "n = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
+           "            import time; time.sleep(10); os._exit(0)\n        n += 1\n"
+           "except OSError:\n    print(n < 16)\n",
+           NULL, &r);
+    assert_string_equal(r.out.data, "(5, 6)\nTrue\n");
+    runner_result_destroy(&r);
+    assert_true(cell_usable(c));
+    cell_free(c);
+    assert_int_equal(count_children(), 0);
+}
+
+/* Without a fork server (none asked for, or its script missing) a python
+ * task starts cold, its parent init; a missing script is said once. */
+static void test_warm_python_fallback(void **state)
+{
+    const char *who = "import os\nprint(os.getpid(), os.getppid())\n";
+    runner_result r;
+    cell *c = make(0);
+    run_py(c, who, NULL, &r);
+    assert_string_equal(r.out.data, "2 1\n");
+    assert_string_equal(r.note, "");
+    runner_result_destroy(&r);
+    cell_free(c);
+
+    c = make_with(0, "/no/such/pyfork.py");
+    run_py(c, who, NULL, &r);
+    assert_string_equal(r.out.data, "2 1\n");
+    assert_non_null(strstr(r.note, "its script could not be opened"));
+    runner_result_destroy(&r);
+    run_py(c, who, NULL, &r);
+    assert_string_equal(r.out.data, "2 1\n");
+    assert_string_equal(r.note, "");
+    runner_result_destroy(&r);
+    cell_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +453,8 @@ int main(void)
         cmocka_unit_test(test_events_are_per_task),
         cmocka_unit_test(test_damage_is_seen),
         cmocka_unit_test(test_bad_helper),
+        cmocka_unit_test(test_warm_python),
+        cmocka_unit_test(test_warm_python_fallback),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

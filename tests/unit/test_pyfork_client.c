@@ -197,6 +197,53 @@ static void test_task_setup(void **state)
     buf_destroy(&err);
 }
 
+/* Open cgroup.procs files travel with the request: the child writes "0"
+ * (itself) into each (here plain files stand in for them) and keeps
+ * none. */
+static void test_cgroup_fds(void **state)
+{
+    fixture *f = *state;
+    char paths[2][128];
+    int fds[2];
+    for (int i = 0; i < 2; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/cg%d", f->dir, i);
+        fds[i] = open(paths[i], O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        assert_true(fds[i] >= 0);
+    }
+    write_main(f, "import os\nprint(sorted(os.listdir('/proc/self/fd')))\n");
+    pyfork_task t = {.cgroup_fds = fds, .ncgroup_fds = 2};
+    pyfork_result r;
+    buf out = BUF_INIT, err = BUF_INIT;
+    run_task(f, &t, &r, &out, &err);
+    assert_int_equal(WEXITSTATUS(r.wstatus), 0);
+    assert_string_equal(out.data, "['0', '1', '2', '3']\n");
+    for (int i = 0; i < 2; i++) {
+        char got[32] = "";
+        int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_true(read(fd, got, sizeof got - 1) > 0);
+        close(fd);
+        close(fds[i]);
+        unlink(paths[i]);
+        assert_string_equal(got, "0");
+    }
+    /* More than the server takes is refused before anything is sent. */
+    int many[PYFORK_MAX_CGROUP_FDS + 1];
+    for (size_t i = 0; i < sizeof many / sizeof many[0]; i++)
+        many[i] = 1;
+    pyfork_task t2 = {.dir = f->dir,
+                      .main = "main.py",
+                      .cgroup_fds = many,
+                      .ncgroup_fds = sizeof many / sizeof many[0],
+                      .stdin_fd = 0,
+                      .stdout_fd = 1,
+                      .stderr_fd = 2};
+    pid_t p2;
+    assert_int_equal(pyfork_run(f->pf, &t2, &p2), -EINVAL);
+    buf_destroy(&out);
+    buf_destroy(&err);
+}
+
 static void test_kill(void **state)
 {
     fixture *f = *state;
@@ -421,6 +468,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hello, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_setup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cgroup_fds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_request, setup, teardown),
