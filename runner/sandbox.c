@@ -753,7 +753,6 @@ void sandbox_summary(const sandbox *sb, char *out, size_t size)
              cgroup_name(sb) ? cgroup_name(sb) : "NONE", sb->seccomp ? "on" : "OFF",
              sb->python_warm ? "on" : "off", bytes(mem, sizeof mem, c->memory),
              memory_by_cgroup(sb) ? "cgroup" : "RLIMIT_AS", (long long)c->cpu, (long long)c->procs,
-             procs_text[procs_rule(sb)],
-             bytes(fsz, sizeof fsz, c->fsize), (long long)c->nofile,
+             procs_text[procs_rule(sb)], bytes(fsz, sizeof fsz, c->fsize), (long long)c->nofile,
              bytes(disk, sizeof disk, sb->ns ? c->disk : 0));
 }
