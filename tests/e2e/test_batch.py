@@ -279,8 +279,9 @@ class BatchClient(unittest.TestCase):
         # The calculation logs its runs to a file of the test's, which the
         # sandbox rightly keeps tasks from writing.
         # Under a sanitizer each task start costs tens of milliseconds more,
-        # so the calculations must last longer for three of them to overlap.
-        lo, hi = (100, 200) if os.environ.get("TS_SANITIZE") else (5, 30)
+        # so the calculations must last longer for three of them to overlap
+        # (100-200 ms still missed it on a loaded machine under TSan).
+        lo, hi = (300, 600) if os.environ.get("TS_SANITIZE") else (5, 30)
         srv = seed_server("--sandbox", "off", calc_cmd=calc(lo, hi, log), workers=8)
         try:
             inputs = [str(n) for n in range(1, 151)] + ["7", "-3", "0.1", "98765432109876543210"]
