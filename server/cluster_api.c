@@ -16,55 +16,34 @@
 #include "jsonscan.h"
 #include "jsonw.h"
 #include "log.h"
-#include "request.h"
+#include "jsonbody.h"
 #include "timefmt.h"
 
 /* Cluster requests are small: an expression of EXPR_MAX_LEN bytes with
  * JSON escaping fits easily. */
 #define CLUSTER_API_MAX_BODY (1024 * 1024)
-#define ERRSZ REQUEST_ERR_MAX
-
-static int cluster_method_is(struct mg_connection *c, const char *want)
-{
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    if (strcmp(ri->request_method, want) == 0)
-        return 1;
-    char allow[64];
-    snprintf(allow, sizeof allow, "Allow: %s\r\n", want);
-    http_send_error(c, 405, allow, NULL, "method %s not allowed on %s; use %s", ri->request_method,
-                    ri->local_uri, want);
-    return 0;
-}
+#define ERRSZ JSONBODY_ERR_MAX
 
 /* Reads the body and parses it as a JSON object, answering errors itself.
- * Returns the tree (caller deletes it, then destroys body, whose reservation
- * covers the tree) or NULL (answered). The raw body is left in b for
- * exact number scanning. */
-static cJSON *cluster_read_object(struct mg_connection *c, const cluster_api *a, http_body *body)
+ * Returns 0 with the tree in *root (caller deletes it, then destroys body,
+ * whose reservation covers the tree), or the status answered. The raw
+ * body is left in b for exact number scanning. */
+/* The largest body a cluster route reads. */
+static size_t cluster_max_body(const cluster_api *a)
 {
-    size_t max = a->cfg->max_body < CLUSTER_API_MAX_BODY ? a->cfg->max_body : CLUSTER_API_MAX_BODY;
-    int rc = http_read_body(c, max, body);
-    const buf *b = &body->b;
-    if (rc == -EFBIG) {
-        http_send_error(c, 413, "Connection: close\r\n", NULL,
-                        "request body is larger than the limit of %zu bytes", max);
-        return NULL;
-    }
-    if (rc == -ENOBUFS || rc == -E2BIG) {
-        http_send_over_budget(c, rc, 429, a->budget, body->need, 1);
-        return NULL;
-    }
-    if (rc == -ENOMEM) {
-        http_send_error(c, 503, NULL, NULL, "out of memory reading the request body");
-        return NULL;
-    }
-    if (rc < 0)
-        return NULL; /* client gone */
+    return a->cfg->max_body < CLUSTER_API_MAX_BODY ? a->cfg->max_body : CLUSTER_API_MAX_BODY;
+}
+
+static int cluster_read_object(struct mg_connection *c, const cluster_api *a, http_body *body,
+                               cJSON **root)
+{
+    int st = http_read_body_or_answer(c, cluster_max_body(a), 429, body);
+    if (st)
+        return st;
     char err[ERRSZ];
-    cJSON *root = request_parse_object(b->data ? b->data : "", b->len, err, sizeof err);
-    if (!root)
-        http_send_error(c, 400, NULL, NULL, "%s", err);
-    return root;
+    const buf *b = &body->b;
+    *root = jsonbody_parse_object(b->data ? b->data : "", b->len, err, sizeof err);
+    return *root ? 0 : http_send_error(c, 400, NULL, NULL, "%s", err);
 }
 
 static int cluster_send_buf(struct mg_connection *c, int status, buf *b)
@@ -92,13 +71,14 @@ static int cluster_task_has_nul(const char *body, size_t len)
 static int h_submit(struct mg_connection *c, void *cbdata)
 {
     cluster_api *a = cbdata;
-    if (!cluster_method_is(c, "POST"))
+    if (!http_method_is(c, "POST"))
         return 405;
     http_body body = HTTP_BODY_INIT(a->budget);
-    cJSON *root = cluster_read_object(c, a, &body);
-    if (!root) {
+    cJSON *root = NULL;
+    int answered = cluster_read_object(c, a, &body, &root);
+    if (answered) {
         http_body_destroy(&body);
-        return 400;
+        return answered;
     }
     const cJSON *expr = cJSON_GetObjectItemCaseSensitive(root, "task");
     int st;
@@ -151,7 +131,7 @@ out:
 static int h_job(struct mg_connection *c, void *cbdata)
 {
     cluster_api *a = cbdata;
-    if (!cluster_method_is(c, "GET"))
+    if (!http_method_is(c, "GET"))
         return 405;
     const char *s = mg_get_request_info(c)->local_uri + strlen("/job/");
     char *end;
@@ -171,7 +151,7 @@ static int h_job(struct mg_connection *c, void *cbdata)
 static int h_jobs(struct mg_connection *c, void *cbdata)
 {
     cluster_api *a = cbdata;
-    if (!cluster_method_is(c, "GET"))
+    if (!http_method_is(c, "GET"))
         return 405;
     buf b = BUF_INIT;
     jobs_list_json(a->jobs, CLUSTER_API_LIST, &b);
@@ -227,13 +207,14 @@ static int cluster_node_url(struct mg_connection *c, const cJSON *root, char *ur
 static int h_worker(struct mg_connection *c, void *cbdata)
 {
     cluster_api *a = cbdata;
-    if (!cluster_method_is(c, "POST"))
+    if (!http_method_is(c, "POST"))
         return 405;
     http_body body = HTTP_BODY_INIT(a->budget);
-    cJSON *root = cluster_read_object(c, a, &body);
-    if (!root) {
+    cJSON *root = NULL;
+    int answered = cluster_read_object(c, a, &body, &root);
+    if (answered) {
         http_body_destroy(&body);
-        return 400;
+        return answered;
     }
     char url[REGISTRY_URL_MAX], err[ERRSZ];
     int st, slots = 1;
@@ -290,7 +271,7 @@ out:
 static int h_workers(struct mg_connection *c, void *cbdata)
 {
     cluster_api *a = cbdata;
-    if (!cluster_method_is(c, "GET"))
+    if (!http_method_is(c, "GET"))
         return 405;
     registry_node_info *nodes;
     size_t n;
@@ -325,19 +306,13 @@ static int h_workers(struct mg_connection *c, void *cbdata)
 static int h_compute(struct mg_connection *c, void *cbdata)
 {
     cluster_api *a = cbdata;
-    if (!cluster_method_is(c, "POST"))
+    if (!http_method_is(c, "POST"))
         return 405;
     http_body body = HTTP_BODY_INIT(a->budget);
-    size_t max = a->cfg->max_body < CLUSTER_API_MAX_BODY ? a->cfg->max_body : CLUSTER_API_MAX_BODY;
-    int rc = http_read_body(c, max, &body);
-    if (rc < 0) {
+    int rc = http_read_body_or_answer(c, cluster_max_body(a), 429, &body);
+    if (rc) {
         http_body_destroy(&body);
-        if (rc == -EIO || rc == -ETIMEDOUT) /* gone, or answered 408 */
-            return 400;
-        if (rc == -ENOBUFS || rc == -E2BIG)
-            return http_send_over_budget(c, rc, 429, a->budget, body.need, 1);
-        return http_send_error(c, rc == -EFBIG ? 413 : 503, NULL, NULL,
-                               "cannot read the request body");
+        return rc;
     }
     compute_req req;
     char err[COMPUTE_ERR_MAX];
