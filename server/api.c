@@ -335,17 +335,7 @@ static int h_info(struct mg_connection *c, void *cbdata)
     return st;
 }
 
-static int h_fallback(struct mg_connection *c, void *cbdata)
-{
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    return http_send_error(c, 404, NULL, NULL,
-                           "no route %s %s; routes: POST /create_task, GET /get_status, "
-                           "GET /get_task_count, GET /stream, GET /info, POST /submit, "
-                           "GET /job/ID, GET /jobs, POST /worker, GET /workers, POST /compute",
-                           ri->request_method, ri->local_uri);
-}
-
-int api_register(api *a, struct mg_context *ctx, const config *cfg, queue *q, store *s)
+int api_register(api *a, http_routes *routes, const config *cfg, queue *q, store *s)
 {
     a->cfg = cfg;
     a->q = q;
@@ -354,21 +344,12 @@ int api_register(api *a, struct mg_context *ctx, const config *cfg, queue *q, st
     atomic_init(&a->accepting, 1);
     /* Leave at least half of the connection threads to short requests. */
     a->max_waiters = cfg->http_threads / 2;
-    mg_set_request_handler(ctx, "/create_task$", h_create, a);
-    mg_set_request_handler(ctx, "/get_status$", h_status, a);
-    mg_set_request_handler(ctx, "/get_task_count$", h_count, a);
-    mg_set_request_handler(ctx, "/info$", h_info, a);
-    mg_set_request_handler(ctx, "/stream$", h_stream, a);
+    http_routes_add(routes, "/create_task$", h_create, a, "POST /create_task");
+    http_routes_add(routes, "/get_status$", h_status, a, "GET /get_status");
+    http_routes_add(routes, "/get_task_count$", h_count, a, "GET /get_task_count");
+    http_routes_add(routes, "/stream$", h_stream, a, "GET /stream");
+    http_routes_add(routes, "/info$", h_info, a, "GET /info");
     return 0;
-}
-
-void api_register_fallback(struct mg_context *ctx)
-{
-    /* Not a plain "/": civetweb prefers a handler whose pattern equals the
-     * URI over every pattern match, so "/" would shadow an exact-root route
-     * ("/$") registered by a module; "/" followed by "**" matches any path
-     * and leaves the root to such a route. */
-    mg_set_request_handler(ctx, "/**", h_fallback, NULL);
 }
 
 int api_refuse_tasks(struct mg_connection *c, const api *a)

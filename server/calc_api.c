@@ -231,7 +231,8 @@ static int h_root(struct mg_connection *c, void *cbdata)
                            "method %s not allowed on /; use POST / or GET /?request_id=ID", m);
 }
 
-void calc_api_register(struct mg_context *ctx, api *a)
+void calc_api_register(http_routes *routes, api *a)
 {
-    mg_set_request_handler(ctx, "/$", h_root, a);
+    /* Not named by the 404: it lists the routes every server has. */
+    http_routes_add(routes, "/$", h_root, a, NULL);
 }

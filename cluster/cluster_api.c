@@ -31,7 +31,7 @@
 /* The largest body a cluster route reads. */
 static size_t cluster_max_body(const cluster_api *a)
 {
-    return a->cfg->max_body < CLUSTER_API_MAX_BODY ? a->cfg->max_body : CLUSTER_API_MAX_BODY;
+    return a->max_body < CLUSTER_API_MAX_BODY ? a->max_body : CLUSTER_API_MAX_BODY;
 }
 
 static int cluster_read_object(struct mg_connection *c, const cluster_api *a, http_body *body,
@@ -320,9 +320,9 @@ static int h_compute(struct mg_connection *c, void *cbdata)
     http_body_destroy(&body);
     if (rc < 0)
         return http_send_error(c, rc == -ENOMEM ? 503 : 400, NULL, NULL, "%s", err);
-    if (a->cfg->compute_delay_ms > 0) {
-        struct timespec ts = {a->cfg->compute_delay_ms / 1000,
-                              (long)(a->cfg->compute_delay_ms % 1000) * 1000000L};
+    if (a->compute_delay_ms > 0) {
+        struct timespec ts = {a->compute_delay_ms / 1000,
+                              (long)(a->compute_delay_ms % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
             ;
     }
@@ -334,18 +334,20 @@ static int h_compute(struct mg_connection *c, void *cbdata)
     return cluster_send_buf(c, 200, &b);
 }
 
-void cluster_api_register(cluster_api *a, struct mg_context *ctx, const config *cfg, jobs *j,
-                          registry *r, dispatch *d, membudget *budget)
+void cluster_api_register(cluster_api *a, http_routes *routes, size_t max_body,
+                          int compute_delay_ms, jobs *j, registry *r, dispatch *d,
+                          membudget *budget)
 {
-    a->cfg = cfg;
+    a->max_body = max_body;
+    a->compute_delay_ms = compute_delay_ms;
     a->budget = budget;
     a->jobs = j;
     a->reg = r;
     a->disp = d;
-    mg_set_request_handler(ctx, "/submit$", h_submit, a);
-    mg_set_request_handler(ctx, "/job/", h_job, a);
-    mg_set_request_handler(ctx, "/jobs$", h_jobs, a);
-    mg_set_request_handler(ctx, "/worker$", h_worker, a);
-    mg_set_request_handler(ctx, "/workers$", h_workers, a);
-    mg_set_request_handler(ctx, "/compute$", h_compute, a);
+    http_routes_add(routes, "/submit$", h_submit, a, "POST /submit");
+    http_routes_add(routes, "/job/", h_job, a, "GET /job/ID");
+    http_routes_add(routes, "/jobs$", h_jobs, a, "GET /jobs");
+    http_routes_add(routes, "/worker$", h_worker, a, "POST /worker");
+    http_routes_add(routes, "/workers$", h_workers, a, "GET /workers");
+    http_routes_add(routes, "/compute$", h_compute, a, "POST /compute");
 }
