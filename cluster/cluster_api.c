@@ -24,26 +24,33 @@
 #define CLUSTER_API_MAX_BODY (1024 * 1024)
 #define ERRSZ JSONBODY_ERR_MAX
 
-/* Reads the body and parses it as a JSON object, answering errors itself.
- * Returns 0 with the tree in *root (caller deletes it, then destroys body,
- * whose reservation covers the tree), or the status answered. The raw
- * body is left in b for exact number scanning. */
 /* The largest body a cluster route reads. */
 static size_t cluster_max_body(const cluster_api *a)
 {
     return a->max_body < CLUSTER_API_MAX_BODY ? a->max_body : CLUSTER_API_MAX_BODY;
 }
 
-static int cluster_read_object(struct mg_connection *c, const cluster_api *a, http_body *body,
+/* Takes a POST whose body is a JSON object, answering errors itself (405,
+ * the body's, 400). Returns 0 with the tree in *root (caller deletes it,
+ * then destroys body, whose reservation covers the tree), or the status
+ * answered, body destroyed. The raw body is left in body->b for exact
+ * number scanning. */
+static int cluster_post_object(struct mg_connection *c, const cluster_api *a, http_body *body,
                                cJSON **root)
 {
+    if (!http_method_is(c, "POST"))
+        return 405;
     int st = http_read_body_or_answer(c, cluster_max_body(a), 429, body);
+    if (st == 0) {
+        char err[ERRSZ];
+        const buf *b = &body->b;
+        *root = jsonbody_parse_object(b->data ? b->data : "", b->len, err, sizeof err);
+        if (!*root)
+            st = http_send_error(c, 400, NULL, NULL, "%s", err);
+    }
     if (st)
-        return st;
-    char err[ERRSZ];
-    const buf *b = &body->b;
-    *root = jsonbody_parse_object(b->data ? b->data : "", b->len, err, sizeof err);
-    return *root ? 0 : http_send_error(c, 400, NULL, NULL, "%s", err);
+        http_body_destroy(body);
+    return st;
 }
 
 static int cluster_send_buf(struct mg_connection *c, int status, buf *b)
@@ -71,15 +78,11 @@ static int cluster_task_has_nul(const char *body, size_t len)
 static int h_submit(struct mg_connection *c, void *cbdata)
 {
     cluster_api *a = cbdata;
-    if (!http_method_is(c, "POST"))
-        return 405;
     http_body body = HTTP_BODY_INIT(a->budget);
     cJSON *root = NULL;
-    int answered = cluster_read_object(c, a, &body, &root);
-    if (answered) {
-        http_body_destroy(&body);
+    int answered = cluster_post_object(c, a, &body, &root);
+    if (answered)
         return answered;
-    }
     const cJSON *expr = cJSON_GetObjectItemCaseSensitive(root, "task");
     int st;
     if (!expr) {
@@ -207,15 +210,11 @@ static int cluster_node_url(struct mg_connection *c, const cJSON *root, char *ur
 static int h_worker(struct mg_connection *c, void *cbdata)
 {
     cluster_api *a = cbdata;
-    if (!http_method_is(c, "POST"))
-        return 405;
     http_body body = HTTP_BODY_INIT(a->budget);
     cJSON *root = NULL;
-    int answered = cluster_read_object(c, a, &body, &root);
-    if (answered) {
-        http_body_destroy(&body);
+    int answered = cluster_post_object(c, a, &body, &root);
+    if (answered)
         return answered;
-    }
     char url[REGISTRY_URL_MAX], err[ERRSZ];
     int st, slots = 1;
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "worker_name");
