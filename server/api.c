@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "http.h"
-#include "journal.h"
 #include "jsonw.h"
 #include "live.h"
 #include "log.h"
@@ -52,37 +51,10 @@ static int h_create(struct mg_connection *c, void *cbdata)
         http_body_destroy(&body);
         return http_send_error(c, 503, NULL, NULL, "out of memory");
     }
-    /* Refused like a full queue: what waits is bounded in bytes too. */
-    if ((rc = task_hold(t, a->budget, &body.held)) < 0) {
+    if ((rc = tasks_submit(a->tk, t, &body.held)) < 0) {
         size_t need = task_bytes(t);
         task_unref(t);
-        log_info("task refused: memory budget (--max-queue-bytes) exhausted");
-        return http_send_over_budget(c, rc, a->cfg->reject_status, a->budget, need, 0);
-    }
-    /* On disk before anyone can see it, let alone get its id. */
-    if (a->journal && (rc = journal_add(a->journal, t)) < 0) {
-        task_unref(t);
-        return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
-                               "could not record the task in the journal: %s", strerror(-rc));
-    }
-    store_add(a->s, t);
-    log_info("task %s %s WAIT", t->id_str, task_type_name(t->type));
-    rc = queue_push(a->q, t);
-    if (rc < 0) {
-        log_info("task %s refused: %s", t->id_str,
-                 rc == -ESHUTDOWN ? "shutting down" : "at capacity");
-        store_remove(a->s, t);
-        if (a->journal)
-            journal_forget(a->journal, t);
-        task_unref(t);
-        if (rc == -ESHUTDOWN)
-            return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
-                                   "server is shutting down; not accepting tasks");
-        int st = a->cfg->reject_status;
-        return http_send_error(c, st, st == 429 ? "Retry-After: 1\r\n" : NULL, NULL,
-                               "server is at capacity: %d workers busy and %ld tasks waiting "
-                               "(limit %ld); retry later",
-                               a->cfg->workers, queue_len(a->q), a->cfg->max_queue);
+        return api_send_refusal(c, a, rc, need, "task", "workers busy", "tasks waiting");
     }
     char out[80];
     int n = snprintf(out, sizeof out, "{\"id\":\"%s\"}\n", t->id_str);
@@ -177,7 +149,7 @@ static int h_status(struct mg_connection *c, void *cbdata)
         if (wait > a->cfg->max_wait)
             wait = a->cfg->max_wait;
     }
-    task *t = store_lookup(a->s, id);
+    task *t = tasks_lookup(a->tk, id);
     if (!t)
         return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'", id);
     int64_t deadline = 0;
@@ -193,7 +165,7 @@ static int h_status(struct mg_connection *c, void *cbdata)
             refused = 1;
         }
     }
-    task_view v = store_view(a->s, t, deadline);
+    task_view v = tasks_view(a->tk, t, deadline);
     if (waiting)
         atomic_fetch_sub(&a->waiters, 1);
     /* A client whose wait was not granted would otherwise ask again at
@@ -237,7 +209,7 @@ static int h_stream(struct mg_connection *c, void *cbdata)
     char id[128];
     if (http_query(c, "id", id, sizeof id) < 0)
         return http_send_error(c, 400, NULL, NULL, "missing task id: use /stream?id=ID");
-    task *t = store_lookup(a->s, id);
+    task *t = tasks_lookup(a->tk, id);
     if (!t)
         return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'", id);
     /* A stream holds a connection thread as long as the task runs: it
@@ -258,21 +230,21 @@ static int h_stream(struct mg_connection *c, void *cbdata)
     size_t off = 0;
     char *chunk = ok ? malloc(65536) : NULL;
     while (ok && chunk) {
-        live *lv = store_live_get(a->s, t);
+        live *lv = tasks_live(a->tk, t);
         if (!lv) {
-            task_view v = store_view(a->s, t, 0);
+            task_view v = tasks_view(a->tk, t, 0);
             if (task_status_final(v.status)) {
                 /* Finished: what was not streamed yet is in the result. */
                 if (t->out_len > off)
                     ok = send_chunks(c, t->out + off, t->out_len - off) == 0;
                 break;
             }
-            if (store_is_closing(a->s))
+            if (tasks_closing(a->tk))
                 break;
             if (v.status == TASK_WAIT)
-                store_wait_started(a->s, t, time_mono_us() + 1000000);
+                tasks_wait_started(a->tk, t, time_mono_us() + 1000000);
             else /* running without a live buffer (it could not be allocated) */
-                store_view(a->s, t, time_mono_us() + 1000000);
+                tasks_view(a->tk, t, time_mono_us() + 1000000);
             continue;
         }
         int done = 0;
@@ -281,7 +253,7 @@ static int h_stream(struct mg_connection *c, void *cbdata)
             if (n) {
                 ok = send_chunks(c, chunk, n) == 0;
                 off += n;
-            } else if (!done && store_is_closing(a->s)) {
+            } else if (!done && tasks_closing(a->tk)) {
                 done = 1;
             }
         }
@@ -301,13 +273,13 @@ static int h_count(struct mg_connection *c, void *cbdata)
     api *a = cbdata;
     if (!http_method_is(c, "GET"))
         return 405;
-    store_counts n = store_get_counts(a->s);
+    tasks_counts n = tasks_get_counts(a->tk);
     char out[448];
     int len = snprintf(out, sizeof out,
                        "{\"tasks\":%ld,\"running\":%ld,\"workers\":%d,\"finished\":%ld,"
                        "\"total\":%ld,\"evicted\":%ld,\"max_queue\":%ld,\"queued_bytes\":%zu,"
                        "\"max_queue_bytes\":%zu}\n",
-                       queue_len(a->q), n.running, a->cfg->workers, n.finished, n.total, n.evicted,
+                       n.queued, n.running, a->cfg->workers, n.finished, n.total, n.evicted,
                        a->cfg->max_queue, membudget_used(a->budget), membudget_max(a->budget));
     return http_send_json(c, 200, NULL, out, (size_t)len);
 }
@@ -335,11 +307,10 @@ static int h_info(struct mg_connection *c, void *cbdata)
     return st;
 }
 
-int api_register(api *a, http_routes *routes, const config *cfg, queue *q, store *s)
+int api_register(api *a, http_routes *routes, const config *cfg, tasks *tk)
 {
     a->cfg = cfg;
-    a->q = q;
-    a->s = s;
+    a->tk = tk;
     atomic_init(&a->waiters, 0);
     atomic_init(&a->accepting, 1);
     /* Leave at least half of the connection threads to short requests. */
@@ -350,6 +321,26 @@ int api_register(api *a, http_routes *routes, const config *cfg, queue *q, store
     http_routes_add(routes, "/stream$", h_stream, a, "GET /stream");
     http_routes_add(routes, "/info$", h_info, a, "GET /info");
     return 0;
+}
+
+int api_send_refusal(struct mg_connection *c, const api *a, int rc, size_t need, const char *noun,
+                     const char *busy, const char *waiting)
+{
+    if (rc == -ENOBUFS || rc == -E2BIG)
+        return http_send_over_budget(c, rc, a->cfg->reject_status, a->budget, need, 0);
+    if (rc == -ESHUTDOWN)
+        return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
+                               "server is shutting down; not accepting %ss", noun);
+    if (rc == -EAGAIN) {
+        int st = a->cfg->reject_status;
+        return http_send_error(c, st, st == 429 ? "Retry-After: 1\r\n" : NULL, NULL,
+                               "server is at capacity: %d %s and %ld %s (limit %ld); retry later",
+                               a->cfg->workers, busy, tasks_get_counts(a->tk).queued, waiting,
+                               a->cfg->max_queue);
+    }
+    return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
+                           "could not record the %s in the %s: %s", noun, a->tk->ops->name,
+                           strerror(-rc));
 }
 
 int api_refuse_tasks(struct mg_connection *c, const api *a)

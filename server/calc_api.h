@@ -31,7 +31,7 @@
 #define CALC_MAX_NUMBER 1024
 
 /* Registers "/$" (the exact root) for the calculation API; a serves the
- * config, queue, store and shutdown flag. Call between api_register and
+ * config, the task lifecycle and the shutdown flag. Call between api_register and
  * http_routes_fallback, and only when a calc command is configured. */
 void calc_api_register(http_routes *routes, api *a);
 

@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "cell.h"
-#include "journal.h"
 #include "live.h"
 #include "log.h"
 #include "rmtree.h"
@@ -218,8 +217,7 @@ static enum task_status take_result(task *t, runner_result *r, const runner_limi
     return TASK_ERROR;
 }
 
-/* Publishes the end of t: through the journal, which makes it durable
- * first, or straight into the store. */
+/* Publishes the end of t (durable first, when tasks are kept). */
 static void finish(pool *p, task *t, enum task_status st)
 {
     if (log_enabled(LOG_INFO)) {
@@ -228,10 +226,7 @@ static void finish(pool *p, task *t, enum task_status st)
                  task_status_name(st), (long long)ms, t->error ? ": " : "",
                  t->error ? t->error : "");
     }
-    if (p->cfg.journal)
-        journal_finished(p->cfg.journal, t, st);
-    else
-        store_mark_finished(p->s, t, st);
+    tasks_finished(p->tk, t, st);
 }
 
 /* Ends t as ERROR with "WHAT: strerror(err)". */
@@ -285,12 +280,8 @@ static void run_task(pool *p, taskdir *d, task *t)
     char prog[4200];
     const char *dir = d->path;
     live *lv = live_new(p->cfg.max_output);
-    store_mark_running(p->s, t, lv);
+    tasks_started(p->tk, t, lv);
     log_info("task %s %s RUNNING", t->id_str, task_type_name(t->type));
-    /* Durable before the program runs, so that a crash is seen as one
-     * (requeue counts the attempt; fail never runs the task twice). */
-    if (p->cfg.journal)
-        journal_started(p->cfg.journal, t);
     /* Tasks accepted before (restored from the journal) fail closed too. */
     if (p->cfg.refuse) {
         t->error = strdup(p->cfg.refuse);
@@ -393,7 +384,7 @@ static void *worker_main(void *arg)
     pool *p = arg;
     taskdir d = {.dh = NULL, .cell = NULL};
     task *t;
-    while ((t = queue_pop(p->q))) {
+    while ((t = tasks_next(p->tk))) {
         run_task(p, &d, t);
         task_unref(t);
     }
@@ -401,12 +392,11 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int pool_start(pool *p, const pool_config *cfg, queue *q, store *s)
+int pool_start(pool *p, const pool_config *cfg, tasks *tk)
 {
     memset(p, 0, sizeof *p);
     p->cfg = *cfg;
-    p->q = q;
-    p->s = s;
+    p->tk = tk;
     int rc;
     p->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->cancel_fd < 0)
@@ -436,7 +426,7 @@ int pool_start(pool *p, const pool_config *cfg, queue *q, store *s)
     return 0;
 
 fail_create:
-    queue_close(q);
+    tasks_stop_queue(tk);
     for (int i = 0; i < p->started; i++)
         pthread_join(p->threads[i], NULL);
     free(p->threads);
