@@ -219,28 +219,7 @@ int main(int argc, char **argv)
         config_destroy(&cfg);
         return rc == 1 ? 0 : 2;
     }
-    enum log_level lvl;
-    if (log_level_parse(cfg.log_level, &lvl) < 0) {
-        fprintf(stderr, "tasksolver: --log-level must be error, warn, info or debug\n");
-        config_usage(stderr);
-        config_destroy(&cfg);
-        return 2;
-    }
-    log_set_level(lvl);
-    if (cfg.reject_status != 403 && cfg.reject_status != 429) {
-        fprintf(stderr, "tasksolver: --reject-status must be 403 or 429\n");
-        config_usage(stderr);
-        config_destroy(&cfg);
-        return 2;
-    }
-    if ((strcmp(cfg.on_restart, "requeue") && strcmp(cfg.on_restart, "fail")) ||
-        (strcmp(cfg.data_sync, "full") && strcmp(cfg.data_sync, "normal"))) {
-        fprintf(stderr, "tasksolver: --on-restart must be requeue or fail, "
-                        "--data-sync full or normal\n");
-        config_usage(stderr);
-        config_destroy(&cfg);
-        return 2;
-    }
+    log_set_level((enum log_level)cfg.log_level);
 
     int exit_code = 1;
     workdir wd;
