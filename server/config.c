@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "membudget.h"
+#include "url.h"
 
 /* OPT_BOOL: an int set to 0 or 1 from yes/no, true/false, on/off, 1/0. On
  * the command line a row whose meta is "" is a flag (--flag means yes,
@@ -21,7 +22,9 @@
  * OPT_WORD, OPT_ENUM, OPT_INTSET: one of the words of the row's meta
  * ("a|b|c"), matched exactly as the code using them compares; kept as the
  * word (a char *), as its index (an int), or as the number it spells (an
- * int). --help shows the words as they are checked. */
+ * int). --help shows the words as they are checked.
+ * OPT_URL: a char *, "" (none) or a node's base URL as url_check has it,
+ * so that a node that can never be reached is refused at start-up. */
 enum opt_type {
     OPT_INT,
     OPT_LONG,
@@ -32,7 +35,8 @@ enum opt_type {
     OPT_BOOL,
     OPT_WORD,
     OPT_ENUM,
-    OPT_INTSET
+    OPT_INTSET,
+    OPT_URL
 };
 
 struct opt {
@@ -104,11 +108,11 @@ static const struct opt opts[] = {
      3600},
     {"shutdown-grace", OPT_SECONDS, F(shutdown_grace), "10", "SECONDS",
      "on SIGTERM, time running tasks get to finish before they are killed", 0, 3600},
-    {"join", OPT_STR, F(join), "", "URL",
+    {"join", OPT_URL, F(join), "", "URL",
      "announce this node to the master at URL (e.g. http://10.0.0.1:8080)", 0, 0},
     {"name", OPT_STR, F(name), "", "NAME", "node name given to the master (default HOST:PORT)", 0,
      0},
-    {"advertise", OPT_STR, F(advertise), "", "URL",
+    {"advertise", OPT_URL, F(advertise), "", "URL",
      "URL the master calls this node on (default http://ADDRESS:PORT)", 0, 0},
     {"slots", OPT_INT, F(slots), "1", "N", "operations this node takes at once (announced)", 1,
      1024},
@@ -238,7 +242,7 @@ static void bound_str(double v, char *out, size_t outsz)
         snprintf(out, outsz, "%g", v);
 }
 
-/* Sets an OPT_STR or OPT_WORD field to a copy of s. */
+/* Sets an OPT_STR, OPT_WORD or OPT_URL field to a copy of s. */
 static int opt_set_str(char *field, const char *s, char *why, size_t whysz)
 {
     char *dup = strdup(s);
@@ -260,6 +264,14 @@ static int opt_set(config *c, const struct opt *o, const char *val, char *why, s
     char *end;
     if (o->type == OPT_STR)
         return opt_set_str(field, val, why, whysz);
+    if (o->type == OPT_URL) {
+        const char *bad;
+        if (val[0] && url_check(val, 0, NULL, &bad) < 0) {
+            snprintf(why, whysz, "%s", bad);
+            return -EINVAL;
+        }
+        return opt_set_str(field, val, why, whysz);
+    }
     if (o->type == OPT_WORD || o->type == OPT_ENUM || o->type == OPT_INTSET) {
         int i = meta_word(o->meta, val);
         if (i < 0) {
@@ -316,7 +328,8 @@ static int opt_set(config *c, const struct opt *o, const char *val, char *why, s
     case OPT_BOOL:
     case OPT_WORD:
     case OPT_ENUM:
-    case OPT_INTSET: break;
+    case OPT_INTSET:
+    case OPT_URL: break;
     }
     /* clang-format on */
     return 0;
@@ -356,7 +369,7 @@ int config_init(config *c)
 void config_destroy(config *c)
 {
     for (size_t i = 0; i < N_OPTS; i++)
-        if (opts[i].type == OPT_STR || opts[i].type == OPT_WORD) {
+        if (opts[i].type == OPT_STR || opts[i].type == OPT_WORD || opts[i].type == OPT_URL) {
             char **p = (char **)((char *)c + opts[i].offset);
             free(*p);
             *p = NULL;

@@ -39,9 +39,9 @@ typedef struct config {
     /* bytes of waiting tasks and bodies being read; 0: unbounded */
     size_t max_queue_bytes;
     /* cluster: arithmetic jobs, worker nodes */
-    char *join;               /* master URL to announce to; "" for none */
+    char *join;               /* master URL to announce to (url_check); "" for none */
     char *name;               /* node name; "": HOSTNAME:PORT */
-    char *advertise;          /* URL the master calls back; "": derived */
+    char *advertise;          /* URL the master calls back (url_check); "": derived */
     int slots;                /* operations taken at once, as announced */
     double announce_interval; /* seconds */
     int compute_local;        /* compute jobs here while no node is registered */

@@ -115,6 +115,28 @@ static void word_rows(void **state)
     config_destroy(&c);
 }
 
+/* A URL row takes "" (none) or a node's base URL, as cluster mode did. */
+static void url_rows(void **state)
+{
+    (void)state;
+    config c;
+    assert_int_equal(config_init(&c), 0);
+    assert_string_equal(c.join, "");
+    assert_string_equal(c.advertise, "");
+    set_is(&c, "join", "http://10.0.0.1:8080", 0, NULL);
+    assert_string_equal(c.join, "http://10.0.0.1:8080");
+    set_is(&c, "advertise", "HTTPS://node-1:9000/", 0, NULL);
+    assert_string_equal(c.advertise, "HTTPS://node-1:9000/");
+    set_is(&c, "join", "10.0.0.1:8080", -EINVAL, "not a URL like http://HOST:PORT");
+    set_is(&c, "advertise", "http://", -EINVAL, "not a URL like http://HOST:PORT");
+    set_is(&c, "advertise", "http://node 1", -EINVAL,
+           "not a URL: it has a space or control character");
+    assert_string_equal(c.join, "http://10.0.0.1:8080");
+    set_is(&c, "join", "", 0, NULL);
+    assert_string_equal(c.join, "");
+    config_destroy(&c);
+}
+
 /* The numeric and boolean rows say what they would have taken. */
 static void messages_say_what_is_allowed(void **state)
 {
@@ -160,6 +182,8 @@ static void command_line(void **state)
         {"--on-restart", "later", "tasksolver: --on-restart: 'later' is not requeue or fail\n"},
         {"--data-sync", "sometimes",
          "tasksolver: --data-sync: 'sometimes' is not full or normal\n"},
+        {"--join", "master:8080",
+         "tasksolver: --join: 'master:8080' is not a URL like http://HOST:PORT\n"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(parse(&c, &err, bad[i].opt, bad[i].val, NULL), 2);
@@ -220,6 +244,7 @@ int main(void)
         cmocka_unit_test(defaults_of_the_moved_rows),
         cmocka_unit_test(enum_rows),
         cmocka_unit_test(word_rows),
+        cmocka_unit_test(url_rows),
         cmocka_unit_test(messages_say_what_is_allowed),
         cmocka_unit_test(command_line),
         cmocka_unit_test(config_file),
