@@ -378,6 +378,14 @@ void config_destroy(config *c)
     c->config_file = NULL;
 }
 
+void config_check(const config *c)
+{
+    if (c->max_queue_bytes && c->max_body > c->max_queue_bytes / 3)
+        log_warn("--max-body %zu is more than a third of --max-queue-bytes %zu: a body takes "
+                 "three times its size while it is read, so bodies over %zu bytes are refused",
+                 c->max_body, c->max_queue_bytes, c->max_queue_bytes / 3);
+}
+
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s))

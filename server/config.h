@@ -90,6 +90,12 @@ int config_parse_args(config *c, int argc, char **argv);
  * -ENOMEM. c keeps its previous value on error. */
 int config_set(config *c, const char *name, const char *val, char *why, size_t whysz);
 
+/* The rules between options, applied once all of them are set (each
+ * alone is checked as it is set). None refuses a combination today;
+ * settings that work together otherwise than one would expect are logged
+ * with log_warn, so call it after log_set_level. */
+void config_check(const config *c);
+
 /* Loads a config file on top of c. Returns 0, or -errno / -EINVAL after
  * logging the offending line to stderr. */
 int config_load_file(config *c, const char *path);

@@ -220,6 +220,7 @@ int main(int argc, char **argv)
         return rc == 1 ? 0 : 2;
     }
     log_set_level((enum log_level)cfg.log_level);
+    config_check(&cfg);
 
     int exit_code = 1;
     workdir wd;
@@ -256,10 +257,6 @@ int main(int argc, char **argv)
     }
     membudget mb;
     membudget_init(&mb, cfg.max_queue_bytes);
-    if (cfg.max_queue_bytes && cfg.max_body > cfg.max_queue_bytes / 3)
-        log_warn("--max-body %zu is more than a third of --max-queue-bytes %zu: a body takes "
-                 "three times its size while it is read, so bodies over %zu bytes are refused",
-                 cfg.max_body, cfg.max_queue_bytes, cfg.max_queue_bytes / 3);
     journal *jr;
     journal_restored jn;
     if (open_journal(&cfg, &s, &mb, &jr, &jn) < 0)

@@ -25,6 +25,36 @@ static void set_is(config *c, const char *name, const char *val, int rc, const c
         assert_string_equal(why, want_why);
 }
 
+/* Sends stderr to a temporary file until capture_end, which returns what
+ * was written there (malloc'd). */
+static FILE *capture_file;
+static int capture_saved = -1;
+
+static void capture_begin(void)
+{
+    capture_file = tmpfile();
+    assert_non_null(capture_file);
+    fflush(stderr);
+    capture_saved = dup(STDERR_FILENO);
+    assert_true(capture_saved >= 0);
+    assert_true(dup2(fileno(capture_file), STDERR_FILENO) >= 0);
+}
+
+static char *capture_end(void)
+{
+    fflush(stderr);
+    assert_true(dup2(capture_saved, STDERR_FILENO) >= 0);
+    close(capture_saved);
+    long n = ftell(capture_file);
+    assert_true(n >= 0);
+    char *text = calloc(1, (size_t)n + 1);
+    assert_non_null(text);
+    rewind(capture_file);
+    assert_int_equal(fread(text, 1, (size_t)n, capture_file), (size_t)n);
+    fclose(capture_file);
+    return text;
+}
+
 /* Runs config_parse_args on a fresh config with the NULL-terminated
  * arguments, returns its result and what it wrote to stderr (malloc'd) in
  * *err. c is left initialised for the caller to inspect and destroy. */
@@ -38,23 +68,9 @@ __attribute__((sentinel)) static int parse(config *c, char **err, ...)
         argv[argc++] = a;
     va_end(ap);
     assert_int_equal(config_init(c), 0);
-    FILE *tmp = tmpfile();
-    assert_non_null(tmp);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    assert_true(saved >= 0);
-    assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+    capture_begin();
     int rc = config_parse_args(c, argc, argv);
-    fflush(stderr);
-    assert_true(dup2(saved, STDERR_FILENO) >= 0);
-    close(saved);
-    long n = ftell(tmp);
-    assert_true(n >= 0);
-    *err = calloc(1, (size_t)n + 1);
-    assert_non_null(*err);
-    rewind(tmp);
-    assert_int_equal(fread(*err, 1, (size_t)n, tmp), (size_t)n);
-    fclose(tmp);
+    *err = capture_end();
     return rc;
 }
 
@@ -220,6 +236,39 @@ static void config_file(void **state)
     unlink(path);
 }
 
+/* Returns what config_check wrote (malloc'd) for these two settings. */
+static char *check_with(const char *max_body, const char *max_queue_bytes)
+{
+    config c;
+    char *err;
+    assert_int_equal(
+        parse(&c, &err, "--max-body", max_body, "--max-queue-bytes", max_queue_bytes, NULL), 0);
+    free(err);
+    capture_begin();
+    config_check(&c);
+    err = capture_end();
+    config_destroy(&c);
+    return err;
+}
+
+/* The rules between options: a --max-body that --max-queue-bytes cannot
+ * hold three times over is warned about, and only then. */
+static void rules_between_options(void **state)
+{
+    (void)state;
+    char *err = check_with("1M", "3M");
+    assert_string_equal(err, "");
+    free(err);
+    err = check_with("2M", "0"); /* unbounded */
+    assert_string_equal(err, "");
+    free(err);
+    err = check_with("2M", "3M");
+    assert_non_null(strstr(err, "WARN"));
+    assert_non_null(strstr(err, "--max-body 2097152 is more than a third of --max-queue-bytes "
+                                "3145728"));
+    free(err);
+}
+
 /* --help shows the words of the rows that take words. */
 static void usage_lists_the_words(void **state)
 {
@@ -248,6 +297,7 @@ int main(void)
         cmocka_unit_test(messages_say_what_is_allowed),
         cmocka_unit_test(command_line),
         cmocka_unit_test(config_file),
+        cmocka_unit_test(rules_between_options),
         cmocka_unit_test(usage_lists_the_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
