@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "membudget.h"
+#include "shsplit.h"
 #include "url.h"
 
 /* OPT_BOOL: an int set to 0 or 1 from yes/no, true/false, on/off, 1/0. On
@@ -24,7 +25,9 @@
  * word (a char *), as its index (an int), or as the number it spells (an
  * int). --help shows the words as they are checked.
  * OPT_URL: a char *, "" (none) or a node's base URL as url_check has it,
- * so that a node that can never be reached is refused at start-up. */
+ * so that a node that can never be reached is refused at start-up.
+ * OPT_COMMAND: a char *, "" (none) or a command line shsplit splits into
+ * a program and its arguments. */
 enum opt_type {
     OPT_INT,
     OPT_LONG,
@@ -36,7 +39,8 @@ enum opt_type {
     OPT_WORD,
     OPT_ENUM,
     OPT_INTSET,
-    OPT_URL
+    OPT_URL,
+    OPT_COMMAND
 };
 
 struct opt {
@@ -82,7 +86,7 @@ static const struct opt opts[] = {
      0, 1e15},
     {"reject-status", OPT_INTSET, F(reject_status), "429", "429|403",
      "status for a refused create_task: 429 (with Retry-After) or 403", 0, 0},
-    {"calc-command", OPT_STR, F(calc_command), "", "'PROGRAM ARGS'",
+    {"calc-command", OPT_COMMAND, F(calc_command), "", "'PROGRAM ARGS'",
      "serve the calculation API (POST / {\"data\": N}, GET /?request_id=ID) by running "
      "PROGRAM ARGS N",
      0, 0},
@@ -242,7 +246,14 @@ static void bound_str(double v, char *out, size_t outsz)
         snprintf(out, outsz, "%g", v);
 }
 
-/* Sets an OPT_STR, OPT_WORD or OPT_URL field to a copy of s. */
+/* Whether a row's field is a char * (owned by the config). */
+static int opt_is_text(const struct opt *o)
+{
+    return o->type == OPT_STR || o->type == OPT_WORD || o->type == OPT_URL ||
+           o->type == OPT_COMMAND;
+}
+
+/* Sets a field of a row kept as text to a copy of s. */
 static int opt_set_str(char *field, const char *s, char *why, size_t whysz)
 {
     char *dup = strdup(s);
@@ -255,6 +266,49 @@ static int opt_set_str(char *field, const char *s, char *why, size_t whysz)
     return 0;
 }
 
+/* Refuses a value that is none of the words of o. Returns -EINVAL. */
+static int opt_not_a_word(const struct opt *o, char *why, size_t whysz)
+{
+    char list[256];
+    meta_words_list(o->meta, list, sizeof list);
+    snprintf(why, whysz, "not %s", list);
+    return -EINVAL;
+}
+
+/* Checks the value of a row kept as text. Returns 0, or -EINVAL / -ENOMEM
+ * with why as opt_set has it. */
+static int opt_check_text(const struct opt *o, const char *val, char *why, size_t whysz)
+{
+    const char *bad = NULL;
+    int rc = 0;
+    switch (o->type) {
+    case OPT_WORD:
+        return meta_word(o->meta, val) < 0 ? opt_not_a_word(o, why, whysz) : 0;
+    case OPT_URL:
+        if (val[0] && url_check(val, 0, NULL, &bad) < 0) {
+            snprintf(why, whysz, "%s", bad);
+            return -EINVAL;
+        }
+        return 0;
+    case OPT_COMMAND:
+        if (val[0]) {
+            char **argv = NULL;
+            int argc = 0;
+            rc = shsplit(val, strlen(val), &argv, &argc, &bad);
+            shsplit_free(argv);
+            if (rc == 0 && argc == 0) {
+                rc = -EINVAL;
+                bad = "no program";
+            }
+        }
+        if (rc < 0)
+            snprintf(why, whysz, rc == -ENOMEM ? "%s" : "not a command line (%s)", bad);
+        return rc;
+    default:
+        return 0;
+    }
+}
+
 /* Sets one option from text. Returns 0, or -EINVAL / -ENOMEM with why
  * completing "'VALUE' is ..." (what is allowed instead). */
 static int opt_set(config *c, const struct opt *o, const char *val, char *why, size_t whysz)
@@ -262,26 +316,14 @@ static int opt_set(config *c, const struct opt *o, const char *val, char *why, s
     char *field = (char *)c + o->offset;
     double v = 0;
     char *end;
-    if (o->type == OPT_STR)
-        return opt_set_str(field, val, why, whysz);
-    if (o->type == OPT_URL) {
-        const char *bad;
-        if (val[0] && url_check(val, 0, NULL, &bad) < 0) {
-            snprintf(why, whysz, "%s", bad);
-            return -EINVAL;
-        }
-        return opt_set_str(field, val, why, whysz);
+    if (opt_is_text(o)) {
+        int rc = opt_check_text(o, val, why, whysz);
+        return rc < 0 ? rc : opt_set_str(field, val, why, whysz);
     }
-    if (o->type == OPT_WORD || o->type == OPT_ENUM || o->type == OPT_INTSET) {
+    if (o->type == OPT_ENUM || o->type == OPT_INTSET) {
         int i = meta_word(o->meta, val);
-        if (i < 0) {
-            char list[256];
-            meta_words_list(o->meta, list, sizeof list);
-            snprintf(why, whysz, "not %s", list);
-            return -EINVAL;
-        }
-        if (o->type == OPT_WORD)
-            return opt_set_str(field, val, why, whysz);
+        if (i < 0)
+            return opt_not_a_word(o, why, whysz);
         *(int *)field = o->type == OPT_ENUM ? i : atoi(val);
         return 0;
     }
@@ -329,7 +371,8 @@ static int opt_set(config *c, const struct opt *o, const char *val, char *why, s
     case OPT_WORD:
     case OPT_ENUM:
     case OPT_INTSET:
-    case OPT_URL: break;
+    case OPT_URL:
+    case OPT_COMMAND: break;
     }
     /* clang-format on */
     return 0;
@@ -369,7 +412,7 @@ int config_init(config *c)
 void config_destroy(config *c)
 {
     for (size_t i = 0; i < N_OPTS; i++)
-        if (opts[i].type == OPT_STR || opts[i].type == OPT_WORD || opts[i].type == OPT_URL) {
+        if (opt_is_text(&opts[i])) {
             char **p = (char **)((char *)c + opts[i].offset);
             free(*p);
             *p = NULL;

@@ -278,11 +278,7 @@ int main(int argc, char **argv)
     };
     rc = pool_start(&p, &pc, &q, &s);
     if (rc < 0) {
-        if (rc == -EINVAL && pc.calc_command)
-            fprintf(stderr, "tasksolver: --calc-command '%s' is not a command line\n",
-                    pc.calc_command);
-        else
-            fprintf(stderr, "tasksolver: cannot start workers: %s\n", strerror(-rc));
+        fprintf(stderr, "tasksolver: cannot start workers: %s\n", strerror(-rc));
         goto fail_pool;
     }
     auth au = {NULL, 0};

@@ -153,6 +153,25 @@ static void url_rows(void **state)
     config_destroy(&c);
 }
 
+/* A command row takes "" (none) or what shsplit makes a program of. */
+static void command_rows(void **state)
+{
+    (void)state;
+    config c;
+    assert_int_equal(config_init(&c), 0);
+    assert_string_equal(c.calc_command, "");
+    set_is(&c, "calc-command", "calc_sleep 20 '8 0'", 0, NULL);
+    assert_string_equal(c.calc_command, "calc_sleep 20 '8 0'");
+    set_is(&c, "calc-command", "calc 'x", -EINVAL,
+           "not a command line (unterminated single quote)");
+    set_is(&c, "calc-command", "calc \\", -EINVAL, "not a command line (trailing backslash)");
+    set_is(&c, "calc-command", " \t", -EINVAL, "not a command line (no program)");
+    assert_string_equal(c.calc_command, "calc_sleep 20 '8 0'");
+    set_is(&c, "calc-command", "", 0, NULL);
+    assert_string_equal(c.calc_command, "");
+    config_destroy(&c);
+}
+
 /* The numeric and boolean rows say what they would have taken. */
 static void messages_say_what_is_allowed(void **state)
 {
@@ -294,6 +313,7 @@ int main(void)
         cmocka_unit_test(enum_rows),
         cmocka_unit_test(word_rows),
         cmocka_unit_test(url_rows),
+        cmocka_unit_test(command_rows),
         cmocka_unit_test(messages_say_what_is_allowed),
         cmocka_unit_test(command_line),
         cmocka_unit_test(config_file),
