@@ -21,7 +21,7 @@
  * OPT_MEMORY: a size_t like OPT_SIZE, or "auto" for the share of this
  * machine's memory that membudget_default_max gives.
  * OPT_WORD, OPT_ENUM, OPT_INTSET: one of the words of the row's meta
- * ("a|b|c"), matched exactly as the code using them compares; kept as the
+ * ("a|b|c"), matched exactly (case included, as before); kept as the
  * word (a char *), as its index (an int), or as the number it spells (an
  * int). --help shows the words as they are checked.
  * OPT_URL: a char *, "" (none) or a node's base URL as url_check has it,
@@ -56,6 +56,9 @@ struct opt {
 /* --log-level's words are indexed in the order of log.h's levels. */
 _Static_assert(LOG_ERROR == 0 && LOG_WARN == 1 && LOG_INFO == 2 && LOG_DEBUG == 3,
                "log-level's words follow enum log_level");
+
+/* Room for the end of "'VALUE' is ...": the longest is a list of words. */
+#define WHY_MAX 256
 
 #define F(field) offsetof(config, field)
 
@@ -400,7 +403,7 @@ int config_init(config *c)
 {
     memset(c, 0, sizeof *c);
     for (size_t i = 0; i < N_OPTS; i++) {
-        char why[256];
+        char why[WHY_MAX];
         if (opt_set(c, &opts[i], opts[i].def, why, sizeof why) < 0) {
             config_destroy(c);
             return -ENOMEM;
@@ -465,7 +468,7 @@ int config_load_file(config *c, const char *path)
         }
         *eq = '\0';
         char *key = trim(s), *val = trim(eq + 1);
-        char why[256];
+        char why[WHY_MAX];
         rc = config_set(c, key, val, why, sizeof why);
         if (rc == -ENOENT) {
             fprintf(stderr, "tasksolver: %s:%d: unknown setting '%s'\n", path, lineno, key);
@@ -554,7 +557,7 @@ int config_parse_args(config *c, int argc, char **argv)
             goto fail_usage;
         }
         const struct opt *o = &opts[ch - 256];
-        char why[256];
+        char why[WHY_MAX];
         const char *val = optarg ? optarg : "yes"; /* a bare boolean flag */
         if (opt_set(c, o, val, why, sizeof why) < 0) {
             fprintf(stderr, "tasksolver: --%s: '%s' is %s\n", o->name, val, why);
