@@ -17,47 +17,10 @@
 
 #define ERRSZ REQUEST_ERR_MAX
 
-/* Checks the method; answers 405 with Allow when it is not `want`. */
-static int method_is(struct mg_connection *c, const char *want)
-{
-    const char *m = mg_get_request_info(c)->request_method;
-    if (strcmp(m, want) == 0)
-        return 1;
-    char allow[64];
-    snprintf(allow, sizeof allow, "Allow: %s\r\n", want);
-    http_send_error(c, 405, allow, NULL, "method %s not allowed on %s; use %s", m,
-                    mg_get_request_info(c)->local_uri, want);
-    return 0;
-}
-
-/* Reads the body, answering 413/400 and refusals of the memory budget
- * itself. Returns 0 or -1 (answered). */
-static int read_body(struct mg_connection *c, const api *a, http_body *b)
-{
-    int rc = http_read_body(c, a->cfg->max_body, b);
-    if (rc == -EFBIG) {
-        http_send_error(c, 413, "Connection: close\r\n", NULL,
-                        "request body is larger than the limit of %zu bytes", a->cfg->max_body);
-        return -1;
-    }
-    if (rc == -ENOBUFS || rc == -E2BIG) {
-        log_info("request body refused: memory budget (--max-queue-bytes) exhausted");
-        http_send_over_budget(c, rc, a->cfg->reject_status, a->budget, b->need, 1);
-        return -1;
-    }
-    if (rc == -ENOMEM) {
-        http_send_error(c, 503, NULL, NULL, "out of memory reading the request body");
-        return -1;
-    }
-    if (rc < 0)
-        return -1; /* client gone, or answered 408 */
-    return 0;
-}
-
 static int h_create(struct mg_connection *c, void *cbdata)
 {
     api *a = cbdata;
-    if (!method_is(c, "POST"))
+    if (!http_method_is(c, "POST"))
         return 405;
     if (!atomic_load(&a->accepting))
         return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
@@ -66,9 +29,10 @@ static int h_create(struct mg_connection *c, void *cbdata)
     if (refused)
         return refused;
     http_body body = HTTP_BODY_INIT(a->budget);
-    if (read_body(c, a, &body) < 0) {
+    int answered = http_read_body_or_answer(c, a->cfg->max_body, a->cfg->reject_status, &body);
+    if (answered) {
         http_body_destroy(&body);
-        return 413;
+        return answered;
     }
     create_req req;
     char err[ERRSZ];
@@ -179,7 +143,7 @@ int api_status_json(buf *b, const task *t, const task_view *v)
 static int h_status(struct mg_connection *c, void *cbdata)
 {
     api *a = cbdata;
-    if (!method_is(c, "GET"))
+    if (!http_method_is(c, "GET"))
         return 405;
     char id[128], err[ERRSZ], wait_s[32];
     int rc = http_query(c, "id", id, sizeof id);
@@ -189,9 +153,10 @@ static int h_status(struct mg_connection *c, void *cbdata)
     if (rc < 0) {
         /* The seed's form: the id in a JSON body of the GET. */
         http_body body = HTTP_BODY_INIT(a->budget);
-        if (read_body(c, a, &body) < 0) {
+        int answered = http_read_body_or_answer(c, a->cfg->max_body, a->cfg->reject_status, &body);
+        if (answered) {
             http_body_destroy(&body);
-            return 413;
+            return answered;
         }
         rc = request_parse_id(body.b.data ? body.b.data : "", body.b.len, id, sizeof id, err,
                               sizeof err);
@@ -267,7 +232,7 @@ static int send_chunks(struct mg_connection *c, const char *data, size_t len)
 static int h_stream(struct mg_connection *c, void *cbdata)
 {
     api *a = cbdata;
-    if (!method_is(c, "GET"))
+    if (!http_method_is(c, "GET"))
         return 405;
     char id[128];
     if (http_query(c, "id", id, sizeof id) < 0)
@@ -334,7 +299,7 @@ static int h_stream(struct mg_connection *c, void *cbdata)
 static int h_count(struct mg_connection *c, void *cbdata)
 {
     api *a = cbdata;
-    if (!method_is(c, "GET"))
+    if (!http_method_is(c, "GET"))
         return 405;
     store_counts n = store_get_counts(a->s);
     char out[448];
@@ -350,7 +315,7 @@ static int h_count(struct mg_connection *c, void *cbdata)
 static int h_info(struct mg_connection *c, void *cbdata)
 {
     api *a = cbdata;
-    if (!method_is(c, "GET"))
+    if (!http_method_is(c, "GET"))
         return 405;
     buf b = BUF_INIT;
     buf_printf(&b,
@@ -370,17 +335,7 @@ static int h_info(struct mg_connection *c, void *cbdata)
     return st;
 }
 
-static int h_fallback(struct mg_connection *c, void *cbdata)
-{
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    return http_send_error(c, 404, NULL, NULL,
-                           "no route %s %s; routes: POST /create_task, GET /get_status, "
-                           "GET /get_task_count, GET /stream, GET /info, POST /submit, "
-                           "GET /job/ID, GET /jobs, POST /worker, GET /workers, POST /compute",
-                           ri->request_method, ri->local_uri);
-}
-
-int api_register(api *a, struct mg_context *ctx, const config *cfg, queue *q, store *s)
+int api_register(api *a, http_routes *routes, const config *cfg, queue *q, store *s)
 {
     a->cfg = cfg;
     a->q = q;
@@ -389,21 +344,12 @@ int api_register(api *a, struct mg_context *ctx, const config *cfg, queue *q, st
     atomic_init(&a->accepting, 1);
     /* Leave at least half of the connection threads to short requests. */
     a->max_waiters = cfg->http_threads / 2;
-    mg_set_request_handler(ctx, "/create_task$", h_create, a);
-    mg_set_request_handler(ctx, "/get_status$", h_status, a);
-    mg_set_request_handler(ctx, "/get_task_count$", h_count, a);
-    mg_set_request_handler(ctx, "/info$", h_info, a);
-    mg_set_request_handler(ctx, "/stream$", h_stream, a);
+    http_routes_add(routes, "/create_task$", h_create, a, "POST /create_task");
+    http_routes_add(routes, "/get_status$", h_status, a, "GET /get_status");
+    http_routes_add(routes, "/get_task_count$", h_count, a, "GET /get_task_count");
+    http_routes_add(routes, "/stream$", h_stream, a, "GET /stream");
+    http_routes_add(routes, "/info$", h_info, a, "GET /info");
     return 0;
-}
-
-void api_register_fallback(struct mg_context *ctx)
-{
-    /* Not a plain "/": civetweb prefers a handler whose pattern equals the
-     * URI over every pattern match, so "/" would shadow an exact-root route
-     * ("/$") registered by a module; "/" followed by "**" matches any path
-     * and leaves the root to such a route. */
-    mg_set_request_handler(ctx, "/**", h_fallback, NULL);
 }
 
 int api_refuse_tasks(struct mg_connection *c, const api *a)

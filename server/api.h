@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "http_routes.h"
 #include "membudget.h"
 #include "queue.h"
 #include "store.h"
@@ -35,13 +36,9 @@ typedef struct api {
                                  sentence (503); set like sandbox_json */
 } api;
 
-/* Prepares a and registers its handlers on ctx. Returns 0. */
-int api_register(api *a, struct mg_context *ctx, const config *cfg, queue *q, store *s);
-
-/* Registers the JSON 404 for every other path. civetweb picks the first
- * registered handler whose pattern matches, so this goes last, after
- * every module has registered its routes. */
-void api_register_fallback(struct mg_context *ctx);
+/* Prepares a and adds its routes to routes (before the 404 fallback).
+ * Returns 0. */
+int api_register(api *a, http_routes *routes, const config *cfg, queue *q, store *s);
 
 /* Makes create_task refuse new work (503) from now on. */
 void api_stop_accepting(api *a);

@@ -12,7 +12,7 @@
 #include "journal.h"
 #include "jsonw.h"
 #include "log.h"
-#include "request.h"
+#include "jsonbody.h"
 
 /* A body holds one number: no need to accept the 64 MiB of a program. */
 #define CALC_MAX_BODY 65536
@@ -22,7 +22,7 @@
 int calc_api_parse_data(const char *body, size_t len, char *out, size_t size, char *err,
                         size_t errsz)
 {
-    cJSON *root = request_parse_object(body, len, err, errsz);
+    cJSON *root = jsonbody_parse_object(body, len, err, errsz);
     if (!root)
         return -EINVAL;
     int rc = -EINVAL;
@@ -118,19 +118,12 @@ static int h_post(struct mg_connection *c, api *a)
         return refused;
     http_body body = HTTP_BODY_INIT(a->budget);
     size_t max = a->cfg->max_body < CALC_MAX_BODY ? a->cfg->max_body : CALC_MAX_BODY;
-    int rc = http_read_body(c, max, &body);
-    if (rc < 0) {
+    int rc = http_read_body_or_answer(c, max, a->cfg->reject_status, &body);
+    if (rc) {
         http_body_destroy(&body);
-        if (rc == -EFBIG)
-            return http_send_error(c, 413, "Connection: close\r\n", NULL,
-                                   "request body is larger than %zu bytes", max);
-        if (rc == -ENOBUFS || rc == -E2BIG)
-            return http_send_over_budget(c, rc, a->cfg->reject_status, a->budget, body.need, 1);
-        if (rc == -ENOMEM)
-            return http_send_error(c, 503, NULL, NULL, "out of memory");
-        return 400; /* client gone, or answered 408 */
+        return rc;
     }
-    char number[CALC_MAX_NUMBER + 1], err[REQUEST_ERR_MAX];
+    char number[CALC_MAX_NUMBER + 1], err[JSONBODY_ERR_MAX];
     rc = calc_api_parse_data(body.b.data ? body.b.data : "", body.b.len, number, sizeof number, err,
                              sizeof err);
     buf_destroy(&body.b); /* its reservation goes to the task */
@@ -238,7 +231,8 @@ static int h_root(struct mg_connection *c, void *cbdata)
                            "method %s not allowed on /; use POST / or GET /?request_id=ID", m);
 }
 
-void calc_api_register(struct mg_context *ctx, api *a)
+void calc_api_register(http_routes *routes, api *a)
 {
-    mg_set_request_handler(ctx, "/$", h_root, a);
+    /* Not named by the 404: it lists the routes every server has. */
+    http_routes_add(routes, "/$", h_root, a, NULL);
 }

@@ -21,6 +21,7 @@
 #include "confine.h"
 #include "connlimit.h"
 #include "http.h"
+#include "http_routes.h"
 #include "journal.h"
 #include "log.h"
 #include "pool.h"
@@ -29,6 +30,24 @@
 #include "store.h"
 #include "timefmt.h"
 #include "workdir.h"
+
+/* What cluster mode reads of the settings. */
+static cluster_config cluster_settings(const config *c)
+{
+    return (cluster_config){.join = c->join,
+                            .name = c->name,
+                            .advertise = c->advertise,
+                            .address = c->address,
+                            .slots = c->slots,
+                            .announce_interval = c->announce_interval,
+                            .compute_local = c->compute_local,
+                            .op_timeout = c->op_timeout,
+                            .op_attempts = c->op_attempts,
+                            .forget_after = c->forget_after,
+                            .max_jobs = c->max_jobs,
+                            .compute_delay_ms = c->compute_delay_ms,
+                            .max_body = c->max_body};
+}
 
 /* Every request passes here before any handler, in both server modes: one
  * whose length is in doubt is refused before anything reads its body, then
@@ -296,16 +315,20 @@ int main(int argc, char **argv)
                 err[0] ? err : "unknown error");
         goto fail_http;
     }
+    http_routes routes;
+    http_routes_init(&routes, ctx);
     api a = {.journal = jr, .budget = &mb, .sandbox_json = cf.info_json, .refusal = cf.refusal};
-    api_register(&a, ctx, &cfg, &q, &s);
+    api_register(&a, &routes, &cfg, &q, &s);
     if (cfg.calc_command[0])
-        calc_api_register(ctx, &a);
+        calc_api_register(&routes, &a);
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(ctx, 4, ports);
     int port = nports > 0 ? ports[0].port : cfg.port;
     cluster cl;
-    if (cluster_start(&cl, ctx, &cfg, port, au.token, &mb) < 0) {
+    cluster_config cc = cluster_settings(&cfg);
+    if (cluster_start(&cl, &routes, &cc, port, au.token, &mb) < 0) {
         stop_http(ctx, &climit);
+        http_routes_destroy(&routes);
         cluster_stop(&cl);
         goto fail_http;
     }
@@ -313,7 +336,7 @@ int main(int argc, char **argv)
      * cancel what it ran on its way out. */
     if (jr)
         journal_queue_restored(jr, &q);
-    api_register_fallback(ctx);
+    http_routes_fallback(&routes);
     log_notice("tasksolver %s listening on http://%s:%d with %d workers (work dir %s)", TS_VERSION,
                cfg.address, port, cfg.workers, cfg.work_dir);
     if (jr)
@@ -340,6 +363,7 @@ int main(int argc, char **argv)
     pool_join(&p);
     store_close(&s);
     stop_http(ctx, &climit);
+    http_routes_destroy(&routes);
     cluster_stop(&cl);
     auth_destroy(&au);
     exit_code = 0;

@@ -16,6 +16,7 @@
 #include "journal.h"
 #include "live.h"
 #include "log.h"
+#include "rmtree.h"
 #include "runner.h"
 #include "sandbox.h"
 #include "shsplit.h"
@@ -32,49 +33,6 @@ char *const pool_env_base[] = {
     NULL,
 };
 /* clang-format on */
-
-static int rmtree_at(int parent, const char *name, int depth)
-{
-    if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
-        return 0;
-    if (errno != EISDIR && errno != EPERM)
-        return -errno;
-    if (depth > 256)
-        return -ELOOP;
-    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == EACCES) {
-        /* The task removed its own permissions; we own the entries. */
-        if (fchmodat(parent, name, 0700, 0) == 0)
-            fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    }
-    if (fd < 0)
-        return -errno;
-    fchmod(fd, 0700);
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        int r = rmtree_at(dirfd(d), de->d_name, depth + 1);
-        if (r < 0 && rc == 0)
-            rc = r;
-    }
-    closedir(d);
-    if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && rc == 0)
-        rc = -errno;
-    return rc;
-}
-
-int pool_rmtree(const char *path)
-{
-    return rmtree_at(AT_FDCWD, path, 0);
-}
 
 /* A worker's task directory. Each worker makes one and reuses it, emptied,
  * task after task: creating and removing a directory for every task cost
@@ -126,7 +84,7 @@ static void taskdir_drop(taskdir *d)
     closedir(d->dh);
     d->dh = NULL;
     d->kept[0] = '\0';
-    int rc = pool_rmtree(d->path);
+    int rc = rmtree_path(d->path);
     if (rc < 0)
         log_warn("could not remove %s: %s", d->path, strerror(-rc));
 }
@@ -153,7 +111,7 @@ static void taskdir_recycle(taskdir *d, const char *prog)
                 continue;
             }
             left++;
-            if (rmtree_at(fd, de->d_name, 1) == -EACCES)
+            if (rmtree_at(fd, de->d_name) == -EACCES)
                 fchmod(fd, 0700);
         }
         if (errno)

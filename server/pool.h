@@ -61,8 +61,4 @@ void pool_cancel(pool *p);
 /* Joins the workers (close the queue first so they stop) and frees p. */
 void pool_join(pool *p);
 
-/* Removes a directory tree without following symlinks, also entries whose
- * permissions a task changed. Returns 0 or -errno of the first failure. */
-int pool_rmtree(const char *path);
-
 #endif

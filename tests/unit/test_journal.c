@@ -17,7 +17,7 @@
 #include <sqlite3.h>
 
 #include "journal.h"
-#include "pool.h"
+#include "rmtree.h"
 
 static char dir[64];
 
@@ -30,7 +30,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    pool_rmtree(dir);
+    rmtree_path(dir);
     return 0;
 }
 
