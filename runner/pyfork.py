@@ -60,14 +60,16 @@
 #   A message that breaks these rules (unknown verb, a run request while a
 #   task runs) ends the server, as EOF does.
 #
-# The child: new session; the three fds on 0, 1, 2; the cgroups it was
-# sent; every other fd closed; rlimits; the cgroups named by path; then, if
-# asked, setgroups([]), setresgid, setresuid (in this order: once the uid
-# is gone, the groups can no longer be changed) and dumpable again as after
-# an exec; cwd the task directory, entered as the task's user (a server
-# left with only the capabilities to switch users and to signal its
-# children cannot enter a directory of the task's that is closed to
-# others); signal dispositions and mask as a cold interpreter has them. It then
+# The child (a spare is one forked ahead, which does the first two steps at
+# once and waits for its request): new session, without the server's fds;
+# the three fds on 0, 1, 2; the cgroups it was sent; every other fd closed;
+# rlimits; the cgroups named by path; then, if asked, setgroups([]),
+# setresgid, setresuid (in this order: once the uid is gone, the groups can
+# no longer be changed) and dumpable again as after an exec; cwd the task
+# directory, entered as the task's user (a server left with only the
+# capabilities to switch users and to signal its children cannot enter a
+# directory of the task's that is closed to others); signal dispositions and
+# mask as a cold interpreter has them. It then
 # becomes what `python3 main.py ARGS` in the task directory would be:
 # sys.modules scrubbed back to what a cold start had loaded when its main
 # script began (taken at the top of this file, which is such a script), a
