@@ -700,9 +700,15 @@ def _fork_spare(sock):
         its.close()
         req = _Request(b"".join(payload), fds)
     except _Fail as e:
-        os.write(errw, str(e).encode("utf-8", "replace")[:1000])
+        why = str(e)
+    except BaseException as e:
+        why = "%s: %s" % (type(e).__name__, e)
+    else:
+        return _child(req, errw)
+    try:
+        os.write(errw, why.encode("utf-8", "replace")[:1000])
+    finally:
         os._exit(127)
-    return _child(req, errw)
 
 
 def _fds_of(anc):

@@ -229,6 +229,9 @@ int tsexec_pyhost_start(tsexec_pyhost *h, const char *path, const char *argv0, c
     why[0] = '\0';
     if (h->pid > 0 && strcmp(h->path, path) == 0 && strcmp(h->argv0, argv0) == 0)
         return 0;
+    /* Reaped by the server, the spare leaves pid 2 free for the task the
+     * new server forks (killed with it, it would exit on its own time). */
+    tsexec_pyhost_drop_spare(h);
     tsexec_pyhost_stop(h);
     if (h->script < 0) {
         if (!h->script_errno)
