@@ -615,7 +615,8 @@ def _start(req, sock):
 
 # A spare's messages: the request's fds come with the first, and the
 # request's fields follow a byte that says whether more is to come. The
-# size keeps a message well under the socket buffer (208 KiB).
+# size keeps a message well under the socket buffer (208 KiB). The spare
+# answers one byte once it has the whole request.
 _SPARE_CHUNK = 1 << 16
 _SPARE_MORE, _SPARE_LAST = b"p", b"r"
 
@@ -647,7 +648,14 @@ class _Spare:
                 anc = []
                 if not more:
                     break
+            # The spare says it has the whole request: a send to a spare
+            # killed while it waited can still succeed (its end of the
+            # socket closes only once it has exited), and it would then be
+            # taken for a task that died without a word.
+            got = self.chan.recv(1)
         except OSError:
+            got = b""
+        if not got:
             self.drop()
             return None
         self.chan.close()
@@ -697,6 +705,7 @@ def _fork_spare(sock):
             payload.append(msg[1:])
             if msg[:1] == _SPARE_LAST:
                 break
+        its.send(b"k")
         its.close()
         req = _Request(b"".join(payload), fds)
     except _Fail as e:
