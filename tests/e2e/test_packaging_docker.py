@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -130,15 +131,19 @@ def build_image():
     when either step fails."""
     if _skip:
         raise unittest.SkipTest(_skip)
+    t0 = time.monotonic()
     r = subprocess.run(["sh", os.path.join(SRC, "packaging", "base-image.sh"), BASE_IMAGE],
                        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=900)
     if r.returncode != 0:
         raise AssertionError("base-image.sh failed:\n" + r.stdout[-3000:])
+    t1 = time.monotonic()
     r = docker("build", "-f", "packaging/Dockerfile", "--build-arg", "BASE_IMAGE=" + BASE_IMAGE,
                "-t", IMAGE, ".", cwd=SRC, check=False, timeout=1200)
     if r.returncode != 0:
         raise AssertionError("docker build failed:\n" + r.stdout[-5000:])
+    print("\nbase image %.1f s, image build %.1f s" % (t1 - t0, time.monotonic() - t1),
+          file=sys.stderr)
 
 
 class TestImage(unittest.TestCase):
