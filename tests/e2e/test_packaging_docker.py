@@ -257,6 +257,14 @@ class TestCompose(unittest.TestCase):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=60).stdout[-5000:]
 
+    def test_nodes_sandboxed(self):
+        # cap_add in the compose file gives every node its namespaces.
+        info = wait_for(lambda: http("GET", "http://127.0.0.1:%d/info" % self.port)[1], 60,
+                        "the master's /info")
+        sb = info["sandbox"]
+        self.assertTrue(sb["namespaces"] and sb["seccomp"], sb)
+        self.assertEqual((sb["mode"], sb["run_as"]), ("cell", "tasksolver-task"), sb)
+
     def test_job_through_master(self):
         url = "http://127.0.0.1:%d" % self.port
 
