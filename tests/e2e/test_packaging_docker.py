@@ -29,8 +29,8 @@ BASE_IMAGE = os.environ.get("TS_BASE_IMAGE", "tasksolver-base:bookworm")
 IMAGE = "tasksolver:latest"
 PROJECT = "tasksolvertest"
 # Debian's client first: it matches Debian's dockerd.
-DOCKER = next((p for p in ("/usr/bin/docker", shutil.which("docker")) if p and os.access(p, os.X_OK)),
-              None)
+DOCKER = next((p for p in ("/usr/bin/docker", shutil.which("docker"))
+               if p and os.access(p, os.X_OK)), None)
 ENV = dict(os.environ, DOCKER_BUILDKIT="0", COMPOSE_DOCKER_CLI_BUILD="0",
            TS_BASE_IMAGE=BASE_IMAGE)
 
