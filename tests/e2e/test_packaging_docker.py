@@ -28,10 +28,11 @@ SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BASE_IMAGE = os.environ.get("TS_BASE_IMAGE", "tasksolver-base:bookworm")
 IMAGE = "tasksolver:latest"
 PROJECT = "tasksolvertest"
-# Debian's client first: it matches Debian's dockerd.
-DOCKER = next((p for p in ("/usr/bin/docker", shutil.which("docker"))
-               if p and os.access(p, os.X_OK)), None)
-ENV = dict(os.environ, DOCKER_BUILDKIT="0", COMPOSE_DOCKER_CLI_BUILD="0",
+# The client docker-compose runs for its builds: two clients (Debian's and
+# a newer one earlier in PATH) sent different build contexts, so the
+# compose build compiled again instead of using the cache.
+DOCKER = shutil.which("docker")
+ENV = dict(os.environ, DOCKER_BUILDKIT="0",
            TS_BASE_IMAGE=BASE_IMAGE)
 
 _started = None  # (Popen, log path) of a dockerd started here
