@@ -2,10 +2,10 @@
 the machines this is tested on, so the unit's effect is reproduced by hand:
 `systemd-analyze verify` checks it against an installed tree (cmake
 --install into a scratch root), and the server is run the way the unit runs
-it: its ExecStart with the paths of this build, as root with every
-capability (the unit sets no User=, DynamicUser= or capability bounds), in
-a mount namespace with a /tmp of its own (PrivateTmp=), its StateDirectory
-made with StateDirectoryMode, and LimitNOFILE. The sandbox must then be
+it: its ExecStart on that tree, as root with every capability (the unit
+sets no User=, DynamicUser= or capability bounds), in a mount namespace
+with a /tmp and /var/tmp of its own (PrivateTmp=), its StateDirectory made
+with StateDirectoryMode, and LimitNOFILE. The sandbox must then be
 complete: tasks run as tasksolver-task in namespaces, and the journal is
 in the state directory."""
 
@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BUILD_DIR, SERVER_BIN, Server
+from harness import BUILD_DIR, Server
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 UNIT = os.path.join(SRC, "packaging", "tasksolver.service")
@@ -48,8 +48,23 @@ class TestUnit(unittest.TestCase):
     def setUpClass(cls):
         cls.unit = unit_settings()
         cls.added_user = False
-        # Not in /tmp, which the server gets a private one of.
-        cls.tmp = tempfile.mkdtemp(prefix="ts-unit-", dir=BUILD_DIR)
+        # The tree the unit's comment installs: binaries in /usr/bin, the
+        # config in /etc/tasksolver, the unit in /etc/systemd/system. Not
+        # in /tmp or /var/tmp, which the server gets private ones of (and
+        # so would not find its binaries there): in /run as root.
+        cls.tmp = tempfile.mkdtemp(prefix="ts-unit-",
+                                   dir="/run" if os.geteuid() == 0 else None)
+        cls.root = os.path.join(cls.tmp, "root")
+        r = subprocess.run(["cmake", "--install", BUILD_DIR, "--prefix", "/usr"],
+                           env=dict(os.environ, DESTDIR=cls.root), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise AssertionError("cmake --install failed:\n" + r.stdout)
+        for src, dst in ((CONF, "etc/tasksolver/tasksolver.conf"),
+                         (UNIT, "etc/systemd/system/tasksolver.service")):
+            os.makedirs(os.path.dirname(os.path.join(cls.root, dst)), exist_ok=True)
+            shutil.copy(src, os.path.join(cls.root, dst))
 
     @classmethod
     def tearDownClass(cls):
@@ -60,21 +75,11 @@ class TestUnit(unittest.TestCase):
     def test_verify(self):
         if not shutil.which("systemd-analyze"):
             self.skipTest("systemd-analyze (systemd) is not installed")
-        # The tree the unit's comment installs: binaries in /usr/bin, the
-        # config in /etc/tasksolver, the unit in /etc/systemd/system.
-        root = os.path.join(self.tmp, "root")
-        r = subprocess.run(["cmake", "--install", BUILD_DIR, "--prefix", "/usr"],
-                           env=dict(os.environ, DESTDIR=root), stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-        self.assertEqual(r.returncode, 0, r.stdout)
-        for src, dst in ((CONF, "etc/tasksolver/tasksolver.conf"),
-                         (UNIT, "etc/systemd/system/tasksolver.service")):
-            os.makedirs(os.path.dirname(os.path.join(root, dst)), exist_ok=True)
-            shutil.copy(src, os.path.join(root, dst))
         # The units it depends on (sysinit.target and so on) from this host.
-        shutil.copytree("/usr/lib/systemd/system", os.path.join(root, "usr/lib/systemd/system"),
-                        symlinks=True, dirs_exist_ok=True)
-        r = subprocess.run(["systemd-analyze", "verify", "--man=no", "--root=" + root,
+        shutil.copytree("/usr/lib/systemd/system",
+                        os.path.join(self.root, "usr/lib/systemd/system"), symlinks=True,
+                        dirs_exist_ok=True)
+        r = subprocess.run(["systemd-analyze", "verify", "--man=no", "--root=" + self.root,
                             "tasksolver.service"], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
         self.assertEqual(r.returncode, 0, r.stdout)
@@ -97,14 +102,13 @@ class TestUnit(unittest.TestCase):
                            check=True)
             type(self).added_user = True
 
-        state = os.path.join(self.tmp, "state", self.unit["StateDirectory"])
+        # StateDirectory=, in the installed tree like every path of ExecStart.
+        state = os.path.join(self.root, "var/lib", self.unit["StateDirectory"])
         os.makedirs(state)
         os.chmod(state, int(self.unit["StateDirectoryMode"], 8))
-        argv = shlex.split(self.unit["ExecStart"])
-        self.assertEqual(argv[0], "/usr/bin/tasksolver")
-        args = [{"/etc/tasksolver/tasksolver.conf": CONF,
-                 "/var/lib/tasksolver": state}.get(a, a) for a in argv[1:]]
-        self.assertIn(state, args, "the unit's --data-dir is not its StateDirectory")
+        argv = [os.path.join(self.root, a[1:]) if a.startswith("/") else a
+                for a in shlex.split(self.unit["ExecStart"])]
+        self.assertIn(state, argv, "the unit's --data-dir is not its StateDirectory")
         self.assertEqual(self.unit.get("PrivateTmp"), "yes")
         # Raising the hard limit needs CAP_SYS_RESOURCE, which this machine's
         # root lacks (its hard limit is 20000): keep the lower one then.
@@ -116,12 +120,13 @@ class TestUnit(unittest.TestCase):
         with open(wrapper, "w") as f:
             f.write("#!/bin/sh\n"
                     "exec prlimit --nofile=%s:%s -- unshare --mount --propagation private "
-                    "sh -c 'mount -t tmpfs -o mode=1777 tmpfs /tmp && exec \"$0\" \"$@\"' "
-                    "%s \"$@\"\n" % (nofile, nofile, SERVER_BIN))
+                    "sh -c 'mount -t tmpfs -o mode=1777 tmpfs /tmp && "
+                    "mount -t tmpfs -o mode=1777 tmpfs /var/tmp && exec \"$0\" \"$@\"' "
+                    "%s \"$@\"\n" % (nofile, nofile, argv[0]))
         os.chmod(wrapper, 0o755)
         # Server puts --port 0 first: the command line wins over the
         # config's port = 8080 wherever it stands, so tests do not collide.
-        srv = Server(*args, binary=wrapper, env=dict(os.environ, TMPDIR="/tmp"))
+        srv = Server(*argv[1:], binary=wrapper, env=dict(os.environ, TMPDIR="/tmp"))
         try:
             st, _, info = srv.request("GET", "/info")
             self.assertEqual(st, 200)
