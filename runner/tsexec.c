@@ -417,10 +417,8 @@ __attribute__((noreturn)) static void run_cell_init(const opts *o, const int *cg
     /* The machine's out-of-memory killer leaves init alone (a task's own
      * excess is its cgroup's business). Only root can ask. */
     put("/proc/self/oom_score_adj", "-1000");
-    if (o->netns) {
+    if (o->netns)
         loopback_up();
-        no_time_wait();
-    }
     task_fs = (tsexec_fs){
         TSEXEC_FS_CLOSED, .dir = o->dir,     .disk = o->disk, .uid = o->uid, .gid = o->gid,
         .hide = o->hide,  .nhide = o->nhide, .new_proc = 1,   .cell = 1,
@@ -429,6 +427,10 @@ __attribute__((noreturn)) static void run_cell_init(const opts *o, const int *cg
     int rc = tsexec_fs_setup(&task_fs, step, sizeof step);
     if (rc < 0)
         fail(step, -rc);
+    /* Through the cell's own /proc: Docker mounts the container's
+     * /proc/sys read-only, which made every cell fail there. */
+    if (o->netns)
+        no_time_wait();
     if (sethostname("tasksolver", 10) < 0)
         fail("sethostname", errno);
     tsexec_cell c = {
