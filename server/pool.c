@@ -328,7 +328,9 @@ static void run_task(pool *p, taskdir *d, task *t)
     const char *dir = d->path;
     live *lv = live_new(p->cfg.max_output);
     store_mark_running(p->s, t, lv);
-    log_info("task %s %s RUNNING", t->id_str, task_type_name(t->type));
+    /* At debug, as the queueing line: the end line at info is the one
+     * per task that operators keep (see api.c's create). */
+    log_debug("task %s %s RUNNING", t->id_str, task_type_name(t->type));
     /* Durable before the program runs, so that a crash is seen as one
      * (requeue counts the attempt; fail never runs the task twice). */
     if (p->cfg.journal)
