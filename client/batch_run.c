@@ -17,15 +17,6 @@ volatile sig_atomic_t batch_interrupted;
 /* Largest answer kept: get_status carries up to 1 MiB per stream. */
 #define BATCH_MAX_RESPONSE (8 << 20)
 
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    batch_slot *s = userdata;
-    size_t n = size * nmemb;
-    if (s->resp.len + n > BATCH_MAX_RESPONSE || buf_append(&s->resp, ptr, n) < 0)
-        return 0; /* aborts the transfer (CURLE_WRITE_ERROR) */
-    return n;
-}
-
 int batch_run_init(batch_run *r, const batch_opts *o, const batch_proto *p, batch_input *in,
                    const char *input_name, FILE *out, batch_done *done)
 {
@@ -67,8 +58,9 @@ int batch_run_init(batch_run *r, const batch_opts *o, const batch_proto *p, batc
         if (!s->easy)
             goto fail_alloc;
         curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
-        curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
+        s->sink = (httpc_sink){&s->resp, BATCH_MAX_RESPONSE};
+        curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, httpc_sink_write);
+        curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, &s->sink);
         curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, r->headers);
         curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->errbuf);
         curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);

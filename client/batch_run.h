@@ -33,6 +33,7 @@
 #include "batch_out.h"
 #include "batch_proto.h"
 #include "buf.h"
+#include "httpc.h"
 
 typedef struct batch_opts {
     int concurrency;
@@ -79,6 +80,7 @@ typedef struct batch_slot {
     int64_t accepted_us; /* when the current attempt was accepted */
     int64_t sent_us;     /* when the current request went out */
     buf url, body, resp;
+    httpc_sink sink; /* resp, capped at BATCH_MAX_RESPONSE */
     char errbuf[CURL_ERROR_SIZE];
 } batch_slot;
 

@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static size_t httpc_write(char *data, size_t size, size_t n, void *user)
+size_t httpc_sink_write(char *data, size_t size, size_t n, void *sink)
 {
-    buf *b = user;
+    httpc_sink *k = sink;
     size_t len = size * n;
-    if (b->len + len > HTTPC_MAX_RESPONSE || buf_append(b, data, len) < 0)
-        return 0; /* makes curl fail with CURLE_WRITE_ERROR */
+    if (k->b->len + len > k->max || buf_append(k->b, data, len) < 0)
+        return 0;
     return len;
 }
 
@@ -65,8 +65,9 @@ int httpc_request(const char *method, const char *url, const char *body, const c
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, httpc_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+    httpc_sink sink = {resp, HTTPC_MAX_RESPONSE};
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, httpc_sink_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
     if (cancel) {
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, httpc_progress);

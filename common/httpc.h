@@ -16,6 +16,20 @@
 /* Largest response body kept; a longer one fails the request. */
 #define HTTPC_MAX_RESPONSE (16 * 1024 * 1024)
 
+/* Where a response body goes as it arrives: appended to b, which may hold
+ * at most max bytes in all. */
+typedef struct httpc_sink {
+    buf *b;
+    size_t max;
+} httpc_sink;
+
+/* libcurl write callback (CURLOPT_WRITEFUNCTION) for an httpc_sink given
+ * as CURLOPT_WRITEDATA; any thread, one transfer per sink. Returns the
+ * bytes taken, or 0 when they would take the body past sink->max or
+ * memory runs out, which makes curl fail the transfer with
+ * CURLE_WRITE_ERROR (what b holds then is a cut body). */
+size_t httpc_sink_write(char *data, size_t size, size_t n, void *sink);
+
 /* Sends METHOD url with `body` (NULL: none; otherwise sent as
  * application/json) and appends the response body to resp. token: NULL,
  * or sent as "Authorization: Bearer TOKEN".

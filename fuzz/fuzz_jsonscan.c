@@ -16,7 +16,7 @@
 #include "fuzz_thread.h"
 #include "jsonscan.h"
 
-/* The server's bound (REQUEST_MAX_DEPTH): deeper text never reaches cJSON. */
+/* The server's bound (JSONBODY_MAX_DEPTH): deeper text never reaches cJSON. */
 #define FUZZ_MAX_DEPTH 64
 
 static int parses(const char *s, size_t len)

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "http.h"
-#include "journal.h"
 #include "jsonw.h"
 #include "live.h"
 #include "log.h"
@@ -17,47 +16,10 @@
 
 #define ERRSZ REQUEST_ERR_MAX
 
-/* Checks the method; answers 405 with Allow when it is not `want`. */
-static int method_is(struct mg_connection *c, const char *want)
-{
-    const char *m = mg_get_request_info(c)->request_method;
-    if (strcmp(m, want) == 0)
-        return 1;
-    char allow[64];
-    snprintf(allow, sizeof allow, "Allow: %s\r\n", want);
-    http_send_error(c, 405, allow, NULL, "method %s not allowed on %s; use %s", m,
-                    mg_get_request_info(c)->local_uri, want);
-    return 0;
-}
-
-/* Reads the body, answering 413/400 and refusals of the memory budget
- * itself. Returns 0 or -1 (answered). */
-static int read_body(struct mg_connection *c, const api *a, http_body *b)
-{
-    int rc = http_read_body(c, a->cfg->max_body, b);
-    if (rc == -EFBIG) {
-        http_send_error(c, 413, "Connection: close\r\n", NULL,
-                        "request body is larger than the limit of %zu bytes", a->cfg->max_body);
-        return -1;
-    }
-    if (rc == -ENOBUFS || rc == -E2BIG) {
-        log_info("request body refused: memory budget (--max-queue-bytes) exhausted");
-        http_send_over_budget(c, rc, a->cfg->reject_status, a->budget, b->need, 1);
-        return -1;
-    }
-    if (rc == -ENOMEM) {
-        http_send_error(c, 503, NULL, NULL, "out of memory reading the request body");
-        return -1;
-    }
-    if (rc < 0)
-        return -1; /* client gone, or answered 408 */
-    return 0;
-}
-
 static int h_create(struct mg_connection *c, void *cbdata)
 {
     api *a = cbdata;
-    if (!method_is(c, "POST"))
+    if (!http_method_is(c, "POST"))
         return 405;
     if (!atomic_load(&a->accepting))
         return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
@@ -66,9 +28,10 @@ static int h_create(struct mg_connection *c, void *cbdata)
     if (refused)
         return refused;
     http_body body = HTTP_BODY_INIT(a->budget);
-    if (read_body(c, a, &body) < 0) {
+    int answered = http_read_body_or_answer(c, a->cfg->max_body, a->cfg->reject_status, &body);
+    if (answered) {
         http_body_destroy(&body);
-        return 413;
+        return answered;
     }
     create_req req;
     char err[ERRSZ];
@@ -88,40 +51,10 @@ static int h_create(struct mg_connection *c, void *cbdata)
         http_body_destroy(&body);
         return http_send_error(c, 503, NULL, NULL, "out of memory");
     }
-    /* Refused like a full queue: what waits is bounded in bytes too. */
-    if ((rc = task_hold(t, a->budget, &body.held)) < 0) {
+    if ((rc = tasks_submit(a->tk, t, &body.held)) < 0) {
         size_t need = task_bytes(t);
         task_unref(t);
-        log_info("task refused: memory budget (--max-queue-bytes) exhausted");
-        return http_send_over_budget(c, rc, a->cfg->reject_status, a->budget, need, 0);
-    }
-    /* On disk before anyone can see it, let alone get its id. */
-    if (a->journal && (rc = journal_add(a->journal, t)) < 0) {
-        task_unref(t);
-        return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
-                               "could not record the task in the journal: %s", strerror(-rc));
-    }
-    store_add(a->s, t);
-    /* At debug: with the start and the end, three lines per task cost 6 %
-     * of the server's CPU on trivial tasks (perf, --sandbox off); the end
-     * line, logged at info, names the task, its type and result. */
-    log_debug("task %s %s WAIT", t->id_str, task_type_name(t->type));
-    rc = queue_push(a->q, t);
-    if (rc < 0) {
-        log_info("task %s refused: %s", t->id_str,
-                 rc == -ESHUTDOWN ? "shutting down" : "at capacity");
-        store_remove(a->s, t);
-        if (a->journal)
-            journal_forget(a->journal, t);
-        task_unref(t);
-        if (rc == -ESHUTDOWN)
-            return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
-                                   "server is shutting down; not accepting tasks");
-        int st = a->cfg->reject_status;
-        return http_send_error(c, st, st == 429 ? "Retry-After: 1\r\n" : NULL, NULL,
-                               "server is at capacity: %d workers busy and %ld tasks waiting "
-                               "(limit %ld); retry later",
-                               a->cfg->workers, queue_len(a->q), a->cfg->max_queue);
+        return api_send_refusal(c, a, rc, need, "task", "workers busy", "tasks waiting");
     }
     char out[80];
     int n = snprintf(out, sizeof out, "{\"id\":\"%s\"}\n", t->id_str);
@@ -182,7 +115,7 @@ int api_status_json(buf *b, const task *t, const task_view *v)
 static int h_status(struct mg_connection *c, void *cbdata)
 {
     api *a = cbdata;
-    if (!method_is(c, "GET"))
+    if (!http_method_is(c, "GET"))
         return 405;
     char id[128], err[ERRSZ], wait_s[32];
     int rc = http_query(c, "id", id, sizeof id);
@@ -192,9 +125,10 @@ static int h_status(struct mg_connection *c, void *cbdata)
     if (rc < 0) {
         /* The seed's form: the id in a JSON body of the GET. */
         http_body body = HTTP_BODY_INIT(a->budget);
-        if (read_body(c, a, &body) < 0) {
+        int answered = http_read_body_or_answer(c, a->cfg->max_body, a->cfg->reject_status, &body);
+        if (answered) {
             http_body_destroy(&body);
-            return 413;
+            return answered;
         }
         rc = request_parse_id(body.b.data ? body.b.data : "", body.b.len, id, sizeof id, err,
                               sizeof err);
@@ -215,7 +149,7 @@ static int h_status(struct mg_connection *c, void *cbdata)
         if (wait > a->cfg->max_wait)
             wait = a->cfg->max_wait;
     }
-    task *t = store_lookup(a->s, id);
+    task *t = tasks_lookup(a->tk, id);
     if (!t)
         return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'", id);
     int64_t deadline = 0;
@@ -231,7 +165,7 @@ static int h_status(struct mg_connection *c, void *cbdata)
             refused = 1;
         }
     }
-    task_view v = store_view(a->s, t, deadline);
+    task_view v = tasks_view(a->tk, t, deadline);
     if (waiting)
         atomic_fetch_sub(&a->waiters, 1);
     /* A client whose wait was not granted would otherwise ask again at
@@ -270,12 +204,12 @@ static int send_chunks(struct mg_connection *c, const char *data, size_t len)
 static int h_stream(struct mg_connection *c, void *cbdata)
 {
     api *a = cbdata;
-    if (!method_is(c, "GET"))
+    if (!http_method_is(c, "GET"))
         return 405;
     char id[128];
     if (http_query(c, "id", id, sizeof id) < 0)
         return http_send_error(c, 400, NULL, NULL, "missing task id: use /stream?id=ID");
-    task *t = store_lookup(a->s, id);
+    task *t = tasks_lookup(a->tk, id);
     if (!t)
         return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'", id);
     /* A stream holds a connection thread as long as the task runs: it
@@ -296,21 +230,21 @@ static int h_stream(struct mg_connection *c, void *cbdata)
     size_t off = 0;
     char *chunk = ok ? malloc(65536) : NULL;
     while (ok && chunk) {
-        live *lv = store_live_get(a->s, t);
+        live *lv = tasks_live(a->tk, t);
         if (!lv) {
-            task_view v = store_view(a->s, t, 0);
+            task_view v = tasks_view(a->tk, t, 0);
             if (task_status_final(v.status)) {
                 /* Finished: what was not streamed yet is in the result. */
                 if (t->out_len > off)
                     ok = send_chunks(c, t->out + off, t->out_len - off) == 0;
                 break;
             }
-            if (store_is_closing(a->s))
+            if (tasks_closing(a->tk))
                 break;
             if (v.status == TASK_WAIT)
-                store_wait_started(a->s, t, time_mono_us() + 1000000);
+                tasks_wait_started(a->tk, t, time_mono_us() + 1000000);
             else /* running without a live buffer (it could not be allocated) */
-                store_view(a->s, t, time_mono_us() + 1000000);
+                tasks_view(a->tk, t, time_mono_us() + 1000000);
             continue;
         }
         int done = 0;
@@ -319,7 +253,7 @@ static int h_stream(struct mg_connection *c, void *cbdata)
             if (n) {
                 ok = send_chunks(c, chunk, n) == 0;
                 off += n;
-            } else if (!done && store_is_closing(a->s)) {
+            } else if (!done && tasks_closing(a->tk)) {
                 done = 1;
             }
         }
@@ -337,15 +271,15 @@ static int h_stream(struct mg_connection *c, void *cbdata)
 static int h_count(struct mg_connection *c, void *cbdata)
 {
     api *a = cbdata;
-    if (!method_is(c, "GET"))
+    if (!http_method_is(c, "GET"))
         return 405;
-    store_counts n = store_get_counts(a->s);
+    tasks_counts n = tasks_get_counts(a->tk);
     char out[448];
     int len = snprintf(out, sizeof out,
                        "{\"tasks\":%ld,\"running\":%ld,\"workers\":%d,\"finished\":%ld,"
                        "\"total\":%ld,\"evicted\":%ld,\"max_queue\":%ld,\"queued_bytes\":%zu,"
                        "\"max_queue_bytes\":%zu}\n",
-                       queue_len(a->q), n.running, a->cfg->workers, n.finished, n.total, n.evicted,
+                       n.queued, n.running, a->cfg->workers, n.finished, n.total, n.evicted,
                        a->cfg->max_queue, membudget_used(a->budget), membudget_max(a->budget));
     return http_send_json(c, 200, NULL, out, (size_t)len);
 }
@@ -353,7 +287,7 @@ static int h_count(struct mg_connection *c, void *cbdata)
 static int h_info(struct mg_connection *c, void *cbdata)
 {
     api *a = cbdata;
-    if (!method_is(c, "GET"))
+    if (!http_method_is(c, "GET"))
         return 405;
     buf b = BUF_INIT;
     buf_printf(&b,
@@ -373,40 +307,40 @@ static int h_info(struct mg_connection *c, void *cbdata)
     return st;
 }
 
-static int h_fallback(struct mg_connection *c, void *cbdata)
-{
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    return http_send_error(c, 404, NULL, NULL,
-                           "no route %s %s; routes: POST /create_task, GET /get_status, "
-                           "GET /get_task_count, GET /stream, GET /info, POST /submit, "
-                           "GET /job/ID, GET /jobs, POST /worker, GET /workers, POST /compute",
-                           ri->request_method, ri->local_uri);
-}
-
-int api_register(api *a, struct mg_context *ctx, const config *cfg, queue *q, store *s)
+int api_register(api *a, http_routes *routes, const config *cfg, tasks *tk)
 {
     a->cfg = cfg;
-    a->q = q;
-    a->s = s;
+    a->tk = tk;
     atomic_init(&a->waiters, 0);
     atomic_init(&a->accepting, 1);
     /* Leave at least half of the connection threads to short requests. */
     a->max_waiters = cfg->http_threads / 2;
-    mg_set_request_handler(ctx, "/create_task$", h_create, a);
-    mg_set_request_handler(ctx, "/get_status$", h_status, a);
-    mg_set_request_handler(ctx, "/get_task_count$", h_count, a);
-    mg_set_request_handler(ctx, "/info$", h_info, a);
-    mg_set_request_handler(ctx, "/stream$", h_stream, a);
+    http_routes_add(routes, "/create_task$", h_create, a, "POST /create_task");
+    http_routes_add(routes, "/get_status$", h_status, a, "GET /get_status");
+    http_routes_add(routes, "/get_task_count$", h_count, a, "GET /get_task_count");
+    http_routes_add(routes, "/stream$", h_stream, a, "GET /stream");
+    http_routes_add(routes, "/info$", h_info, a, "GET /info");
     return 0;
 }
 
-void api_register_fallback(struct mg_context *ctx)
+int api_send_refusal(struct mg_connection *c, const api *a, int rc, size_t need, const char *noun,
+                     const char *busy, const char *waiting)
 {
-    /* Not a plain "/": civetweb prefers a handler whose pattern equals the
-     * URI over every pattern match, so "/" would shadow an exact-root route
-     * ("/$") registered by a module; "/" followed by "**" matches any path
-     * and leaves the root to such a route. */
-    mg_set_request_handler(ctx, "/**", h_fallback, NULL);
+    if (rc == -ENOBUFS || rc == -E2BIG)
+        return http_send_over_budget(c, rc, a->cfg->reject_status, a->budget, need, 0);
+    if (rc == -ESHUTDOWN)
+        return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
+                               "server is shutting down; not accepting %ss", noun);
+    if (rc == -EAGAIN) {
+        int st = a->cfg->reject_status;
+        return http_send_error(c, st, st == 429 ? "Retry-After: 1\r\n" : NULL, NULL,
+                               "server is at capacity: %d %s and %ld %s (limit %ld); retry later",
+                               a->cfg->workers, busy, tasks_get_counts(a->tk).queued, waiting,
+                               a->cfg->max_queue);
+    }
+    return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
+                           "could not record the %s in the %s: %s", noun, a->tk->ops->name,
+                           strerror(-rc));
 }
 
 int api_refuse_tasks(struct mg_connection *c, const api *a)

@@ -14,18 +14,14 @@
 
 #include "buf.h"
 #include "config.h"
+#include "http_routes.h"
 #include "membudget.h"
-#include "queue.h"
-#include "store.h"
-
-struct journal;
+#include "tasks.h"
 
 typedef struct api {
     const config *cfg;
-    struct journal *journal; /* set before api_register, or NULL: memory only */
-    membudget *budget;       /* set before api_register, or NULL: nothing counted */
-    queue *q;
-    store *s;
+    membudget *budget;  /* set before api_register, or NULL: nothing counted */
+    tasks *tk;          /* the lifecycle every route goes through */
     atomic_int waiters; /* long polls in progress */
     int max_waiters;
     atomic_int accepting;     /* 0 once shutting down: create_task answers 503 */
@@ -35,13 +31,9 @@ typedef struct api {
                                  sentence (503); set like sandbox_json */
 } api;
 
-/* Prepares a and registers its handlers on ctx. Returns 0. */
-int api_register(api *a, struct mg_context *ctx, const config *cfg, queue *q, store *s);
-
-/* Registers the JSON 404 for every other path. civetweb picks the first
- * registered handler whose pattern matches, so this goes last, after
- * every module has registered its routes. */
-void api_register_fallback(struct mg_context *ctx);
+/* Prepares a and adds its routes to routes (before the 404 fallback).
+ * Returns 0. */
+int api_register(api *a, http_routes *routes, const config *cfg, tasks *tk);
 
 /* Makes create_task refuse new work (503) from now on. */
 void api_stop_accepting(api *a);
@@ -51,6 +43,14 @@ void api_stop_accepting(api *a);
  * route that would run a program. Returns the status sent, or 0 if tasks
  * are accepted (nothing sent). */
 int api_refuse_tasks(struct mg_connection *c, const api *a);
+
+/* Answers the refusal rc of tasks_submit for a task of need bytes: the
+ * memory budget's answer, 503 while shutting down or when the task could
+ * not be recorded, --reject-status at capacity. The sentences name the
+ * noun ("task"), the busy workers ("workers busy") and the waiting ones
+ * ("tasks waiting"). Returns the status sent. */
+int api_send_refusal(struct mg_connection *c, const api *a, int rc, size_t need, const char *noun,
+                     const char *busy, const char *waiting);
 
 /* Writes the get_status JSON document of t (as seen in v) into b. Exposed
  * for unit tests. Returns 0 or -ENOMEM. */

@@ -9,10 +9,9 @@
 
 #include "http.h"
 #include "jsonscan.h"
-#include "journal.h"
 #include "jsonw.h"
 #include "log.h"
-#include "request.h"
+#include "jsonbody.h"
 
 /* A body holds one number: no need to accept the 64 MiB of a program. */
 #define CALC_MAX_BODY 65536
@@ -22,7 +21,7 @@
 int calc_api_parse_data(const char *body, size_t len, char *out, size_t size, char *err,
                         size_t errsz)
 {
-    cJSON *root = request_parse_object(body, len, err, errsz);
+    cJSON *root = jsonbody_parse_object(body, len, err, errsz);
     if (!root)
         return -EINVAL;
     int rc = -EINVAL;
@@ -118,19 +117,12 @@ static int h_post(struct mg_connection *c, api *a)
         return refused;
     http_body body = HTTP_BODY_INIT(a->budget);
     size_t max = a->cfg->max_body < CALC_MAX_BODY ? a->cfg->max_body : CALC_MAX_BODY;
-    int rc = http_read_body(c, max, &body);
-    if (rc < 0) {
+    int rc = http_read_body_or_answer(c, max, a->cfg->reject_status, &body);
+    if (rc) {
         http_body_destroy(&body);
-        if (rc == -EFBIG)
-            return http_send_error(c, 413, "Connection: close\r\n", NULL,
-                                   "request body is larger than %zu bytes", max);
-        if (rc == -ENOBUFS || rc == -E2BIG)
-            return http_send_over_budget(c, rc, a->cfg->reject_status, a->budget, body.need, 1);
-        if (rc == -ENOMEM)
-            return http_send_error(c, 503, NULL, NULL, "out of memory");
-        return 400; /* client gone, or answered 408 */
+        return rc;
     }
-    char number[CALC_MAX_NUMBER + 1], err[REQUEST_ERR_MAX];
+    char number[CALC_MAX_NUMBER + 1], err[JSONBODY_ERR_MAX];
     rc = calc_api_parse_data(body.b.data ? body.b.data : "", body.b.len, number, sizeof number, err,
                              sizeof err);
     buf_destroy(&body.b); /* its reservation goes to the task */
@@ -152,37 +144,12 @@ static int h_post(struct mg_connection *c, api *a)
         http_body_destroy(&body);
         return http_send_error(c, 503, NULL, NULL, "out of memory");
     }
-    if ((rc = task_hold(t, a->budget, &body.held)) < 0) {
+    if ((rc = tasks_submit(a->tk, t, &body.held)) < 0) {
         size_t need = task_bytes(t);
         task_unref(t);
-        return http_send_over_budget(c, rc, a->cfg->reject_status, a->budget, need, 0);
+        return api_send_refusal(c, a, rc, need, "calculation", "calculations running", "waiting");
     }
-    /* With --data-dir, on disk before anyone gets its id, as create_task. */
-    if (a->journal && (rc = journal_add(a->journal, t)) < 0) {
-        task_unref(t);
-        return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
-                               "could not record the calculation in the journal: %s",
-                               strerror(-rc));
-    }
-    store_add(a->s, t);
-    log_info("task %s calc WAIT data=%s", t->id_str, number);
-    rc = queue_push(a->q, t);
-    if (rc < 0) {
-        log_info("task %s refused: %s", t->id_str,
-                 rc == -ESHUTDOWN ? "shutting down" : "at capacity");
-        store_remove(a->s, t);
-        if (a->journal)
-            journal_forget(a->journal, t);
-        task_unref(t);
-        if (rc == -ESHUTDOWN)
-            return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
-                                   "server is shutting down; not accepting calculations");
-        int st = a->cfg->reject_status;
-        return http_send_error(c, st, st == 429 ? "Retry-After: 1\r\n" : NULL, NULL,
-                               "server is at capacity: %d calculations running and %ld waiting "
-                               "(limit %ld); retry later",
-                               a->cfg->workers, queue_len(a->q), a->cfg->max_queue);
-    }
+    log_debug("task %s calc data=%s", t->id_str, number);
     char out[80];
     int n = snprintf(out, sizeof out, "{\"request_id\":\"%s\"}\n", t->id_str);
     task_unref(t);
@@ -196,7 +163,7 @@ static int h_get(struct mg_connection *c, api *a)
     if (rc == -ENOENT)
         return http_send_error(c, 400, NULL, NULL,
                                "missing query parameter 'request_id': use GET /?request_id=ID");
-    task *t = rc < 0 ? NULL : store_lookup(a->s, id);
+    task *t = rc < 0 ? NULL : tasks_lookup(a->tk, id);
     if (t && t->type != TASK_CALC) {
         task_unref(t);
         t = NULL;
@@ -206,7 +173,7 @@ static int h_get(struct mg_connection *c, api *a)
                                "no calculation with request_id '%.64s' (unknown, or its result "
                                "is no longer kept)",
                                rc < 0 ? "(too long)" : id);
-    task_view v = store_view(a->s, t, 0);
+    task_view v = tasks_view(a->tk, t, 0);
     if (!task_status_final(v.status)) {
         task_unref(t);
         char extra[40];
@@ -238,7 +205,8 @@ static int h_root(struct mg_connection *c, void *cbdata)
                            "method %s not allowed on /; use POST / or GET /?request_id=ID", m);
 }
 
-void calc_api_register(struct mg_context *ctx, api *a)
+void calc_api_register(http_routes *routes, api *a)
 {
-    mg_set_request_handler(ctx, "/$", h_root, a);
+    /* Not named by the 404: it lists the routes every server has. */
+    http_routes_add(routes, "/$", h_root, a, NULL);
 }

@@ -31,9 +31,9 @@
 #define CALC_MAX_NUMBER 1024
 
 /* Registers "/$" (the exact root) for the calculation API; a serves the
- * config, queue, store and shutdown flag. Call between api_register and
- * api_register_fallback, and only when a calc command is configured. */
-void calc_api_register(struct mg_context *ctx, api *a);
+ * config, the task lifecycle and the shutdown flag. Call between api_register and
+ * http_routes_fallback, and only when a calc command is configured. */
+void calc_api_register(http_routes *routes, api *a);
 
 /* Reads the number of a POST / body {"data": N} into out (size bytes) as
  * the exact text it has in the body. N is a JSON number, or a string

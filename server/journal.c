@@ -244,11 +244,6 @@ static void forget(journal *j, const task *t)
         free(r);
 }
 
-static void on_evict(void *arg, task *t)
-{
-    forget(arg, t);
-}
-
 int journal_start(journal *j, store *s)
 {
     for (int k = 0; k < REC_KINDS; k++) {
@@ -268,7 +263,6 @@ int journal_start(journal *j, store *s)
         j->started = 0;
         return -rc;
     }
-    store_set_evict_hook(s, on_evict, j);
     return 0;
 }
 
@@ -342,7 +336,6 @@ void journal_close(journal *j)
         pthread_cond_signal(&j->work);
         pthread_mutex_unlock(&j->lock);
         pthread_join(j->thread, NULL);
-        store_set_evict_hook(j->s, NULL, NULL);
     }
     for (long i = 0; i < j->nrestored; i++)
         task_unref(j->restored[i]);

@@ -67,8 +67,9 @@ int journal_restore(journal *j, store *s, long max_finished, journal_restored *n
 void journal_queue_restored(journal *j, queue *q);
 
 /* Starts the writer thread. From then on the journal publishes finished
- * tasks in s (see journal_finished) and deletes the tasks that s's
- * retention drops. Returns 0 or -errno. */
+ * tasks in s (see journal_finished). The tasks that s's retention drops
+ * are deleted by whoever owns s, through journal_forget from its evict
+ * hook (see tasks.c). Returns 0 or -errno. */
 int journal_start(journal *j, store *s);
 
 /* Records a new task (id, type, args, program, creation time) and returns
@@ -76,8 +77,8 @@ int journal_start(journal *j, store *s);
  * -ESHUTDOWN once the journal is stopping. Call before publishing t. */
 int journal_add(journal *j, task *t);
 
-/* Deletes the record of a task that was added but then refused (not
- * waited for). */
+/* Deletes the record of a task that was added but then refused, or that
+ * retention dropped (not waited for). */
 void journal_forget(journal *j, task *t);
 
 /* Records that t started (call after store_mark_running). With

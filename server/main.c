@@ -21,14 +21,32 @@
 #include "confine.h"
 #include "connlimit.h"
 #include "http.h"
+#include "http_routes.h"
 #include "journal.h"
 #include "log.h"
 #include "pool.h"
-#include "queue.h"
 #include "reach.h"
-#include "store.h"
+#include "tasks.h"
 #include "timefmt.h"
 #include "workdir.h"
+
+/* What cluster mode reads of the settings. */
+static cluster_config cluster_settings(const config *c)
+{
+    return (cluster_config){.join = c->join,
+                            .name = c->name,
+                            .advertise = c->advertise,
+                            .address = c->address,
+                            .slots = c->slots,
+                            .announce_interval = c->announce_interval,
+                            .compute_local = c->compute_local,
+                            .op_timeout = c->op_timeout,
+                            .op_attempts = c->op_attempts,
+                            .forget_after = c->forget_after,
+                            .max_jobs = c->max_jobs,
+                            .compute_delay_ms = c->compute_delay_ms,
+                            .max_body = c->max_body};
+}
 
 /* Every request passes here before any handler, in both server modes: one
  * whose length is in doubt is refused before anything reads its body, then
@@ -123,40 +141,40 @@ static void stop_http(struct mg_context *ctx, connlimit *cl)
     connlimit_destroy(cl);
 }
 
-/* Opens the journal of --data-dir and loads it into s. Returns 0 (*out
- * NULL without --data-dir) or -1 after printing why. */
-static int open_journal(const config *c, store *s, membudget *mb, journal **out,
-                        journal_restored *n)
+/* Opens the task lifecycle over its storage: the journal of --data-dir,
+ * loaded, or memory. Returns 0 or -1 after printing why. */
+static int open_tasks(tasks *tk, const config *c, membudget *mb, tasks_restored *n)
 {
-    *out = NULL;
-    if (!c->data_dir[0])
-        return 0;
-    journal_config jc = {.dir = c->data_dir,
-                         .sync_full = strcmp(c->data_sync, "full") == 0,
-                         .fail_running = strcmp(c->on_restart, "fail") == 0,
-                         .budget = mb};
+    tasks_config tc = {.max_finished = c->max_finished, .max_waiting = c->max_queue, .budget = mb};
+    const tasks_backend_ops *ops = &tasks_memory_ops;
+    journal *jr = NULL;
     char err[512];
-    int rc = journal_open(out, &jc, err, sizeof err);
-    if (rc == 0 && (rc = journal_restore(*out, s, c->max_finished, n, err, sizeof err)) == 0 &&
-        (rc = journal_start(*out, s)) < 0)
-        snprintf(err, sizeof err, "cannot start the journal: %s", strerror(-rc));
+    int rc = 0;
+    if (c->data_dir[0]) {
+        journal_config jc = {.dir = c->data_dir,
+                             .sync_full = strcmp(c->data_sync, "full") == 0,
+                             .fail_running = strcmp(c->on_restart, "fail") == 0,
+                             .budget = mb};
+        ops = &tasks_journal_ops;
+        rc = journal_open(&jr, &jc, err, sizeof err);
+    }
+    if (rc == 0)
+        rc = tasks_open(tk, &tc, ops, jr, n, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "tasksolver: %s\n", err);
-        journal_close(*out);
-        *out = NULL;
         return -1;
     }
     return 0;
 }
 
 /* Waits up to the grace period for running tasks, then kills them. */
-static void drain_running(store *s, pool *p, double grace, sigset_t *sigs)
+static void drain_running(tasks *tk, pool *p, double grace, sigset_t *sigs)
 {
     int64_t deadline = time_mono_us() + (int64_t)(grace * 1e6);
-    while (store_get_counts(s).running > 0) {
+    while (tasks_get_counts(tk).running > 0) {
         int64_t left = deadline - time_mono_us();
         if (left <= 0) {
-            log_warn("grace period over: killing %ld running tasks", store_get_counts(s).running);
+            log_warn("grace period over: killing %ld running tasks", tasks_get_counts(tk).running);
             break;
         }
         struct timespec ts = {0, 50 * 1000 * 1000};
@@ -175,7 +193,7 @@ static void drain_running(store *s, pool *p, double grace, sigset_t *sigs)
  * reuse and returns only the top of each arena, so under steady retention
  * the resident size climbed to nearly twice what was in use (a ten-minute
  * soak: 100 MB resident for 60 MB in use; after malloc_trim, 70 MB). */
-static int wait_for_stop(store *s, const sigset_t *sigs)
+static int wait_for_stop(tasks *tk, const sigset_t *sigs)
 {
     const struct timespec tick = {.tv_sec = 5};
     long trimmed_at = 0;
@@ -183,7 +201,7 @@ static int wait_for_stop(store *s, const sigset_t *sigs)
         int sig = sigtimedwait(sigs, NULL, &tick);
         if (sig > 0)
             return sig;
-        store_counts c = store_get_counts(s);
+        tasks_counts c = tasks_get_counts(tk);
         if (c.finished + c.evicted != trimmed_at) {
             trimmed_at = c.finished + c.evicted;
             malloc_trim(0);
@@ -265,26 +283,17 @@ int main(int argc, char **argv)
     /* Returns the mask of features initialised: 0 for the 0 asked here,
      * so it carries no error to check. */
     mg_init_library(0);
-    store s;
-    queue q;
-    if ((rc = store_init(&s, cfg.max_finished)) < 0) {
-        fprintf(stderr, "tasksolver: %s\n", strerror(-rc));
-        goto fail_store;
-    }
-    if ((rc = queue_init(&q, cfg.max_queue)) < 0) {
-        fprintf(stderr, "tasksolver: %s\n", strerror(-rc));
-        goto fail_queue;
-    }
     membudget mb;
     membudget_init(&mb, cfg.max_queue_bytes);
     if (cfg.max_queue_bytes && cfg.max_body > cfg.max_queue_bytes / 3)
         log_warn("--max-body %zu is more than a third of --max-queue-bytes %zu: a body takes "
                  "three times its size while it is read, so bodies over %zu bytes are refused",
                  cfg.max_body, cfg.max_queue_bytes, cfg.max_queue_bytes / 3);
-    journal *jr;
-    journal_restored jn;
-    if (open_journal(&cfg, &s, &mb, &jr, &jn) < 0)
-        goto fail_journal;
+    tasks tk;
+    tasks_restored jn;
+    if (open_tasks(&tk, &cfg, &mb, &jn) < 0)
+        goto fail_tasks;
+    int kept = tasks_durable(&tk);
     pool p;
     pool_config pc = {
         .workers = cfg.workers,
@@ -296,11 +305,10 @@ int main(int argc, char **argv)
         .calc_image = rch.calc_image,
         .calc_len = rch.calc_len,
         .calc_name = rch.calc_name,
-        .journal = jr,
         .sandbox = confine_sandbox(&cf),
         .refuse = cf.refusal,
     };
-    rc = pool_start(&p, &pc, &q, &s);
+    rc = pool_start(&p, &pc, &tk);
     if (rc < 0) {
         if (rc == -EINVAL && pc.calc_command)
             fprintf(stderr, "tasksolver: --calc-command '%s' is not a command line\n",
@@ -324,50 +332,54 @@ int main(int argc, char **argv)
                 err[0] ? err : "unknown error");
         goto fail_http;
     }
-    api a = {.journal = jr, .budget = &mb, .sandbox_json = cf.info_json, .refusal = cf.refusal};
-    api_register(&a, ctx, &cfg, &q, &s);
+    http_routes routes;
+    http_routes_init(&routes, ctx);
+    api a = {.budget = &mb, .sandbox_json = cf.info_json, .refusal = cf.refusal};
+    api_register(&a, &routes, &cfg, &tk);
     if (cfg.calc_command[0])
-        calc_api_register(ctx, &a);
+        calc_api_register(&routes, &a);
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(ctx, 4, ports);
     int port = nports > 0 ? ports[0].port : cfg.port;
     cluster cl;
-    if (cluster_start(&cl, ctx, &cfg, port, au.token, &mb) < 0) {
+    cluster_config cc = cluster_settings(&cfg);
+    if (cluster_start(&cl, &routes, &cc, port, au.token, &mb) < 0) {
         stop_http(ctx, &climit);
+        http_routes_destroy(&routes);
         cluster_stop(&cl);
         goto fail_http;
     }
     /* Only now that the server is sure to start: one that fails to would
      * cancel what it ran on its way out. */
-    if (jr)
-        journal_queue_restored(jr, &q);
-    api_register_fallback(ctx);
+    tasks_admit_restored(&tk);
+    http_routes_fallback(&routes);
     log_notice("tasksolver %s listening on http://%s:%d with %d workers (work dir %s)", TS_VERSION,
                cfg.address, port, cfg.workers, cfg.work_dir);
-    if (jr)
+    if (kept)
         log_notice("journal %s/tasks.db: %ld finished, %ld waiting (%ld were running: %ld "
                    "requeued, %ld failed), %ld old ones dropped",
                    cfg.data_dir, jn.finished, jn.waiting, jn.requeued + jn.interrupted, jn.requeued,
                    jn.interrupted, jn.dropped);
-    if (jr && cfg.max_queue_bytes && membudget_used(&mb) > cfg.max_queue_bytes)
+    if (kept && cfg.max_queue_bytes && membudget_used(&mb) > cfg.max_queue_bytes)
         log_warn("the %ld waiting tasks read back from the journal hold %zu bytes, more than "
                  "--max-queue-bytes %zu: new tasks are refused until they have started",
                  jn.waiting, membudget_used(&mb), cfg.max_queue_bytes);
     confine_log(&cf);
     reach_log(&rch);
 
-    int sig = wait_for_stop(&s, &sigs);
+    int sig = wait_for_stop(&tk, &sigs);
     log_notice("received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     api_stop_accepting(&a);
-    long dropped = queue_close(&q);
-    if (dropped > 0 && jr)
+    long dropped = tasks_stop_queue(&tk);
+    if (dropped > 0 && kept)
         log_notice("%ld waiting tasks stay in the journal for the next start", dropped);
     else if (dropped > 0)
         log_warn("%ld waiting tasks will not run", dropped);
-    drain_running(&s, &p, cfg.shutdown_grace, &sigs);
+    drain_running(&tk, &p, cfg.shutdown_grace, &sigs);
     pool_join(&p);
-    store_close(&s);
+    tasks_close(&tk);
     stop_http(ctx, &climit);
+    http_routes_destroy(&routes);
     cluster_stop(&cl);
     auth_destroy(&au);
     exit_code = 0;
@@ -375,19 +387,15 @@ int main(int argc, char **argv)
 
 fail_http:
     auth_destroy(&au);
-    queue_close(&q);
+    tasks_stop_queue(&tk);
     pool_cancel(&p);
     pool_join(&p);
 done:
 fail_pool:
-    /* After the HTTP server and the workers: they write through it, and
-     * it publishes results in the store until its last commit. */
-    journal_close(jr);
-fail_journal:
-    queue_destroy(&q);
-fail_queue:
-    store_destroy(&s);
-fail_store:
+    /* After the HTTP server and the workers: they go through it, and a
+     * journal publishes results until its last commit. */
+    tasks_destroy(&tk);
+fail_tasks:
     mg_exit_library();
     reach_destroy(&rch);
 fail_reach:

@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include "cell.h"
-#include "journal.h"
 #include "live.h"
 #include "log.h"
+#include "rmtree.h"
 #include "runner.h"
 #include "sandbox.h"
 #include "shsplit.h"
@@ -32,49 +32,6 @@ char *const pool_env_base[] = {
     NULL,
 };
 /* clang-format on */
-
-static int rmtree_at(int parent, const char *name, int depth)
-{
-    if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
-        return 0;
-    if (errno != EISDIR && errno != EPERM)
-        return -errno;
-    if (depth > 256)
-        return -ELOOP;
-    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == EACCES) {
-        /* The task removed its own permissions; we own the entries. */
-        if (fchmodat(parent, name, 0700, 0) == 0)
-            fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    }
-    if (fd < 0)
-        return -errno;
-    fchmod(fd, 0700);
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        int r = rmtree_at(dirfd(d), de->d_name, depth + 1);
-        if (r < 0 && rc == 0)
-            rc = r;
-    }
-    closedir(d);
-    if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && rc == 0)
-        rc = -errno;
-    return rc;
-}
-
-int pool_rmtree(const char *path)
-{
-    return rmtree_at(AT_FDCWD, path, 0);
-}
 
 /* A worker's task directory. Each worker makes one and reuses it, emptied,
  * task after task: creating and removing a directory for every task cost
@@ -126,7 +83,7 @@ static void taskdir_drop(taskdir *d)
     closedir(d->dh);
     d->dh = NULL;
     d->kept[0] = '\0';
-    int rc = pool_rmtree(d->path);
+    int rc = rmtree_path(d->path);
     if (rc < 0)
         log_warn("could not remove %s: %s", d->path, strerror(-rc));
 }
@@ -153,7 +110,7 @@ static void taskdir_recycle(taskdir *d, const char *prog)
                 continue;
             }
             left++;
-            if (rmtree_at(fd, de->d_name, 1) == -EACCES)
+            if (rmtree_at(fd, de->d_name) == -EACCES)
                 fchmod(fd, 0700);
         }
         if (errno)
@@ -260,8 +217,7 @@ static enum task_status take_result(task *t, runner_result *r, const runner_limi
     return TASK_ERROR;
 }
 
-/* Publishes the end of t: through the journal, which makes it durable
- * first, or straight into the store. */
+/* Publishes the end of t (durable first, when tasks are kept). */
 static void finish(pool *p, task *t, enum task_status st)
 {
     if (log_enabled(LOG_INFO)) {
@@ -270,10 +226,7 @@ static void finish(pool *p, task *t, enum task_status st)
                  task_status_name(st), (long long)ms, t->error ? ": " : "",
                  t->error ? t->error : "");
     }
-    if (p->cfg.journal)
-        journal_finished(p->cfg.journal, t, st);
-    else
-        store_mark_finished(p->s, t, st);
+    tasks_finished(p->tk, t, st);
 }
 
 /* Ends t as ERROR with "WHAT: strerror(err)". */
@@ -327,14 +280,10 @@ static void run_task(pool *p, taskdir *d, task *t)
     char prog[4200];
     const char *dir = d->path;
     live *lv = live_new(p->cfg.max_output);
-    store_mark_running(p->s, t, lv);
+    tasks_started(p->tk, t, lv);
     /* At debug, as the queueing line: the end line at info is the one
-     * per task that operators keep (see api.c's create). */
+     * per task that operators keep (see tasks_submit). */
     log_debug("task %s %s RUNNING", t->id_str, task_type_name(t->type));
-    /* Durable before the program runs, so that a crash is seen as one
-     * (requeue counts the attempt; fail never runs the task twice). */
-    if (p->cfg.journal)
-        journal_started(p->cfg.journal, t);
     /* Tasks accepted before (restored from the journal) fail closed too. */
     if (p->cfg.refuse) {
         t->error = strdup(p->cfg.refuse);
@@ -437,7 +386,7 @@ static void *worker_main(void *arg)
     pool *p = arg;
     taskdir d = {.dh = NULL, .cell = NULL};
     task *t;
-    while ((t = queue_pop(p->q))) {
+    while ((t = tasks_next(p->tk))) {
         run_task(p, &d, t);
         task_unref(t);
     }
@@ -445,12 +394,11 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int pool_start(pool *p, const pool_config *cfg, queue *q, store *s)
+int pool_start(pool *p, const pool_config *cfg, tasks *tk)
 {
     memset(p, 0, sizeof *p);
     p->cfg = *cfg;
-    p->q = q;
-    p->s = s;
+    p->tk = tk;
     int rc;
     p->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->cancel_fd < 0)
@@ -480,7 +428,7 @@ int pool_start(pool *p, const pool_config *cfg, queue *q, store *s)
     return 0;
 
 fail_create:
-    queue_close(q);
+    tasks_stop_queue(tk);
     for (int i = 0; i < p->started; i++)
         pthread_join(p->threads[i], NULL);
     free(p->threads);

@@ -1,19 +1,16 @@
 /* pool: the fixed set of worker threads that run tasks.
  *
- * Each worker pops the oldest task from the shared queue, runs it in the
+ * Each worker takes the oldest waiting task (tasks_next), runs it in the
  * worker's private directory through the runner with the configured limits,
- * publishes the result in the store, empties the directory and asks for
- * the next task. Workers remove their directories when they exit. */
+ * publishes the result (tasks_finished), empties the directory and asks
+ * for the next task. Workers remove their directories when they exit. */
 #ifndef TS_POOL_H
 #define TS_POOL_H
 
 #include <pthread.h>
 #include <stddef.h>
 
-#include "queue.h"
-#include "store.h"
-
-struct journal;
+#include "tasks.h"
 
 /* The PATH of every task. */
 #define POOL_TASK_PATH "/usr/local/bin:/usr/bin:/bin"
@@ -33,7 +30,6 @@ typedef struct pool_config {
                                         from there (see reach.h); borrowed */
     size_t calc_len;
     const char *calc_name;
-    struct journal *journal;       /* records starts and results, or NULL */
     const struct sandbox *sandbox; /* NULL: tasks run unconfined; borrowed */
     const char *refuse;            /* non-NULL: every task ends in ERROR with this
                                       sentence, never run (the sandbox cannot
@@ -42,27 +38,23 @@ typedef struct pool_config {
 
 typedef struct pool {
     pool_config cfg; /* strings borrowed from the caller */
-    queue *q;
-    store *s;
+    tasks *tk;       /* where tasks come from and their ends go */
     pthread_t *threads;
     int started;      /* threads to join */
     int cancel_fd;    /* eventfd: readable once running tasks must die */
     char **calc_argv; /* split calc_command, or NULL */
 } pool;
 
-/* Starts cfg->workers threads. Returns 0 or -errno (then nothing runs and
- * nothing needs destroying). */
-int pool_start(pool *p, const pool_config *cfg, queue *q, store *s);
+/* Starts cfg->workers threads, which take tasks from tk until
+ * tasks_stop_queue. Returns 0 or -errno (then nothing runs and nothing
+ * needs destroying). */
+int pool_start(pool *p, const pool_config *cfg, tasks *tk);
 
 /* Kills running tasks (their runs end as ERROR "cancelled"). Safe to call
  * from any thread, more than once. */
 void pool_cancel(pool *p);
 
-/* Joins the workers (close the queue first so they stop) and frees p. */
+/* Joins the workers (tasks_stop_queue first so they stop) and frees p. */
 void pool_join(pool *p);
-
-/* Removes a directory tree without following symlinks, also entries whose
- * permissions a task changed. Returns 0 or -errno of the first failure. */
-int pool_rmtree(const char *path);
 
 #endif

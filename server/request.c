@@ -8,47 +8,13 @@
 #include <string.h>
 
 #include "b64.h"
+#include "jsonbody.h"
 #include "jsonscan.h"
 #include "jsonw.h"
 #include "shsplit.h"
 
 /* Arguments beyond this are refused early rather than at exec (E2BIG). */
 #define REQUEST_MAX_ARGS 4096
-
-cJSON *request_parse_object(const char *body, size_t len, char *err, size_t errsz)
-{
-    if (len == 0) {
-        snprintf(err, errsz, "request body is empty; expected a JSON object");
-        return NULL;
-    }
-    if (jsonscan_check_depth(body, len, REQUEST_MAX_DEPTH) < 0) {
-        snprintf(err, errsz, "request body nests deeper than %d levels", REQUEST_MAX_DEPTH);
-        return NULL;
-    }
-    const char *end = NULL;
-    /* cJSON wants the NUL counted when asked to require it; instead parse
-     * without that and check the tail ourselves. */
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!root) {
-        size_t off = end && end >= body ? (size_t)(end - body) : 0;
-        snprintf(err, errsz, "request body is not valid JSON (near byte %zu)", off);
-        return NULL;
-    }
-    for (const char *p = end; p < body + len; p++) {
-        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
-            snprintf(err, errsz, "unexpected data after the JSON value at byte %zu",
-                     (size_t)(p - body));
-            cJSON_Delete(root);
-            return NULL;
-        }
-    }
-    if (!cJSON_IsObject(root)) {
-        snprintf(err, errsz, "request body must be a JSON object");
-        cJSON_Delete(root);
-        return NULL;
-    }
-    return root;
-}
 
 /* Builds the argument vector from a JSON array of strings or a string. */
 static int parse_args(const cJSON *a, char ***argv_out, int *argc_out, char *err, size_t errsz)
@@ -142,7 +108,7 @@ int request_parse_create(const char *body, size_t len, create_req *out, char *er
 {
     memset(out, 0, sizeof *out);
     err[0] = '\0';
-    cJSON *root = request_parse_object(body, len, err, errsz);
+    cJSON *root = jsonbody_parse_object(body, len, err, errsz);
     if (!root)
         return -EINVAL;
     int rc = -EINVAL;
@@ -228,7 +194,7 @@ int request_parse_id(const char *body, size_t len, char *out, size_t outsz, char
         i++;
     if (i == len)
         return -ENOENT;
-    cJSON *root = request_parse_object(body, len, err, errsz);
+    cJSON *root = jsonbody_parse_object(body, len, err, errsz);
     if (!root)
         return -EINVAL;
     int rc = -EINVAL;

@@ -7,17 +7,11 @@
 
 #include <stddef.h>
 
+#include "jsonbody.h"
 #include "task.h"
 
 /* Longest error message produced here. */
-#define REQUEST_ERR_MAX 256
-
-/* Deepest nesting of arrays and objects accepted in a JSON body. cJSON
- * recurses once per level on the connection thread, whose stack is 100 KiB
- * in Debian's civetweb: 811 levels overflowed it (measured; about 120
- * bytes a level), so 64 levels cost some 8 KiB. No documented body nests
- * deeper than 2. */
-#define REQUEST_MAX_DEPTH 64
+#define REQUEST_ERR_MAX JSONBODY_ERR_MAX
 
 /* A parsed POST /create_task body. */
 typedef struct create_req {
@@ -43,12 +37,5 @@ void create_req_destroy(create_req *r);
  * Returns 0, -ENOENT if the body is empty, or -EINVAL with err set. */
 int request_parse_id(const char *body, size_t len, char *out, size_t outsz, char *err,
                      size_t errsz);
-
-/* Parses a JSON document that must be an object; the whole body must be
- * one JSON value with only whitespace after it, nested at most
- * REQUEST_MAX_DEPTH deep (checked before cJSON sees it: every JSON body
- * from the network comes through here). Returns the cJSON tree (caller
- * cJSON_Delete's it) or NULL with err set. */
-struct cJSON *request_parse_object(const char *body, size_t len, char *err, size_t errsz);
 
 #endif

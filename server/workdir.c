@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "pool.h"
+#include "rmtree.h"
 
 #define WORKDIR_PREFIX "tasksolver."
 
@@ -82,7 +82,7 @@ int workdir_remove_stale(const char *parent, long self)
         }
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", parent, de->d_name);
-        int rc = pool_rmtree(path);
+        int rc = rmtree_path(path);
         close(fd);
         if (rc < 0)
             log_warn("could not remove %s, left by a server that is gone: %s", path, strerror(-rc));
@@ -117,7 +117,7 @@ static int make_locked(workdir *wd, const char *parent)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s/" WORKDIR_PREFIX "%ld.new", parent, (long)getpid());
-    if (mkdir(tmp, 0700) < 0 && (errno != EEXIST || pool_rmtree(tmp) < 0 || mkdir(tmp, 0700) < 0))
+    if (mkdir(tmp, 0700) < 0 && (errno != EEXIST || rmtree_path(tmp) < 0 || mkdir(tmp, 0700) < 0))
         return -errno;
     int fd = lock_dir(tmp);
     if (fd < 0) {
@@ -171,7 +171,7 @@ void workdir_release(workdir *wd)
     /* Removed before the lock is dropped: a server starting meanwhile
      * sees a locked directory or none. */
     if (wd->created) {
-        int rc = pool_rmtree(wd->path);
+        int rc = rmtree_path(wd->path);
         if (rc < 0)
             log_warn("could not remove the work directory %s: %s", wd->path, strerror(-rc));
     }

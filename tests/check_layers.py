@@ -4,7 +4,9 @@ docs/ARCHITECTURE.md lays them out:
 
   common/   nothing of ours
   runner/   common/
-  server/   runner/, common/
+  http/     common/
+  cluster/  http/, common/
+  server/   cluster/ (main.c starts it), http/, runner/, common/
   client/   runner/, common/
   bench/    nothing of ours (each program stands alone)
 
@@ -24,7 +26,9 @@ import sys
 ALLOWED = {
     "common": {"common"},
     "runner": {"runner", "common"},
-    "server": {"server", "runner", "common"},
+    "http": {"http", "common"},
+    "cluster": {"cluster", "http", "common"},
+    "server": {"server", "cluster", "http", "runner", "common"},
     "client": {"client", "runner", "common"},
     "bench": {"bench"},
 }

@@ -235,6 +235,17 @@ class BadInput(unittest.TestCase):
         self.assertError(self.srv.request("POST", "/get_status", "{}"), 405, "GET")
         self.assertError(self.srv.request("GET", "/nope"), 404, "/nope")
 
+    def test_unknown_route_lists_every_module_route(self):
+        # Each module adds its routes and their line; the 404 names them
+        # all, in the order the task API then cluster mode add them.
+        st, _, doc = self.srv.request("DELETE", "/nope/deeper")
+        self.assertEqual(st, 404)
+        self.assertEqual(doc["error"],
+                         "no route DELETE /nope/deeper; routes: POST /create_task, "
+                         "GET /get_status, GET /get_task_count, GET /stream, GET /info, "
+                         "POST /submit, GET /job/ID, GET /jobs, POST /worker, GET /workers, "
+                         "POST /compute")
+
     def test_status_without_id(self):
         self.assertError(self.srv.request("GET", "/get_status"), 400, "id")
         self.assertError(self.srv.request("GET", "/get_status", '{"id": 5}'), 400, "'id'")

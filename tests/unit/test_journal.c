@@ -17,7 +17,7 @@
 #include <sqlite3.h>
 
 #include "journal.h"
-#include "pool.h"
+#include "rmtree.h"
 
 static char dir[64];
 
@@ -30,7 +30,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    pool_rmtree(dir);
+    rmtree_path(dir);
     return 0;
 }
 
@@ -41,6 +41,13 @@ typedef struct env {
     journal *j;
     journal_restored n;
 } env;
+
+/* Retention reaches the journal through the store's evict hook, which the
+ * task lifecycle installs in the server. */
+static void forget_evicted(void *arg, task *t)
+{
+    journal_forget(arg, t);
+}
 
 static void env_open(env *e, int fail_running, long max_finished)
 {
@@ -56,6 +63,7 @@ static void env_open(env *e, int fail_running, long max_finished)
         fail_msg("journal_restore: %s", err);
     journal_queue_restored(e->j, &e->q);
     assert_int_equal(journal_start(e->j, &e->s), 0);
+    store_set_evict_hook(&e->s, forget_evicted, e->j);
 }
 
 static void env_close(env *e)

@@ -115,7 +115,7 @@ static void bodies_nest_at_most_64_levels(void **state)
 {
     create_req r;
     char err[REQUEST_ERR_MAX], id[64];
-    char *ok = nested_body(REQUEST_MAX_DEPTH - 1), *deep = nested_body(REQUEST_MAX_DEPTH);
+    char *ok = nested_body(JSONBODY_MAX_DEPTH - 1), *deep = nested_body(JSONBODY_MAX_DEPTH);
     assert_int_equal(parse(ok, &r, err), 0);
     create_req_destroy(&r);
     assert_int_equal(parse(deep, &r, err), -EINVAL);

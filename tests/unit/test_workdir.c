@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "pool.h"
+#include "rmtree.h"
 #include "workdir.h"
 
 static char parent[64];
@@ -32,7 +32,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    return pool_rmtree(parent);
+    return rmtree_path(parent);
 }
 
 /* Makes parent/NAME with a file inside, like a server's task directory. */

@@ -16,55 +16,41 @@
 #include "jsonscan.h"
 #include "jsonw.h"
 #include "log.h"
-#include "request.h"
+#include "jsonbody.h"
 #include "timefmt.h"
 
 /* Cluster requests are small: an expression of EXPR_MAX_LEN bytes with
  * JSON escaping fits easily. */
 #define CLUSTER_API_MAX_BODY (1024 * 1024)
-#define ERRSZ REQUEST_ERR_MAX
+#define ERRSZ JSONBODY_ERR_MAX
 
-static int cluster_method_is(struct mg_connection *c, const char *want)
+/* The largest body a cluster route reads. */
+static size_t cluster_max_body(const cluster_api *a)
 {
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    if (strcmp(ri->request_method, want) == 0)
-        return 1;
-    char allow[64];
-    snprintf(allow, sizeof allow, "Allow: %s\r\n", want);
-    http_send_error(c, 405, allow, NULL, "method %s not allowed on %s; use %s", ri->request_method,
-                    ri->local_uri, want);
-    return 0;
+    return a->max_body < CLUSTER_API_MAX_BODY ? a->max_body : CLUSTER_API_MAX_BODY;
 }
 
-/* Reads the body and parses it as a JSON object, answering errors itself.
- * Returns the tree (caller deletes it, then destroys body, whose reservation
- * covers the tree) or NULL (answered). The raw body is left in b for
- * exact number scanning. */
-static cJSON *cluster_read_object(struct mg_connection *c, const cluster_api *a, http_body *body)
+/* Takes a POST whose body is a JSON object, answering errors itself (405,
+ * the body's, 400). Returns 0 with the tree in *root (caller deletes it,
+ * then destroys body, whose reservation covers the tree), or the status
+ * answered, body destroyed. The raw body is left in body->b for exact
+ * number scanning. */
+static int cluster_post_object(struct mg_connection *c, const cluster_api *a, http_body *body,
+                               cJSON **root)
 {
-    size_t max = a->cfg->max_body < CLUSTER_API_MAX_BODY ? a->cfg->max_body : CLUSTER_API_MAX_BODY;
-    int rc = http_read_body(c, max, body);
-    const buf *b = &body->b;
-    if (rc == -EFBIG) {
-        http_send_error(c, 413, "Connection: close\r\n", NULL,
-                        "request body is larger than the limit of %zu bytes", max);
-        return NULL;
+    if (!http_method_is(c, "POST"))
+        return 405;
+    int st = http_read_body_or_answer(c, cluster_max_body(a), 429, body);
+    if (st == 0) {
+        char err[ERRSZ];
+        const buf *b = &body->b;
+        *root = jsonbody_parse_object(b->data ? b->data : "", b->len, err, sizeof err);
+        if (!*root)
+            st = http_send_error(c, 400, NULL, NULL, "%s", err);
     }
-    if (rc == -ENOBUFS || rc == -E2BIG) {
-        http_send_over_budget(c, rc, 429, a->budget, body->need, 1);
-        return NULL;
-    }
-    if (rc == -ENOMEM) {
-        http_send_error(c, 503, NULL, NULL, "out of memory reading the request body");
-        return NULL;
-    }
-    if (rc < 0)
-        return NULL; /* client gone */
-    char err[ERRSZ];
-    cJSON *root = request_parse_object(b->data ? b->data : "", b->len, err, sizeof err);
-    if (!root)
-        http_send_error(c, 400, NULL, NULL, "%s", err);
-    return root;
+    if (st)
+        http_body_destroy(body);
+    return st;
 }
 
 static int cluster_send_buf(struct mg_connection *c, int status, buf *b)
@@ -92,14 +78,11 @@ static int cluster_task_has_nul(const char *body, size_t len)
 static int h_submit(struct mg_connection *c, void *cbdata)
 {
     cluster_api *a = cbdata;
-    if (!cluster_method_is(c, "POST"))
-        return 405;
     http_body body = HTTP_BODY_INIT(a->budget);
-    cJSON *root = cluster_read_object(c, a, &body);
-    if (!root) {
-        http_body_destroy(&body);
-        return 400;
-    }
+    cJSON *root = NULL;
+    int answered = cluster_post_object(c, a, &body, &root);
+    if (answered)
+        return answered;
     const cJSON *expr = cJSON_GetObjectItemCaseSensitive(root, "task");
     int st;
     if (!expr) {
@@ -151,7 +134,7 @@ out:
 static int h_job(struct mg_connection *c, void *cbdata)
 {
     cluster_api *a = cbdata;
-    if (!cluster_method_is(c, "GET"))
+    if (!http_method_is(c, "GET"))
         return 405;
     const char *s = mg_get_request_info(c)->local_uri + strlen("/job/");
     char *end;
@@ -171,7 +154,7 @@ static int h_job(struct mg_connection *c, void *cbdata)
 static int h_jobs(struct mg_connection *c, void *cbdata)
 {
     cluster_api *a = cbdata;
-    if (!cluster_method_is(c, "GET"))
+    if (!http_method_is(c, "GET"))
         return 405;
     buf b = BUF_INIT;
     jobs_list_json(a->jobs, CLUSTER_API_LIST, &b);
@@ -227,14 +210,11 @@ static int cluster_node_url(struct mg_connection *c, const cJSON *root, char *ur
 static int h_worker(struct mg_connection *c, void *cbdata)
 {
     cluster_api *a = cbdata;
-    if (!cluster_method_is(c, "POST"))
-        return 405;
     http_body body = HTTP_BODY_INIT(a->budget);
-    cJSON *root = cluster_read_object(c, a, &body);
-    if (!root) {
-        http_body_destroy(&body);
-        return 400;
-    }
+    cJSON *root = NULL;
+    int answered = cluster_post_object(c, a, &body, &root);
+    if (answered)
+        return answered;
     char url[REGISTRY_URL_MAX], err[ERRSZ];
     int st, slots = 1;
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "worker_name");
@@ -290,7 +270,7 @@ out:
 static int h_workers(struct mg_connection *c, void *cbdata)
 {
     cluster_api *a = cbdata;
-    if (!cluster_method_is(c, "GET"))
+    if (!http_method_is(c, "GET"))
         return 405;
     registry_node_info *nodes;
     size_t n;
@@ -325,19 +305,13 @@ static int h_workers(struct mg_connection *c, void *cbdata)
 static int h_compute(struct mg_connection *c, void *cbdata)
 {
     cluster_api *a = cbdata;
-    if (!cluster_method_is(c, "POST"))
+    if (!http_method_is(c, "POST"))
         return 405;
     http_body body = HTTP_BODY_INIT(a->budget);
-    size_t max = a->cfg->max_body < CLUSTER_API_MAX_BODY ? a->cfg->max_body : CLUSTER_API_MAX_BODY;
-    int rc = http_read_body(c, max, &body);
-    if (rc < 0) {
+    int rc = http_read_body_or_answer(c, cluster_max_body(a), 429, &body);
+    if (rc) {
         http_body_destroy(&body);
-        if (rc == -EIO || rc == -ETIMEDOUT) /* gone, or answered 408 */
-            return 400;
-        if (rc == -ENOBUFS || rc == -E2BIG)
-            return http_send_over_budget(c, rc, 429, a->budget, body.need, 1);
-        return http_send_error(c, rc == -EFBIG ? 413 : 503, NULL, NULL,
-                               "cannot read the request body");
+        return rc;
     }
     compute_req req;
     char err[COMPUTE_ERR_MAX];
@@ -345,9 +319,9 @@ static int h_compute(struct mg_connection *c, void *cbdata)
     http_body_destroy(&body);
     if (rc < 0)
         return http_send_error(c, rc == -ENOMEM ? 503 : 400, NULL, NULL, "%s", err);
-    if (a->cfg->compute_delay_ms > 0) {
-        struct timespec ts = {a->cfg->compute_delay_ms / 1000,
-                              (long)(a->cfg->compute_delay_ms % 1000) * 1000000L};
+    if (a->compute_delay_ms > 0) {
+        struct timespec ts = {a->compute_delay_ms / 1000,
+                              (long)(a->compute_delay_ms % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
             ;
     }
@@ -359,18 +333,20 @@ static int h_compute(struct mg_connection *c, void *cbdata)
     return cluster_send_buf(c, 200, &b);
 }
 
-void cluster_api_register(cluster_api *a, struct mg_context *ctx, const config *cfg, jobs *j,
-                          registry *r, dispatch *d, membudget *budget)
+void cluster_api_register(cluster_api *a, http_routes *routes, size_t max_body,
+                          int compute_delay_ms, jobs *j, registry *r, dispatch *d,
+                          membudget *budget)
 {
-    a->cfg = cfg;
+    a->max_body = max_body;
+    a->compute_delay_ms = compute_delay_ms;
     a->budget = budget;
     a->jobs = j;
     a->reg = r;
     a->disp = d;
-    mg_set_request_handler(ctx, "/submit$", h_submit, a);
-    mg_set_request_handler(ctx, "/job/", h_job, a);
-    mg_set_request_handler(ctx, "/jobs$", h_jobs, a);
-    mg_set_request_handler(ctx, "/worker$", h_worker, a);
-    mg_set_request_handler(ctx, "/workers$", h_workers, a);
-    mg_set_request_handler(ctx, "/compute$", h_compute, a);
+    http_routes_add(routes, "/submit$", h_submit, a, "POST /submit");
+    http_routes_add(routes, "/job/", h_job, a, "GET /job/ID");
+    http_routes_add(routes, "/jobs$", h_jobs, a, "GET /jobs");
+    http_routes_add(routes, "/worker$", h_worker, a, "POST /worker");
+    http_routes_add(routes, "/workers$", h_workers, a, "GET /workers");
+    http_routes_add(routes, "/compute$", h_compute, a, "POST /compute");
 }

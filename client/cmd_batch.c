@@ -1,4 +1,4 @@
-/* batch: `tasksolver-cli batch`, streaming a file of numbers through a
+/* cmd_batch: `tasksolver-cli batch`, streaming a file of numbers through a
  * server that runs only a few calculations at once (the seed's task).
  * This file is the command line and the set-up; batch_run.c is the event
  * loop, batch_input.c the reader, batch_out.c the output and resume set,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "compute.h"
+#include "httpc.h"
 #include "log.h"
 #include "timefmt.h"
 
@@ -20,18 +21,10 @@ struct dispatch_xfer {
     registry_lease lease;
     jobs_op op; /* unused for probes */
     buf req, resp;
+    httpc_sink sink; /* resp, capped at DISPATCH_MAX_ANSWER */
     char err[CURL_ERROR_SIZE];
     struct dispatch_xfer *prev, *next;
 };
-
-static size_t dispatch_write(char *data, size_t size, size_t n, void *user)
-{
-    buf *b = user;
-    size_t len = size * n;
-    if (b->len + len > DISPATCH_MAX_ANSWER || buf_append(b, data, len) < 0)
-        return 0; /* fails the transfer with CURLE_WRITE_ERROR */
-    return len;
-}
 
 static void dispatch_xfer_free(struct dispatch_xfer *x)
 {
@@ -60,8 +53,9 @@ static int dispatch_send(dispatch *d, struct dispatch_xfer *x)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 3000 ? timeout_ms : 3000L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, dispatch_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &x->resp);
+    x->sink = (httpc_sink){&x->resp, DISPATCH_MAX_ANSWER};
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpc_sink_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &x->sink);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->err);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     if (curl_multi_add_handle(d->multi, e) != CURLM_OK)

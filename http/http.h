@@ -54,6 +54,16 @@ void http_set_body_limits(double seconds, size_t min_rate);
  * body holds what it reserved until http_body_destroy. */
 int http_read_body(struct mg_connection *c, size_t max, http_body *body);
 
+/* http_read_body, answering its failures itself: 413 for a body over max
+ * (connection closed, the rest unread), http_send_over_budget with
+ * reject_status (429 or 403) when body->budget refuses it now, 413 when it
+ * never can, 503 when out of memory; nothing more for a client gone or a
+ * body late (408 sent already). Returns 0 with the body in body->b, or
+ * the status answered (> 0, civetweb's handler return value): the caller
+ * returns it after http_body_destroy. */
+int http_read_body_or_answer(struct mg_connection *c, size_t max, int reject_status,
+                             http_body *body);
+
 /* Frees the bytes of body and releases its reservation. */
 void http_body_destroy(http_body *body);
 
@@ -83,6 +93,11 @@ int http_send_json(struct mg_connection *c, int status, const char *extra_header
 int http_send_error(struct mg_connection *c, int status, const char *extra_headers,
                     const char *extra_json, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+
+/* Whether the request's method is `want`; if not, answers 405 with an
+ * Allow header naming it. Returns 1 (go on) or 0 (answered: the handler
+ * returns 405). */
+int http_method_is(struct mg_connection *c, const char *want);
 
 /* Refuses a request whose length is in doubt, before anything reads its
  * body: more than one Content-Length, one that is not a plain decimal

@@ -1,4 +1,4 @@
-/* gather: the `tasksolver-cli gather` command.
+/* cmd_gather: the `tasksolver-cli gather` command.
  *
  * Starts a set of streaming worker processes, collects --samples numbers
  * from them and reports how many were collected, how many numbers were

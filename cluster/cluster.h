@@ -6,14 +6,32 @@
 #ifndef TS_CLUSTER_H
 #define TS_CLUSTER_H
 
-#include <civetweb.h>
+#include <stddef.h>
 
 #include "cluster_api.h"
-#include "config.h"
 #include "dispatch.h"
+#include "http_routes.h"
 #include "jobs.h"
 #include "join.h"
 #include "registry.h"
+
+/* The server's settings that cluster mode reads (config.h names the
+ * options), filled by the caller; the strings are borrowed. */
+typedef struct cluster_config {
+    const char *join;         /* master URL to announce to; "" for none */
+    const char *name;         /* node name; "": HOSTNAME:PORT */
+    const char *advertise;    /* URL the master calls back; "": derived */
+    const char *address;      /* address listened on, for the derived URL */
+    int slots;                /* operations taken at once, as announced */
+    double announce_interval; /* seconds */
+    int compute_local;        /* compute jobs here while no node is registered */
+    double op_timeout;        /* seconds per operation request */
+    int op_attempts;          /* node failures an operation survives */
+    double forget_after;      /* seconds an unhealthy node stays listed; 0: forever */
+    long max_jobs;            /* jobs kept */
+    int compute_delay_ms;     /* demos and tests: slow down /compute */
+    size_t max_body;          /* largest request body, bytes */
+} cluster_config;
 
 typedef struct cluster {
     registry reg;
@@ -25,7 +43,7 @@ typedef struct cluster {
     int curl_ok, reg_ok, jobs_ok, disp_ok, joined;
 } cluster;
 
-/* Starts the dispatcher, registers the routes on ctx, then, with
+/* Starts the dispatcher, adds the routes to routes, then, with
  * cfg->join, starts announcing (after the routes exist, so the master
  * can call back at once). port is the port actually listened on. token
  * (NULL: none) is this node's --auth-token-file token: a cluster shares
@@ -33,7 +51,7 @@ typedef struct cluster {
  * bodies count against budget (NULL: not counted).
  * Returns 0, or -errno after logging why. Either way, call cluster_stop
  * once the HTTP server has stopped. */
-int cluster_start(cluster *cl, struct mg_context *ctx, const config *cfg, int port,
+int cluster_start(cluster *cl, http_routes *routes, const cluster_config *cfg, int port,
                   const char *token, membudget *budget);
 
 /* Stops what cluster_start started and frees everything. Call after

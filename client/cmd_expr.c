@@ -1,4 +1,4 @@
-/* expr: the `tasksolver-cli expr` subcommand, the seed's client flow for
+/* cmd_expr: the `tasksolver-cli expr` subcommand, the seed's client flow for
  * arithmetic jobs: submit the expression to a master, check once that the
  * job is listed in GET /jobs, poll GET /job/ID every --interval seconds
  * and print the answer (exit 0) or the job's error (exit 1).

@@ -18,6 +18,7 @@
 
 #include "bodywatch.h"
 #include "jsonw.h"
+#include "log.h"
 #include "timefmt.h"
 
 /* Set once by http_set_body_limits before any connection thread runs. */
@@ -186,6 +187,24 @@ int http_read_body(struct mg_connection *c, size_t max, http_body *body)
     return body_hold(body, parse > SIZE_MAX - 2 * b->len ? SIZE_MAX : 2 * b->len + parse);
 }
 
+int http_read_body_or_answer(struct mg_connection *c, size_t max, int reject_status,
+                             http_body *body)
+{
+    int rc = http_read_body(c, max, body);
+    if (rc == 0)
+        return 0;
+    if (rc == -EFBIG)
+        return http_send_error(c, 413, "Connection: close\r\n", NULL,
+                               "request body is larger than the limit of %zu bytes", max);
+    if (rc == -ENOBUFS || rc == -E2BIG) {
+        log_info("request body refused: memory budget (--max-queue-bytes) exhausted");
+        return http_send_over_budget(c, rc, reject_status, body->budget, body->need, 1);
+    }
+    if (rc == -ENOMEM)
+        return http_send_error(c, 503, NULL, NULL, "out of memory reading the request body");
+    return rc == -ETIMEDOUT ? 408 : 400; /* answered 408, or the client is gone */
+}
+
 /* One more than the highest descriptor the process may have open now: the
  * size of its descriptor table (FDSize in /proc/self/status), else the
  * open-file limit. */
@@ -324,6 +343,18 @@ int http_send_error(struct mg_connection *c, int status, const char *extra_heade
         http_send_json(c, status, extra_headers, b.data, b.len);
     buf_destroy(&b);
     return status;
+}
+
+int http_method_is(struct mg_connection *c, const char *want)
+{
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    if (strcmp(ri->request_method, want) == 0)
+        return 1;
+    char allow[64];
+    snprintf(allow, sizeof allow, "Allow: %s\r\n", want);
+    http_send_error(c, 405, allow, NULL, "method %s not allowed on %s; use %s", ri->request_method,
+                    ri->local_uri, want);
+    return 0;
 }
 
 /* Returns why the framing of the request is in doubt (a sentence, in why

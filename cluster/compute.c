@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "jsonscan.h"
-#include "request.h"
+#include "jsonbody.h"
 
 /* Reads member `key` as a number: a JSON number, or a string that holds
  * exactly one number. */
@@ -47,7 +47,7 @@ static int compute_member_num(const char *body, size_t len, const char *key, num
 
 int compute_parse_request(const char *body, size_t len, compute_req *out, char *err, size_t errsz)
 {
-    cJSON *root = request_parse_object(body, len, err, errsz);
+    cJSON *root = jsonbody_parse_object(body, len, err, errsz);
     if (!root)
         return -EINVAL;
     compute_req r;
@@ -116,7 +116,7 @@ int compute_answer_json(buf *b, const compute_req *r, num result)
 
 int compute_parse_answer(const char *body, size_t len, num *out, char *err, size_t errsz)
 {
-    cJSON *root = request_parse_object(body, len, err, errsz);
+    cJSON *root = jsonbody_parse_object(body, len, err, errsz);
     if (!root)
         return -EINVAL;
     cJSON_Delete(root);
@@ -127,7 +127,7 @@ int compute_parse_answer(const char *body, size_t len, num *out, char *err, size
 void compute_parse_error(const char *body, size_t len, char *msg, size_t size)
 {
     char err[COMPUTE_ERR_MAX];
-    cJSON *root = request_parse_object(body, len, err, sizeof err);
+    cJSON *root = jsonbody_parse_object(body, len, err, sizeof err);
     const cJSON *e = root ? cJSON_GetObjectItemCaseSensitive(root, "error") : NULL;
     if (cJSON_IsString(e))
         snprintf(msg, size, "%s", e->valuestring);

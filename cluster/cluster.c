@@ -10,8 +10,8 @@
 
 #include "log.h"
 
-/* Starts the announce thread with the defaults of config.h filled in. */
-static int cluster_join(cluster *cl, const config *cfg, int port, const char *token)
+/* Starts the announce thread with the defaults of cluster_config filled in. */
+static int cluster_join(cluster *cl, const cluster_config *cfg, int port, const char *token)
 {
     char name[REGISTRY_NAME_MAX], url[REGISTRY_URL_MAX];
     if (cfg->name[0]) {
@@ -51,7 +51,7 @@ static int cluster_is_url(const char *s)
     return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
 }
 
-int cluster_start(cluster *cl, struct mg_context *ctx, const config *cfg, int port,
+int cluster_start(cluster *cl, http_routes *routes, const cluster_config *cfg, int port,
                   const char *token, membudget *budget)
 {
     memset(cl, 0, sizeof *cl);
@@ -83,7 +83,8 @@ int cluster_start(cluster *cl, struct mg_context *ctx, const config *cfg, int po
     if ((rc = dispatch_start(&cl->disp, &dc, &cl->jobs, &cl->reg)) < 0)
         goto fail;
     cl->disp_ok = 1;
-    cluster_api_register(&cl->api, ctx, cfg, &cl->jobs, &cl->reg, &cl->disp, budget);
+    cluster_api_register(&cl->api, routes, cfg->max_body, cfg->compute_delay_ms, &cl->jobs,
+                         &cl->reg, &cl->disp, budget);
     if (cfg->join[0])
         return cluster_join(cl, cfg, port, token);
     return 0;

@@ -12,8 +12,8 @@
 
 #include <civetweb.h>
 
-#include "config.h"
 #include "dispatch.h"
+#include "http_routes.h"
 #include "jobs.h"
 #include "membudget.h"
 #include "registry.h"
@@ -22,17 +22,20 @@
 #define CLUSTER_API_LIST 100
 
 typedef struct cluster_api {
-    const config *cfg;
+    size_t max_body;      /* --max-body; cluster bodies are capped lower still */
+    int compute_delay_ms; /* demos and tests: slow down /compute */
     jobs *jobs;
     registry *reg;
     dispatch *disp;
     membudget *budget; /* counts request bodies; NULL: not counted */
 } cluster_api;
 
-/* Fills a and registers its routes on ctx (before the JSON 404 fallback).
- * Request bodies count against budget (NULL: not counted). Everything is
- * borrowed and must outlive the HTTP server. */
-void cluster_api_register(cluster_api *a, struct mg_context *ctx, const config *cfg, jobs *j,
-                          registry *r, dispatch *d, membudget *budget);
+/* Fills a and adds its routes to routes (before the 404 fallback). Bodies
+ * are read up to max_body bytes (at most 1 MiB) and count against budget
+ * (NULL: not counted); /compute answers compute_delay_ms late. Everything
+ * is borrowed and must outlive the HTTP server. */
+void cluster_api_register(cluster_api *a, http_routes *routes, size_t max_body,
+                          int compute_delay_ms, jobs *j, registry *r, dispatch *d,
+                          membudget *budget);
 
 #endif
