@@ -77,11 +77,21 @@ class Client:
     BODY = json.dumps({"type": "python", "file": base64.b64encode(PROGRAM).decode()})
 
     def __init__(self, srv):
+        self.srv = srv
         self.conn = http.client.HTTPConnection(srv.host, srv.port, timeout=60)
 
     def request(self, method, path, body=None):
-        self.conn.request(method, path, body=body)
-        resp = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=body)
+            resp = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closed the connection after --keep-alive-timeout
+            # (5 s): a side can wait that long for its round on a loaded
+            # machine. A client then connects again.
+            self.conn.close()
+            self.conn = http.client.HTTPConnection(self.srv.host, self.srv.port, timeout=60)
+            self.conn.request(method, path, body=body)
+            resp = self.conn.getresponse()
         return resp.status, json.loads(resp.read())
 
     def task(self):

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -46,23 +45,10 @@ static int cluster_join(cluster *cl, const cluster_config *cfg, int port, const 
     return 0;
 }
 
-static int cluster_is_url(const char *s)
-{
-    return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
-}
-
 int cluster_start(cluster *cl, http_routes *routes, const cluster_config *cfg, int port,
                   const char *token, membudget *budget)
 {
     memset(cl, 0, sizeof *cl);
-    if (cfg->join[0] && !cluster_is_url(cfg->join)) {
-        log_error("--join needs a URL like http://MASTER:8080, not '%s'", cfg->join);
-        return -EINVAL;
-    }
-    if (cfg->advertise[0] && !cluster_is_url(cfg->advertise)) {
-        log_error("--advertise needs a URL like http://HOST:PORT, not '%s'", cfg->advertise);
-        return -EINVAL;
-    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log_error("cannot initialise libcurl");
         return -ENOMEM;

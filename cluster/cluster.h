@@ -18,9 +18,9 @@
 /* The server's settings that cluster mode reads (config.h names the
  * options), filled by the caller; the strings are borrowed. */
 typedef struct cluster_config {
-    const char *join;         /* master URL to announce to; "" for none */
+    const char *join;         /* master URL to announce to (url_check); "" for none */
     const char *name;         /* node name; "": HOSTNAME:PORT */
-    const char *advertise;    /* URL the master calls back; "": derived */
+    const char *advertise;    /* URL the master calls back (url_check); "": derived */
     const char *address;      /* address listened on, for the derived URL */
     int slots;                /* operations taken at once, as announced */
     double announce_interval; /* seconds */

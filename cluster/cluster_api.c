@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "compute.h"
@@ -18,6 +17,7 @@
 #include "log.h"
 #include "jsonbody.h"
 #include "timefmt.h"
+#include "url.h"
 
 /* Cluster requests are small: an expression of EXPR_MAX_LEN bytes with
  * JSON escaping fits easily. */
@@ -172,22 +172,11 @@ static int cluster_node_url(struct mg_connection *c, const cJSON *root, char *ur
             snprintf(err, errsz, "field 'url' must be a string like \"http://HOST:PORT\"");
             return -1;
         }
-        const char *s = u->valuestring;
-        size_t n = strlen(s);
-        while (n > 0 && s[n - 1] == '/')
-            n--;
-        int scheme = strncasecmp(s, "http://", 7) == 0    ? 7
-                     : strncasecmp(s, "https://", 8) == 0 ? 8
-                                                          : 0;
-        if (!scheme || n <= (size_t)scheme || n >= size) {
-            snprintf(err, errsz, "field 'url' must be a URL like \"http://HOST:PORT\"");
+        const char *s = u->valuestring, *why;
+        size_t n;
+        if (url_check(s, size, &n, &why) < 0) {
+            snprintf(err, errsz, "field 'url' is %s", why);
             return -1;
-        }
-        for (size_t i = 0; i < n; i++) {
-            if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f) {
-                snprintf(err, errsz, "field 'url' must not contain spaces or control characters");
-                return -1;
-            }
         }
         memcpy(url, s, n);
         url[n] = '\0';

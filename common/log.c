@@ -23,18 +23,6 @@ void log_set_level(enum log_level level)
     atomic_store(&log_level_cur, (int)level);
 }
 
-int log_level_parse(const char *name, enum log_level *out)
-{
-    static const char *const lower[] = {"error", "warn", "info", "debug"};
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(name, lower[i]) == 0) {
-            *out = (enum log_level)i;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
 int log_enabled(enum log_level level)
 {
     return (int)level <= atomic_load(&log_level_cur);

@@ -16,9 +16,6 @@ enum log_level { LOG_NOTICE = -1, LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG
 /* Sets the most verbose level that is printed (default LOG_INFO). */
 void log_set_level(enum log_level level);
 
-/* Parses "error", "warn", "info" or "debug". Returns 0 and sets *out, or -EINVAL. */
-int log_level_parse(const char *name, enum log_level *out);
-
 /* Returns non-zero if messages of `level` are printed. */
 int log_enabled(enum log_level level);
 

@@ -22,6 +22,7 @@
 #     fail SENTENCE  the task could not be started; comes instead of "exit",
 #                    after "pid" when the child failed to set itself up, or
 #                    alone when the request was refused (bad field, no fork)
+#     dropped        the answer to "drop"
 #   client -> server:
 #     part\0FIELDS   the first pieces of a run request (optional)
 #     run\0FIELDS    the last (often the only) piece; the server then starts
@@ -34,6 +35,15 @@
 #                    file system is read-only cannot name them by path)
 #     kill SIG       send SIG to the task's process group (nothing if no task
 #                    runs)
+#     spare          fork the next task's process now (nothing if a task
+#                    runs, a request is under way or one is forked
+#                    already; no reply): it waits, with the server's user,
+#                    in a session of its own, for the next run request,
+#                    which the server hands on to it, so that the fork is
+#                    no part of the task's latency. It shows as a child of
+#                    the server's that is not the task
+#     drop           kill and reap the spare, if any; the server answers
+#                    "dropped" (its pid is free again then)
 #     EOF            the server SIGKILLs the task's group, reaps it and exits
 #   Fields each end with a NUL; the first byte says what it is:
 #     Ddir           the task directory (required); the child's cwd
@@ -50,14 +60,16 @@
 #   A message that breaks these rules (unknown verb, a run request while a
 #   task runs) ends the server, as EOF does.
 #
-# The child: new session; the three fds on 0, 1, 2; the cgroups it was
-# sent; every other fd closed; rlimits; the cgroups named by path; then, if
-# asked, setgroups([]), setresgid, setresuid (in this order: once the uid
-# is gone, the groups can no longer be changed) and dumpable again as after
-# an exec; cwd the task directory, entered as the task's user (a server
-# left with only the capabilities to switch users and to signal its
-# children cannot enter a directory of the task's that is closed to
-# others); signal dispositions and mask as a cold interpreter has them. It then
+# The child (a spare is one forked ahead, which does the first two steps at
+# once and waits for its request): new session, without the server's fds;
+# the three fds on 0, 1, 2; the cgroups it was sent; every other fd closed;
+# rlimits; the cgroups named by path; then, if asked, setgroups([]),
+# setresgid, setresuid (in this order: once the uid is gone, the groups can
+# no longer be changed) and dumpable again as after an exec; cwd the task
+# directory, entered as the task's user (a server left with only the
+# capabilities to switch users and to signal its children cannot enter a
+# directory of the task's that is closed to others); signal dispositions and
+# mask as a cold interpreter has them. It then
 # becomes what `python3 main.py ARGS` in the task directory would be:
 # sys.modules scrubbed back to what a cold start had loaded when its main
 # script began (taken at the top of this file, which is such a script), a
@@ -277,12 +289,19 @@ def _set_signals(cold):
             _signal.signal(sig, want)
 
 
-def _child_setup(req, sock, errr):
-    """The child's system set-up, from the server's user to the task's."""
+def _leave_server(sock, errr):
+    """The first steps of a child of the server's, task or spare: a session
+    of its own, without the server's fds."""
     os.setsid()
+    sock.detach()
+    os.close(3)
+    os.close(errr)
+
+
+def _child_setup(req):
+    """The child's system set-up, from the server's user to the task's."""
     for i, fd in enumerate(req.fds[:3]):
         os.dup2(fd, i)
-    sock.detach()
     for fd in req.fds[3:]:
         try:
             # "0" is the writer, the whole child (it has one thread): also
@@ -290,7 +309,7 @@ def _child_setup(req, sock, errr):
             os.write(fd, b"0")
         except OSError as e:
             raise _oserror("could not join a cgroup", e)
-    for fd in set(req.fds) | {3, errr}:
+    for fd in set(req.fds):
         if fd > 2:
             os.close(fd)
     for name, res, soft, hard in req.limits:
@@ -395,10 +414,10 @@ def _become_main(req):
         if _startup_var(key) and env.get(key) != _start_env.get(key):
             raise _Cold()
 
-    for name in req.extra_modules:
+    for name in _extra[1]:
         sys.modules.pop(name, None)
     cache = sys.path_importer_cache
-    for key in req.extra_importers:
+    for key in _extra[2]:
         cache.pop(key, None)
 
     main = os.fsdecode(req.main)
@@ -484,12 +503,12 @@ def _become_main(req):
     return code, g
 
 
-def _child(req, sock, errr, errw):
-    """Runs in the child of a fork, every signal blocked. Returns the code
-    and globals of the program; a failure is written to errw and ends the
-    child."""
+def _child(req, errw):
+    """Runs in the child of a fork once it has left the server, every
+    signal blocked. Returns the code and globals of the program; a failure
+    is written to errw and ends the child."""
     try:
-        _child_setup(req, sock, errr)
+        _child_setup(req)
         try:
             code = _become_main(req)
         except _Cold:
@@ -552,19 +571,23 @@ class _Task:
 _extra = None
 
 
-def _start(req, sock):
-    """Forks the task. Returns (child's code, globals) in the child, the
-    _Task in the server."""
-    # What the child removes, listed here where it costs no copied pages,
-    # and once: the server imports nothing once it serves, and listing
-    # touches (so, after the last fork, faults in) every page a name is on.
+def _list_extra():
+    """Lists, in the server, what a child removes (_extra)."""
+    # Listed here where it costs no copied pages, and once: the server
+    # imports nothing once it serves, and listing touches (so, after the
+    # last fork, faults in) every page a name is on.
     global _extra
     lengths = (len(sys.modules), len(sys.path_importer_cache))
     if _extra is None or _extra[0] != lengths:
         _extra = (lengths, [n for n in sys.modules if n not in _cold_modules],
                   [k for k in sys.path_importer_cache
                    if k not in _cold_importer_keys or k == _self_file])
-    req.extra_modules, req.extra_importers = _extra[1], _extra[2]
+
+
+def _fork():
+    """Forks a child of the server's with every signal blocked. Returns
+    (pid, errr, errw); raises _Fail."""
+    _list_extra()
     errr, errw = os.pipe()
     old = _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
     try:
@@ -574,11 +597,128 @@ def _start(req, sock):
         os.close(errr)
         os.close(errw)
         raise _oserror("could not fork", e)
+    if pid != 0:
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, old)
+        os.close(errw)
+    return pid, errr, errw
+
+
+def _start(req, sock):
+    """Forks the task. Returns (child's code, globals) in the child, the
+    _Task in the server."""
+    pid, errr, errw = _fork()
     if pid == 0:
-        return _child(req, sock, errr, errw)
-    _signal.pthread_sigmask(_signal.SIG_SETMASK, old)
-    os.close(errw)
+        _leave_server(sock, errr)
+        return _child(req, errw)
     return _Task(pid, os.pidfd_open(pid), errr)
+
+
+# A spare's messages: the request's fds come with the first, and the
+# request's fields follow a byte that says whether more is to come. The
+# size keeps a message well under the socket buffer (208 KiB).
+_SPARE_CHUNK = 1 << 16
+_SPARE_MORE, _SPARE_LAST = b"p", b"r"
+
+
+class _Spare:
+    """The next task's process, forked ahead (the "spare" verb) from the
+    pristine server, with the server's user, in a session of its own, that
+    waits on its own socket for the request and has run nothing of any
+    task's: the fork (the copy of the interpreter's page tables) is then
+    no part of a task's latency."""
+
+    def __init__(self, pid, errr, chan):
+        self.pid, self.errr, self.chan = pid, errr, chan
+        self.pidfd = os.pidfd_open(pid)
+
+    def hand(self, payload, fds):
+        """Gives the spare its task (the request's fields and fds, which
+        remain the caller's). Returns the _Task, or None if the spare is
+        gone (the server then forks the task itself)."""
+        anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                b"".join(f.to_bytes(4, sys.byteorder) for f in fds))]
+        try:
+            off = 0
+            while True:
+                chunk = payload[off:off + _SPARE_CHUNK]
+                off += len(chunk)
+                more = off < len(payload)
+                self.chan.sendmsg([_SPARE_MORE if more else _SPARE_LAST, chunk], anc)
+                anc = []
+                if not more:
+                    break
+        except OSError:
+            self.drop()
+            return None
+        self.chan.close()
+        return _Task(self.pid, self.pidfd, self.errr)
+
+    def drop(self):
+        """Kills and reaps the spare."""
+        try:
+            os.kill(self.pid, _signal.SIGKILL)
+        except OSError:
+            pass
+        os.waitpid(self.pid, 0)
+        os.close(self.pidfd)
+        os.close(self.errr)
+        self.chan.close()
+
+
+def _fork_spare(sock):
+    """Forks a spare. Returns the _Spare in the server (None if it could
+    not fork: the next task is forked as it comes), and (code, globals)
+    in the spare once it has had its task."""
+    try:
+        mine, its = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+    except OSError:
+        return None
+    try:
+        pid, errr, errw = _fork()
+    except _Fail:
+        mine.close()
+        its.close()
+        return None
+    if pid != 0:
+        its.close()
+        return _Spare(pid, errr, mine)
+    mine.close()
+    _leave_server(sock, errr)
+    try:
+        fdsize = _socket.CMSG_SPACE(_MAX_FDS * 4)
+        payload, fds = [], []
+        while True:
+            msg, anc, flags, _ = its.recvmsg(1 << 17, fdsize, _socket.MSG_CMSG_CLOEXEC)
+            if not msg:
+                os._exit(0)  # the server is gone, or dropped us
+            fds += _fds_of(anc)
+            if flags & (_socket.MSG_TRUNC | _socket.MSG_CTRUNC):
+                raise _Fail("bad request: truncated on its way to the spare")
+            payload.append(msg[1:])
+            if msg[:1] == _SPARE_LAST:
+                break
+        its.close()
+        req = _Request(b"".join(payload), fds)
+    except _Fail as e:
+        why = str(e)
+    except BaseException as e:
+        why = "%s: %s" % (type(e).__name__, e)
+    else:
+        return _child(req, errw)
+    try:
+        os.write(errw, why.encode("utf-8", "replace")[:1000])
+    finally:
+        os._exit(127)
+
+
+def _fds_of(anc):
+    """The fds of recvmsg's ancillary data."""
+    got = []
+    for level, kind, data in anc:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            n = len(data) - len(data) % 4
+            got += [int.from_bytes(data[i:i + 4], sys.byteorder) for i in range(0, n, 4)]
+    return got
 
 
 def _serve():
@@ -595,7 +735,7 @@ def _serve():
     poller = select.poll()
     poller.register(3, select.POLLIN)
     fdsize = _socket.CMSG_SPACE(_MAX_FDS * 4)
-    task, payload, fds = None, [], None
+    task, spare, payload, fds = None, None, [], None
     while True:
         for fd, _ in poller.poll():
             if task is not None and fd == task.pidfd:
@@ -604,25 +744,32 @@ def _serve():
                 task = None
                 continue
             msg, anc, flags, _ = sock.recvmsg(1 << 17, fdsize, _socket.MSG_CMSG_CLOEXEC)
-            got = []
-            for level, kind, data in anc:
-                if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                    n = len(data) - len(data) % 4
-                    got += [int.from_bytes(data[i:i + 4], sys.byteorder) for i in range(0, n, 4)]
+            got = _fds_of(anc)
             sep = b"\0" if msg.startswith((b"part\0", b"run\0")) else b" "
             verb, _, rest = msg.partition(sep)
             if not msg or flags & (_socket.MSG_TRUNC | _socket.MSG_CTRUNC) or \
                     (verb in (b"part", b"run") and task is not None) or \
-                    verb not in (b"part", b"run", b"kill"):
+                    verb not in (b"part", b"run", b"kill", b"spare", b"drop"):
                 if task is not None:  # EOF or nonsense: the end
                     _signal_task(task.pid, _signal.SIGKILL)
                     task.reap()
+                if spare is not None:
+                    spare.drop()
                 os._exit(0 if not msg else 2)
-            if verb == b"kill":
+            if verb in (b"kill", b"spare", b"drop"):
                 for f in got:
                     os.close(f)
-                if task is not None and rest.isdigit():
+                if verb == b"kill" and task is not None and rest.isdigit():
                     _signal_task(task.pid, int(rest))
+                if verb == b"spare" and task is None and spare is None and not payload:
+                    spare = _fork_spare(sock)
+                    if isinstance(spare, tuple):
+                        return spare  # in the spare, which has had its task
+                if verb == b"drop":
+                    if spare is not None:
+                        spare.drop()
+                        spare = None
+                    sock.send(b"dropped")
                 continue
             if fds is None:
                 fds = got
@@ -633,7 +780,12 @@ def _serve():
             if verb == b"part":
                 continue
             try:
-                out = _start(_Request(b"".join(payload), fds), sock)
+                whole = b"".join(payload)
+                req, out = _Request(whole, fds), None
+                if spare is not None:
+                    out, spare = spare.hand(whole, fds), None
+                if out is None:
+                    out = _start(req, sock)
             except _Fail as e:
                 out = b"fail " + str(e).encode("utf-8", "replace")
             if isinstance(out, tuple):

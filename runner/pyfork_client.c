@@ -394,10 +394,9 @@ int pyfork_wait(pyfork *pf, int timeout_ms, pyfork_result *r)
     return 1;
 }
 
-int pyfork_kill(pyfork *pf, int sig)
+/* Sends a verb that has no reply. */
+static int send_verb(pyfork *pf, const char *msg)
 {
-    char msg[32];
-    snprintf(msg, sizeof msg, "kill %d", sig);
     ssize_t n;
     do
         n = send(pf->sock, msg, strlen(msg), MSG_NOSIGNAL);
@@ -405,6 +404,35 @@ int pyfork_kill(pyfork *pf, int sig)
     if (n < 0)
         return errno == ECONNRESET || errno == ENOTCONN || errno == EPIPE ? -EPIPE : -errno;
     return 0;
+}
+
+int pyfork_prefork(pyfork *pf)
+{
+    return pf->busy ? -EBUSY : send_verb(pf, "spare");
+}
+
+int pyfork_drop_spare(pyfork *pf)
+{
+    if (pf->busy)
+        return -EBUSY;
+    int rc = send_verb(pf, "drop");
+    if (rc == 0)
+        rc = wait_readable(pf->sock, -1, PYFORK_REPLY_MS);
+    if (rc == 0)
+        return -ETIMEDOUT;
+    char msg[64];
+    if (rc > 0)
+        rc = read_reply(pf, msg, sizeof msg);
+    if (rc < 0)
+        return rc;
+    return strcmp(msg, "dropped") == 0 ? 0 : -EPROTO;
+}
+
+int pyfork_kill(pyfork *pf, int sig)
+{
+    char msg[32];
+    snprintf(msg, sizeof msg, "kill %d", sig);
+    return send_verb(pf, msg);
 }
 
 void pyfork_free(pyfork *pf)

@@ -24,6 +24,12 @@
  *                          piece carries stdin, stdout, stderr (SCM_RIGHTS),
  *                          then the cgroup.procs files the child joins
  *     kill SIG             signal the task's process group
+ *     spare                fork the next task's process ahead, idle until
+ *                          the next run request (no reply; nothing while a
+ *                          task runs or when one is forked already). It is
+ *                          a child of the server's that is not the task
+ *     drop                 kill and reap the spare, if any; answered by
+ *                          "dropped"
  *     EOF                  the server SIGKILLs the task's group, reaps it,
  *                          and exits
  *   Each field ends with a NUL and starts with a tag: Ddir, Mmain,
@@ -145,6 +151,20 @@ int pyfork_run(pyfork *pf, const pyfork_task *t, pid_t *pid);
  * still running, -EINVAL if no task was started, -EPIPE if the server is
  * gone (the task with it) or -EPROTO if it said something unexpected. */
 int pyfork_wait(pyfork *pf, int timeout_ms, pyfork_result *r);
+
+/* Asks the server to fork the next task's process now, while no task
+ * runs, so that the next pyfork_run does not wait for the fork (most of a
+ * trivial task's time in the server). Does not wait for the fork. Until
+ * that task, the spare is a child of the server's, with the server's
+ * user, that has run nothing of a task's. Returns 0, -EBUSY while a task
+ * runs, or -EPIPE if the server is gone. */
+int pyfork_prefork(pyfork *pf);
+
+/* Has the server kill and reap its spare (pyfork_prefork), if any, and
+ * waits until it has: its pid is then free again. Returns 0, -EBUSY while
+ * a task runs, -EPIPE if the server is gone, -ETIMEDOUT if it did not
+ * answer or -EPROTO if it said something else. */
+int pyfork_drop_spare(pyfork *pf);
 
 /* Sends sig to the running task's process group. Returns 0 (also when
  * the task has just ended) or -EPIPE if the server is gone. */

@@ -434,8 +434,31 @@ static void supervise_warm(tsexec_cell *c, pid_t main_pid, int *st, struct rusag
     }
 }
 
+/* The parent of pid in the cell, from its /proc; -1 if it is gone. */
+static pid_t parent_of(const tsexec_cell *c, long pid)
+{
+    char path[32], buf[512];
+    snprintf(path, sizeof path, "%ld/stat", pid);
+    int fd = openat(c->proc, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    /* "PID (COMM) STATE PPID ...": COMM may hold anything, ')' too. */
+    char *end = strrchr(buf, ')');
+    char state;
+    long ppid;
+    if (!end || sscanf(end + 1, " %c %ld", &state, &ppid) != 2)
+        return -1;
+    return (pid_t)ppid;
+}
+
 /* 1 if the cell has a process that is neither init nor the fork server
- * (zombies included: init reaps its own, the server its task). */
+ * nor its spare (zombies included: init reaps its own, the server its
+ * task). */
 static int others_left(const tsexec_cell *c)
 {
     char buf[4096];
@@ -450,7 +473,8 @@ static int others_left(const tsexec_cell *c)
             long pid = strtol(de->d_name, &end, 10);
             if (*end || end == de->d_name)
                 continue;
-            if (pid != 1 && pid != c->py.pid)
+            if (pid != 1 && pid != c->py.pid &&
+                !(c->py.spare && tsexec_pyhost_is_spare(&c->py, parent_of(c, pid))))
                 return 1;
         }
     }
@@ -689,6 +713,10 @@ static void run_one(tsexec_cell *c, request *rq)
     } else if (pipe2(rp, O_CLOEXEC) < 0) {
         snprintf(report, sizeof report, "fail pipe: %s\n", strerror(errno));
     } else {
+        /* Cold, the task is pid 2 as after any cleanup: not the spare's. */
+        if (c->py.spare && tsexec_pyhost_drop_spare(&c->py) == 0 &&
+            pwrite(c->last_pid, "1", 1, 0) < 0)
+            die(c, "ns_last_pid: cannot be written");
         tsexec_task t = {
             .dir = c->fs->dir,
             .path = rq->path,
@@ -748,6 +776,12 @@ static void run_one(tsexec_cell *c, request *rq)
         snprintf(why, sizeof why, "cleanup: %s", step);
         die(c, why);
     }
+    /* Forked now, the spare is what a fork for the next task would be; a
+     * server that is gone is replaced by the next python task. After a
+     * python task only: the next one is likely one too, and others drop
+     * the spare (a wasted fork). */
+    if (warm)
+        tsexec_pyhost_prefork(&c->py);
 }
 
 void tsexec_cell_serve(tsexec_cell *c)

@@ -35,6 +35,7 @@ static void forget(tsexec_pyhost *h)
     pyfork_free(h->pf); /* adopted: only closes the socket */
     h->pf = NULL;
     h->pid = 0;
+    h->spare = 0;
     free(h->path);
     free(h->argv0);
     h->path = h->argv0 = NULL;
@@ -228,6 +229,9 @@ int tsexec_pyhost_start(tsexec_pyhost *h, const char *path, const char *argv0, c
     why[0] = '\0';
     if (h->pid > 0 && strcmp(h->path, path) == 0 && strcmp(h->argv0, argv0) == 0)
         return 0;
+    /* Reaped by the server, the spare leaves pid 2 free for the task the
+     * new server forks (killed with it, it would exit on its own time). */
+    tsexec_pyhost_drop_spare(h);
     tsexec_pyhost_stop(h);
     if (h->script < 0) {
         if (!h->script_errno)
@@ -253,8 +257,10 @@ int tsexec_pyhost_run(tsexec_pyhost *h, const pyfork_task *t, pid_t *pid, char *
         return -ESRCH;
     }
     int rc = pyfork_run(h->pf, t, pid);
-    if (rc == 0 && *pid > 0)
+    if (rc == 0 && *pid > 0) {
+        h->spare = 0; /* the task took it, or a new fork */
         return 0;
+    }
     if (rc == 0) {
         pyfork_result r;
         pyfork_wait(h->pf, 0, &r); /* the refusal, at once */
@@ -271,6 +277,34 @@ int tsexec_pyhost_run(tsexec_pyhost *h, const pyfork_task *t, pid_t *pid, char *
                               : "broke its protocol");
     tsexec_pyhost_stop(h);
     return rc;
+}
+
+int tsexec_pyhost_prefork(tsexec_pyhost *h)
+{
+    if (h->pid <= 0)
+        return -ESRCH;
+    int rc = pyfork_prefork(h->pf);
+    if (rc == 0)
+        h->spare = 1;
+    return rc;
+}
+
+int tsexec_pyhost_drop_spare(tsexec_pyhost *h)
+{
+    if (h->pid <= 0 || !h->spare)
+        return 0;
+    h->spare = 0;
+    int rc = pyfork_drop_spare(h->pf);
+    if (rc < 0)
+        tsexec_pyhost_stop(h);
+    return rc;
+}
+
+int tsexec_pyhost_is_spare(const tsexec_pyhost *h, pid_t ppid)
+{
+    /* Tasks are never children of the server's but the one it reaps
+     * before it reports the task's end. */
+    return h->pid > 0 && h->spare && ppid == h->pid;
 }
 
 int tsexec_pyhost_fd(const tsexec_pyhost *h)

@@ -19,7 +19,12 @@
  *     it before the file system is set up (as root, so a build under a
  *     0700 home works too) and python reads it as /proc/self/fd/4;
  *   - each child joins the task's cgroups through init's open cgroup.procs
- *     files, takes the task's rlimits and user, and then runs the task.
+ *     files, takes the task's rlimits and user, and then runs the task;
+ *   - once a task is over and the cell clean (the PID counter back at 1),
+ *     the server forks the next task's process ahead (a spare), which
+ *     waits, root and outside the task's cgroups, for the next python
+ *     task: the fork is then no part of its latency, and the task is still
+ *     pid 2. The cleanup spares it as it spares the server.
  *
  * A server that cannot start (Python 3.8 or older, an interpreter that
  * fails to run the script) is not tried again for a while: python tasks
@@ -50,6 +55,7 @@ typedef struct tsexec_pyhost {
     char *argv0;
     int64_t retry_us; /* after a failed start: no new one before (monotonic) */
     long pid_max;     /* the kernel's, read at the first start; 0 before */
+    int spare;        /* 1: a spare was asked for and no task took it yet */
 } tsexec_pyhost;
 
 /* After a failed start, python tasks start cold this long (seconds)
@@ -60,7 +66,7 @@ typedef struct tsexec_pyhost {
 /* Initialiser: no server yet. */
 #define TSEXEC_PYHOST_NONE                                                                         \
     .script = -1, .script_errno = 0, .null = -1, .last_pid = -1, .pid = 0, .pf = NULL,             \
-    .path = NULL, .argv0 = NULL, .retry_us = 0, .pid_max = 0
+    .path = NULL, .argv0 = NULL, .retry_us = 0, .pid_max = 0, .spare = 0
 
 /* 1 while a fork server runs: init must then spare it when it kills what
  * a task left. */
@@ -92,6 +98,23 @@ int tsexec_pyhost_fd(const tsexec_pyhost *h);
  * protocol: it has then been stopped and reaped, so that its child, if it
  * still runs, is an orphan of init's. */
 int tsexec_pyhost_wait(tsexec_pyhost *h, pyfork_result *r);
+
+/* Asks the running server (if any) to fork the next task's process now,
+ * for the next tsexec_pyhost_run to take; call it once the cell is clean
+ * and its PID counter reset, so that the spare is what a task forked then
+ * would be. Does not wait. Returns 0 or -errno (no server, or it is gone:
+ * the next task is then started as if no spare had been asked for). */
+int tsexec_pyhost_prefork(tsexec_pyhost *h);
+
+/* Has the server drop the spare asked for (if any), and waits until its
+ * pid is free: a task started otherwise is then the process the cell's
+ * next fork makes. Returns 0 or -errno (the server was gone or did not
+ * answer: it has then been stopped). */
+int tsexec_pyhost_drop_spare(tsexec_pyhost *h);
+
+/* 1 if a process of the cell whose parent is ppid may be the server's
+ * spare (which the cleanup must leave alone: it is no task's), else 0. */
+int tsexec_pyhost_is_spare(const tsexec_pyhost *h, pid_t ppid);
 
 /* Init reaped pid: returns 1 if that was the server (which is then
  * forgotten), 0 otherwise. */

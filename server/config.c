@@ -10,24 +10,55 @@
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
 #include "membudget.h"
+#include "shsplit.h"
+#include "url.h"
 
 /* OPT_BOOL: an int set to 0 or 1 from yes/no, true/false, on/off, 1/0. On
  * the command line a row whose meta is "" is a flag (--flag means yes,
  * --flag=no); one with a meta takes the word as its argument (--sandbox off).
  * OPT_MEMORY: a size_t like OPT_SIZE, or "auto" for the share of this
- * machine's memory that membudget_default_max gives. */
-enum opt_type { OPT_INT, OPT_LONG, OPT_SIZE, OPT_MEMORY, OPT_SECONDS, OPT_STR, OPT_BOOL };
+ * machine's memory that membudget_default_max gives.
+ * OPT_WORD, OPT_ENUM, OPT_INTSET: one of the words of the row's meta
+ * ("a|b|c"), matched exactly (case included, as before); kept as the
+ * word (a char *), as its index (an int), or as the number it spells (an
+ * int). --help shows the words as they are checked.
+ * OPT_URL: a char *, "" (none) or a node's base URL as url_check has it,
+ * so that a node that can never be reached is refused at start-up.
+ * OPT_COMMAND: a char *, "" (none) or a command line shsplit splits into
+ * a program and its arguments. */
+enum opt_type {
+    OPT_INT,
+    OPT_LONG,
+    OPT_SIZE,
+    OPT_MEMORY,
+    OPT_SECONDS,
+    OPT_STR,
+    OPT_BOOL,
+    OPT_WORD,
+    OPT_ENUM,
+    OPT_INTSET,
+    OPT_URL,
+    OPT_COMMAND
+};
 
 struct opt {
     const char *name;
     enum opt_type type;
     size_t offset;
     const char *def;  /* default, as text; parsed like user input */
-    const char *meta; /* placeholder in --help */
+    const char *meta; /* placeholder in --help; the words of a word row */
     const char *help;
     double min, max; /* numeric bounds */
 };
+
+/* --log-level's words are indexed in the order of log.h's levels. */
+_Static_assert(LOG_ERROR == 0 && LOG_WARN == 1 && LOG_INFO == 2 && LOG_DEBUG == 3,
+               "log-level's words follow enum log_level");
+
+/* Room for the end of "'VALUE' is ...": the longest is a list of words. */
+#define WHY_MAX 256
 
 #define F(field) offsetof(config, field)
 
@@ -56,9 +87,9 @@ static const struct opt opts[] = {
      "memory for waiting tasks and request bodies being read; more are refused (auto: a "
      "quarter of RAM, at most 1G; 0: unbounded)",
      0, 1e15},
-    {"reject-status", OPT_INT, F(reject_status), "429", "CODE",
-     "status for a refused create_task: 429 (with Retry-After) or 403", 403, 429},
-    {"calc-command", OPT_STR, F(calc_command), "", "'PROGRAM ARGS'",
+    {"reject-status", OPT_INTSET, F(reject_status), "429", "429|403",
+     "status for a refused create_task: 429 (with Retry-After) or 403", 0, 0},
+    {"calc-command", OPT_COMMAND, F(calc_command), "", "'PROGRAM ARGS'",
      "serve the calculation API (POST / {\"data\": N}, GET /?request_id=ID) by running "
      "PROGRAM ARGS N",
      0, 0},
@@ -84,11 +115,11 @@ static const struct opt opts[] = {
      3600},
     {"shutdown-grace", OPT_SECONDS, F(shutdown_grace), "10", "SECONDS",
      "on SIGTERM, time running tasks get to finish before they are killed", 0, 3600},
-    {"join", OPT_STR, F(join), "", "URL",
+    {"join", OPT_URL, F(join), "", "URL",
      "announce this node to the master at URL (e.g. http://10.0.0.1:8080)", 0, 0},
     {"name", OPT_STR, F(name), "", "NAME", "node name given to the master (default HOST:PORT)", 0,
      0},
-    {"advertise", OPT_STR, F(advertise), "", "URL",
+    {"advertise", OPT_URL, F(advertise), "", "URL",
      "URL the master calls this node on (default http://ADDRESS:PORT)", 0, 0},
     {"slots", OPT_INT, F(slots), "1", "N", "operations this node takes at once (announced)", 1,
      1024},
@@ -108,11 +139,12 @@ static const struct opt opts[] = {
      "for demos and tests: delay every /compute answer by MS milliseconds", 0, 600000},
     {"data-dir", OPT_STR, F(data_dir), "", "DIR",
      "keep tasks in a journal in DIR, so they survive a restart (default: memory only)", 0, 0},
-    {"on-restart", OPT_STR, F(on_restart), "requeue", "MODE",
+    {"on-restart", OPT_WORD, F(on_restart), "requeue", "requeue|fail",
      "tasks the journal shows running at start-up: requeue (run again) or fail", 0, 0},
-    {"data-sync", OPT_STR, F(data_sync), "full", "MODE",
+    {"data-sync", OPT_WORD, F(data_sync), "full", "full|normal",
      "journal commits: full (fsync, survives power loss) or normal (survives a crash)", 0, 0},
-    {"log-level", OPT_STR, F(log_level), "info", "LEVEL", "error, warn, info or debug", 0, 0},
+    {"log-level", OPT_ENUM, F(log_level), "info", "error|warn|info|debug",
+     "the most detailed messages logged (info: a line per finished task)", 0, 0},
     {"auth-token-file", OPT_STR, F(auth_token_file), "", "FILE",
      "require 'Authorization: Bearer TOKEN' on every request, TOKEN read from FILE", 0, 0},
     {"sandbox", OPT_BOOL, F(sandbox), "on", "on|off",
@@ -173,20 +205,129 @@ static int parse_size(const char *s, double *out)
     return 0;
 }
 
-/* Sets one option from text. Returns 0, or -EINVAL with *why set. */
-static int opt_set(config *c, const struct opt *o, const char *val, const char **why)
+/* Returns the index of val among the words of meta ("a|b|c"), or -1. */
+static int meta_word(const char *meta, const char *val)
+{
+    size_t n = strlen(val);
+    int i = 0;
+    for (const char *w = meta;; i++) {
+        size_t wl = strcspn(w, "|");
+        if (wl == n && strncmp(w, val, n) == 0)
+            return i;
+        if (!w[wl])
+            return -1;
+        w += wl + 1;
+    }
+}
+
+/* Writes the words of meta as the end of "not a, b or c". */
+static void meta_words_list(const char *meta, char *out, size_t outsz)
+{
+    const char *last = strrchr(meta, '|');
+    size_t len = 0;
+    out[0] = '\0';
+    for (const char *w = meta; len < outsz;) {
+        size_t wl = strcspn(w, "|");
+        len += (size_t)snprintf(out + len, outsz - len, "%s%.*s",
+                                w == meta       ? ""
+                                : w == last + 1 ? " or "
+                                                : ", ",
+                                (int)wl, w);
+        if (!w[wl])
+            break;
+        w += wl + 1;
+    }
+}
+
+/* Writes a bound as the user would type it: whole numbers without an
+ * exponent (1e12 is a byte count people read as 1000000000000). */
+static void bound_str(double v, char *out, size_t outsz)
+{
+    if (v == floor(v) && fabs(v) < 1e18)
+        snprintf(out, outsz, "%.0f", v);
+    else
+        snprintf(out, outsz, "%g", v);
+}
+
+/* Whether a row's field is a char * (owned by the config). */
+static int opt_is_text(const struct opt *o)
+{
+    return o->type == OPT_STR || o->type == OPT_WORD || o->type == OPT_URL ||
+           o->type == OPT_COMMAND;
+}
+
+/* Sets a field of a row kept as text to a copy of s. */
+static int opt_set_str(char *field, const char *s, char *why, size_t whysz)
+{
+    char *dup = strdup(s);
+    if (!dup) {
+        snprintf(why, whysz, "out of memory");
+        return -ENOMEM;
+    }
+    free(*(char **)field);
+    *(char **)field = dup;
+    return 0;
+}
+
+/* Refuses a value that is none of the words of o. Returns -EINVAL. */
+static int opt_not_a_word(const struct opt *o, char *why, size_t whysz)
+{
+    char list[256];
+    meta_words_list(o->meta, list, sizeof list);
+    snprintf(why, whysz, "not %s", list);
+    return -EINVAL;
+}
+
+/* Checks the value of a row kept as text. Returns 0, or -EINVAL / -ENOMEM
+ * with why as opt_set has it. */
+static int opt_check_text(const struct opt *o, const char *val, char *why, size_t whysz)
+{
+    const char *bad = NULL;
+    int rc = 0;
+    switch (o->type) {
+    case OPT_WORD:
+        return meta_word(o->meta, val) < 0 ? opt_not_a_word(o, why, whysz) : 0;
+    case OPT_URL:
+        if (val[0] && url_check(val, 0, NULL, &bad) < 0) {
+            snprintf(why, whysz, "%s", bad);
+            return -EINVAL;
+        }
+        return 0;
+    case OPT_COMMAND:
+        if (val[0]) {
+            char **argv = NULL;
+            int argc = 0;
+            rc = shsplit(val, strlen(val), &argv, &argc, &bad);
+            shsplit_free(argv);
+            if (rc == 0 && argc == 0) {
+                rc = -EINVAL;
+                bad = "no program";
+            }
+        }
+        if (rc < 0)
+            snprintf(why, whysz, rc == -ENOMEM ? "%s" : "not a command line (%s)", bad);
+        return rc;
+    default:
+        return 0;
+    }
+}
+
+/* Sets one option from text. Returns 0, or -EINVAL / -ENOMEM with why
+ * completing "'VALUE' is ..." (what is allowed instead). */
+static int opt_set(config *c, const struct opt *o, const char *val, char *why, size_t whysz)
 {
     char *field = (char *)c + o->offset;
     double v = 0;
     char *end;
-    if (o->type == OPT_STR) {
-        char *dup = strdup(val);
-        if (!dup) {
-            *why = "out of memory";
-            return -ENOMEM;
-        }
-        free(*(char **)field);
-        *(char **)field = dup;
+    if (opt_is_text(o)) {
+        int rc = opt_check_text(o, val, why, whysz);
+        return rc < 0 ? rc : opt_set_str(field, val, why, whysz);
+    }
+    if (o->type == OPT_ENUM || o->type == OPT_INTSET) {
+        int i = meta_word(o->meta, val);
+        if (i < 0)
+            return opt_not_a_word(o, why, whysz);
+        *(int *)field = o->type == OPT_ENUM ? i : atoi(val);
         return 0;
     }
     if (o->type == OPT_BOOL) {
@@ -198,7 +339,7 @@ static int opt_set(config *c, const struct opt *o, const char *val, const char *
                 return 0;
             }
         }
-        *why = "not yes or no";
+        snprintf(why, whysz, "not yes or no (nor on/off, true/false, 1/0)");
         return -EINVAL;
     }
     if (o->type == OPT_MEMORY && strcasecmp(val, "auto") == 0) {
@@ -215,7 +356,10 @@ static int opt_set(config *c, const struct opt *o, const char *val, const char *
             goto fail_number;
     }
     if (v < o->min || v > o->max) {
-        *why = "out of range";
+        char lo[32], hi[32];
+        bound_str(o->min, lo, sizeof lo);
+        bound_str(o->max, hi, sizeof hi);
+        snprintf(why, whysz, "out of range (%s to %s)", lo, hi);
         return -EINVAL;
     }
     /* clang-format off */
@@ -226,25 +370,41 @@ static int opt_set(config *c, const struct opt *o, const char *val, const char *
     case OPT_MEMORY: *(size_t *)field = (size_t)v; break;
     case OPT_SECONDS: *(double *)field = v; break;
     case OPT_STR:
-    case OPT_BOOL: break;
+    case OPT_BOOL:
+    case OPT_WORD:
+    case OPT_ENUM:
+    case OPT_INTSET:
+    case OPT_URL:
+    case OPT_COMMAND: break;
     }
     /* clang-format on */
     return 0;
 
 fail_number:
-    *why = o->type == OPT_MEMORY    ? "not a byte count (e.g. 1048576 or 1M) or auto"
-           : o->type == OPT_SIZE    ? "not a byte count (e.g. 1048576 or 1M)"
-           : o->type == OPT_SECONDS ? "not a number of seconds"
-                                    : "not an integer";
+    snprintf(why, whysz, "%s",
+             o->type == OPT_MEMORY    ? "not a byte count (e.g. 1048576 or 1M) or auto"
+             : o->type == OPT_SIZE    ? "not a byte count (e.g. 1048576 or 1M)"
+             : o->type == OPT_SECONDS ? "not a number of seconds"
+                                      : "not an integer");
     return -EINVAL;
+}
+
+int config_set(config *c, const char *name, const char *val, char *why, size_t whysz)
+{
+    const struct opt *o = opt_find(name);
+    if (!o) {
+        snprintf(why, whysz, "unknown setting");
+        return -ENOENT;
+    }
+    return opt_set(c, o, val, why, whysz);
 }
 
 int config_init(config *c)
 {
     memset(c, 0, sizeof *c);
     for (size_t i = 0; i < N_OPTS; i++) {
-        const char *why;
-        if (opt_set(c, &opts[i], opts[i].def, &why) < 0) {
+        char why[WHY_MAX];
+        if (opt_set(c, &opts[i], opts[i].def, why, sizeof why) < 0) {
             config_destroy(c);
             return -ENOMEM;
         }
@@ -255,13 +415,21 @@ int config_init(config *c)
 void config_destroy(config *c)
 {
     for (size_t i = 0; i < N_OPTS; i++)
-        if (opts[i].type == OPT_STR) {
+        if (opt_is_text(&opts[i])) {
             char **p = (char **)((char *)c + opts[i].offset);
             free(*p);
             *p = NULL;
         }
     free(c->config_file);
     c->config_file = NULL;
+}
+
+void config_check(const config *c)
+{
+    if (c->max_queue_bytes && c->max_body > c->max_queue_bytes / 3)
+        log_warn("--max-body %zu is more than a third of --max-queue-bytes %zu: a body takes "
+                 "three times its size while it is read, so bodies over %zu bytes are refused",
+                 c->max_body, c->max_queue_bytes, c->max_queue_bytes / 3);
 }
 
 static char *trim(char *s)
@@ -300,16 +468,15 @@ int config_load_file(config *c, const char *path)
         }
         *eq = '\0';
         char *key = trim(s), *val = trim(eq + 1);
-        const struct opt *o = opt_find(key);
-        const char *why = NULL;
-        if (!o) {
+        char why[WHY_MAX];
+        rc = config_set(c, key, val, why, sizeof why);
+        if (rc == -ENOENT) {
             fprintf(stderr, "tasksolver: %s:%d: unknown setting '%s'\n", path, lineno, key);
             rc = -EINVAL;
             break;
         }
-        if (opt_set(c, o, val, &why) < 0) {
+        if (rc < 0) {
             fprintf(stderr, "tasksolver: %s:%d: %s: '%s' is %s\n", path, lineno, key, val, why);
-            rc = -EINVAL;
             break;
         }
     }
@@ -323,12 +490,12 @@ void config_usage(FILE *f)
                "Runs programs sent over HTTP on a fixed pool of worker threads.\n\n"
                "options:\n");
     for (size_t i = 0; i < N_OPTS; i++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].meta[0] ? " " : "",
-                 opts[i].meta);
-        fprintf(f, "  %-26s %s", left, opts[i].help);
-        if (opts[i].def[0])
-            fprintf(f, " [%s]", opts[i].def);
+        const struct opt *o = &opts[i];
+        char left[160];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->meta[0] ? " " : "", o->meta);
+        fprintf(f, "  %-26s %s", left, o->help);
+        if (o->def[0])
+            fprintf(f, " [%s]", o->def);
         fputc('\n', f);
     }
     fprintf(f, "  %-26s %s\n", "--config FILE", "read settings from FILE (key = value lines)");
@@ -367,7 +534,9 @@ int config_parse_args(config *c, int argc, char **argv)
     lo[N_OPTS + 1] = (struct option){"help", no_argument, NULL, 'h'};
     lo[N_OPTS + 2] = (struct option){"version", no_argument, NULL, 'V'};
     lo[N_OPTS + 3] = (struct option){NULL, 0, NULL, 0};
-    optind = 1;
+    /* 0, not 1: glibc then also resets its state within a word, so a
+     * second parse (the unit tests) starts clean. */
+    optind = 0;
     opterr = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, ":hV", lo, NULL)) != -1) {
@@ -388,9 +557,9 @@ int config_parse_args(config *c, int argc, char **argv)
             goto fail_usage;
         }
         const struct opt *o = &opts[ch - 256];
-        const char *why;
+        char why[WHY_MAX];
         const char *val = optarg ? optarg : "yes"; /* a bare boolean flag */
-        if (opt_set(c, o, val, &why) < 0) {
+        if (opt_set(c, o, val, why, sizeof why) < 0) {
             fprintf(stderr, "tasksolver: --%s: '%s' is %s\n", o->name, val, why);
             goto fail_usage;
         }

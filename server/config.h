@@ -39,9 +39,9 @@ typedef struct config {
     /* bytes of waiting tasks and bodies being read; 0: unbounded */
     size_t max_queue_bytes;
     /* cluster: arithmetic jobs, worker nodes */
-    char *join;               /* master URL to announce to; "" for none */
+    char *join;               /* master URL to announce to (url_check); "" for none */
     char *name;               /* node name; "": HOSTNAME:PORT */
-    char *advertise;          /* URL the master calls back; "": derived */
+    char *advertise;          /* URL the master calls back (url_check); "": derived */
     int slots;                /* operations taken at once, as announced */
     double announce_interval; /* seconds */
     int compute_local;        /* compute jobs here while no node is registered */
@@ -55,7 +55,7 @@ typedef struct config {
     char *on_restart; /* "requeue" or "fail": tasks found RUNNING at start-up */
     char *data_sync;  /* "full" (fsync each commit) or "normal" */
     /* misc */
-    char *log_level;
+    int log_level;         /* enum log_level (log.h) */
     char *auth_token_file; /* empty: no authentication */
     /* task sandbox (runner/sandbox.h) */
     int sandbox;        /* 0: tasks run unconfined (development) */
@@ -82,6 +82,19 @@ void config_destroy(config *c);
  * first if given. Returns 0 to go on, 1 if --help or --version was printed
  * (exit 0), or 2 after printing a usage error to stderr (exit 2). */
 int config_parse_args(config *c, int argc, char **argv);
+
+/* Sets the option called name (the long option without dashes) from the
+ * text val, checked by its row: range, words, URL form. Returns 0;
+ * -ENOENT for no such option; -EINVAL when val is not allowed, then why
+ * (whysz bytes) completes "'VAL' is ..." with what is allowed instead; or
+ * -ENOMEM. c keeps its previous value on error. */
+int config_set(config *c, const char *name, const char *val, char *why, size_t whysz);
+
+/* The rules between options, applied once all of them are set (each
+ * alone is checked as it is set). None refuses a combination today;
+ * settings that work together otherwise than one would expect are logged
+ * with log_warn, so call it after log_set_level. */
+void config_check(const config *c);
 
 /* Loads a config file on top of c. Returns 0, or -errno / -EINVAL after
  * logging the offending line to stderr. */

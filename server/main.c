@@ -237,28 +237,8 @@ int main(int argc, char **argv)
         config_destroy(&cfg);
         return rc == 1 ? 0 : 2;
     }
-    enum log_level lvl;
-    if (log_level_parse(cfg.log_level, &lvl) < 0) {
-        fprintf(stderr, "tasksolver: --log-level must be error, warn, info or debug\n");
-        config_usage(stderr);
-        config_destroy(&cfg);
-        return 2;
-    }
-    log_set_level(lvl);
-    if (cfg.reject_status != 403 && cfg.reject_status != 429) {
-        fprintf(stderr, "tasksolver: --reject-status must be 403 or 429\n");
-        config_usage(stderr);
-        config_destroy(&cfg);
-        return 2;
-    }
-    if ((strcmp(cfg.on_restart, "requeue") && strcmp(cfg.on_restart, "fail")) ||
-        (strcmp(cfg.data_sync, "full") && strcmp(cfg.data_sync, "normal"))) {
-        fprintf(stderr, "tasksolver: --on-restart must be requeue or fail, "
-                        "--data-sync full or normal\n");
-        config_usage(stderr);
-        config_destroy(&cfg);
-        return 2;
-    }
+    log_set_level((enum log_level)cfg.log_level);
+    config_check(&cfg);
 
     int exit_code = 1;
     workdir wd;
@@ -285,10 +265,6 @@ int main(int argc, char **argv)
     mg_init_library(0);
     membudget mb;
     membudget_init(&mb, cfg.max_queue_bytes);
-    if (cfg.max_queue_bytes && cfg.max_body > cfg.max_queue_bytes / 3)
-        log_warn("--max-body %zu is more than a third of --max-queue-bytes %zu: a body takes "
-                 "three times its size while it is read, so bodies over %zu bytes are refused",
-                 cfg.max_body, cfg.max_queue_bytes, cfg.max_queue_bytes / 3);
     tasks tk;
     tasks_restored jn;
     if (open_tasks(&tk, &cfg, &mb, &jn) < 0)
@@ -310,11 +286,7 @@ int main(int argc, char **argv)
     };
     rc = pool_start(&p, &pc, &tk);
     if (rc < 0) {
-        if (rc == -EINVAL && pc.calc_command)
-            fprintf(stderr, "tasksolver: --calc-command '%s' is not a command line\n",
-                    pc.calc_command);
-        else
-            fprintf(stderr, "tasksolver: cannot start workers: %s\n", strerror(-rc));
+        fprintf(stderr, "tasksolver: cannot start workers: %s\n", strerror(-rc));
         goto fail_pool;
     }
     auth au = {NULL, 0};

@@ -241,7 +241,7 @@ int reach_check(reach *r, const sandbox *sb, const config *c, char *err, size_t 
     const char *split_err = NULL;
     if (c->calc_command[0] &&
         shsplit(c->calc_command, strlen(c->calc_command), &calc, &calc_argc, &split_err) < 0)
-        return 0; /* the pool says why it is not a command line */
+        return 0; /* refused by the option table, or out of memory: the pool fails then */
     check ck[MAX_CHECKS];
     ck[n++] = (check){NEED_DIR, NULL, 0};
     int py = n;

@@ -14,6 +14,11 @@
  *   {"op": "cold", "python": P, "dir": D, "main": M, "args": [...],
  *    "env": [...], "stdin": PATH}
  *       -> the result, `P M ARGS` started with runner_run
+ *   {"op": "prefork"}
+ *       -> {"ok": true} once the fork server was asked to fork the next
+ *          task's process ahead (pyfork_prefork), or {"ok": false, ...}
+ *   {"op": "drop"}
+ *       -> {"ok": true} once the spare, if any, is gone (pyfork_drop_spare)
  *   {"op": "stop"}
  *       -> {"ok": true}: the fork server is freed (EOF, reaped)
  * A result: {"pid", "started", "why", "exited", "code", "signal",
@@ -315,6 +320,14 @@ int main(void)
             out = do_run(pf, cmd);
         } else if (op && strcmp(op, "cold") == 0) {
             out = do_cold(cmd);
+        } else if (op && (strcmp(op, "prefork") == 0 || strcmp(op, "drop") == 0)) {
+            int rc = !pf                       ? -ESRCH
+                     : strcmp(op, "drop") == 0 ? pyfork_drop_spare(pf)
+                                               : pyfork_prefork(pf);
+            out = cJSON_CreateObject();
+            cJSON_AddBoolToObject(out, "ok", rc == 0);
+            if (rc < 0)
+                cJSON_AddStringToObject(out, "error", strerror(-rc));
         } else if (op && strcmp(op, "stop") == 0) {
             pyfork_free(pf);
             pf = NULL;

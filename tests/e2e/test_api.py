@@ -435,7 +435,9 @@ class CommandLine(unittest.TestCase):
     def test_bad_options_exit_2_with_usage(self):
         for args in (["--bogus"], ["--workers"], ["--workers", "zero"], ["--workers", "0"],
                      ["--port", "70000"], ["extra"], ["--max-body", "1Q"],
-                     ["--log-level", "loud"]):
+                     ["--log-level", "loud"], ["--reject-status", "404"],
+                     ["--join", "master:8080"], ["--advertise", "http://"],
+                     ["--calc-command", "calc 'x"]):
             r = self.run_cli(*args)
             self.assertEqual(r.returncode, 2, args)
             self.assertIn("usage:", r.stderr, args)

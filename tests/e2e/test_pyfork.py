@@ -848,6 +848,94 @@ class TestAsRoot(PyforkCase):
                     time.sleep(0.05)
 
 
+class SpareMixin:
+    """Each warm task taken by a spare: the server is asked to fork it
+    ahead (op prefork) before the run request."""
+
+    def warm(self, *args, **kw):
+        self.assertTrue(self.drv.cmd(op="prefork")["ok"])
+        return super().warm(*args, **kw)
+
+
+class TestEquivalenceSpare(SpareMixin, TestEquivalence):
+    """A spare's task shows what a cold start shows."""
+
+
+class TestIsolationSpare(SpareMixin, TestIsolation):
+    """Nothing a task changes reaches the next through a spare."""
+
+
+class TestAsRootSpare(SpareMixin, TestAsRoot):
+    """A spare switches to the task's user as a fresh child does."""
+
+
+class TestSpare(PyforkCase):
+    """The spare itself: one at most, a child of the server's that runs
+    nothing until its task comes, and gone with the server."""
+
+    def children(self):
+        path = "/proc/%d/task/%d/children" % (self.server_pid, self.server_pid)
+        with open(path) as f:
+            return [int(p) for p in f.read().split()]
+
+    def spare(self):
+        """Asks for a spare; returns its pid once it is there."""
+        self.assertTrue(self.drv.cmd(op="prefork")["ok"])
+        deadline = time.monotonic() + 30
+        while not self.children():
+            self.assertLess(time.monotonic(), deadline, "no spare was forked")
+            time.sleep(0.01)
+        kids = self.children()
+        self.assertEqual(len(kids), 1, kids)
+        return kids[0]
+
+    def test_the_spare_is_the_task(self):
+        self.write("import os\nprint(os.getpid())\n")
+        pid = self.spare()
+        self.assertEqual(self.spare(), pid)  # asked twice: still one
+        with open("/proc/%d/stat" % pid) as f:
+            self.assertEqual(f.read().rsplit(")", 1)[1].split()[0], "S")  # waiting
+        out = self.warm()
+        self.assertEqual(out["pid"], pid)
+        self.assertEqual(out["stdout"], b"%d\n" % pid)
+        self.assertEqual(self.children(), [])  # no new spare unasked
+
+    def test_drop(self):
+        pid = self.spare()
+        self.assertTrue(self.drv.cmd(op="drop")["ok"])
+        self.assertEqual(self.children(), [])
+        self.assertFalse(alive(pid))
+        self.assertTrue(self.drv.cmd(op="drop")["ok"])  # none: nothing to do
+        self.write("print(1)\n")
+        self.assertEqual(self.warm()["stdout"], b"1\n")
+
+    def test_dead_spare_is_replaced(self):
+        """A spare that died waiting: the task is forked as it comes."""
+        pid = self.spare()
+        os.kill(pid, signal.SIGKILL)
+        self.write("import sys\nprint(sys.argv[1:])\n")
+        out = self.warm(args=["a"])
+        self.assertEqual(out["stdout"], b"['a']\n")
+        self.assertNotEqual(out["pid"], pid)
+        self.assertTrue(alive(self.server_pid))
+
+    def test_large_request(self):
+        """A request of many pieces reaches the spare whole."""
+        args = ["%06d" % i + "x" * 200 for i in range(1500)]  # ~300 KiB
+        self.spare()
+        out = self.compare("import sys, os\nprint(sys.argv[1:] == %r, len(os.environ))\n" % args,
+                           args=args)
+        self.assertEqual(out["stdout"].split()[0], b"True")
+
+    def test_gone_with_the_server(self):
+        pid = self.spare()
+        self.drv.cmd(op="stop")
+        deadline = time.monotonic() + 30
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertFalse(alive(pid))
+
+
 def _group_exists(name):
     import grp
     try:

@@ -294,11 +294,21 @@ class Hostile(SandboxCase):
 
     def test_other_tasks_directory(self):
         self.need("namespaces")
+        mark = "victim-%d" % os.getpid()
         victim = self.srv.create_ok("python", "import time\nopen('secret.txt', 'w')"
-                                    ".write('s3cret')\ntime.sleep(3)\n")
-        # The victim's directory is the one holding its program.
-        busy = lambda: [e for e in os.listdir(self.work)
-                        if os.path.exists(os.path.join(self.work, e, "main.py"))]
+                                    ".write('s3cret')\ntime.sleep(3)\n# %s\n" % mark)
+
+        # The victim's directory is the one holding its program: the task's
+        # own files live on its private tmpfs, and an idle worker's directory
+        # keeps the main.py of its last task, so look for this one's text.
+        def holds_victim(e):
+            try:
+                with open(os.path.join(self.work, e, "main.py")) as f:
+                    return mark in f.read()
+            except OSError:
+                return False
+
+        busy = lambda: [e for e in os.listdir(self.work) if holds_victim(e)]
         self.assertNotEqual(eventually(lambda: not busy(), timeout=10), True,
                             "the first task did not start")
         other = os.path.join(self.work, busy()[0])

@@ -278,6 +278,72 @@ static void test_kill(void **state)
     buf_destroy(&err);
 }
 
+/* The first child of pid's, or 0 (from /proc: a spare is the server's
+ * only child while no task runs). */
+static pid_t child_of(pid_t pid)
+{
+    char path[64];
+    long kid = 0;
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    if (fscanf(fp, "%ld", &kid) != 1)
+        kid = 0;
+    fclose(fp);
+    return (pid_t)kid;
+}
+
+/* Waits up to 20 s for a spare of the server's; returns its pid. */
+static pid_t await_spare(const fixture *f)
+{
+    pid_t kid = 0;
+    for (int i = 0; i < 2000 && !(kid = child_of(pyfork_server_pid(f->pf))); i++)
+        usleep(10000);
+    assert_true(kid > 0);
+    return kid;
+}
+
+/* A spare forked ahead takes the next task; drop takes it away; neither
+ * is allowed while a task runs. */
+static void test_spare(void **state)
+{
+    fixture *f = *state;
+    pyfork_result r;
+    buf out = BUF_INIT, err = BUF_INIT;
+    assert_int_equal(pyfork_drop_spare(f->pf), 0); /* none yet: nothing to do */
+    assert_int_equal(pyfork_prefork(f->pf), 0);
+    pid_t spare = await_spare(f);
+    char expect[32];
+    snprintf(expect, sizeof expect, "%d\n", (int)spare);
+    run_src(f, "import os\nprint(os.getpid())\n", NULL, &r, &out, &err);
+    assert_true(r.started);
+    assert_string_equal(out.data, expect);
+
+    assert_int_equal(pyfork_prefork(f->pf), 0);
+    spare = await_spare(f);
+    assert_int_equal(pyfork_drop_spare(f->pf), 0);
+    assert_int_equal(kill(spare, 0), -1); /* reaped, not a zombie */
+    assert_int_equal(child_of(pyfork_server_pid(f->pf)), 0);
+
+    write_main(f, "import time\ntime.sleep(30)\n");
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    pyfork_task t = {.dir = f->dir,
+                     .main = "main.py",
+                     .envp = task_env,
+                     .stdin_fd = devnull,
+                     .stdout_fd = devnull,
+                     .stderr_fd = devnull};
+    pid_t pid = 0;
+    assert_int_equal(pyfork_run(f->pf, &t, &pid), 0);
+    close(devnull);
+    assert_int_equal(pyfork_prefork(f->pf), -EBUSY);
+    assert_int_equal(pyfork_drop_spare(f->pf), -EBUSY);
+    assert_int_equal(pyfork_kill(f->pf, SIGKILL), 0);
+    assert_int_equal(pyfork_wait(f->pf, 20000, &r), 1);
+    buf_destroy(&out);
+    buf_destroy(&err);
+}
+
 /* A task that cannot start is a "fail", after its pid or at once. */
 static void test_failures(void **state)
 {
@@ -470,6 +536,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_task_setup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cgroup_fds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_kills, setup, teardown),
