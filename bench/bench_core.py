@@ -68,9 +68,11 @@ class Proc:
             else:
                 time.sleep(0.02)
         if self.port is None:
-            self.stop()
+            # Read before stop(), which removes the log.
             with open(self.log.name, errors="replace") as f:
-                die("%s did not start:\n%s" % (name, f.read()))
+                text = f.read()
+            self.stop()
+            die("%s did not start:\n%s" % (name, text))
 
     def request(self, method, path, body=None):
         conn = http.client.HTTPConnection(self.host, self.port, timeout=60)

@@ -1,8 +1,9 @@
 /* runner_proc: the raw process level of the runner library.
  *
- * Programs are started with vfork + execve (so the cost does not grow with
- * the caller's memory, and no stack is mapped and unmapped per spawn as
- * glibc's posix_spawn does), in a new session whose process group id
+ * Programs are started as with vfork + execve (clone with CLONE_VM and
+ * CLONE_VFORK, which also hands over the pidfd; so the cost does not grow
+ * with the caller's memory, and no stack is mapped and unmapped per spawn
+ * as glibc's posix_spawn does), in a new session whose process group id
  * equals the child's pid, with an empty signal mask, default signal
  * dispositions and every fd >= 3 closed. The child is tracked through a
  * pidfd, so nothing here ever calls waitpid(-1) or touches SIGCHLD.

@@ -144,7 +144,7 @@ static const struct opt opts[] = {
     {"data-sync", OPT_WORD, F(data_sync), "full", "full|normal",
      "journal commits: full (fsync, survives power loss) or normal (survives a crash)", 0, 0},
     {"log-level", OPT_ENUM, F(log_level), "info", "error|warn|info|debug",
-     "the most detailed messages logged (info: a line per task transition)", 0, 0},
+     "the most detailed messages logged (info: a line per finished task)", 0, 0},
     {"auth-token-file", OPT_STR, F(auth_token_file), "", "FILE",
      "require 'Authorization: Bearer TOKEN' on every request, TOKEN read from FILE", 0, 0},
     {"sandbox", OPT_BOOL, F(sandbox), "on", "on|off",

@@ -281,7 +281,9 @@ static void run_task(pool *p, taskdir *d, task *t)
     const char *dir = d->path;
     live *lv = live_new(p->cfg.max_output);
     tasks_started(p->tk, t, lv);
-    log_info("task %s %s RUNNING", t->id_str, task_type_name(t->type));
+    /* At debug, as the queueing line: the end line at info is the one
+     * per task that operators keep (see tasks_submit). */
+    log_debug("task %s %s RUNNING", t->id_str, task_type_name(t->type));
     /* Tasks accepted before (restored from the journal) fail closed too. */
     if (p->cfg.refuse) {
         t->error = strdup(p->cfg.refuse);

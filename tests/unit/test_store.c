@@ -62,6 +62,27 @@ static void lookup_by_id(void **state)
     task_unref(t);
 }
 
+/* Task ids are random version 4 UUIDs in lower case, and differ. */
+static void ids_are_random_v4_uuids(void **state)
+{
+    task *a = mk(), *b = mk();
+    for (task *t = a; t; t = t == a ? b : NULL) {
+        const char *s = t->id_str;
+        assert_int_equal(strlen(s), 36);
+        for (int i = 0; i < 36; i++) {
+            if (i == 8 || i == 13 || i == 18 || i == 23)
+                assert_int_equal(s[i], '-');
+            else
+                assert_non_null(strchr("0123456789abcdef", s[i]));
+        }
+        assert_int_equal(s[14], '4');
+        assert_non_null(strchr("89ab", s[19]));
+    }
+    assert_string_not_equal(a->id_str, b->id_str);
+    task_unref(a);
+    task_unref(b);
+}
+
 /* A task refused by the queue vanishes as if it had never been added. */
 static void remove_undoes_add(void **state)
 {
@@ -351,6 +372,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lookup_by_id),
+        cmocka_unit_test(ids_are_random_v4_uuids),
         cmocka_unit_test(remove_undoes_add),
         cmocka_unit_test(lifecycle_and_counts),
         cmocka_unit_test(finished_without_running),
