@@ -11,7 +11,10 @@ of several runs and the verdicts use ratios).
      slices. Targets: sandbox on >= 0.5x sandbox off; sandbox off >= 0.7x
      raw spawn. Also the CPU time per task of the server, its tasks and the
      load driver against each baseline's: on a machine shared with other
-     work those ratios move much less than the rates do.
+     work those ratios move much less than the rates do. Both servers are
+     also driven with one exchange a task (bench_load -1: POST
+     /create_task?wait=, which answers the final status), the way a client
+     that wants the result uses the server; same targets.
  (b) GET /get_status of a finished task, requests/s with wrk -t2 -c50,
      against bench_hello (civetweb with the server's options answering a
      small JSON). Target: >= 0.7x.
@@ -185,12 +188,13 @@ class Bench:
         self.loads.append(float(loadavg()))
 
     # (a) ----------------------------------------------------------------
-    def load_slice(self, srv, acc):
-        """One second of bench_load against srv, added into acc."""
+    def load_slice(self, srv, acc, one=False):
+        """One second of bench_load against srv, added into acc; one: one
+        exchange a task (create?wait) instead of create + long poll."""
         a = self.a
         before = srv.cpu_s()
-        out = run([self.load, "-c", str(a.conns), "-d", "1", srv.host, str(srv.port),
-                   self.task_bin])
+        out = run([self.load, *(("-1",) if one else ()), "-c", str(a.conns), "-d", "1", srv.host,
+                   str(srv.port), self.task_bin])
         after = srv.cpu_s()
         acc["n"] += field(out, "tasks")
         acc["t"] += field(out, "seconds")
@@ -219,7 +223,7 @@ class Bench:
                 self.note_load()
                 raw = {"n": 0.0, "t": 0.0, "cpu": 0.0}
                 acc = {k: {"n": 0.0, "t": 0.0, "done": 0.0, "cpu": 0.0, "lat": []}
-                       for k in ("on", "off")}
+                       for k in ("on", "off", "on1", "off1")}
                 for _ in range(a.seconds):
                     out = run([self.spawn, "-P", str(a.workers), "-d", "1", self.task_bin])
                     n = field(out, "runs")
@@ -228,8 +232,10 @@ class Bench:
                     raw["cpu"] += n * (field(out, "self_us") + field(out, "child_us"))
                     self.load_slice(on, acc["on"])
                     self.load_slice(off, acc["off"])
+                    self.load_slice(on, acc["on1"], one=True)
+                    self.load_slice(off, acc["off1"], one=True)
                 r = {"raw": raw["n"] / raw["t"], "cpu_raw": raw["cpu"] / raw["n"]}
-                for k in ("on", "off"):
+                for k in ("on", "off", "on1", "off1"):
                     r[k] = acc[k]["n"] / acc[k]["t"]
                     r["cpu_" + k] = acc[k]["cpu"] / acc[k]["done"]
                     r["p50_" + k] = statistics.median(acc[k]["lat"])
@@ -241,6 +247,11 @@ class Bench:
                          r["p50_off"], r["cpu_off"], r["raw"], r["cpu_raw"], r["on"] / r["off"],
                          r["cpu_off"] / r["cpu_on"], r["off"] / r["raw"],
                          r["cpu_raw"] / r["cpu_off"], loadavg()), flush=True)
+                print("  (a) run %d, one exchange: sandbox on %.0f/s (CPU %.0f us/task), off "
+                      "%.0f/s (CPU %.0f us/task); on/off %.2f (CPU %.2f), off/raw %.2f (CPU %.2f)"
+                      % (i + 1, r["on1"], r["cpu_on1"], r["off1"], r["cpu_off1"],
+                         r["on1"] / r["off1"], r["cpu_off1"] / r["cpu_on1"], r["off1"] / r["raw"],
+                         r["cpu_raw"] / r["cpu_off1"]), flush=True)
         finally:
             on.stop()
             off.stop()
@@ -260,6 +271,19 @@ class Bench:
                                                  a.workers),
             "%.2f (CPU %.2f)" % (off_raw, med(lambda r: r["cpu_raw"] / r["cpu_off"])),
             "ok" if off_raw >= 0.7 else "MISSED (target 0.7)"))
+        on_off1, off_raw1 = (med(lambda r: r["on1"] / r["off1"]),
+                             med(lambda r: r["off1"] / r["raw"]))
+        self.results.append((
+            "(a) tasks/s, sandbox on, one exchange",
+            "%.0f/s vs --sandbox off %.0f/s" % (med(lambda r: r["on1"]), med(lambda r: r["off1"])),
+            "%.2f (CPU %.2f)" % (on_off1, med(lambda r: r["cpu_off1"] / r["cpu_on1"])),
+            "ok" if on_off1 >= 0.5 else "MISSED (target 0.5)"))
+        self.results.append((
+            "(a) tasks/s, --sandbox off, one exchange",
+            "%.0f/s vs raw spawn %.0f/s (P=%d)" % (med(lambda r: r["off1"]),
+                                                 med(lambda r: r["raw"]), a.workers),
+            "%.2f (CPU %.2f)" % (off_raw1, med(lambda r: r["cpu_raw"] / r["cpu_off1"])),
+            "ok" if off_raw1 >= 0.7 else "MISSED (target 0.7)"))
 
     # (b) ----------------------------------------------------------------
     def wrk_rate(self, url):

@@ -2,11 +2,13 @@
  * benchmarks. C keep-alive connections each loop over
  *   POST /create_task (a bin task: FILE, base64; -t python: a python one)
  *   -> GET /get_status?id=&wait=
- * until the task is SUCCESS, then start the next one. One thread, epoll and
+ * until the task is SUCCESS, then start the next one; with -1, one exchange
+ * a task, POST /create_task?wait= (which answers the status once the task
+ * has ended), polling only if the wait ran out. One thread, epoll and
  * hand-written HTTP/1.1, so that the driver costs little CPU next to the
  * server on the same machine.
  *
- *   bench_load [-c CONNS] [-d SECONDS | -n TASKS] [-w WAIT] [-t TYPE] HOST PORT FILE
+ *   bench_load [-1] [-c CONNS] [-d SECONDS | -n TASKS] [-w WAIT] [-t TYPE] HOST PORT FILE
  *
  * With -d, counts the tasks seen SUCCESS within SECONDS (tasks still in
  * flight at the end are waited for, not counted). With -n, runs exactly
@@ -50,6 +52,7 @@ static size_t create_len;
 static const char *host;
 static const char *task_type = "bin";
 static int wait_s = 30;
+static int one_exchange;
 static int errors;
 static double *lat;
 static long nlat, caplat;
@@ -102,10 +105,12 @@ static int build_create(const char *path)
     free(enc);
     if (blen < 0)
         return -1;
+    char wait_q[32];
+    snprintf(wait_q, sizeof wait_q, "?wait=%d", wait_s);
     int len = asprintf(&create_req,
-                       "POST /create_task HTTP/1.1\r\nHost: %s\r\n"
+                       "POST /create_task%s HTTP/1.1\r\nHost: %s\r\n"
                        "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-                       host, blen, body);
+                       one_exchange ? wait_q : "", host, blen, body);
     free(body);
     if (len < 0)
         return -1;
@@ -200,8 +205,11 @@ int main(int argc, char **argv)
     double seconds = 0;
     long ntasks = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "c:d:n:w:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "1c:d:n:w:t:")) != -1) {
         switch (opt) {
+        case '1':
+            one_exchange = 1;
+            break;
         case 'c':
             nconn = atoi(optarg);
             break;
@@ -296,7 +304,9 @@ int main(int argc, char **argv)
                     fprintf(stderr, "bench_load: no id in %.*s\n", (int)blen, body);
                     return 1;
                 }
-            } else if (memmem(body, blen, "\"status\":\"SUCCESS\"", 18)) {
+            }
+            /* With -1 the create's answer may already be the final status. */
+            if (memmem(body, blen, "\"status\":\"SUCCESS\"", 18)) {
                 double t = now_s();
                 done++;
                 if (!stop || t <= stop) {
@@ -349,8 +359,9 @@ int main(int argc, char **argv)
     return errors ? 1 : 0;
 
 usage:
-    fprintf(stderr,
-            "usage: bench_load [-c CONNS] [-d SECONDS | -n TASKS] [-w WAIT] [-t TYPE] HOST PORT "
-            "FILE\n");
+    fprintf(
+        stderr,
+        "usage: bench_load [-1] [-c CONNS] [-d SECONDS | -n TASKS] [-w WAIT] [-t TYPE] HOST PORT "
+        "FILE\n");
     return 2;
 }

@@ -16,52 +16,6 @@
 
 #define ERRSZ REQUEST_ERR_MAX
 
-static int h_create(struct mg_connection *c, void *cbdata)
-{
-    api *a = cbdata;
-    if (!http_method_is(c, "POST"))
-        return 405;
-    if (!atomic_load(&a->accepting))
-        return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
-                               "server is shutting down; not accepting tasks");
-    int refused = api_refuse_tasks(c, a);
-    if (refused)
-        return refused;
-    http_body body = HTTP_BODY_INIT(a->budget);
-    int answered = http_read_body_or_answer(c, a->cfg->max_body, a->cfg->reject_status, &body);
-    if (answered) {
-        http_body_destroy(&body);
-        return answered;
-    }
-    create_req req;
-    char err[ERRSZ];
-    int rc =
-        request_parse_create(body.b.data ? body.b.data : "", body.b.len, &req, err, sizeof err);
-    /* The bytes go; their reservation stays for the task to take over. */
-    buf_destroy(&body.b);
-    if (rc < 0) {
-        http_body_destroy(&body);
-        if (rc == -ENOMEM)
-            return http_send_error(c, 503, NULL, NULL, "out of memory");
-        return http_send_error(c, 400, NULL, NULL, "%s", err);
-    }
-
-    task *t = task_new(req.type, req.file, req.file_len, req.args, req.argc);
-    if (!t) {
-        http_body_destroy(&body);
-        return http_send_error(c, 503, NULL, NULL, "out of memory");
-    }
-    if ((rc = tasks_submit(a->tk, t, &body.held)) < 0) {
-        size_t need = task_bytes(t);
-        task_unref(t);
-        return api_send_refusal(c, a, rc, need, "task", "workers busy", "tasks waiting");
-    }
-    char out[80];
-    int n = snprintf(out, sizeof out, "{\"id\":\"%s\"}\n", t->id_str);
-    task_unref(t);
-    return http_send_json(c, 200, NULL, out, (size_t)n);
-}
-
 static void put_time(buf *b, const char *key, int64_t us)
 {
     char ts[TIMEFMT_LEN];
@@ -112,46 +66,28 @@ int api_status_json(buf *b, const task *t, const task_view *v)
     return buf_failed(b) ? -ENOMEM : 0;
 }
 
-static int h_status(struct mg_connection *c, void *cbdata)
+/* Reads the query parameter `wait` (seconds, capped at --max-wait) into
+ * *wait, -1 when absent. Returns 0, or the status of the 400 it sent. */
+static int query_wait(struct mg_connection *c, const api *a, double *wait)
 {
-    api *a = cbdata;
-    if (!http_method_is(c, "GET"))
-        return 405;
-    char id[128], err[ERRSZ], wait_s[32];
-    int rc = http_query(c, "id", id, sizeof id);
-    if (rc == -ENAMETOOLONG)
-        return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"",
-                               "no task with that id (ids are UUIDs)");
-    if (rc < 0) {
-        /* The seed's form: the id in a JSON body of the GET. */
-        http_body body = HTTP_BODY_INIT(a->budget);
-        int answered = http_read_body_or_answer(c, a->cfg->max_body, a->cfg->reject_status, &body);
-        if (answered) {
-            http_body_destroy(&body);
-            return answered;
-        }
-        rc = request_parse_id(body.b.data ? body.b.data : "", body.b.len, id, sizeof id, err,
-                              sizeof err);
-        http_body_destroy(&body);
-        if (rc == -ENOENT)
-            return http_send_error(c, 400, NULL, NULL,
-                                   "missing task id: use ?id=ID or a JSON body {\"id\": ID}");
-        if (rc < 0)
-            return http_send_error(c, 400, NULL, NULL, "%s", err);
-    }
-    double wait = 0;
-    if (http_query(c, "wait", wait_s, sizeof wait_s) >= 0) {
-        char *end;
-        wait = strtod(wait_s, &end);
-        if (end == wait_s || *end || !isfinite(wait) || wait < 0)
-            return http_send_error(c, 400, NULL, NULL,
-                                   "query parameter 'wait' must be a number of seconds >= 0");
-        if (wait > a->cfg->max_wait)
-            wait = a->cfg->max_wait;
-    }
-    task *t = tasks_lookup(a->tk, id);
-    if (!t)
-        return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'", id);
+    char wait_s[32];
+    *wait = -1;
+    if (http_query(c, "wait", wait_s, sizeof wait_s) < 0)
+        return 0;
+    char *end;
+    double w = strtod(wait_s, &end);
+    if (end == wait_s || *end || !isfinite(w) || w < 0)
+        return http_send_error(c, 400, NULL, NULL,
+                               "query parameter 'wait' must be a number of seconds >= 0");
+    *wait = w > a->cfg->max_wait ? a->cfg->max_wait : w;
+    return 0;
+}
+
+/* Answers t's status document, first waiting up to `wait` seconds (none
+ * if not above 0) for it to finish if the long-poll allowance has room. Takes over the caller's
+ * reference to t. Returns the status sent. */
+static int send_status(struct mg_connection *c, api *a, task *t, double wait)
+{
     int64_t deadline = 0;
     int waiting = 0, refused = 0;
     if (wait > 0) {
@@ -182,6 +118,98 @@ static int h_status(struct mg_connection *c, void *cbdata)
     buf_destroy(&b);
     task_unref(t);
     return 200;
+}
+
+static int h_create(struct mg_connection *c, void *cbdata)
+{
+    api *a = cbdata;
+    if (!http_method_is(c, "POST"))
+        return 405;
+    if (!atomic_load(&a->accepting))
+        return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
+                               "server is shutting down; not accepting tasks");
+    int refused = api_refuse_tasks(c, a);
+    if (refused)
+        return refused;
+    /* ?wait=S answers the status document, as GET /get_status?wait=S
+     * would, instead of the bare id: one exchange per task instead of two
+     * for a client that wants the result. */
+    double wait;
+    int bad = query_wait(c, a, &wait);
+    if (bad)
+        return bad;
+    http_body body = HTTP_BODY_INIT(a->budget);
+    int answered = http_read_body_or_answer(c, a->cfg->max_body, a->cfg->reject_status, &body);
+    if (answered) {
+        http_body_destroy(&body);
+        return answered;
+    }
+    create_req req;
+    char err[ERRSZ];
+    int rc =
+        request_parse_create(body.b.data ? body.b.data : "", body.b.len, &req, err, sizeof err);
+    /* The bytes go; their reservation stays for the task to take over. */
+    buf_destroy(&body.b);
+    if (rc < 0) {
+        http_body_destroy(&body);
+        if (rc == -ENOMEM)
+            return http_send_error(c, 503, NULL, NULL, "out of memory");
+        return http_send_error(c, 400, NULL, NULL, "%s", err);
+    }
+
+    task *t = task_new(req.type, req.file, req.file_len, req.args, req.argc);
+    if (!t) {
+        http_body_destroy(&body);
+        return http_send_error(c, 503, NULL, NULL, "out of memory");
+    }
+    if ((rc = tasks_submit(a->tk, t, &body.held)) < 0) {
+        size_t need = task_bytes(t);
+        task_unref(t);
+        return api_send_refusal(c, a, rc, need, "task", "workers busy", "tasks waiting");
+    }
+    if (wait >= 0)
+        return send_status(c, a, t, wait);
+    char out[80];
+    int n = snprintf(out, sizeof out, "{\"id\":\"%s\"}\n", t->id_str);
+    task_unref(t);
+    return http_send_json(c, 200, NULL, out, (size_t)n);
+}
+
+static int h_status(struct mg_connection *c, void *cbdata)
+{
+    api *a = cbdata;
+    if (!http_method_is(c, "GET"))
+        return 405;
+    char id[128], err[ERRSZ];
+    int rc = http_query(c, "id", id, sizeof id);
+    if (rc == -ENAMETOOLONG)
+        return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"",
+                               "no task with that id (ids are UUIDs)");
+    if (rc < 0) {
+        /* The seed's form: the id in a JSON body of the GET. */
+        http_body body = HTTP_BODY_INIT(a->budget);
+        int answered = http_read_body_or_answer(c, a->cfg->max_body, a->cfg->reject_status, &body);
+        if (answered) {
+            http_body_destroy(&body);
+            return answered;
+        }
+        rc = request_parse_id(body.b.data ? body.b.data : "", body.b.len, id, sizeof id, err,
+                              sizeof err);
+        http_body_destroy(&body);
+        if (rc == -ENOENT)
+            return http_send_error(c, 400, NULL, NULL,
+                                   "missing task id: use ?id=ID or a JSON body {\"id\": ID}");
+        if (rc < 0)
+            return http_send_error(c, 400, NULL, NULL, "%s", err);
+    }
+    double wait;
+    int bad = query_wait(c, a, &wait);
+    if (bad)
+        return bad;
+    task *t = tasks_lookup(a->tk, id);
+    if (!t)
+        return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'", id);
+    return send_status(c, a, t, wait);
 }
 
 /* Sends data as chunks of the chunked response. Returns 0 or -1 once the

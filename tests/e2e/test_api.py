@@ -137,6 +137,23 @@ class UpstreamCases(unittest.TestCase):
         self.assertGreaterEqual(took, 0.4)
         self.assertLess(took, 4)
 
+    def test_create_with_wait_answers_the_result(self):
+        """POST /create_task?wait=S: one exchange for a client that wants
+        the result; the answer is the status document, id included."""
+        src = base64.b64encode(b"import time; time.sleep(0.3); print('hi')").decode()
+        st, _, doc = self.srv.request("POST", "/create_task?wait=20",
+                                      {"type": "python", "file": src}, timeout=60)
+        self.assertEqual(st, 200, doc)
+        self.assertEqual((doc["status"], doc["result"]["stdout"]), ("SUCCESS", "hi\n"), doc)
+        self.assertEqual(self.srv.status(doc["id"])[2]["status"], "SUCCESS")
+        # A wait that runs out answers the current status, as get_status does.
+        src = base64.b64encode(b"import time; time.sleep(5)").decode()
+        st, _, doc = self.srv.request("POST", "/create_task?wait=0",
+                                      {"type": "python", "file": src})
+        self.assertEqual(st, 200, doc)
+        self.assertIn(doc["status"], ("WAIT", "RUNNING"))
+        self.assertEqual(self.srv.status(doc["id"])[2]["id"], doc["id"])
+
     def test_binary_output_stays_valid_json(self):
         doc = self.srv.run("bin", "#!/bin/sh\nprintf 'a\\377b\\000c\\342\\202'\n")
         out = doc["result"]["stdout"]
@@ -250,6 +267,11 @@ class BadInput(unittest.TestCase):
         self.assertError(self.srv.request("GET", "/get_status"), 400, "id")
         self.assertError(self.srv.request("GET", "/get_status", '{"id": 5}'), 400, "'id'")
         self.assertError(self.srv.request("GET", "/get_status?id=x&wait=abc"), 400, "wait")
+        # A bad wait on create is refused before anything is created.
+        before = self.srv.request("GET", "/get_task_count")[2]["tasks"]
+        self.assertError(self.srv.request("POST", "/create_task?wait=-1",
+                                          {"type": "python", "file": "cHJpbnQoMSk="}), 400, "wait")
+        self.assertEqual(self.srv.request("GET", "/get_task_count")[2]["tasks"], before)
 
     def test_garbage_does_not_kill_the_server(self):
         for payload in (b"\x00\xff" * 100, b"GET / HTTP/1.1\r\n" * 3, b"{" * 2000,
