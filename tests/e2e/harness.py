@@ -19,6 +19,33 @@ BUILD_DIR = os.environ.get(
 SERVER_BIN = os.path.join(BUILD_DIR, "server", "tasksolver")
 CLI_BIN = os.path.join(BUILD_DIR, "client", "tasksolver-cli")
 
+# Directories of which each task has its own, empty one.
+TASK_PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def others_can_enter(path):
+    """Whether every directory from / down to path lets others through."""
+    path = os.path.abspath(path)
+    while True:
+        if not os.stat(path).st_mode & 0o001:
+            return False
+        if path == "/":
+            return True
+        path = os.path.dirname(path)
+
+
+def task_visible_dir(enterable=False):
+    """Where a test puts a file for the server to run (a program named on
+    its command line): beside the build, unless tasks could not see it
+    there (a build under /tmp, /var/tmp or /dev/shm, of which each task has
+    its own) or, with enterable, could not enter it (a checkout under
+    /root, mode 0700); under /opt then."""
+    d = os.path.realpath(BUILD_DIR)
+    private = any(d == p or d.startswith(p + "/") for p in TASK_PRIVATE_DIRS)
+    if private or (enterable and not others_can_enter(d)):
+        return "/opt"
+    return BUILD_DIR
+
 LISTEN_RE = re.compile(r"listening on http://([0-9.]+):(\d+)")
 
 

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BUILD_DIR, CLI_BIN, SERVER_BIN, Server
+from harness import BUILD_DIR, CLI_BIN, SERVER_BIN, Server, task_visible_dir
 
 ROOT = os.geteuid() == 0
 CALC_SLEEP = os.path.abspath(os.path.join(BUILD_DIR, "bench", "calc_sleep"))
@@ -26,9 +26,9 @@ def start_fails(*args, cwd=None):
 class Reach(unittest.TestCase):
 
     def setUp(self):
-        # A directory the tasks' user cannot enter, beside the build tree
-        # (tempfile makes it 0700, owned by the server's user).
-        self.closed = tempfile.mkdtemp(prefix="ts-closed-", dir=BUILD_DIR)
+        # A directory the tasks' user cannot enter (tempfile makes it 0700,
+        # owned by the server's user), not in a /tmp the tasks lack.
+        self.closed = tempfile.mkdtemp(prefix="ts-closed-", dir=task_visible_dir())
         self.addCleanup(shutil.rmtree, self.closed, True)
 
     def calc_server(self, program, *args, cwd=None):

@@ -28,8 +28,8 @@ import time
 import unittest
 
 import test_sandbox as ts
-from harness import (BUILD_DIR, SERVER_BIN, Server, alive, children_of, is_cell, is_fork_server,
-                     pids_with_arg)
+from harness import (SERVER_BIN, Server, alive, children_of, is_cell, is_fork_server, pids_with_arg,
+                     task_visible_dir)
 
 ROOT = os.geteuid() == 0
 DIR_RE = re.compile(r"/[^\s'\"]*/task-[A-Za-z0-9]{6}")
@@ -58,16 +58,6 @@ def normalized(doc):
     return out
 
 
-
-def others_can_enter(path):
-    """Whether every directory from / down to path lets others through."""
-    path = os.path.abspath(path)
-    while True:
-        if not os.stat(path).st_mode & stat.S_IXOTH:
-            return False
-        if path == "/":
-            return True
-        path = os.path.dirname(path)
 
 class WarmCase(unittest.TestCase):
     """A server (one worker) with warm Python, and one without, shared by a
@@ -473,11 +463,8 @@ class Modes(unittest.TestCase):
         """An interpreter that cannot run the fork server (as Python 3.8
         says it cannot): the start-up probe finds out and python tasks run
         cold with it."""
-        # Not in /tmp, which the tasks do not share with us: next to the
-        # build, or under /opt where the build lies in a directory that the
-        # tasks' user cannot enter (a checkout under /root, mode 0700).
-        fakedir = tempfile.mkdtemp(prefix="ts-warm-fake-",
-                                   dir=BUILD_DIR if others_can_enter(BUILD_DIR) else "/opt")
+        # Not in /tmp, which the tasks do not share with us.
+        fakedir = tempfile.mkdtemp(prefix="ts-warm-fake-", dir=task_visible_dir(enterable=True))
         self.addCleanup(shutil.rmtree, fakedir, True)
         os.chmod(fakedir, 0o755)
         fake = os.path.join(fakedir, "oldpython")
