@@ -3,7 +3,8 @@
  * Routes: POST /create_task, GET /get_status, GET /get_task_count,
  * GET /stream, GET /info; anything else is a JSON 404 (or 405 for a known
  * path with the wrong method). Handlers never block on a task except in an
- * explicit long poll (get_status?wait=SECONDS) or a stream (which follows
+ * explicit long poll (get_status?wait=SECONDS, or create_task?wait=SECONDS,
+ * which answers the status document once the task ends) or a stream (which follows
  * a task's stdout until it ends); together they are capped so that they
  * cannot take every connection thread. */
 #ifndef TS_API_H
