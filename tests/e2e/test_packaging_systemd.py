@@ -72,6 +72,23 @@ class TestUnit(unittest.TestCase):
         if cls.added_user:
             subprocess.run(["userdel", TASK_USER], check=False)
 
+    def env_outside_tmp(self):
+        """The server's environment: TMPDIR=/tmp, and a sanitizer's
+        suppressions file that lies in /tmp or /var/tmp (a checkout there),
+        which the server's private ones hide, copied beside the tree."""
+        env = dict(os.environ, TMPDIR="/tmp")
+        for name in ("TSAN_OPTIONS", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+            opts = env.get(name, "").split(":")
+            for i, opt in enumerate(opts):
+                key, _, path = opt.partition("=")
+                if key == "suppressions" and path.startswith(("/tmp/", "/var/tmp/")):
+                    copy = os.path.join(self.tmp, name.lower() + ".supp")
+                    shutil.copy(path, copy)
+                    opts[i] = "suppressions=" + copy
+            if name in env:
+                env[name] = ":".join(opts)
+        return env
+
     def test_verify(self):
         if not shutil.which("systemd-analyze"):
             self.skipTest("systemd-analyze (systemd) is not installed")
@@ -126,7 +143,7 @@ class TestUnit(unittest.TestCase):
         os.chmod(wrapper, 0o755)
         # Server puts --port 0 first: the command line wins over the
         # config's port = 8080 wherever it stands, so tests do not collide.
-        srv = Server(*argv[1:], binary=wrapper, env=dict(os.environ, TMPDIR="/tmp"))
+        srv = Server(*argv[1:], binary=wrapper, env=self.env_outside_tmp())
         try:
             st, _, info = srv.request("GET", "/info")
             self.assertEqual(st, 200)
