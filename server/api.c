@@ -158,15 +158,9 @@ static int h_create(struct mg_connection *c, void *cbdata)
     }
 
     task *t = task_new(req.type, req.file, req.file_len, req.args, req.argc);
-    if (!t) {
-        http_body_destroy(&body);
-        return http_send_error(c, 503, NULL, NULL, "out of memory");
-    }
-    if ((rc = tasks_submit(a->tk, t, &body.held)) < 0) {
-        size_t need = task_bytes(t);
-        task_unref(t);
-        return api_send_refusal(c, a, rc, need, "task", "workers busy", "tasks waiting");
-    }
+    int refused_st = api_submit(c, a, t, &body, "task", "workers busy", "tasks waiting");
+    if (refused_st)
+        return refused_st;
     if (wait >= 0)
         return send_status(c, a, t, wait);
     char out[80];
@@ -351,8 +345,8 @@ int api_register(api *a, http_routes *routes, const config *cfg, tasks *tk)
     return 0;
 }
 
-int api_send_refusal(struct mg_connection *c, const api *a, int rc, size_t need, const char *noun,
-                     const char *busy, const char *waiting)
+static int send_refusal(struct mg_connection *c, const api *a, int rc, size_t need,
+                        const char *noun, const char *busy, const char *waiting)
 {
     if (rc == -ENOBUFS || rc == -E2BIG)
         return http_send_over_budget(c, rc, a->cfg->reject_status, a->budget, need, 0);
@@ -369,6 +363,21 @@ int api_send_refusal(struct mg_connection *c, const api *a, int rc, size_t need,
     return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
                            "could not record the %s in the %s: %s", noun, a->tk->ops->name,
                            strerror(-rc));
+}
+
+int api_submit(struct mg_connection *c, const api *a, task *t, http_body *body, const char *noun,
+               const char *busy, const char *waiting)
+{
+    if (!t) {
+        http_body_destroy(body);
+        return http_send_error(c, 503, NULL, NULL, "out of memory");
+    }
+    int rc = tasks_submit(a->tk, t, &body->held);
+    if (rc == 0)
+        return 0;
+    size_t need = task_bytes(t);
+    task_unref(t);
+    return send_refusal(c, a, rc, need, noun, busy, waiting);
 }
 
 int api_refuse_tasks(struct mg_connection *c, const api *a)

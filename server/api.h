@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "http.h"
 #include "http_routes.h"
 #include "membudget.h"
 #include "tasks.h"
@@ -45,13 +46,16 @@ void api_stop_accepting(api *a);
  * are accepted (nothing sent). */
 int api_refuse_tasks(struct mg_connection *c, const api *a);
 
-/* Answers the refusal rc of tasks_submit for a task of need bytes: the
- * memory budget's answer, 503 while shutting down or when the task could
- * not be recorded, --reject-status at capacity. The sentences name the
- * noun ("task"), the busy workers ("workers busy") and the waiting ones
- * ("tasks waiting"). Returns the status sent. */
-int api_send_refusal(struct mg_connection *c, const api *a, int rc, size_t need, const char *noun,
-                     const char *busy, const char *waiting);
+/* Submits t, made from a request whose body reservation is in body, to
+ * the lifecycle (tasks_submit); t NULL means task_new failed. On a refusal
+ * answers it: 503 for no memory, the memory budget's answer, 503 while
+ * shutting down or when the task could not be recorded, --reject-status at
+ * capacity; the sentences name the noun ("task"), the busy workers
+ * ("workers busy") and the waiting ones ("tasks waiting"). Returns 0 with
+ * t admitted and the caller's reference kept, or the status sent (t
+ * unreferenced, the reservation released). */
+int api_submit(struct mg_connection *c, const api *a, task *t, http_body *body, const char *noun,
+               const char *busy, const char *waiting);
 
 /* Writes the get_status JSON document of t (as seen in v) into b. Exposed
  * for unit tests. Returns 0 or -ENOMEM. */

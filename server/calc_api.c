@@ -140,15 +140,9 @@ static int h_post(struct mg_connection *c, api *a)
         return http_send_error(c, 503, NULL, NULL, "out of memory");
     }
     task *t = task_new(TASK_CALC, NULL, 0, args, 1);
-    if (!t) {
-        http_body_destroy(&body);
-        return http_send_error(c, 503, NULL, NULL, "out of memory");
-    }
-    if ((rc = tasks_submit(a->tk, t, &body.held)) < 0) {
-        size_t need = task_bytes(t);
-        task_unref(t);
-        return api_send_refusal(c, a, rc, need, "calculation", "calculations running", "waiting");
-    }
+    int refused_st = api_submit(c, a, t, &body, "calculation", "calculations running", "waiting");
+    if (refused_st)
+        return refused_st;
     log_debug("task %s calc data=%s", t->id_str, number);
     char out[80];
     int n = snprintf(out, sizeof out, "{\"request_id\":\"%s\"}\n", t->id_str);
