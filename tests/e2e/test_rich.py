@@ -6,7 +6,12 @@ configuration (sandbox on, cells, warm Python), then once each with
 import base64
 import hashlib
 import os
+import shutil
+import sqlite3
+import tempfile
+import time
 import unittest
+import uuid
 
 from harness import Server
 
@@ -145,6 +150,68 @@ class Default(RichCase, Core):
             self.assertEqual(st, 413, res)
         finally:
             srv.stop()
+
+
+class Journal(unittest.TestCase):
+    """With --data-dir, a waiting task keeps its stdin and env across a
+    restart, and a journal of the format before them is upgraded."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="ts-rich-")
+        self.data = os.path.join(self.tmp, "data")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_waiting_task_keeps_stdin_and_env(self):
+        srv = Server("--data-dir", self.data, "--workers", "1", "--shutdown-grace", "0")
+        try:
+            blocker = srv.create_ok("bin", "sleep 60")
+            deadline = time.monotonic() + 30
+            while srv.status(blocker)[2]["status"] != "RUNNING":
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+            prog = "import os, sys\nprint(sys.stdin.read(), os.environ['GREETING'])\n"
+            st, _, res = srv.request("POST", "/create_task",
+                                     body("python", prog, stdin="kept", env={"GREETING": "hi"}))
+            self.assertEqual(st, 200, res)
+        finally:
+            srv.stop()
+        srv = Server("--data-dir", self.data)
+        try:
+            doc = srv.wait_done(res["id"])
+            self.assertEqual(doc["status"], "SUCCESS", doc)
+            self.assertEqual(doc["result"]["stdout"], "kept hi\n")
+        finally:
+            srv.stop()
+
+    def test_format_1_journal_is_upgraded(self):
+        os.makedirs(self.data, mode=0o700)
+        path = os.path.join(self.data, "tasks.db")
+        db = sqlite3.connect(path)
+        db.executescript(
+            "CREATE TABLE tasks (id BLOB NOT NULL UNIQUE, type TEXT NOT NULL,"
+            " status TEXT NOT NULL, created_us INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+            " started_us INTEGER, finished_us INTEGER, stdout_total INTEGER,"
+            " stdout_truncated INTEGER, stderr_total INTEGER, stderr_truncated INTEGER,"
+            " exit_code INTEGER, signal INTEGER, timed_out INTEGER, cpu_us INTEGER,"
+            " error TEXT, args BLOB, file BLOB, stdout BLOB, stderr BLOB);"
+            "PRAGMA application_id = 1414744652; PRAGMA user_version = 1;")
+        tid = uuid.uuid4()
+        db.execute("INSERT INTO tasks(id, type, status, created_us, attempts, args, file)"
+                   " VALUES(?, 'bin', 'WAIT', ?, 0, NULL, ?)",
+                   (tid.bytes, int(time.time() * 1e6), b"#!/bin/sh\necho old; cat\n"))
+        db.commit()
+        db.close()
+        srv = Server("--data-dir", self.data)
+        try:
+            doc = srv.wait_done(str(tid))
+            self.assertEqual(doc["result"]["stdout"], "old\n", doc)
+        finally:
+            srv.stop()
+        db = sqlite3.connect(path)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
+        db.close()
 
 
 class WarmOff(RichCase, Core):
