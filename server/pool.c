@@ -318,6 +318,11 @@ static int run_once(pool *p, runner_opts *o, const runner_limits *l, taskdir *d,
     sandbox_run sr;
     int rc;
     for (int tries = 0;; tries++) {
+        /* A run tried again (the task never started) reads from the start. */
+        if (o->stdin_fd >= 0 && lseek(o->stdin_fd, 0, SEEK_SET) < 0) {
+            memset(r, 0, sizeof *r);
+            return -errno;
+        }
         if (sb && (rc = sandbox_run_begin(sb, &d->cell, d->path, o, &sr)) < 0) {
             memset(r, 0, sizeof *r);
             return rc;

@@ -218,6 +218,10 @@ class WarmOff(RichCase, Core):
     extra = ("--python-warm", "off")
 
 
+class PerTask(RichCase, Core):
+    extra = ("--sandbox-cell", "off")
+
+
 class SandboxOff(RichCase, Core):
     extra = ("--sandbox", "off")
 
