@@ -24,6 +24,12 @@ static void fuzz_one(const uint8_t *data, size_t size)
                 abort();
         if (r.type == TASK_BIN && r.file_len == 0)
             abort();
+        if ((r.input_len && !r.input) || r.envc > REQUEST_MAX_ENV || (r.env && r.env[r.envc]))
+            abort();
+        for (int i = 0; i < r.envc; i++)
+            if (!r.env[i] || !strchr(r.env[i], '=') || strncmp(r.env[i], "HOME=", 5) == 0 ||
+                strncmp(r.env[i], "TMPDIR=", 7) == 0)
+                abort();
         create_req_destroy(&r);
     } else if (rc == -EINVAL && (err[0] == '\0' || !memchr(err, '\0', sizeof err))) {
         abort();

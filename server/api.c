@@ -158,6 +158,13 @@ static int h_create(struct mg_connection *c, void *cbdata)
     }
 
     task *t = task_new(req.type, req.file, req.file_len, req.args, req.argc);
+    if (!t) {
+        http_body_destroy(&body);
+        free(req.input);
+        task_args_free(req.env);
+        return http_send_error(c, 503, NULL, NULL, "out of memory");
+    }
+    task_set_input(t, req.input, req.input_len, req.env, req.envc);
     int refused_st = api_submit(c, a, t, &body, "task", "workers busy", "tasks waiting");
     if (refused_st)
         return refused_st;

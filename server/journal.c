@@ -29,25 +29,26 @@ typedef struct rec {
 } rec;
 
 static const char *const rec_sql[REC_KINDS] = {
-    [REC_ADD] = "INSERT INTO tasks(id, type, status, created_us, attempts, args, file)"
-                " VALUES(?1, ?2, 'WAIT', ?3, 0, ?4, ?5)",
+    [REC_ADD] = "INSERT INTO tasks(id, type, status, created_us, attempts, args, file, stdin, env)"
+                " VALUES(?1, ?2, 'WAIT', ?3, 0, ?4, ?5, ?6, ?7)",
     [REC_FORGET] = "DELETE FROM tasks WHERE id = ?1",
     [REC_START] = "UPDATE tasks SET status = 'RUNNING', started_us = ?2, attempts = ?3"
                   " WHERE id = ?1",
     [REC_FINISH] = "UPDATE tasks SET status = ?2, started_us = ?3, finished_us = ?4,"
                    " stdout_total = ?5, stdout_truncated = ?6, stderr_total = ?7,"
                    " stderr_truncated = ?8, exit_code = ?9, signal = ?10, timed_out = ?11,"
-                   " cpu_us = ?12, error = ?13, stdout = ?14, stderr = ?15, file = NULL"
+                   " cpu_us = ?12, error = ?13, stdout = ?14, stderr = ?15, file = NULL,"
+                   " stdin = NULL, env = NULL"
                    " WHERE id = ?1",
 };
 
-/* Arguments as one blob of NUL-terminated strings. Returns a malloc'd
- * blob (NULL for none) or sets *failed. */
-static char *args_blob(const task *t, size_t *len, int *failed)
+/* The n strings of v as one blob of NUL-terminated strings. Returns a
+ * malloc'd blob (NULL for none) or sets *failed. */
+static char *vec_blob(char *const *v, int n_str, size_t *len, int *failed)
 {
     size_t n = 0;
-    for (int i = 0; i < t->argc; i++)
-        n += strlen(t->args[i]) + 1;
+    for (int i = 0; i < n_str; i++)
+        n += strlen(v[i]) + 1;
     *len = n;
     if (!n)
         return NULL;
@@ -56,9 +57,9 @@ static char *args_blob(const task *t, size_t *len, int *failed)
         *failed = 1;
         return NULL;
     }
-    for (int i = 0; i < t->argc; i++) {
-        size_t l = strlen(t->args[i]) + 1;
-        memcpy(p, t->args[i], l);
+    for (int i = 0; i < n_str; i++) {
+        size_t l = strlen(v[i]) + 1;
+        memcpy(p, v[i], l);
         p += l;
     }
     return b;
@@ -80,19 +81,25 @@ static int write_rec(journal *j, rec *r)
 {
     sqlite3_stmt *st = j->st[r->kind];
     const task *t = r->t;
-    char *args = NULL;
+    char *args = NULL, *env = NULL;
     int failed = 0;
     sqlite3_bind_blob(st, 1, r->id, sizeof r->id, SQLITE_STATIC);
     switch (r->kind) {
     case REC_ADD: {
-        size_t alen;
-        args = args_blob(t, &alen, &failed);
-        if (failed)
+        size_t alen, elen;
+        args = vec_blob(t->args, t->argc, &alen, &failed);
+        env = vec_blob(t->env, t->envc, &elen, &failed);
+        if (failed) {
+            free(args);
+            free(env);
             return SQLITE_NOMEM;
+        }
         sqlite3_bind_text(st, 2, task_type_name(t->type), -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, t->created_us);
         bind_blob(st, 4, args, alen);
         bind_blob(st, 5, t->file ? (const void *)t->file : "", t->file_len);
+        bind_blob(st, 6, t->input, t->input_len);
+        bind_blob(st, 7, env, elen);
         break;
     }
     case REC_FORGET:
@@ -127,6 +134,7 @@ static int write_rec(journal *j, rec *r)
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     free(args);
+    free(env);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 

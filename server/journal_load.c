@@ -86,6 +86,12 @@ static int check_format(journal *j, char *err, size_t errsz)
                  JOURNAL_FILE);
         return -EINVAL;
     }
+    if (version == 1) {
+        rc = journal_db_exec(j, JOURNAL_UPGRADE_1, err, errsz);
+        if (rc < 0)
+            return rc;
+        version = JOURNAL_VERSION;
+    }
     if (version != JOURNAL_VERSION) {
         snprintf(err, errsz, "journal %s/%s has format %lld; this tasksolver reads format %d",
                  j->dir, JOURNAL_FILE, version, JOURNAL_VERSION);
@@ -196,7 +202,7 @@ fail_alloc:
 #define ROW_COLUMNS                                                                                \
     "rowid, id, type, status, created_us, attempts, started_us, finished_us, stdout_total,"        \
     " stdout_truncated, stderr_total, stderr_truncated, exit_code, signal, timed_out, cpu_us,"     \
-    " error, args, file, stdout, stderr"
+    " error, args, file, stdout, stderr, stdin, env"
 
 enum {
     C_ROWID,
@@ -220,6 +226,8 @@ enum {
     C_FILE,
     C_STDOUT,
     C_STDERR,
+    C_STDIN,
+    C_ENV,
 };
 
 static int parse_name(const char *s, const char *const *names, int n)
@@ -251,12 +259,12 @@ static int copy_blob(sqlite3_stmt *st, int col, void *out, size_t *len)
     return 0;
 }
 
-/* Splits the args blob into a NULL-terminated vector. Returns 0, -EINVAL
- * for a blob that does not end a string, or -ENOMEM. */
-static int split_args(sqlite3_stmt *st, char ***out, int *argc)
+/* Splits a blob of strings (args, env) into a NULL-terminated vector.
+ * Returns 0, -EINVAL for a blob that does not end a string, or -ENOMEM. */
+static int split_strings(sqlite3_stmt *st, int col, char ***out, int *argc)
 {
-    const char *p = sqlite3_column_blob(st, C_ARGS);
-    size_t n = (size_t)sqlite3_column_bytes(st, C_ARGS);
+    const char *p = sqlite3_column_blob(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
     if (n && p[n - 1] != '\0')
         return -EINVAL;
     int count = 0;
@@ -294,7 +302,7 @@ static int load_row(sqlite3_stmt *st, task **out, char *err, size_t errsz)
         return -EINVAL;
     }
     char **args;
-    int argc, rc = split_args(st, &args, &argc);
+    int argc, rc = split_strings(st, C_ARGS, &args, &argc);
     if (rc < 0) {
         snprintf(err, errsz, "row %lld: %s", row,
                  rc == -EINVAL ? "invalid arguments" : "out of memory");
@@ -309,6 +317,25 @@ static int load_row(sqlite3_stmt *st, task **out, char *err, size_t errsz)
     task *t = task_new(type, file, file_len, args, argc);
     if (!t)
         goto fail_mem;
+    if (!task_status_final(status)) {
+        unsigned char *input = NULL;
+        size_t input_len = 0;
+        char **env = NULL;
+        int envc = 0;
+        if (copy_blob(st, C_STDIN, &input, &input_len) < 0) {
+            task_unref(t);
+            goto fail_mem;
+        }
+        if (sqlite3_column_type(st, C_ENV) != SQLITE_NULL &&
+            (rc = split_strings(st, C_ENV, &env, &envc)) < 0) {
+            free(input);
+            task_unref(t);
+            snprintf(err, errsz, "row %lld: %s", row,
+                     rc == -EINVAL ? "invalid environment" : "out of memory");
+            return rc;
+        }
+        task_set_input(t, input, input_len, env, envc);
+    }
     memcpy(t->id, sqlite3_column_blob(st, C_ID), sizeof t->id);
     uuid_unparse_lower(t->id, t->id_str);
     t->created_us = sqlite3_column_int64(st, C_CREATED);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "rmtree.h"
 #include "runner.h"
 #include "sandbox.h"
+#include "request.h"
 #include "shsplit.h"
 #include "timefmt.h"
 
@@ -32,6 +34,10 @@ char *const pool_env_base[] = {
     NULL,
 };
 /* clang-format on */
+
+/* Entries in a task's environment at most: the base, a request's own,
+ * HOME and TMPDIR. */
+#define POOL_ENV_MAX (sizeof pool_env_base / sizeof *pool_env_base - 1 + REQUEST_MAX_ENV + 2)
 
 /* A worker's task directory. Each worker makes one and reuses it, emptied,
  * task after task: creating and removing a directory for every task cost
@@ -180,6 +186,63 @@ static int taskdir_program(taskdir *d, const char *name, const unsigned char *da
     return rc;
 }
 
+/* The task's stdin as a sealed memfd positioned at 0, or -1 for none
+ * (/dev/null). An fd rather than a pipe the worker feeds: every way a task
+ * starts already takes an fd for stdin (runner_opts.stdin_fd, the cell's
+ * RUN, the fork server's request, all by SCM_RIGHTS or inheritance), so
+ * nothing in runner/ changes, and the worker need not stay in the loop
+ * while a task reads slowly or never. A memfd rather than a file in the
+ * task directory: no name the task can see or replace, no disk, and the
+ * seals make it read-only for the task, which can reopen it through
+ * /dev/stdin like a file. Returns the fd or -errno. */
+static int input_fd(const unsigned char *data, size_t len)
+{
+    if (!data || len == 0)
+        return -1;
+    int fd = memfd_create("stdin", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    for (size_t off = 0; off < len && !rc;) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno != EINTR)
+            rc = -errno;
+        else if (n > 0)
+            off += (size_t)n;
+    }
+    if (!rc &&
+        (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0 ||
+         lseek(fd, 0, SEEK_SET) < 0))
+        rc = -errno;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+/* The task's environment into env (room for POOL_ENV_MAX entries and the
+ * NULL): the base, where the task's own entries do not replace it, then
+ * the task's, then HOME and TMPDIR (which requests cannot set). Pointers
+ * are borrowed. */
+static void make_env(char **env, const task *t, char *home, char *tmpdir)
+{
+    int n = 0;
+    for (char *const *b = pool_env_base; *b; b++) {
+        size_t klen = strcspn(*b, "=") + 1;
+        int replaced = 0;
+        for (int i = 0; i < t->envc && !replaced; i++)
+            replaced = strncmp(t->env[i], *b, klen) == 0;
+        if (!replaced)
+            env[n++] = *b;
+    }
+    for (int i = 0; i < t->envc && i < REQUEST_MAX_ENV; i++)
+        env[n++] = t->env[i];
+    env[n++] = home;
+    env[n++] = tmpdir;
+    env[n] = NULL;
+}
+
 /* Builds "PROGRAM [PREFIX...] ARGS..." into a new vector (pointers borrowed). */
 static char **make_argv(char *const *prefix, char *const *args, int argc)
 {
@@ -255,6 +318,11 @@ static int run_once(pool *p, runner_opts *o, const runner_limits *l, taskdir *d,
     sandbox_run sr;
     int rc;
     for (int tries = 0;; tries++) {
+        /* A run tried again (the task never started) reads from the start. */
+        if (o->stdin_fd >= 0 && lseek(o->stdin_fd, 0, SEEK_SET) < 0) {
+            memset(r, 0, sizeof *r);
+            return -errno;
+        }
         if (sb && (rc = sandbox_run_begin(sb, &d->cell, d->path, o, &sr)) < 0) {
             memset(r, 0, sizeof *r);
             return rc;
@@ -304,23 +372,28 @@ static void run_task(pool *p, taskdir *d, task *t)
         rc = taskdir_program(d, fname, t->file, t->file_len, t->type == TASK_BIN ? 0700 : 0600);
     else
         rc = taskdir_program(d, fname, p->cfg.calc_image, p->cfg.calc_len, 0700);
+    int in_fd = rc < 0 ? -1 : input_fd(t->input, t->input_len);
     task_drop_program(t);
     if (rc < 0) {
         fail_task(p, t, "could not write the program", -rc);
         goto cleanup_dir;
     }
+    if (in_fd < -1) {
+        fail_task(p, t, "could not prepare stdin", -in_fd);
+        goto cleanup_dir;
+    }
     if (t->type == TASK_CALC && !p->calc_argv) {
         /* Restored from the journal by a server started without it. */
         fail_task(p, t, "no --calc-command on this server", EINVAL);
-        goto cleanup_dir;
+        goto cleanup_input;
     }
 
     char home[4200];
     snprintf(home, sizeof home, "HOME=%s", dir);
     char tmpdir[4200];
     snprintf(tmpdir, sizeof tmpdir, "TMPDIR=%s", dir);
-    char *env[] = {
-        pool_env_base[0], pool_env_base[1], pool_env_base[2], pool_env_base[3], home, tmpdir, NULL};
+    char *env[POOL_ENV_MAX + 1];
+    make_env(env, t, home, tmpdir);
     char *py_prefix[] = {(char *)p->cfg.python, "main.py", NULL};
     char *bin_prefix[] = {prog, NULL};
     char **argv = make_argv(t->type == TASK_PYTHON ? py_prefix
@@ -329,7 +402,7 @@ static void run_task(pool *p, taskdir *d, task *t)
                             t->args, t->argc);
     if (!argv) {
         fail_task(p, t, "could not start", ENOMEM);
-        goto cleanup_dir;
+        goto cleanup_input;
     }
     if (t->type == TASK_CALC && p->cfg.calc_image)
         argv[0] = prog;
@@ -338,7 +411,7 @@ static void run_task(pool *p, taskdir *d, task *t)
         .argv = argv,
         .envp = env,
         .cwd = dir,
-        .stdin_fd = -1,
+        .stdin_fd = in_fd,
         .sh_fallback = t->type == TASK_BIN,
         .capture_stdout = 1,
         .capture_stderr = 1,
@@ -366,12 +439,15 @@ static void run_task(pool *p, taskdir *d, task *t)
     if (rc < 0) {
         runner_result_destroy(&r);
         fail_task(p, t, "could not run the task", -rc);
-        goto cleanup_dir;
+        goto cleanup_input;
     }
     enum task_status st = take_result(t, &r, &l);
     runner_result_destroy(&r);
     finish(p, t, st);
 
+cleanup_input:
+    if (in_fd >= 0)
+        close(in_fd);
 cleanup_dir:
     taskdir_recycle(d, fname);
 done:

@@ -95,6 +95,120 @@ fail_element:
     return rc;
 }
 
+/* Reads `stdin` (text) or `stdin_base64` (bytes) into out. */
+static int parse_stdin(const cJSON *text, const cJSON *b64, create_req *out, char *err,
+                       size_t errsz)
+{
+    if (text && b64) {
+        snprintf(err, errsz, "fields 'stdin' and 'stdin_base64' exclude each other: give one");
+        return -EINVAL;
+    }
+    if ((text && !cJSON_IsString(text)) || (b64 && !cJSON_IsString(b64))) {
+        snprintf(err, errsz, "field '%s' must be a string", text ? "stdin" : "stdin_base64");
+        return -EINVAL;
+    }
+    const char *s = text ? text->valuestring : b64 ? b64->valuestring : "";
+    size_t len = strlen(s);
+    if (len == 0)
+        return 0;
+    if (text) {
+        out->input = malloc(len);
+        if (!out->input)
+            return -ENOMEM;
+        memcpy(out->input, s, len);
+        out->input_len = len;
+        return 0;
+    }
+    size_t bad = 0;
+    int rc = b64_decode(s, len, &out->input, &out->input_len, &bad);
+    if (rc == -EINVAL)
+        snprintf(err, errsz,
+                 "field 'stdin_base64' is not valid base64 (bad character at offset %zu)", bad);
+    return rc;
+}
+
+/* [A-Za-z_][A-Za-z0-9_]*: what a shell can name, and never an '='. */
+static int env_name_valid(const char *n)
+{
+    if (!((*n >= 'A' && *n <= 'Z') || (*n >= 'a' && *n <= 'z') || *n == '_'))
+        return 0;
+    for (n++; *n; n++)
+        if (!((*n >= 'A' && *n <= 'Z') || (*n >= 'a' && *n <= 'z') || (*n >= '0' && *n <= '9') ||
+              *n == '_'))
+            return 0;
+    return 1;
+}
+
+/* Checks one member of `env`; 0 or -EINVAL with err set. */
+static int check_env_var(const cJSON *v, const cJSON *env, char *err, size_t errsz)
+{
+    const char *name = v->string;
+    if (!env_name_valid(name)) {
+        snprintf(err, errsz, "env.%.64s: not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)", name);
+        return -EINVAL;
+    }
+    /* The task's directory: where it may write, and what it is told. */
+    if (strcmp(name, "HOME") == 0 || strcmp(name, "TMPDIR") == 0) {
+        snprintf(err, errsz, "env.%s cannot be set: the server gives each task its own", name);
+        return -EINVAL;
+    }
+    if (!cJSON_IsString(v)) {
+        snprintf(err, errsz, "env.%.64s must be a string", name);
+        return -EINVAL;
+    }
+    /* cJSON keeps duplicate keys: refuse rather than pick one. */
+    if (cJSON_GetObjectItemCaseSensitive(env, name) != v) {
+        snprintf(err, errsz, "env.%.64s is given twice", name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Builds the "NAME=VALUE" vector from the `env` object. */
+static int parse_env(const cJSON *env, char ***out, int *envc, char *err, size_t errsz)
+{
+    if (!env || cJSON_IsNull(env))
+        return 0;
+    if (!cJSON_IsObject(env)) {
+        snprintf(err, errsz, "field 'env' must be an object of strings");
+        return -EINVAL;
+    }
+    int n = cJSON_GetArraySize(env);
+    if (n > REQUEST_MAX_ENV) {
+        snprintf(err, errsz, "field 'env' has more than %d variables", REQUEST_MAX_ENV);
+        return -EINVAL;
+    }
+    size_t total = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, env)
+    {
+        int rc = check_env_var(v, env, err, errsz);
+        if (rc < 0)
+            return rc;
+        total += strlen(v->string) + strlen(v->valuestring) + 2;
+    }
+    if (total > REQUEST_MAX_ENV_BYTES) {
+        snprintf(err, errsz, "field 'env' holds more than %u bytes", REQUEST_MAX_ENV_BYTES);
+        return -EINVAL;
+    }
+    char **vec = calloc((size_t)n + 1, sizeof *vec);
+    if (!vec)
+        return -ENOMEM;
+    int i = 0;
+    cJSON_ArrayForEach(v, env)
+    {
+        size_t l = strlen(v->string) + strlen(v->valuestring) + 2;
+        if (!(vec[i] = malloc(l))) {
+            task_args_free(vec);
+            return -ENOMEM;
+        }
+        snprintf(vec[i++], l, "%s=%s", v->string, v->valuestring);
+    }
+    *out = vec;
+    *envc = n;
+    return 0;
+}
+
 /* A python file that decodes to NULs or invalid UTF-8 was plain source
  * that happened to look like base64 ("pass" is valid base64). */
 static int looks_like_text(const unsigned char *p, size_t len)
@@ -167,9 +281,25 @@ int request_parse_create(const char *body, size_t len, create_req *out, char *er
     rc = parse_args(args, &out->args, &out->argc, err, errsz);
     if (rc < 0)
         goto fail_file;
+    rc = parse_stdin(cJSON_GetObjectItemCaseSensitive(root, "stdin"),
+                     cJSON_GetObjectItemCaseSensitive(root, "stdin_base64"), out, err, errsz);
+    if (rc < 0)
+        goto fail_args;
+    rc =
+        parse_env(cJSON_GetObjectItemCaseSensitive(root, "env"), &out->env, &out->envc, err, errsz);
+    if (rc < 0)
+        goto fail_input;
     cJSON_Delete(root);
     return 0;
 
+fail_input:
+    free(out->input);
+    out->input = NULL;
+    out->input_len = 0;
+fail_args:
+    task_args_free(out->args);
+    out->args = NULL;
+    out->argc = 0;
 fail_file:
     free(out->file);
     out->file = NULL;
@@ -184,6 +314,8 @@ void create_req_destroy(create_req *r)
 {
     free(r->file);
     task_args_free(r->args);
+    free(r->input);
+    task_args_free(r->env);
     memset(r, 0, sizeof *r);
 }
 

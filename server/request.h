@@ -20,11 +20,27 @@ typedef struct create_req {
     size_t file_len;
     char **args; /* NULL-terminated argument vector; owned */
     int argc;
+    unsigned char *input; /* the task's stdin, or NULL (none: EOF); owned */
+    size_t input_len;
+    char **env; /* NULL-terminated "NAME=VALUE" entries, or NULL; owned */
+    int envc;
 } create_req;
 
-/* Parses {"type": "python"|"bin", "file": BASE64, "args": [..] | "..."}.
+/* At most this many variables in `env`, and this many bytes of
+ * "NAME=VALUE\0" in all: far below what exec takes (E2BIG at ~2 MiB with
+ * the arguments), enough for any configuration by environment. */
+#define REQUEST_MAX_ENV 64
+#define REQUEST_MAX_ENV_BYTES (32u << 10)
+
+/* Parses {"type": "python"|"bin", "file": BASE64, "args": [..] | "...",
+ * "stdin": TEXT | "stdin_base64": BASE64, "env": {NAME: VALUE, ...}}.
  * For python, a `file` that is not valid base64, or that decodes to bytes
- * that are not UTF-8 text, is taken as the source code itself.
+ * that are not UTF-8 text, is taken as the source code itself. `stdin`
+ * and `stdin_base64` exclude each other; an empty one is no stdin. `env`
+ * names match [A-Za-z_][A-Za-z0-9_]*, once each, values are strings, HOME
+ * and TMPDIR stay the server's, at most REQUEST_MAX_ENV of them and
+ * REQUEST_MAX_ENV_BYTES in all; a variable the server sets too (PATH,
+ * LANG...) replaces the server's.
  * Returns 0 and fills *out (release with create_req_destroy), or -EINVAL
  * with a message naming the field in err, or -ENOMEM. On error nothing is
  * allocated. */

@@ -58,16 +58,34 @@ task *task_new(enum task_type type, unsigned char *file, size_t file_len, char *
     return t;
 }
 
+void task_set_input(task *t, unsigned char *input, size_t input_len, char **env, int envc)
+{
+    t->input = input;
+    t->input_len = input_len;
+    t->env = env;
+    t->envc = envc;
+}
+
+/* Bytes of a NULL-terminated vector of n strings and its blocks. */
+static size_t vec_bytes(char *const *v, int n)
+{
+    size_t b = ((size_t)n + 1) * sizeof *v + TASK_MALLOC_OVERHEAD;
+    for (int i = 0; i < n; i++)
+        b += strlen(v[i]) + 1 + TASK_MALLOC_OVERHEAD;
+    return b;
+}
+
 size_t task_bytes(const task *t)
 {
     size_t n = sizeof *t + TASK_MALLOC_OVERHEAD;
     if (t->file)
         n += t->file_len + TASK_MALLOC_OVERHEAD;
-    if (t->args) {
-        n += ((size_t)t->argc + 1) * sizeof *t->args + TASK_MALLOC_OVERHEAD;
-        for (int i = 0; i < t->argc; i++)
-            n += strlen(t->args[i]) + 1 + TASK_MALLOC_OVERHEAD;
-    }
+    if (t->input)
+        n += t->input_len + TASK_MALLOC_OVERHEAD;
+    if (t->args)
+        n += vec_bytes(t->args, t->argc);
+    if (t->env)
+        n += vec_bytes(t->env, t->envc);
     return n;
 }
 
@@ -90,6 +108,8 @@ void task_drop_program(task *t)
 {
     free(t->file);
     t->file = NULL;
+    free(t->input);
+    t->input = NULL;
     membudget_release(t->budget, t->held);
     t->held = 0;
 }
@@ -99,6 +119,9 @@ void task_drop_args(task *t)
     task_args_free(t->args);
     t->args = NULL;
     t->argc = 0;
+    task_args_free(t->env);
+    t->env = NULL;
+    t->envc = 0;
 }
 
 task *task_ref(task *t)

@@ -12,10 +12,11 @@
  *  - the result fields are written by the worker once, before it sets a
  *    final status under the store lock, and never change afterwards: a
  *    reader that saw SUCCESS/ERROR under the lock may read them unlocked;
- *  - `file`, `args` and the budget share (`budget`, `held`) belong to the
- *    worker once the task is popped from the queue: it drops the program
- *    (and the share) as soon as it is on disk, the arguments once the run
- *    is over, so that neither a running task nor a finished one holds
+ *  - `file`, `input`, `args`, `env` and the budget share (`budget`,
+ *    `held`) belong to the worker once the task is popped from the queue:
+ *    it drops the program and the input (and the share) as soon as they
+ *    are where the run reads them, the arguments and environment once the
+ *    run is over, so that neither a running task nor a finished one holds
  *    what its client sent. */
 #ifndef TS_TASK_H
 #define TS_TASK_H
@@ -44,6 +45,11 @@ typedef struct task {
     size_t file_len;
     char **args; /* NULL-terminated, without argv[0]; owned */
     int argc;
+    /* owned by the worker after the pop, like file and args */
+    unsigned char *input; /* the task's stdin, or NULL: /dev/null; owned */
+    size_t input_len;
+    char **env; /* NULL-terminated extra "NAME=VALUE" entries, or NULL */
+    int envc;
     struct membudget *budget; /* where `held` is counted, or NULL */
     size_t held;              /* bytes of budget held while the task waits */
     /* protected by the store lock */
@@ -84,7 +90,13 @@ typedef struct task {
  * failure). Returns NULL on allocation failure. */
 task *task_new(enum task_type type, unsigned char *file, size_t file_len, char **args, int argc);
 
-/* Bytes t holds while it waits: the task, its program and arguments. */
+/* Gives t its stdin (NULL: none) and extra environment (NULL-terminated
+ * "NAME=VALUE" entries, NULL: none), taking ownership of both; call before
+ * task_hold so that the budget counts them. */
+void task_set_input(task *t, unsigned char *input, size_t input_len, char **env, int envc);
+
+/* Bytes t holds while it waits: the task, its program, stdin, arguments
+ * and environment. */
 size_t task_bytes(const task *t);
 
 /* Makes t the holder of the *held bytes reserved in budget (*held becomes
@@ -98,11 +110,12 @@ int task_hold(task *t, struct membudget *budget, size_t *held);
  * back from the journal, admitted before a restart. */
 void task_hold_restored(task *t, struct membudget *budget);
 
-/* Frees the program of t and releases t's share of the budget: the
- * worker calls it once the program is on disk. */
+/* Frees the program and the stdin of t and releases t's share of the
+ * budget: the worker calls it once both are where the run reads them. */
 void task_drop_program(task *t);
 
-/* Frees the arguments of t: the worker calls it once the run is over. */
+/* Frees the arguments and the environment of t: the worker calls it once
+ * the run is over. */
 void task_drop_args(task *t);
 
 /* Takes another reference. Returns t. */

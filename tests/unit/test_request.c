@@ -83,6 +83,127 @@ static void create_errors_name_the_field(void **state)
     }
 }
 
+static void create_stdin_text_and_bytes(void **state)
+{
+    create_req r;
+    char err[REQUEST_ERR_MAX];
+    assert_int_equal(parse("{\"type\":\"python\",\"file\":\"pass\",\"stdin\":\"a\\nb\"}", &r, err),
+                     0);
+    assert_int_equal(r.input_len, 3);
+    assert_memory_equal(r.input, "a\nb", 3);
+    assert_null(r.env);
+    create_req_destroy(&r);
+    /* "AP8A": 0x00 0xff 0x00 */
+    assert_int_equal(
+        parse("{\"type\":\"python\",\"file\":\"pass\",\"stdin_base64\":\"AP8A\"}", &r, err), 0);
+    assert_int_equal(r.input_len, 3);
+    assert_memory_equal(r.input, "\0\xff\0", 3);
+    create_req_destroy(&r);
+    /* Empty or absent: none, as before. */
+    assert_int_equal(parse("{\"type\":\"python\",\"file\":\"pass\",\"stdin\":\"\"}", &r, err), 0);
+    assert_null(r.input);
+    create_req_destroy(&r);
+    assert_int_equal(parse("{\"type\":\"python\",\"file\":\"pass\"}", &r, err), 0);
+    assert_null(r.input);
+    assert_int_equal(r.input_len, 0);
+    create_req_destroy(&r);
+}
+
+static void create_env_vector(void **state)
+{
+    create_req r;
+    char err[REQUEST_ERR_MAX];
+    assert_int_equal(parse("{\"type\":\"bin\",\"file\":\"YQ==\",\"env\":{\"_A1\":\"x=y\","
+                           "\"PATH\":\"/bin\",\"E\":\"\"}}",
+                           &r, err),
+                     0);
+    assert_int_equal(r.envc, 3);
+    assert_string_equal(r.env[0], "_A1=x=y");
+    assert_string_equal(r.env[1], "PATH=/bin");
+    assert_string_equal(r.env[2], "E=");
+    assert_null(r.env[3]);
+    create_req_destroy(&r);
+}
+
+/* A body with an "env" of n variables NAME_i of value length vlen. */
+static char *env_body(int n, size_t vlen)
+{
+    size_t cap = 64 + (size_t)n * (vlen + 32);
+    char *s = malloc(cap), *p = s;
+    assert_non_null(s);
+    p += sprintf(p, "{\"type\":\"bin\",\"file\":\"YQ==\",\"env\":{");
+    for (int i = 0; i < n; i++) {
+        p += sprintf(p, "%s\"V%d\":\"", i ? "," : "", i);
+        memset(p, 'v', vlen);
+        p += vlen;
+        *p++ = '"';
+    }
+    strcpy(p, "}}");
+    return s;
+}
+
+static void create_env_bounds(void **state)
+{
+    create_req r;
+    char err[REQUEST_ERR_MAX];
+    char *b = env_body(REQUEST_MAX_ENV, 10);
+    assert_int_equal(parse(b, &r, err), 0);
+    assert_int_equal(r.envc, REQUEST_MAX_ENV);
+    create_req_destroy(&r);
+    free(b);
+    b = env_body(REQUEST_MAX_ENV + 1, 10);
+    assert_int_equal(parse(b, &r, err), -EINVAL);
+    assert_non_null(strstr(err, "more than 64 variables"));
+    free(b);
+    b = env_body(2, REQUEST_MAX_ENV_BYTES / 2);
+    assert_int_equal(parse(b, &r, err), -EINVAL);
+    assert_non_null(strstr(err, "bytes"));
+    free(b);
+}
+
+static void create_stdin_env_errors(void **state)
+{
+    static const struct {
+        const char *body, *word;
+    } cases[] = {
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"stdin\":\"a\",\"stdin_base64\":\"YQ==\"}",
+         "exclude"},
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"stdin\":1}", "'stdin' must"},
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"stdin_base64\":[]}", "'stdin_base64' must"},
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"stdin_base64\":\"Y@==\"}", "offset 1"},
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"env\":[]}", "'env' must be an object"},
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"env\":{\"9A\":\"\"}}", "env.9A"},
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"env\":{\"A-B\":\"\"}}", "env.A-B"},
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"env\":{\"\":\"\"}}", "env.:"},
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"env\":{\"HOME\":\"/\"}}", "env.HOME"},
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"env\":{\"TMPDIR\":\"/\"}}", "env.TMPDIR"},
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"env\":{\"N\":1}}", "env.N must be a string"},
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"env\":{\"N\":{}}}", "env.N must be a string"},
+        {"{\"type\":\"bin\",\"file\":\"YQ==\",\"env\":{\"N\":\"a\",\"N\":\"b\"}}", "twice"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        create_req r;
+        char err[REQUEST_ERR_MAX];
+        assert_int_equal(parse(cases[i].body, &r, err), -EINVAL);
+        if (!strstr(err, cases[i].word))
+            fail_msg("body %s: error '%s' lacks '%s'", cases[i].body, err, cases[i].word);
+    }
+}
+
+/* The budget counts the stdin and the environment a task waits with. */
+static void task_bytes_count_input(void **state)
+{
+    task *t = task_new(TASK_BIN, NULL, 0, calloc(1, sizeof(char *)), 0);
+    assert_non_null(t);
+    size_t bare = task_bytes(t);
+    char **env = calloc(2, sizeof *env);
+    assert_non_null(env);
+    env[0] = strdup("A=1");
+    task_set_input(t, calloc(1, 1000), 1000, env, 1);
+    assert_true(task_bytes(t) >= bare + 1000 + 4 + 2 * sizeof(char *));
+    task_unref(t);
+}
+
 static void id_from_body(void **state)
 {
     char id[64], err[REQUEST_ERR_MAX];
@@ -177,6 +298,11 @@ int main(void)
         cmocka_unit_test(create_string_args_are_split),
         cmocka_unit_test(create_missing_args_means_none),
         cmocka_unit_test(create_errors_name_the_field),
+        cmocka_unit_test(create_stdin_text_and_bytes),
+        cmocka_unit_test(create_env_vector),
+        cmocka_unit_test(create_env_bounds),
+        cmocka_unit_test(create_stdin_env_errors),
+        cmocka_unit_test(task_bytes_count_input),
         cmocka_unit_test(id_from_body),
         cmocka_unit_test(bodies_nest_at_most_64_levels),
         cmocka_unit_test(status_json_shapes),
