@@ -63,6 +63,23 @@ int cell_wait_ready(cell *c, int timeout_ms);
  * next task. No group: all zero. */
 void cell_events(cell *c, cgroup_events *ev);
 
+/* The limits of the next task; 0 in a field: the cell's own (its
+ * cell_config's memory and pids, its command line's rlimits). */
+typedef struct cell_limits {
+    int64_t memory; /* the cgroup's memory limit, bytes */
+    long pids;      /* the cgroup's process limit */
+    int64_t cpu;    /* rlimits of the task's processes (cell_proto.h) */
+    int64_t fsize;
+    int64_t as;
+    int64_t nproc;
+} cell_limits;
+
+/* Gives the next task (the next cell_start) the limits l: the cgroup's
+ * now, when they differ from the last task's, the rlimits with the RUN.
+ * Call when the cell is ready (cell_wait_ready). Returns 0, or -errno when
+ * the cgroup refused them (the cell is then damaged). */
+int cell_set_limits(cell *c, const cell_limits *l);
+
 /* The runner's side (runner_proc.c, runner.c). */
 
 /* Starts o in the cell, ready by cell_wait_ready, with in_fd, out_fd and
