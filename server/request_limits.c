@@ -60,6 +60,8 @@ void request_limits_caps(const config *cfg, task_limits *caps)
         .fsize = (int64_t)cfg->task_fsize,
         .disk = (int64_t)cfg->task_disk,
     };
+    if (!cfg->sandbox)
+        caps->cpu = caps->memory = caps->procs = caps->fsize = caps->disk = -1;
 }
 
 /* Checks one member of `limits` and stores it. 0 or -EINVAL. */
@@ -100,6 +102,13 @@ static int parse_one(const cJSON *v, const cJSON *limits, const task_limits *cap
         return -EINVAL;
     }
     double cap = cap_of(k, caps);
+    if (cap < 0) {
+        snprintf(err, errsz,
+                 "limits.%s cannot be applied: this server runs tasks with --sandbox off, "
+                 "where only timeout and output apply",
+                 k->name);
+        return -EINVAL;
+    }
     if (cap > 0 && d > cap) {
         jsonw_f64_fmt(capn, sizeof capn, cap);
         snprintf(err, errsz, "limits.%s %s is above this server's cap of %s %s (%s)", k->name, num,
@@ -143,9 +152,11 @@ int request_parse_limits(const cJSON *limits, const task_limits *caps, task_limi
 int request_limits_caps_json(buf *b, const task_limits *caps)
 {
     buf_putc(b, '{');
-    for (size_t i = 0; i < NKEYS; i++) {
+    for (size_t i = 0, n = 0; i < NKEYS; i++) {
         double cap = cap_of(&keys[i], caps);
-        buf_printf(b, "%s\"%s\":", i ? "," : "", keys[i].name);
+        if (cap < 0)
+            continue;
+        buf_printf(b, "%s\"%s\":", n++ ? "," : "", keys[i].name);
         if (cap > 0)
             jsonw_f64(b, cap);
         else

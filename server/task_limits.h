@@ -4,7 +4,8 @@
  * Header only: the task (task.h) carries one, the request parser
  * (request_limits.h) fills it, the pool merges it with the server's
  * settings. A field of 0 is "not asked" in a task (the server's setting
- * applies) and "no cap" in caps. */
+ * applies) and "no cap" in caps; -1 in caps: the server cannot apply
+ * that limit at all (--sandbox off applies only timeout and output). */
 #ifndef TS_TASK_LIMITS_H
 #define TS_TASK_LIMITS_H
 

@@ -387,6 +387,27 @@ static void caps_json_has_null_for_none(void **state)
     buf_destroy(&b);
 }
 
+static void sandbox_off_offers_timeout_and_output(void **state)
+{
+    config cfg = {.task_timeout = 5, .max_output = 100, .task_memory = 1 << 20, .sandbox = 0};
+    task_limits c;
+    request_limits_caps(&cfg, &c);
+    buf b = BUF_INIT;
+    assert_int_equal(request_limits_caps_json(&b, &c), 0);
+    assert_string_equal(b.data, "{\"timeout\":5,\"output\":100}");
+    buf_destroy(&b);
+    create_req r;
+    char err[REQUEST_ERR_MAX];
+    const char *body = "{\"type\":\"python\",\"file\":\"pass\",\"limits\":{\"memory\":1}}";
+    assert_int_equal(request_parse_create(body, strlen(body), &c, &r, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "limits.memory cannot be applied: this server runs tasks with "
+                             "--sandbox off, where only timeout and output apply");
+    body = "{\"type\":\"python\",\"file\":\"pass\",\"limits\":{\"timeout\":1,\"output\":9}}";
+    assert_int_equal(request_parse_create(body, strlen(body), &c, &r, err, sizeof err), 0);
+    assert_int_equal(r.limits.output, 9);
+    create_req_destroy(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +427,7 @@ int main(void)
         cmocka_unit_test(create_limits_errors),
         cmocka_unit_test(create_limits_without_caps),
         cmocka_unit_test(caps_json_has_null_for_none),
+        cmocka_unit_test(sandbox_off_offers_timeout_and_output),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
