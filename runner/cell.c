@@ -36,7 +36,7 @@ struct cell {
     long cg_pids;
     int64_t own_memory;
     long own_pids;
-    cell_limits next; /* the rlimits of the next RUN */
+    cell_limits next; /* the rlimits of every RUN until cell_set_limits */
     int ready;        /* READY received: a RUN may be sent */
     int running;      /* STARTED received, EXIT not yet */
     int broken;       /* damaged: only cell_free is left */
@@ -329,8 +329,6 @@ int cell_start(cell *c, const runner_opts *o, int in_fd, int out_fd, int err_fd,
                       .fsize = c->next.fsize,
                       .as = c->next.as,
                       .nproc = c->next.nproc};
-    /* One task's rlimits are not the next one's. */
-    memset(&c->next, 0, sizeof c->next);
     size_t len = strlen(o->path) + 1;
     for (; o->argv[m.argc]; m.argc++)
         len += strlen(o->argv[m.argc]) + 1;

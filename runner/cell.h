@@ -74,10 +74,11 @@ typedef struct cell_limits {
     int64_t nproc;
 } cell_limits;
 
-/* Gives the next task (the next cell_start) the limits l: the cgroup's
- * now, when they differ from the last task's, the rlimits with the RUN.
- * Call when the cell is ready (cell_wait_ready). Returns 0, or -errno when
- * the cgroup refused them (the cell is then damaged). */
+/* Gives the tasks started from now on (until the next call) the limits
+ * l: the cgroup's at once, when they differ from those in force, the
+ * rlimits with each RUN. Call when the cell is ready (cell_wait_ready).
+ * Returns 0, or -errno when the cgroup refused them (the cell is then
+ * damaged). */
 int cell_set_limits(cell *c, const cell_limits *l);
 
 /* The runner's side (runner_proc.c, runner.c). */
