@@ -4,7 +4,8 @@
  * (tsexec_cell.h) is PID 1 of PID, mount, IPC, UTS and network
  * namespaces made once, with the task file system set up once for the
  * worker's task directory, plus the worker's task cgroup, made once with
- * the memory and process limits. Each task runs in it through the runner
+ * the memory and process limits (which a task's own replace for it,
+ * cell_set_limits). Each task runs in it through the runner
  * (runner_opts.cell): the runner makes the output pipes as usual, the cell
  * passes them to init with the program, init starts the task and reports
  * its pid, then its end; the runner's capture loop reads the pipes as for
