@@ -15,7 +15,9 @@ static void fuzz_one(const uint8_t *data, size_t size)
 {
     create_req r;
     char err[REQUEST_ERR_MAX];
-    int rc = request_parse_create((const char *)data, size, &r, err, sizeof err);
+    /* The default settings' caps (tests/unit/test_request.c uses the same). */
+    const task_limits caps = {60, 30, 256 << 20, 64, 1 << 20, 64 << 20, 128 << 20};
+    int rc = request_parse_create((const char *)data, size, &caps, &r, err, sizeof err);
     if (rc == 0) {
         if (!r.args || r.args[r.argc] != NULL)
             abort();
@@ -23,6 +25,12 @@ static void fuzz_one(const uint8_t *data, size_t size)
             if (!r.args[i])
                 abort();
         if (r.type == TASK_BIN && r.file_len == 0)
+            abort();
+        const task_limits *l = &r.limits;
+        if (l->timeout < 0 || l->timeout > caps.timeout || l->cpu < 0 || l->cpu > caps.cpu ||
+            l->memory < 0 || l->memory > caps.memory || l->procs < 0 || l->procs > caps.procs ||
+            l->output < 0 || l->output > caps.output || l->fsize < 0 || l->fsize > caps.fsize ||
+            l->disk < 0 || l->disk > caps.disk)
             abort();
         if ((r.input_len && !r.input) || r.envc > REQUEST_MAX_ENV || (r.env && r.env[r.envc]))
             abort();

@@ -12,6 +12,7 @@
 #include "live.h"
 #include "log.h"
 #include "request.h"
+#include "request_limits.h"
 #include "timefmt.h"
 
 #define ERRSZ REQUEST_ERR_MAX
@@ -20,6 +21,18 @@ static void put_time(buf *b, const char *key, int64_t us)
 {
     char ts[TIMEFMT_LEN];
     buf_printf(b, ",\"%s\":\"%s\"", key, time_fmt_utc(us, ts));
+}
+
+/* The result's "memory_peak_bytes" and "limit" members. */
+static void api_limits_json(buf *b, const task *t)
+{
+    buf_puts(b, ",\"memory_peak_bytes\":");
+    if (t->mem_peak > 0)
+        jsonw_i64(b, t->mem_peak);
+    else
+        buf_puts(b, "null");
+    buf_puts(b, ",\"limit\":");
+    jsonw_cstr(b, t->limit);
 }
 
 int api_status_json(buf *b, const task *t, const task_view *v)
@@ -56,6 +69,7 @@ int api_status_json(buf *b, const task *t, const task_view *v)
                    t->timed_out ? "true" : "false", t->out_truncated ? "true" : "false",
                    t->err_truncated ? "true" : "false");
         buf_printf(b, ",\"stdout_bytes\":%zu,\"stderr_bytes\":%zu", t->out_total, t->err_total);
+        api_limits_json(b, t);
         buf_puts(b, "}");
         if (t->error) {
             buf_puts(b, ",\"error\":");
@@ -146,8 +160,10 @@ static int h_create(struct mg_connection *c, void *cbdata)
     }
     create_req req;
     char err[ERRSZ];
-    int rc =
-        request_parse_create(body.b.data ? body.b.data : "", body.b.len, &req, err, sizeof err);
+    task_limits caps;
+    request_limits_caps(a->cfg, &caps);
+    int rc = request_parse_create(body.b.data ? body.b.data : "", body.b.len, &caps, &req, err,
+                                  sizeof err);
     /* The bytes go; their reservation stays for the task to take over. */
     buf_destroy(&body.b);
     if (rc < 0) {
@@ -165,6 +181,7 @@ static int h_create(struct mg_connection *c, void *cbdata)
         return http_send_error(c, 503, NULL, NULL, "out of memory");
     }
     task_set_input(t, req.input, req.input_len, req.env, req.envc);
+    t->limits = req.limits;
     int refused_st = api_submit(c, a, t, &body, "task", "workers busy", "tasks waiting");
     if (refused_st)
         return refused_st;
@@ -327,6 +344,10 @@ static int h_info(struct mg_connection *c, void *cbdata)
                a->cfg->max_body, a->cfg->max_queue, membudget_max(a->budget), a->cfg->max_finished,
                a->cfg->max_wait);
     jsonw_cstr(&b, a->cfg->python);
+    buf_puts(&b, ",\"limit_caps\":");
+    task_limits caps;
+    request_limits_caps(a->cfg, &caps);
+    request_limits_caps_json(&b, &caps);
     if (a->sandbox_json)
         buf_printf(&b, ",\"sandbox\":%s", a->sandbox_json);
     buf_puts(&b, "}\n");

@@ -272,8 +272,13 @@ static enum task_status take_result(task *t, runner_result *r, const runner_limi
     t->term_signal = r->term_signal;
     t->timed_out = r->timed_out;
     t->cpu_us = r->cpu_us;
+    t->mem_peak = r->memory_peak;
     if (r->exited && r->exit_code == 0 && !r->spawn_errno)
         return TASK_SUCCESS;
+    t->limit = r->cancelled                    ? NULL
+               : r->timed_out                  ? "timeout"
+               : r->limit != RUNNER_LIMIT_NONE ? runner_limit_name(r->limit)
+                                               : NULL;
     char why[256];
     runner_describe(r, l, why, sizeof why);
     t->error = strdup(why);
@@ -311,8 +316,8 @@ static void on_output(void *arg, int stream, const char *data, size_t len)
 /* One run of o in d, through the sandbox when there is one. Returns as
  * runner_run (r to be destroyed in every case), or -errno when the
  * sandbox could not be prepared. */
-static int run_once(pool *p, runner_opts *o, const runner_limits *l, taskdir *d, live *lv,
-                    runner_result *r)
+static int run_once(pool *p, runner_opts *o, const runner_limits *l, const sandbox_limits *sl,
+                    taskdir *d, live *lv, runner_result *r)
 {
     const sandbox *sb = p->cfg.sandbox;
     sandbox_run sr;
@@ -323,7 +328,7 @@ static int run_once(pool *p, runner_opts *o, const runner_limits *l, taskdir *d,
             memset(r, 0, sizeof *r);
             return -errno;
         }
-        if (sb && (rc = sandbox_run_begin(sb, &d->cell, d->path, o, &sr)) < 0) {
+        if (sb && (rc = sandbox_run_begin(sb, &d->cell, d->path, o, sl, &sr)) < 0) {
             memset(r, 0, sizeof *r);
             return rc;
         }
@@ -347,7 +352,10 @@ static void run_task(pool *p, taskdir *d, task *t)
 {
     char prog[4200];
     const char *dir = d->path;
-    live *lv = live_new(p->cfg.max_output);
+    /* The task's own limits where it asked (request_limits.h). */
+    const task_limits *tl = &t->limits;
+    size_t max_output = (size_t)task_limit_pick(tl->output, (int64_t)p->cfg.max_output);
+    live *lv = live_new(max_output);
     tasks_started(p->tk, t, lv);
     /* At debug, as the queueing line: the end line at info is the one
      * per task that operators keep (see tasks_submit). */
@@ -418,20 +426,21 @@ static void run_task(pool *p, taskdir *d, task *t)
         .warm_python = t->type == TASK_PYTHON && p->cfg.sandbox && p->cfg.sandbox->python_warm,
     };
     runner_limits l = {
-        .timeout_us = (int64_t)(p->cfg.task_timeout * 1e6),
-        .max_output = p->cfg.max_output,
+        .timeout_us = (int64_t)((tl->timeout > 0 ? tl->timeout : p->cfg.task_timeout) * 1e6),
+        .max_output = max_output,
         .kill_grace_us = 0,
         .cancel_fd = p->cancel_fd,
     };
+    const sandbox_limits sl = {tl->memory, tl->cpu, tl->procs, tl->fsize, tl->disk};
     runner_result r;
-    rc = run_once(p, &o, &l, d, lv, &r);
+    rc = run_once(p, &o, &l, &sl, d, lv, &r);
     /* Another thread may still hold our freshly written program open for
      * writing in a child it is spawning (the fd is inherited until that
      * child execs): the kernel then refuses to execute it. Retry briefly. */
     for (int tries = 0; rc == 0 && r.spawn_errno == ETXTBSY && tries < 50; tries++) {
         runner_result_destroy(&r);
         nanosleep(&(struct timespec){0, 2000000}, NULL);
-        rc = run_once(p, &o, &l, d, lv, &r);
+        rc = run_once(p, &o, &l, &sl, d, lv, &r);
     }
     free(argv);
     if (r.note[0])

@@ -11,6 +11,7 @@
 #include "jsonbody.h"
 #include "jsonscan.h"
 #include "jsonw.h"
+#include "request_limits.h"
 #include "shsplit.h"
 
 /* Arguments beyond this are refused early rather than at exec (E2BIG). */
@@ -218,7 +219,8 @@ static int looks_like_text(const unsigned char *p, size_t len)
     return jsonw_utf8_valid_prefix((const char *)p, len) == len;
 }
 
-int request_parse_create(const char *body, size_t len, create_req *out, char *err, size_t errsz)
+int request_parse_create(const char *body, size_t len, const task_limits *caps, create_req *out,
+                         char *err, size_t errsz)
 {
     memset(out, 0, sizeof *out);
     err[0] = '\0';
@@ -289,8 +291,17 @@ int request_parse_create(const char *body, size_t len, create_req *out, char *er
         parse_env(cJSON_GetObjectItemCaseSensitive(root, "env"), &out->env, &out->envc, err, errsz);
     if (rc < 0)
         goto fail_input;
+    rc = request_parse_limits(cJSON_GetObjectItemCaseSensitive(root, "limits"), caps, &out->limits,
+                              err, errsz);
+    if (rc < 0)
+        goto fail_env;
     cJSON_Delete(root);
     return 0;
+
+fail_env:
+    task_args_free(out->env);
+    out->env = NULL;
+    out->envc = 0;
 
 fail_input:
     free(out->input);

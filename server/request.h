@@ -9,6 +9,7 @@
 
 #include "jsonbody.h"
 #include "task.h"
+#include "task_limits.h"
 
 /* Longest error message produced here. */
 #define REQUEST_ERR_MAX JSONBODY_ERR_MAX
@@ -24,6 +25,7 @@ typedef struct create_req {
     size_t input_len;
     char **env; /* NULL-terminated "NAME=VALUE" entries, or NULL; owned */
     int envc;
+    task_limits limits; /* what `limits` asked for; 0: the server's */
 } create_req;
 
 /* At most this many variables in `env`, and this many bytes of
@@ -40,11 +42,13 @@ typedef struct create_req {
  * names match [A-Za-z_][A-Za-z0-9_]*, once each, values are strings, HOME
  * and TMPDIR stay the server's, at most REQUEST_MAX_ENV of them and
  * REQUEST_MAX_ENV_BYTES in all; a variable the server sets too (PATH,
- * LANG...) replaces the server's.
+ * LANG...) replaces the server's. `limits` is checked against caps by
+ * request_parse_limits (request_limits.h; caps NULL: no caps).
  * Returns 0 and fills *out (release with create_req_destroy), or -EINVAL
  * with a message naming the field in err, or -ENOMEM. On error nothing is
  * allocated. */
-int request_parse_create(const char *body, size_t len, create_req *out, char *err, size_t errsz);
+int request_parse_create(const char *body, size_t len, const task_limits *caps, create_req *out,
+                         char *err, size_t errsz);
 
 /* Frees what a successful request_parse_create allocated. */
 void create_req_destroy(create_req *r);

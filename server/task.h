@@ -27,6 +27,8 @@
 #include <sys/queue.h>
 #include <sys/tree.h>
 
+#include "task_limits.h"
+
 struct live;
 struct membudget;
 
@@ -39,6 +41,7 @@ typedef struct task {
     char id_str[37];
     enum task_type type;
     int64_t created_us;
+    task_limits limits; /* what the request asked for; 0: the server's */
     /* owned by the worker after the pop: file until it is written to
      * disk, args until the run is over */
     unsigned char *file;
@@ -72,6 +75,8 @@ typedef struct task {
     int timed_out;
     char *error; /* human sentence for an ERROR, or NULL */
     int64_t cpu_us;
+    int64_t mem_peak;  /* bytes, peak of the whole process tree; 0: unknown */
+    const char *limit; /* the limit that ended it ("memory"...), or NULL; static */
     /* stdout while RUNNING, for streaming readers; store lock */
     struct live *live;
     /* bookkeeping */
