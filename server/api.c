@@ -12,6 +12,8 @@
 #include "live.h"
 #include "log.h"
 #include "request.h"
+#include "request_tests.h"
+#include "testset.h"
 #include "timefmt.h"
 
 #define ERRSZ REQUEST_ERR_MAX
@@ -56,6 +58,8 @@ int api_status_json(buf *b, const task *t, const task_view *v)
                    t->timed_out ? "true" : "false", t->out_truncated ? "true" : "false",
                    t->err_truncated ? "true" : "false");
         buf_printf(b, ",\"stdout_bytes\":%zu,\"stderr_bytes\":%zu", t->out_total, t->err_total);
+        if (t->tests && t->tests->ended)
+            buf_append(b, t->tests->rendered.data, t->tests->rendered.len);
         buf_puts(b, "}");
         if (t->error) {
             buf_puts(b, ",\"error\":");
@@ -150,6 +154,8 @@ static int h_create(struct mg_connection *c, void *cbdata)
         request_parse_create(body.b.data ? body.b.data : "", body.b.len, &req, err, sizeof err);
     /* The bytes go; their reservation stays for the task to take over. */
     buf_destroy(&body.b);
+    if (rc == 0 && (rc = request_tests_check_cap(req.tests, a->cfg->max_tests, err, sizeof err)))
+        create_req_destroy(&req);
     if (rc < 0) {
         http_body_destroy(&body);
         if (rc == -ENOMEM)
@@ -162,9 +168,11 @@ static int h_create(struct mg_connection *c, void *cbdata)
         http_body_destroy(&body);
         free(req.input);
         task_args_free(req.env);
+        testset_free(req.tests);
         return http_send_error(c, 503, NULL, NULL, "out of memory");
     }
     task_set_input(t, req.input, req.input_len, req.env, req.envc);
+    task_set_tests(t, req.tests);
     int refused_st = api_submit(c, a, t, &body, "task", "workers busy", "tasks waiting");
     if (refused_st)
         return refused_st;

@@ -24,6 +24,7 @@ typedef struct create_req {
     size_t input_len;
     char **env; /* NULL-terminated "NAME=VALUE" entries, or NULL; owned */
     int envc;
+    struct testset *tests; /* `tests` and `stop_on_failure`, or NULL; owned */
 } create_req;
 
 /* At most this many variables in `env`, and this many bytes of
@@ -45,6 +46,14 @@ typedef struct create_req {
  * with a message naming the field in err, or -ENOMEM. On error nothing is
  * allocated. */
 int request_parse_create(const char *body, size_t len, create_req *out, char *err, size_t errsz);
+
+/* Builds an argument vector from a JSON array of strings or a string
+ * split into words as a shell would (NULL or null: no arguments), at most
+ * 4096 of them; `name` starts its error messages ("field 'args'").
+ * Returns 0 and sets *argv_out (NULL-terminated, owned by the caller) and
+ * *argc_out, or -EINVAL with err set, or -ENOMEM. */
+int request_parse_args(const struct cJSON *a, const char *name, char ***argv_out, int *argc_out,
+                       char *err, size_t errsz);
 
 /* Frees what a successful request_parse_create allocated. */
 void create_req_destroy(create_req *r);
