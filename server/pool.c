@@ -440,7 +440,7 @@ static void run_tests(run_ctx *c)
             l.max_output = want < max ? (want ? want : 1) : max;
         runner_result r;
         int64_t t0 = time_mono_us();
-        rc = run_program(c, own_fd >= 0 ? own_fd : c->stdin_fd, tc->args ? tc->args : t->args,
+        rc = run_program(c, tc->input ? own_fd : c->stdin_fd, tc->args ? tc->args : t->args,
                          tc->args ? tc->argc : t->argc, &l, &r);
         int64_t run_us = time_mono_us() - t0;
         if (own_fd >= 0)

@@ -10,10 +10,10 @@
 #include "jsonbody.h"
 #include "request.h"
 
-/* Copies the string member `key` of entry i (absent or null: *out stays
- * NULL; empty: NULL too when empty_is_none). */
-static int copy_text(const cJSON *v, int i, const char *key, int empty_is_none, char **out,
-                     size_t *len, char *err, size_t errsz)
+/* Copies the string member `key` of entry i, NUL-ended (absent or null:
+ * *out stays NULL). */
+static int copy_text(const cJSON *v, int i, const char *key, char **out, size_t *len, char *err,
+                     size_t errsz)
 {
     if (!v || cJSON_IsNull(v))
         return 0;
@@ -22,8 +22,6 @@ static int copy_text(const cJSON *v, int i, const char *key, int empty_is_none, 
         return -EINVAL;
     }
     size_t n = strlen(v->valuestring);
-    if (n == 0 && empty_is_none)
-        return 0;
     if (!(*out = malloc(n + 1)))
         return -ENOMEM;
     memcpy(*out, v->valuestring, n + 1);
@@ -56,11 +54,11 @@ static int parse_case(const cJSON *e, int i, testset_case *c, char *err, size_t 
             return -EINVAL;
         }
     }
-    int rc = copy_text(cJSON_GetObjectItemCaseSensitive(e, "stdin"), i, "stdin", 1,
-                       (char **)&c->input, &c->input_len, err, errsz);
+    int rc = copy_text(cJSON_GetObjectItemCaseSensitive(e, "stdin"), i, "stdin", (char **)&c->input,
+                       &c->input_len, err, errsz);
     if (rc == 0)
         rc = copy_text(cJSON_GetObjectItemCaseSensitive(e, "expected_output"), i, "expected_output",
-                       0, &c->expected, &c->expected_len, err, errsz);
+                       &c->expected, &c->expected_len, err, errsz);
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(e, "args");
     if (rc == 0 && args && !cJSON_IsNull(args)) {
         char name[32];

@@ -19,7 +19,8 @@ struct cJSON;
  * "expected_output": TEXT}, every key optional, no other key) and
  * `stop_on_failure` (a boolean) from the object root. Without `tests`
  * (or with null) *out is NULL and `stop_on_failure` must be absent too.
- * An empty `stdin` is none, as the task's. Returns 0 and sets *out (owned
+ * A test without `stdin` reads the task's; an empty one reads nothing.
+ * Returns 0 and sets *out (owned
  * by the caller, testset_free), or -EINVAL with a message naming the
  * entry in err ("tests[3].args must be ..."), or -ENOMEM. */
 int request_tests_parse(const struct cJSON *root, testset **out, char *err, size_t errsz);

@@ -19,7 +19,7 @@
 
 /* One test as the client gave it; every part optional. */
 typedef struct testset_case {
-    unsigned char *input; /* stdin, or NULL: none (EOF); owned */
+    unsigned char *input; /* stdin (input_len 0: empty), or NULL: the task's; owned */
     size_t input_len;
     char **args; /* NULL-terminated, without argv[0]; NULL: the task's; owned */
     int argc;
