@@ -42,6 +42,8 @@ typedef struct create_req {
  * and TMPDIR stay the server's, at most REQUEST_MAX_ENV of them and
  * REQUEST_MAX_ENV_BYTES in all; a variable the server sets too (PATH,
  * LANG...) replaces the server's.
+ * `tests` and `stop_on_failure` are read by request_tests_parse (the
+ * server's --max-tests is checked apart, request_tests_check_cap).
  * Returns 0 and fills *out (release with create_req_destroy), or -EINVAL
  * with a message naming the field in err, or -ENOMEM. On error nothing is
  * allocated. */
