@@ -213,6 +213,10 @@ class WarmOff(TestsCase, Core):
     extra = ("--python-warm", "off")
 
 
+class PerTask(TestsCase, Core):
+    extra = ("--sandbox-cell", "off")
+
+
 class SandboxOff(TestsCase, Core):
     extra = ("--sandbox", "off")
 

@@ -14,6 +14,7 @@
 
 #include "request.h"
 #include "request_tests.h"
+#include "task.h"
 #include "testset.h"
 
 static int parse(const char *body, create_req *r, char *err)
@@ -208,6 +209,22 @@ static void cut_output_never_passes(void **state)
     testset_free(ts);
 }
 
+static void tests_count_in_task_bytes(void **state)
+{
+    (void)state;
+    task *t = task_new(TASK_PYTHON, NULL, 0, NULL, 0);
+    assert_non_null(t);
+    size_t before = task_bytes(t);
+    testset *ts = testset_new(2);
+    ts->cases[1].input = malloc(1000);
+    ts->cases[1].input_len = 1000;
+    size_t tb = testset_bytes(ts);
+    assert_true(tb > 1000);
+    task_set_tests(t, ts);
+    assert_int_equal(task_bytes(t), before + tb);
+    task_unref(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +236,7 @@ int main(void)
         cmocka_unit_test(journal_text_round_trips),
         cmocka_unit_test(verdicts_render),
         cmocka_unit_test(cut_output_never_passes),
+        cmocka_unit_test(tests_count_in_task_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
