@@ -9,6 +9,31 @@
 
 #include "fuzz_thread.h"
 #include "request.h"
+#include "request_tests.h"
+#include "testset.h"
+
+/* A parsed `tests` is well-formed and reads back from its journal form
+ * as the same tests. */
+static void check_tests(const testset *ts)
+{
+    if (ts->n < 1 || ts->n > REQUEST_TESTS_MAX || !ts->cases)
+        abort();
+    for (int i = 0; i < ts->n; i++) {
+        const testset_case *c = &ts->cases[i];
+        if ((c->args && c->args[c->argc]) || (c->expected && c->expected[c->expected_len]))
+            abort();
+    }
+    buf b = BUF_INIT;
+    testset *back = NULL;
+    char err[REQUEST_ERR_MAX];
+    if (testset_write_cases(&b, ts) == 0 &&
+        request_tests_parse_text(b.data, b.len, &back, err, sizeof err) == -EINVAL)
+        abort();
+    if (back && (back->n != ts->n || back->stop_on_failure != ts->stop_on_failure))
+        abort();
+    testset_free(back);
+    buf_destroy(&b);
+}
 
 /* One input, on the small-stack thread. */
 static void fuzz_one(const uint8_t *data, size_t size)
@@ -38,6 +63,8 @@ static void fuzz_one(const uint8_t *data, size_t size)
             if (!r.env[i] || !strchr(r.env[i], '=') || strncmp(r.env[i], "HOME=", 5) == 0 ||
                 strncmp(r.env[i], "TMPDIR=", 7) == 0)
                 abort();
+        if (r.tests)
+            check_tests(r.tests);
         create_req_destroy(&r);
     } else if (rc == -EINVAL && (err[0] == '\0' || !memchr(err, '\0', sizeof err))) {
         abort();

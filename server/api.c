@@ -13,6 +13,8 @@
 #include "log.h"
 #include "request.h"
 #include "request_limits.h"
+#include "request_tests.h"
+#include "testset.h"
 #include "timefmt.h"
 
 #define ERRSZ REQUEST_ERR_MAX
@@ -70,6 +72,8 @@ int api_status_json(buf *b, const task *t, const task_view *v)
                    t->err_truncated ? "true" : "false");
         buf_printf(b, ",\"stdout_bytes\":%zu,\"stderr_bytes\":%zu", t->out_total, t->err_total);
         api_limits_json(b, t);
+        if (t->tests && t->tests->ended)
+            buf_append(b, t->tests->rendered.data, t->tests->rendered.len);
         buf_puts(b, "}");
         if (t->error) {
             buf_puts(b, ",\"error\":");
@@ -166,6 +170,8 @@ static int h_create(struct mg_connection *c, void *cbdata)
                                   sizeof err);
     /* The bytes go; their reservation stays for the task to take over. */
     buf_destroy(&body.b);
+    if (rc == 0 && (rc = request_tests_check_cap(req.tests, a->cfg->max_tests, err, sizeof err)))
+        create_req_destroy(&req);
     if (rc < 0) {
         http_body_destroy(&body);
         if (rc == -ENOMEM)
@@ -178,10 +184,12 @@ static int h_create(struct mg_connection *c, void *cbdata)
         http_body_destroy(&body);
         free(req.input);
         task_args_free(req.env);
+        testset_free(req.tests);
         return http_send_error(c, 503, NULL, NULL, "out of memory");
     }
     task_set_input(t, req.input, req.input_len, req.env, req.envc);
     t->limits = req.limits;
+    task_set_tests(t, req.tests);
     int refused_st = api_submit(c, a, t, &body, "task", "workers busy", "tasks waiting");
     if (refused_st)
         return refused_st;
@@ -348,6 +356,7 @@ static int h_info(struct mg_connection *c, void *cbdata)
     task_limits caps;
     request_limits_caps(a->cfg, &caps);
     request_limits_caps_json(&b, &caps);
+    buf_printf(&b, ",\"max_tests\":%d", a->cfg->max_tests);
     if (a->sandbox_json)
         buf_printf(&b, ",\"sandbox\":%s", a->sandbox_json);
     buf_puts(&b, "}\n");

@@ -70,6 +70,8 @@ static const struct opt opts[] = {
      "wall-clock limit per task (0: none)", 0, 1e7},
     {"max-output", OPT_SIZE, F(max_output), "1048576", "BYTES",
      "stdout/stderr bytes kept per task and stream", 0, 1e12},
+    {"max-tests", OPT_INT, F(max_tests), "100", "N",
+     "entries a create_task's 'tests' list may hold (each is one run of the program)", 1, 10000},
     {"max-body", OPT_SIZE, F(max_body), "67108864", "BYTES", "largest request body accepted", 1,
      1e12},
     {"work-dir", OPT_STR, F(work_dir), "", "DIR",

@@ -12,6 +12,8 @@
 #include <uuid/uuid.h>
 
 #include "journal_db.h"
+#include "request.h"
+#include "request_tests.h"
 #include "log.h"
 #include "timefmt.h"
 
@@ -88,6 +90,12 @@ static int check_format(journal *j, char *err, size_t errsz)
     }
     if (version == 1) {
         rc = journal_db_exec(j, JOURNAL_UPGRADE_1, err, errsz);
+        if (rc < 0)
+            return rc;
+        version = 2;
+    }
+    if (version == 2) {
+        rc = journal_db_exec(j, JOURNAL_UPGRADE_2, err, errsz);
         if (rc < 0)
             return rc;
         version = JOURNAL_VERSION;
@@ -202,7 +210,7 @@ fail_alloc:
 #define ROW_COLUMNS                                                                                \
     "rowid, id, type, status, created_us, attempts, started_us, finished_us, stdout_total,"        \
     " stdout_truncated, stderr_total, stderr_truncated, exit_code, signal, timed_out, cpu_us,"     \
-    " error, args, file, stdout, stderr, stdin, env"
+    " error, args, file, stdout, stderr, stdin, env, tests"
 
 enum {
     C_ROWID,
@@ -228,6 +236,7 @@ enum {
     C_STDERR,
     C_STDIN,
     C_ENV,
+    C_TESTS,
 };
 
 static int parse_name(const char *s, const char *const *names, int n)
@@ -288,6 +297,32 @@ static int split_strings(sqlite3_stmt *st, int col, char ***out, int *argc)
     return 0;
 }
 
+/* Gives t the tests of the current row: the cases of a waiting task, the
+ * rendered results of a finished one. Returns 0, -EINVAL or -ENOMEM with
+ * err set. */
+static int load_tests(sqlite3_stmt *st, task *t, int final, char *err, size_t errsz)
+{
+    long long row = sqlite3_column_int64(st, C_ROWID);
+    const char *p = sqlite3_column_blob(st, C_TESTS);
+    size_t n = (size_t)sqlite3_column_bytes(st, C_TESTS);
+    testset *ts = NULL;
+    char why[REQUEST_ERR_MAX];
+    int rc = 0;
+    if (final) {
+        ts = testset_new_rendered(p ? p : "", n);
+        rc = ts ? 0 : -ENOMEM;
+        snprintf(why, sizeof why, "out of memory");
+    } else {
+        rc = request_tests_parse_text(p ? p : "", n, &ts, why, sizeof why);
+    }
+    if (rc < 0) {
+        snprintf(err, errsz, "row %lld: tests: %.120s", row, why);
+        return rc;
+    }
+    task_set_tests(t, ts);
+    return 0;
+}
+
 /* Makes a task from the current row. Returns 0 and *out (one reference),
  * or -EINVAL (a row that no tasksolver wrote) / -ENOMEM with err set. */
 static int load_row(sqlite3_stmt *st, task **out, char *err, size_t errsz)
@@ -335,6 +370,11 @@ static int load_row(sqlite3_stmt *st, task **out, char *err, size_t errsz)
             return rc;
         }
         task_set_input(t, input, input_len, env, envc);
+    }
+    if (sqlite3_column_type(st, C_TESTS) != SQLITE_NULL &&
+        (rc = load_tests(st, t, task_status_final(status), err, errsz)) < 0) {
+        task_unref(t);
+        return rc;
     }
     memcpy(t->id, sqlite3_column_blob(st, C_ID), sizeof t->id);
     uuid_unparse_lower(t->id, t->id_str);

@@ -7,6 +7,7 @@
 #include <uuid/uuid.h>
 
 #include "membudget.h"
+#include "testset.h"
 #include "timefmt.h"
 
 /* What malloc adds to every block (glibc, 64-bit: a size word, rounded
@@ -66,6 +67,11 @@ void task_set_input(task *t, unsigned char *input, size_t input_len, char **env,
     t->envc = envc;
 }
 
+void task_set_tests(task *t, struct testset *tests)
+{
+    t->tests = tests;
+}
+
 /* Bytes of a NULL-terminated vector of n strings and its blocks. */
 static size_t vec_bytes(char *const *v, int n)
 {
@@ -86,7 +92,7 @@ size_t task_bytes(const task *t)
         n += vec_bytes(t->args, t->argc);
     if (t->env)
         n += vec_bytes(t->env, t->envc);
-    return n;
+    return n + testset_bytes(t->tests);
 }
 
 int task_hold(task *t, struct membudget *budget, size_t *held)
@@ -122,6 +128,7 @@ void task_drop_args(task *t)
     task_args_free(t->env);
     t->env = NULL;
     t->envc = 0;
+    testset_drop_cases(t->tests);
 }
 
 task *task_ref(task *t)
@@ -136,6 +143,7 @@ void task_unref(task *t)
         return;
     task_drop_program(t);
     task_drop_args(t);
+    testset_free(t->tests);
     free(t->out);
     free(t->err);
     free(t->error);

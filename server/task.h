@@ -31,6 +31,7 @@
 
 struct live;
 struct membudget;
+struct testset;
 
 enum task_status { TASK_WAIT, TASK_RUNNING, TASK_SUCCESS, TASK_ERROR };
 enum task_type { TASK_PYTHON, TASK_BIN, TASK_CALC };
@@ -53,6 +54,9 @@ typedef struct task {
     size_t input_len;
     char **env; /* NULL-terminated extra "NAME=VALUE" entries, or NULL */
     int envc;
+    /* `tests`, or NULL: its cases are the worker's after the pop, like
+     * args; its rendered results are result fields (testset.h) */
+    struct testset *tests;
     struct membudget *budget; /* where `held` is counted, or NULL */
     size_t held;              /* bytes of budget held while the task waits */
     /* protected by the store lock */
@@ -100,8 +104,12 @@ task *task_new(enum task_type type, unsigned char *file, size_t file_len, char *
  * task_hold so that the budget counts them. */
 void task_set_input(task *t, unsigned char *input, size_t input_len, char **env, int envc);
 
+/* Gives t its tests (NULL: none), taking ownership; call before
+ * task_hold so that the budget counts them. */
+void task_set_tests(task *t, struct testset *tests);
+
 /* Bytes t holds while it waits: the task, its program, stdin, arguments
- * and environment. */
+ * environment and tests. */
 size_t task_bytes(const task *t);
 
 /* Makes t the holder of the *held bytes reserved in budget (*held becomes
@@ -119,8 +127,8 @@ void task_hold_restored(task *t, struct membudget *budget);
  * budget: the worker calls it once both are where the run reads them. */
 void task_drop_program(task *t);
 
-/* Frees the arguments and the environment of t: the worker calls it once
- * the run is over. */
+/* Frees the arguments, the environment and the test cases of t: the
+ * worker calls it once the runs are over. */
 void task_drop_args(task *t);
 
 /* Takes another reference. Returns t. */

@@ -210,7 +210,7 @@ class Journal(unittest.TestCase):
         finally:
             srv.stop()
         db = sqlite3.connect(path)
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 3)
         db.close()
 
 
