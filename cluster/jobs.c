@@ -658,7 +658,8 @@ int jobs_restore(jobs *j, jobstore *st, jobs_restored *n, char *err, size_t errs
     int64_t next_id = 1;
     int rc = st->ops->load(st->impl, jobs_restore_row, &ld, &next_id, err, errsz);
     if (rc == 0) {
-        qsort(ld.fin, ld.nfin, sizeof *ld.fin, jobs_fin_cmp);
+        if (ld.nfin)
+            qsort(ld.fin, ld.nfin, sizeof *ld.fin, jobs_fin_cmp);
         for (size_t k = 0; k < ld.nfin; k++) {
             if (j->fin_last)
                 j->fin_last->fin_next = ld.fin[k];
