@@ -64,11 +64,6 @@ struct jobs_note {
     int nevicted;
 };
 
-#define JOBS_NOTE_INIT                                                                             \
-    {                                                                                              \
-        .text = ""                                                                                 \
-    }
-
 static void job_free(struct job *jb)
 {
     if (!jb)
@@ -366,7 +361,7 @@ int jobs_submit(jobs *j, const char *text, size_t len, expr_plan *plan, int64_t 
     struct job *jb = job_new(text, len, plan, &nready);
     if (!jb)
         return -ENOMEM;
-    struct jobs_note note = JOBS_NOTE_INIT;
+    struct jobs_note note = {0};
     pthread_mutex_lock(&j->lock);
     if (jobs_place(j, jb, nready) < 0) {
         pthread_mutex_unlock(&j->lock);
@@ -431,7 +426,7 @@ int jobs_take_ready(jobs *j, jobs_op *out)
 
 int jobs_requeue(jobs *j, const jobs_op *op)
 {
-    struct jobs_note note = JOBS_NOTE_INIT;
+    struct jobs_note note = {0};
     int rc = 0;
     pthread_mutex_lock(&j->lock);
     struct job *jb = jobs_find(j, op->job_id);
@@ -447,7 +442,7 @@ int jobs_requeue(jobs *j, const jobs_op *op)
 
 void jobs_op_done(jobs *j, const jobs_op *op, num result)
 {
-    struct jobs_note note = JOBS_NOTE_INIT;
+    struct jobs_note note = {0};
     pthread_mutex_lock(&j->lock);
     struct job *jb = jobs_find(j, op->job_id);
     if (!jb || jb->finished || op->node >= expr_plan_count(jb->plan) ||
@@ -470,7 +465,7 @@ out:
 
 void jobs_op_failed(jobs *j, const jobs_op *op, const char *error)
 {
-    struct jobs_note note = JOBS_NOTE_INIT;
+    struct jobs_note note = {0};
     pthread_mutex_lock(&j->lock);
     struct job *jb = jobs_find(j, op->job_id);
     if (jb && !jb->finished)
@@ -682,7 +677,7 @@ int jobs_restore(jobs *j, jobstore *st, jobs_restored *n, char *err, size_t errs
             struct job *jb = jobs_find(j, id);
             if (!jb || jb->finished)
                 continue;
-            struct jobs_note note = JOBS_NOTE_INIT;
+            struct jobs_note note = {0};
             jobs_activate(j, jb, &note);
             jobs_note_flush(j, &note);
         }
