@@ -140,7 +140,7 @@ static const struct opt opts[] = {
     {"compute-delay-ms", OPT_INT, F(compute_delay_ms), "0", "MS",
      "for demos and tests: delay every /compute answer by MS milliseconds", 0, 600000},
     {"data-dir", OPT_STR, F(data_dir), "", "DIR",
-     "keep tasks in a journal in DIR, so they survive a restart (default: memory only)", 0, 0},
+     "keep tasks, and cluster jobs, in DIR so they survive a restart (default: memory only)", 0, 0},
     {"on-restart", OPT_WORD, F(on_restart), "requeue", "requeue|fail",
      "tasks the journal shows running at start-up: requeue (run again) or fail", 0, 0},
     {"data-sync", OPT_WORD, F(data_sync), "full", "full|normal",

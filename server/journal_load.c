@@ -3,14 +3,12 @@
  * journal_open, journal_restore and journal_queue_restored in journal.h).
  * Runs before any other thread uses the connection. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "datadir.h"
 #include "journal_db.h"
 #include "request.h"
 #include "request_tests.h"
@@ -19,25 +17,7 @@
 
 int journal_db_errno(int sqlite_rc)
 {
-    switch (sqlite_rc & 0xff) {
-    case SQLITE_FULL:
-        return -ENOSPC;
-    case SQLITE_NOMEM:
-        return -ENOMEM;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return -EBUSY;
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-    case SQLITE_CANTOPEN:
-        return -EACCES;
-    case SQLITE_NOTADB:
-    case SQLITE_CORRUPT:
-    case SQLITE_FORMAT:
-        return -EINVAL;
-    default:
-        return -EIO;
-    }
+    return datadir_sqlite_errno(sqlite_rc);
 }
 
 int journal_db_fail(journal *j, int sqlite_rc, char *err, size_t errsz)
@@ -108,38 +88,6 @@ static int check_format(journal *j, char *err, size_t errsz)
     return 0;
 }
 
-/* The directory must exist (or be creatable) and be writable; the file is
- * created private, since it holds programs and their output (SQLite gives
- * its WAL the same mode). */
-static int prepare_dir(const char *dir, char *err, size_t errsz)
-{
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        int e = errno;
-        snprintf(err, errsz, "cannot create data directory %s: %s", dir, strerror(e));
-        return -e;
-    }
-    struct stat sb;
-    if (stat(dir, &sb) < 0) {
-        int e = errno;
-        snprintf(err, errsz, "data directory %s: %s", dir, strerror(e));
-        return -e;
-    }
-    if (!S_ISDIR(sb.st_mode)) {
-        snprintf(err, errsz, "data directory %s: not a directory", dir);
-        return -ENOTDIR;
-    }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, JOURNAL_FILE);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(err, errsz, "cannot open journal %s: %s", path, strerror(e));
-        return -e;
-    }
-    close(fd);
-    return 0;
-}
-
 /* Sets up the connection: format, WAL, sync level, and the lock that
  * keeps other processes out. Returns 0 or -errno with err set. */
 static int configure(journal *j, char *err, size_t errsz)
@@ -164,7 +112,7 @@ static int configure(journal *j, char *err, size_t errsz)
 
 int journal_open(journal **out, const journal_config *cfg, char *err, size_t errsz)
 {
-    int rc = prepare_dir(cfg->dir, err, errsz);
+    int rc = datadir_prepare(cfg->dir, JOURNAL_FILE, err, errsz);
     if (rc < 0)
         return rc;
     rc = -ENOMEM;
