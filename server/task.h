@@ -31,13 +31,15 @@ struct live;
 struct membudget;
 
 enum task_status { TASK_WAIT, TASK_RUNNING, TASK_SUCCESS, TASK_ERROR };
-enum task_type { TASK_PYTHON, TASK_BIN, TASK_CALC };
+/* TASK_LANG: a language of the languages file (lang.h), named by `lang`. */
+enum task_type { TASK_PYTHON, TASK_BIN, TASK_CALC, TASK_LANG };
 
 typedef struct task {
     /* immutable */
     unsigned char id[16];
     char id_str[37];
     enum task_type type;
+    char *lang; /* TASK_LANG: the language's name; owned */
     int64_t created_us;
     /* owned by the worker after the pop: file until it is written to
      * disk, args until the run is over */
@@ -72,6 +74,11 @@ typedef struct task {
     int timed_out;
     char *error; /* human sentence for an ERROR, or NULL */
     int64_t cpu_us;
+    int compiled;      /* a compile step ran: the compile_* fields are valid */
+    char *compile_out; /* the compiler's stdout then stderr, each capped */
+    size_t compile_out_len;
+    int compile_exited; /* compile_exit_code valid */
+    int compile_exit_code;
     /* stdout while RUNNING, for streaming readers; store lock */
     struct live *live;
     /* bookkeeping */
@@ -94,6 +101,10 @@ task *task_new(enum task_type type, unsigned char *file, size_t file_len, char *
  * "NAME=VALUE" entries, NULL: none), taking ownership of both; call before
  * task_hold so that the budget counts them. */
 void task_set_input(task *t, unsigned char *input, size_t input_len, char **env, int envc);
+
+/* Names t's language (TASK_LANG), taking ownership of name; call before
+ * publishing t. */
+void task_set_lang(task *t, char *name);
 
 /* Bytes t holds while it waits: the task, its program, stdin, arguments
  * and environment. */
@@ -127,8 +138,12 @@ void task_unref(task *t);
 /* "WAIT", "RUNNING", "SUCCESS", "ERROR". */
 const char *task_status_name(enum task_status s);
 
-/* "python", "bin", "calc". */
+/* "python", "bin", "calc", "lang". */
 const char *task_type_name(enum task_type t);
+
+/* The type as clients name it: the language's name for TASK_LANG, else
+ * task_type_name. */
+const char *task_type_label(const task *t);
 
 /* Non-zero for SUCCESS and ERROR. */
 static inline int task_status_final(enum task_status s)
