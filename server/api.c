@@ -1,4 +1,5 @@
 /* api: see api.h. */
+#include "lang.h"
 #include "api.h"
 
 #include <errno.h>
@@ -25,7 +26,7 @@ static void put_time(buf *b, const char *key, int64_t us)
 int api_status_json(buf *b, const task *t, const task_view *v)
 {
     buf_printf(b, "{\"id\":\"%s\",\"type\":\"%s\",\"status\":\"%s\",\"attempts\":%d,\"meta\":{",
-               t->id_str, task_type_name(t->type), task_status_name(v->status), v->attempts);
+               t->id_str, task_type_label(t), task_status_name(v->status), v->attempts);
     char ts[TIMEFMT_LEN];
     buf_printf(b, "\"created_at\":\"%s\"", time_fmt_utc(t->created_us, ts));
     if (v->status != TASK_WAIT)
@@ -56,6 +57,7 @@ int api_status_json(buf *b, const task *t, const task_view *v)
                    t->timed_out ? "true" : "false", t->out_truncated ? "true" : "false",
                    t->err_truncated ? "true" : "false");
         buf_printf(b, ",\"stdout_bytes\":%zu,\"stderr_bytes\":%zu", t->out_total, t->err_total);
+        lang_result_json(b, t);
         buf_puts(b, "}");
         if (t->error) {
             buf_puts(b, ",\"error\":");
@@ -148,6 +150,8 @@ static int h_create(struct mg_connection *c, void *cbdata)
     char err[ERRSZ];
     int rc =
         request_parse_create(body.b.data ? body.b.data : "", body.b.len, &req, err, sizeof err);
+    if (rc == 0)
+        rc = lang_check_create(a->langs, &req, err, sizeof err);
     /* The bytes go; their reservation stays for the task to take over. */
     buf_destroy(&body.b);
     if (rc < 0) {
@@ -165,6 +169,7 @@ static int h_create(struct mg_connection *c, void *cbdata)
         return http_send_error(c, 503, NULL, NULL, "out of memory");
     }
     task_set_input(t, req.input, req.input_len, req.env, req.envc);
+    task_set_lang(t, req.lang);
     int refused_st = api_submit(c, a, t, &body, "task", "workers busy", "tasks waiting");
     if (refused_st)
         return refused_st;
