@@ -8,11 +8,15 @@
  * (compiled, when the language has a compile command) and then run by the
  * pool (pool.c), both in the task's directory and sandbox.
  *
- * The table is filled before the HTTP server and the workers start and
- * never changes afterwards: readers need no lock. */
+ * The table is loaded before the HTTP server and the workers start. The
+ * version commands then run on a thread of their own (lang_table_probe_start)
+ * so that they do not delay the start (the shipped file's tools took
+ * 0.5 s here, javac most of it); every reader below waits for them to be
+ * over, after which the table never changes and needs no lock. */
 #ifndef TS_LANG_H
 #define TS_LANG_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include "buf.h"
@@ -35,6 +39,14 @@ typedef struct lang_table {
     char *known; /* "python, bin, c, ..." for errors */
     char *json;  /* the body of GET /languages */
     size_t json_len;
+    /* The probing thread and its end. Everything above is the thread's
+     * until `done`, then read-only. */
+    pthread_mutex_t lock; /* protects done */
+    pthread_cond_t cond;  /* broadcast when done becomes 1 */
+    int done;
+    int started; /* a probing thread was started (set before readers exist) */
+    pthread_t thread;
+    double timeout;
 } lang_table;
 
 /* Fills t from the languages file at path: lines
@@ -44,23 +56,27 @@ typedef struct lang_table {
  * reason in err; then t needs no destroying. */
 int lang_table_load(lang_table *t, const char *path, char *err, size_t errsz);
 
-/* Runs every language's version command (unconfined, in "/", the tasks'
- * environment, at most timeout seconds each), drops the languages whose
- * command failed or printed nothing, and builds the GET /languages body.
- * Call once, before the workers start. Logs what it dropped. Returns 0 or
- * -ENOMEM. */
-int lang_table_probe(lang_table *t, double timeout);
+/* Starts a thread that runs every language's version command at once
+ * (unconfined, in "/", the tasks' environment, at most timeout seconds
+ * each), drops the languages whose command failed or printed nothing,
+ * logs them, and builds the GET /languages body. Call once on a loaded
+ * table, before the workers and the HTTP server start. Returns 0 or
+ * -errno (then nothing was started and t is left to destroy). */
+int lang_table_probe_start(lang_table *t, double timeout);
 
-/* Frees what t holds; t may be zeroed or loaded. */
+/* Frees what t holds, after waiting for its probes; t may be zeroed
+ * (memset 0: no languages) or loaded. */
 void lang_table_destroy(lang_table *t);
 
-/* The language called name, or NULL. t may be NULL (none). */
+/* The language called name, or NULL; waits for the probes if they still
+ * run. t may be NULL (none). */
 const lang *lang_find(const lang_table *t, const char *name);
 
-/* The languages file to read when --languages is not given: the one next
- * to the executable (the build tree), else the installed one
- * (TS_SYSCONFDIR/tasksolver/languages.conf), into out. Returns 0, or
- * -ENOENT when neither exists. */
+/* The languages file to read when --languages is not given, into out: the
+ * first readable of languages.conf next to the executable (the build
+ * tree), EXEDIR/../etc/tasksolver/, TS_SYSCONFDIR/tasksolver/ (the
+ * configured install) and /etc/tasksolver/. Returns 0, or -ENOENT when
+ * there is none. */
 int lang_default_path(char *out, size_t size);
 
 /* For POST /create_task: a TASK_LANG request must name a language of t.

@@ -181,14 +181,15 @@ static int load_languages(lang_table *t, const config *c)
         log_warn("no languages file (languages.conf): tasks are python or bin only");
         return 0;
     }
-    /* Before the workers start, outside any request: each tool gets a few
-     * seconds to tell its version. */
     if (lang_table_load(t, path, err, sizeof err) < 0) {
         fprintf(stderr, "tasksolver: %s\n", err);
         return -1;
     }
-    if (lang_table_probe(t, 5) < 0) {
-        fprintf(stderr, "tasksolver: out of memory\n");
+    /* Outside any request, while the server starts: each tool gets a few
+     * seconds to tell its version. */
+    int rc = lang_table_probe_start(t, 5);
+    if (rc < 0) {
+        fprintf(stderr, "tasksolver: cannot probe the languages: %s\n", strerror(-rc));
         lang_table_destroy(t);
         return -1;
     }
