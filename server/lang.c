@@ -84,17 +84,15 @@ static int parse_line(char *line, lang *l, const char **why)
 {
     char *f[LANG_FIELDS];
     int n = 0;
-    for (char *p = line; n < LANG_FIELDS; n++) {
-        f[n] = p;
+    for (char *p = line; p; n++) {
         char *bar = strchr(p, '|');
-        if (!bar) {
-            n++;
-            break;
-        }
-        *bar = '\0';
-        p = bar + 1;
+        if (n < LANG_FIELDS)
+            f[n] = p;
+        if (bar)
+            *bar = '\0';
+        p = bar ? bar + 1 : NULL;
     }
-    if (n != LANG_FIELDS || strchr(f[LANG_FIELDS - 1], '|')) {
+    if (n != LANG_FIELDS) {
         *why = "expected NAME | SOURCE | COMPILE | RUN | VERSION";
         return -EINVAL;
     }
