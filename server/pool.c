@@ -286,9 +286,8 @@ static void finish(pool *p, task *t, enum task_status st)
 {
     if (log_enabled(LOG_INFO)) {
         int64_t ms = (time_now_us() - t->started_us) / 1000;
-        log_info("task %s %s %s %lld ms%s%s", t->id_str, task_type_name(t->type),
-                 task_status_name(st), (long long)ms, t->error ? ": " : "",
-                 t->error ? t->error : "");
+        log_info("task %s %s %s %lld ms%s%s", t->id_str, task_type_label(t), task_status_name(st),
+                 (long long)ms, t->error ? ": " : "", t->error ? t->error : "");
     }
     tasks_finished(p->tk, t, st);
 }
@@ -449,7 +448,7 @@ static void run_task(pool *p, taskdir *d, task *t)
     tasks_started(p->tk, t, lv);
     /* At debug, as the queueing line: the end line at info is the one
      * per task that operators keep (see tasks_submit). */
-    log_debug("task %s %s RUNNING", t->id_str, task_type_name(t->type));
+    log_debug("task %s %s RUNNING", t->id_str, task_type_label(t));
     /* Tasks accepted before (restored from the journal) fail closed too. */
     if (p->cfg.refuse) {
         t->error = strdup(p->cfg.refuse);
