@@ -2,7 +2,7 @@
  *
  * They come from the languages file (--languages, configs/languages.conf),
  * one line per language: name, source file name, optional compile
- * command, run command, version command. At start-up lang_table_probe runs
+ * command, run command, version command. At start-up lang_table_probe_start runs
  * each version command once and keeps the languages whose tools answered;
  * GET /languages lists those. A task of such a language is prepared
  * (compiled, when the language has a compile command) and then run by the
@@ -34,7 +34,7 @@ typedef struct lang {
 } lang;
 
 typedef struct lang_table {
-    lang *v; /* the languages offered (after lang_table_probe) */
+    lang *v; /* the languages offered, once probed */
     int n;
     char *known; /* "python, bin, c, ..." for errors */
     char *json;  /* the body of GET /languages */
