@@ -46,6 +46,7 @@ void lang_table_destroy(lang_table *t)
     free(t->v);
     free(t->known);
     free(t->json);
+    free(t->report);
     memset(t, 0, sizeof *t);
 }
 
@@ -218,13 +219,12 @@ static int in_task_path(const char *prog, char *out, size_t size)
 
 /* Runs l's version command and keeps the first line it printed (stdout,
  * else stderr: java prints its version there). Returns 1 when the tool
- * answered, 0 when not. */
-static int probe_one(lang *l, double timeout)
+ * answered, 0 when not, with the reason in why. */
+static int probe_one(lang *l, double timeout, char *why, size_t whysz)
 {
     char path[4096];
     if (!in_task_path(l->version_cmd[0], path, sizeof path)) {
-        log_notice("language %s not offered: no %s in %s", l->name, l->version_cmd[0],
-                   POOL_TASK_PATH);
+        snprintf(why, whysz, "no %s in %s", l->version_cmd[0], POOL_TASK_PATH);
         return 0;
     }
     runner_opts o = {
@@ -248,10 +248,12 @@ static int probe_one(lang *l, double timeout)
         /* The JSON writer escapes it; a line of nothing is no answer. */
         if (n && (l->version = strndup(src->data, n)))
             ok = 1;
+        else
+            snprintf(why, whysz, "'%s' printed nothing", l->version_cmd[0]);
     } else {
-        char why[200];
-        log_notice("language %s not offered: '%s' %s", l->name, l->version_cmd[0],
-                   runner_describe(&r, &lim, why, sizeof why));
+        char how[200];
+        snprintf(why, whysz, "'%s' %s", l->version_cmd[0],
+                 runner_describe(&r, &lim, how, sizeof how));
     }
     runner_result_destroy(&r);
     return ok;
@@ -291,14 +293,15 @@ static int build_texts(lang_table *t)
 typedef struct probe {
     lang *l;
     double timeout;
-    int ok;      /* written by the probe's thread */
-    int started; /* a thread to join */
+    int ok;        /* written by the probe's thread */
+    char why[300]; /* likewise: why the language is not offered */
+    int started;   /* a thread to join */
 } probe;
 
 static void *probe_main(void *arg)
 {
     probe *pr = arg;
-    pr->ok = probe_one(pr->l, pr->timeout);
+    pr->ok = probe_one(pr->l, pr->timeout, pr->why, sizeof pr->why);
     return NULL;
 }
 
@@ -330,18 +333,24 @@ static void probe_all(lang_table *t, double timeout)
         if (pr[i].started)
             pthread_join(th[i], NULL);
     int kept = 0;
+    buf rep = BUF_INIT;
     for (int i = 0; i < t->n; i++) {
-        if (pr[i].ok == 1)
+        if (pr[i].ok == 1) {
             t->v[kept++] = t->v[i];
-        else
+        } else {
+            buf_printf(&rep, "language %s not offered: %s\n", t->v[i].name, pr[i].why);
             lang_destroy(&t->v[i]);
+        }
     }
     free(pr);
     free(th);
     int probed = t->n;
     t->n = kept;
-    log_info("languages: %d of %d offered (version commands took %lld ms)", kept, probed,
-             (long long)((time_mono_us() - t0) / 1000));
+    buf_printf(&rep, "languages: %d of %d offered (version commands took %lld ms)\n", kept, probed,
+               (long long)((time_mono_us() - t0) / 1000));
+    size_t ignored;
+    t->report = buf_failed(&rep) ? NULL : buf_steal(&rep, &ignored);
+    buf_destroy(&rep);
     if (build_texts(t) < 0) {
         log_error("languages: out of memory: none offered");
         for (int i = 0; i < t->n; i++)
@@ -423,6 +432,22 @@ void lang_result_json(buf *b, const task *t)
         jsonw_i64(b, t->compile_exit_code);
     else
         buf_puts(b, "null");
+}
+
+void lang_log(const lang_table *t)
+{
+    wait_probed(t);
+    if (!t->report)
+        return;
+    for (const char *s = t->report; *s;) {
+        size_t n = strcspn(s, "\n");
+        /* The summary, last, at info; each language left out, a notice. */
+        if (s[n] && s[n + 1])
+            log_notice("%.*s", (int)n, s);
+        else
+            log_info("%.*s", (int)n, s);
+        s += n + (s[n] != '\0');
+    }
 }
 
 static int h_languages(struct mg_connection *c, void *cbdata)

@@ -39,6 +39,7 @@ typedef struct lang_table {
     char *known; /* "python, bin, c, ..." for errors */
     char *json;  /* the body of GET /languages */
     size_t json_len;
+    char *report; /* lines for lang_log: what was left out and why */
     /* The probing thread and its end. Everything above is the thread's
      * until `done`, then read-only. */
     pthread_mutex_t lock; /* protects done */
@@ -63,6 +64,11 @@ int lang_table_load(lang_table *t, const char *path, char *err, size_t errsz);
  * table, before the workers and the HTTP server start. Returns 0 or
  * -errno (then nothing was started and t is left to destroy). */
 int lang_table_probe_start(lang_table *t, double timeout);
+
+/* Logs what the probes found (each language left out and why, and a
+ * summary), waiting for them if they still run: from main, once the
+ * server is up, so that a server that fails to start prints only why. */
+void lang_log(const lang_table *t);
 
 /* Frees what t holds, after waiting for its probes; t may be zeroed
  * (memset 0: no languages) or loaded. */

@@ -373,6 +373,7 @@ int main(int argc, char **argv)
                  jn.waiting, membudget_used(&mb), cfg.max_queue_bytes);
     confine_log(&cf);
     reach_log(&rch);
+    lang_log(&langs);
 
     int sig = wait_for_stop(&tk, &sigs);
     log_notice("received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
