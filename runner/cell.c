@@ -344,7 +344,7 @@ int cell_start(cell *c, const runner_opts *o, int in_fd, int out_fd, int err_fd,
     if (!body)
         return -ENOMEM;
     put_strings(body + sizeof m, o->path, o->argv, envp);
-    int fds[4], nfds = 0, memfd = -1, rc;
+    int fds[5], nfds = 0, memfd = -1, save = -1, rc;
     const int std[3] = {in_fd, out_fd, err_fd};
     const uint32_t flag[3] = {CELL_STDIN, CELL_STDOUT, CELL_STDERR};
     for (int i = 0; i < 3; i++)
@@ -352,9 +352,21 @@ int cell_start(cell *c, const runner_opts *o, int in_fd, int out_fd, int err_fd,
             fds[nfds++] = std[i];
             m.flags |= flag[i];
         }
+    if (o->save_files) {
+        /* Opened here, in the host's mount namespace: init's own view of
+         * the directory is read-only. */
+        if ((save = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+            free(body);
+            return -errno;
+        }
+        fds[nfds++] = save;
+        m.flags |= CELL_SAVE;
+    }
     if (!inline_strings) {
         if ((memfd = memfd_with(body + sizeof m, len)) < 0) {
             free(body);
+            if (save >= 0)
+                close(save);
             return memfd;
         }
         fds[nfds++] = memfd;
@@ -363,7 +375,7 @@ int cell_start(cell *c, const runner_opts *o, int in_fd, int out_fd, int err_fd,
     memcpy(body, &m, sizeof m);
 
     union {
-        char buf[CMSG_SPACE(4 * sizeof(int))];
+        char buf[CMSG_SPACE(5 * sizeof(int))];
         struct cmsghdr align;
     } ctl;
     struct iovec iov = {body, sizeof m + (inline_strings ? len : 0)};
@@ -385,6 +397,8 @@ int cell_start(cell *c, const runner_opts *o, int in_fd, int out_fd, int err_fd,
     free(body);
     if (memfd >= 0)
         close(memfd);
+    if (save >= 0)
+        close(save);
     c->ready = 0;
     if (rc < 0) {
         c->broken = 1;

@@ -8,7 +8,8 @@
  *   worker                                      init (PID 1 of the cell)
  *                                         <-    READY            set up
  *   RUN + strings, fds (stdin, stdout,    ->
- *   stderr, each if flagged; memfd last)
+ *   stderr, save dir, each if flagged;
+ *   memfd last)
  *                                         <-    STARTED pid
  *   KILL sig (none or more)               ->
  *                                         <-    EXIT status cpu report
@@ -40,6 +41,10 @@ enum cell_reply_type { CELL_READY = 1, CELL_STARTED = 2, CELL_EXIT = 3, CELL_FAI
     32u /* the program is PYTHON MAIN ARGS...: a cell that hosts warm                              \
            Python (tsexec_pyhost.h) starts it from its fork server,                                \
            any other runs it as it is */
+#define CELL_SAVE                                                                                  \
+    64u /* a directory fd of the host is attached: once the task is over,                          \
+           the files it made in its directory are copied there (a                                  \
+           compiler's output, for the run after it) before the cleanup */
 
 /* Strings up to this size travel in the message (the socket's default
  * buffer holds ~200 KiB); longer ones, a huge argv, in a memfd. */

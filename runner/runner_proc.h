@@ -41,6 +41,11 @@ typedef struct runner_opts {
     int warm_python;      /* with cell: argv is PYTHON MAIN ARGS..., which a cell
                              that hosts warm Python starts from its fork server
                              (the same program, without the interpreter's start-up) */
+    int save_files;       /* sandboxed (cell or per-task wrapper): the files the run
+                             makes in its directory (cwd) are copied back to the
+                             host's, so that a later run of the same task sees
+                             them (a compiler's output); ignored unconfined, where
+                             the run writes there itself */
 } runner_opts;
 
 /* Wrappers. With o->wrapper set, the runner starts wrapper[0] with the

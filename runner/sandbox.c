@@ -356,7 +356,7 @@ int sandbox_run_begin(const sandbox *sb, cell **cellp, const char *dir, runner_o
     size_t n = 0;
     while (sb->base[n])
         n++;
-    sr->argv = calloc(n + 9 + sizeof sr->opt / sizeof sr->opt[0], sizeof *sr->argv);
+    sr->argv = calloc(n + 10 + sizeof sr->opt / sizeof sr->opt[0], sizeof *sr->argv);
     if (!sr->argv) {
         cgroup_task_remove(&sr->cg);
         return -ENOMEM;
@@ -375,6 +375,8 @@ int sandbox_run_begin(const sandbox *sb, cell **cellp, const char *dir, runner_o
     }
     if (o->sh_fallback)
         sr->argv[n++] = "--sh";
+    if (o->save_files)
+        sr->argv[n++] = "--save";
     sr->argv[n++] = "--";
     o->wrapper = sr->argv;
     o->cell = NULL;

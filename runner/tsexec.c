@@ -70,6 +70,7 @@ static tsexec_fs task_fs = {TSEXEC_FS_CLOSED};
 typedef struct opts {
     const char *dir;
     int cell, ns, netns, userns, seccomp, sh;
+    int save; /* --save: the files the task made go back to the host's dir */
     uid_t uid;
     gid_t gid;
     int64_t disk;
@@ -128,6 +129,7 @@ static int64_t number(const char *s, const char *name)
 
 static void parse(int argc, char **argv, opts *o)
 {
+    /* clang-format off */
     static const struct option lo[] = {
         {"dir", required_argument, NULL, 'd'},
         {"cell", no_argument, NULL, 'L'},
@@ -136,6 +138,7 @@ static void parse(int argc, char **argv, opts *o)
         {"userns", no_argument, NULL, 'U'},
         {"seccomp", no_argument, NULL, 'S'},
         {"sh", no_argument, NULL, 's'},
+        {"save", no_argument, NULL, 'v'},
         {"uid", required_argument, NULL, 'u'},
         {"gid", required_argument, NULL, 'g'},
         {"disk", required_argument, NULL, 'D'},
@@ -149,6 +152,7 @@ static void parse(int argc, char **argv, opts *o)
         {"pyfork", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
+    /* clang-format on */
     memset(o, 0, sizeof *o);
     o->uid = (uid_t)-1;
     o->gid = (gid_t)-1;
@@ -156,6 +160,9 @@ static void parse(int argc, char **argv, opts *o)
     int ch;
     while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
         switch (ch) {
+        case 'v':
+            o->save = 1;
+            break;
         case 'd':
             o->dir = optarg;
             break;
@@ -372,7 +379,7 @@ __attribute__((noreturn)) static void mirror(int st)
 /* PID 1 of the new namespaces: file system, network, then the task. Sends
  * the task's status to the helper through fd, since the kernel does not
  * let PID 1 die of a signal it raises itself. */
-__attribute__((noreturn)) static void run_init(const opts *o, int fd)
+__attribute__((noreturn)) static void run_init(const opts *o, int fd, int save)
 {
     /* If the helper is killed, the whole namespace goes with us. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -389,6 +396,11 @@ __attribute__((noreturn)) static void run_init(const opts *o, int fd)
     if (o->netns)
         loopback_up();
     int st = supervise(o, 1);
+    /* What the task's other processes still write is theirs to lose: the
+     * task itself is over. */
+    int home = save >= 0 ? open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (home >= 0 && (rc = tsexec_fs_save(home, save)) < 0)
+        report("note could not save the files: %s", strerror(-rc));
     ssize_t w = write(fd, &st, sizeof st);
     (void)w;
     _exit(0);
@@ -529,6 +541,11 @@ int main(int argc, char **argv)
     if (!o.ns)
         mirror(supervise(&o, 0));
 
+    /* Opened before the new mount namespace makes the host's view
+     * read-only. */
+    int save = o.save ? open(o.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (o.save && save < 0)
+        fail("open the task directory", errno);
     make_namespaces(&o);
     int sp[2];
     if (pipe2(sp, O_CLOEXEC) < 0)
@@ -538,7 +555,7 @@ int main(int argc, char **argv)
         fail("fork", errno);
     if (init == 0) {
         close(sp[0]);
-        run_init(&o, sp[1]);
+        run_init(&o, sp[1], save);
     }
     close(sp[1]);
     int st;

@@ -27,8 +27,8 @@
 #include "timefmt.h"
 #include "tsexec_task.h"
 
-/* Fds a RUN may carry: stdin, stdout, stderr, memfd. */
-#define MAX_FDS 4
+/* Fds a RUN may carry: stdin, stdout, stderr, save directory, memfd. */
+#define MAX_FDS 5
 /* With a fork server to spare, the cleanup kills the tasks' processes
  * from a child of init's, looks again after this long, and sends the
  * kill anew if some are still there (SIGKILL from kill(-1) reaches every
@@ -185,6 +185,7 @@ typedef struct request {
     char **envp;
     char **sh_argv;
     int fd[3]; /* stdin, stdout, stderr (the cell's /dev/null if not sent) */
+    int save;  /* CELL_SAVE: the host's directory to copy the task's files to */
     int fds[MAX_FDS];
     int nfds;
     void *map; /* the memfd's strings, mapped */
@@ -214,7 +215,8 @@ static int parse_run(const tsexec_cell *c, size_t n, const int *fds, int nfds, r
     rq->nfds = nfds;
     memcpy(&m, msg_buf, sizeof m);
     const uint32_t flag_fd[3] = {CELL_STDIN, CELL_STDOUT, CELL_STDERR};
-    if (m.flags & ~(CELL_SH | CELL_STDIN | CELL_STDOUT | CELL_STDERR | CELL_MEMFD | CELL_PYTHON))
+    if (m.flags &
+        ~(CELL_SH | CELL_STDIN | CELL_STDOUT | CELL_STDERR | CELL_MEMFD | CELL_PYTHON | CELL_SAVE))
         return -1;
     rq->flags = m.flags;
     if (m.cpu < 0 || m.fsize < 0 || m.as < 0 || m.nproc < 0)
@@ -224,13 +226,14 @@ static int parse_run(const tsexec_cell *c, size_t n, const int *fds, int nfds, r
     rq->lim.fsize = m.fsize > 0 ? m.fsize : rq->lim.fsize;
     rq->lim.as = m.as > 0 ? m.as : rq->lim.as;
     rq->lim.nproc = m.nproc > 0 ? m.nproc : rq->lim.nproc;
-    int want = !!(m.flags & CELL_MEMFD), k = 0;
+    int want = !!(m.flags & CELL_MEMFD) + !!(m.flags & CELL_SAVE), k = 0;
     for (int i = 0; i < 3; i++)
         want += !!(m.flags & flag_fd[i]);
     if (want != nfds || m.len == 0 || m.argc == 0 || m.argc > m.len || m.envc > m.len)
         return -1;
     for (int i = 0; i < 3; i++)
         rq->fd[i] = m.flags & flag_fd[i] ? fds[k++] : c->null;
+    rq->save = m.flags & CELL_SAVE ? fds[k++] : -1;
     const char *s;
     if (m.flags & CELL_MEMFD) {
         struct stat st;
@@ -712,6 +715,8 @@ static void run_one(tsexec_cell *c, request *rq)
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
     pid_t pid = -1;
+    /* Kept past request_release, which closes the RUN's fds. */
+    int save = rq->save >= 0 ? fcntl(rq->save, F_DUPFD_CLOEXEC, 3) : -1;
     int warm = 0, rc = tsexec_fs_load(c->fs), rp[2];
     if (rc < 0) {
         snprintf(report, sizeof report, "fail copy the task's files: %s\n", strerror(-rc));
@@ -774,6 +779,16 @@ static void run_one(tsexec_cell *c, request *rq)
             snprintf(report + len, sizeof report - len, "%s\n", line);
     }
     kill_all(c, &cpu);
+    /* Every process of the task is dead: nothing changes the files while
+     * they are copied. */
+    if (save >= 0) {
+        int e = tsexec_fs_save(c->fs->home, save);
+        size_t len = strlen(report);
+        if (e < 0)
+            snprintf(report + len, sizeof report - len, "note could not save the files: %s\n",
+                     strerror(-e));
+        close(save);
+    }
     if (note[0]) {
         size_t len = strlen(report);
         snprintf(report + len, sizeof report - len, "note %s\n", note);

@@ -273,6 +273,58 @@ out:
     return rc;
 }
 
+int tsexec_fs_save(int from, int to)
+{
+    int dfd = dup(from);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
+        return -errno;
+    }
+    rewinddir(d);
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d))) {
+        struct stat st;
+        if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+            continue;
+        if (faccessat(to, de->d_name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+            continue;
+        /* O_NONBLOCK: a FIFO that replaced the file must not block init. */
+        int src = openat(from, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (src < 0 || fstat(src, &st) < 0 || !S_ISREG(st.st_mode)) {
+            if (src >= 0)
+                close(src);
+            continue;
+        }
+        int dst =
+            openat(to, de->d_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (dst < 0) {
+            rc = -errno;
+            close(src);
+            break;
+        }
+        off_t left = st.st_size;
+        while (left > 0) {
+            ssize_t n = sendfile(dst, src, NULL, (size_t)left);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                rc = n < 0 ? -errno : 0;
+                break;
+            }
+            left -= n;
+        }
+        if (rc == 0 && fchmod(dst, st.st_mode & 0755) < 0)
+            rc = -errno;
+        close(dst);
+        close(src);
+    }
+    closedir(d);
+    return rc;
+}
+
 int tsexec_fs_load(tsexec_fs *fs)
 {
     return copy_files(fs->real, fs->home, fs->uid, fs->gid);

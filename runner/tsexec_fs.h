@@ -52,6 +52,13 @@ int tsexec_fs_setup(tsexec_fs *fs, char *step, size_t stepsz);
  * Returns 0 or -errno. */
 int tsexec_fs_load(tsexec_fs *fs);
 
+/* After a run whose files the next run of the same task needs (a
+ * compiler's output): copies the regular files of the directory `from`
+ * that `to` lacks into `to`, mode masked to 0755, owned by the caller.
+ * Nothing else is followed or copied (links, FIFOs, directories); the
+ * bytes are bounded by the tmpfs they come from. Returns 0 or -errno. */
+int tsexec_fs_save(int from, int to);
+
 /* Cell, once every process of the task is dead: empties the task
  * directory, /tmp, /var/tmp and /dev/shm, gives them back their owner and
  * mode, and checks that no inode is left on the tmpfs (a hard link from

@@ -1,4 +1,5 @@
 /* api: see api.h. */
+#include "lang.h"
 #include "api.h"
 
 #include <errno.h>
@@ -40,7 +41,7 @@ static void api_limits_json(buf *b, const task *t)
 int api_status_json(buf *b, const task *t, const task_view *v)
 {
     buf_printf(b, "{\"id\":\"%s\",\"type\":\"%s\",\"status\":\"%s\",\"attempts\":%d,\"meta\":{",
-               t->id_str, task_type_name(t->type), task_status_name(v->status), v->attempts);
+               t->id_str, task_type_label(t), task_status_name(v->status), v->attempts);
     char ts[TIMEFMT_LEN];
     buf_printf(b, "\"created_at\":\"%s\"", time_fmt_utc(t->created_us, ts));
     if (v->status != TASK_WAIT)
@@ -74,6 +75,7 @@ int api_status_json(buf *b, const task *t, const task_view *v)
         api_limits_json(b, t);
         if (t->tests && t->tests->ended)
             buf_append(b, t->tests->rendered.data, t->tests->rendered.len);
+        lang_result_json(b, t);
         buf_puts(b, "}");
         if (t->error) {
             buf_puts(b, ",\"error\":");
@@ -168,6 +170,8 @@ static int h_create(struct mg_connection *c, void *cbdata)
     request_limits_caps(a->cfg, &caps);
     int rc = request_parse_create(body.b.data ? body.b.data : "", body.b.len, &caps, &req, err,
                                   sizeof err);
+    if (rc == 0)
+        rc = lang_check_create(a->langs, &req, err, sizeof err);
     /* The bytes go; their reservation stays for the task to take over. */
     buf_destroy(&body.b);
     if (rc == 0 && (rc = request_tests_check_cap(req.tests, a->cfg->max_tests, err, sizeof err)))
@@ -190,6 +194,7 @@ static int h_create(struct mg_connection *c, void *cbdata)
     task_set_input(t, req.input, req.input_len, req.env, req.envc);
     t->limits = req.limits;
     task_set_tests(t, req.tests);
+    task_set_lang(t, req.lang);
     int refused_st = api_submit(c, a, t, &body, "task", "workers busy", "tasks waiting");
     if (refused_st)
         return refused_st;

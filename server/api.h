@@ -31,6 +31,8 @@ typedef struct api {
                                  the caller before api_register, which keeps it */
     const char *refusal;      /* non-NULL: tasks are refused for good with this
                                  sentence (503); set like sandbox_json */
+    /* the languages tasks may name, or NULL; set like sandbox_json */
+    const struct lang_table *langs;
 } api;
 
 /* Prepares a and adds its routes to routes (before the 404 fallback).

@@ -77,6 +77,11 @@ static const struct opt opts[] = {
     {"work-dir", OPT_STR, F(work_dir), "", "DIR",
      "where task directories go (default: $TMPDIR or /tmp, in tasksolver.PID)", 0, 0},
     {"python", OPT_STR, F(python), "python3", "PROGRAM", "interpreter for python tasks", 0, 0},
+    {"languages", OPT_STR, F(languages), "", "FILE",
+     "the languages file (default: languages.conf next to the server, else the installed one)", 0,
+     0},
+    {"compile-timeout", OPT_SECONDS, F(compile_timeout), "30", "SECONDS",
+     "wall-clock limit of a task's compile step", 0.001, 86400},
     {"python-warm", OPT_BOOL, F(python_warm), "on", "on|off",
      "start python tasks from a warm interpreter, a fork server in each worker's sandbox cell "
      "(off: a cold start each time)",

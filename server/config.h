@@ -37,6 +37,9 @@ typedef struct config {
     long max_queue;        /* -1: unbounded */
     int reject_status;     /* 429 or 403 when the queue is full */
     char *calc_command;    /* "PROGRAM ARGS" serving POST / and GET /?request_id=; "": off */
+    /* the languages file ("": the default, lang.h); seconds for a compile */
+    char *languages;
+    double compile_timeout;
     /* bytes of waiting tasks and bodies being read; 0: unbounded */
     size_t max_queue_bytes;
     /* cluster: arithmetic jobs, worker nodes */

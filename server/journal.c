@@ -96,7 +96,8 @@ static int write_rec(journal *j, rec *r)
             free(env);
             return SQLITE_NOMEM;
         }
-        sqlite3_bind_text(st, 2, task_type_name(t->type), -1, SQLITE_STATIC);
+        /* A language's task is kept under the language's name. */
+        sqlite3_bind_text(st, 2, task_type_label(t), -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 3, t->created_us);
         bind_blob(st, 4, args, alen);
         bind_blob(st, 5, t->file ? (const void *)t->file : "", t->file_len);

@@ -19,7 +19,7 @@
 #define JOURNAL_SCHEMA                                                                             \
     "BEGIN; CREATE TABLE tasks ("                                                                  \
     " id BLOB NOT NULL UNIQUE,"     /* 16 bytes */                                                 \
-    " type TEXT NOT NULL,"          /* python, bin, calc */                                        \
+    " type TEXT NOT NULL,"          /* python, bin, calc, or a language's name */                  \
     " status TEXT NOT NULL,"        /* WAIT, RUNNING, SUCCESS, ERROR */                            \
     " created_us INTEGER NOT NULL," /* microseconds since the epoch */                             \
     " attempts INTEGER NOT NULL,"   /* times started */                                            \

@@ -13,6 +13,7 @@
 #include "request.h"
 #include "request_tests.h"
 #include "log.h"
+#include "request.h"
 #include "timefmt.h"
 
 int journal_db_errno(int sqlite_rc)
@@ -278,7 +279,12 @@ static int load_row(sqlite3_stmt *st, task **out, char *err, size_t errsz)
     static const char *const types[] = {"python", "bin", "calc"};
     static const char *const statuses[] = {"WAIT", "RUNNING", "SUCCESS", "ERROR"};
     long long row = sqlite3_column_int64(st, C_ROWID);
-    int type = parse_name((const char *)sqlite3_column_text(st, C_TYPE), types, 3);
+    const char *tname = (const char *)sqlite3_column_text(st, C_TYPE);
+    int type = parse_name(tname, types, 3);
+    /* Any other name is a language's (task_type_label): older journals
+     * have none, so the format stays. */
+    if (type < 0 && tname && *tname && strlen(tname) <= REQUEST_LANG_MAX)
+        type = TASK_LANG;
     int status = parse_name((const char *)sqlite3_column_text(st, C_STATUS), statuses, 4);
     if (type < 0 || status < 0 || sqlite3_column_bytes(st, C_ID) != 16) {
         snprintf(err, errsz, "row %lld has an invalid id, type or status", row);
@@ -300,6 +306,10 @@ static int load_row(sqlite3_stmt *st, task **out, char *err, size_t errsz)
     task *t = task_new(type, file, file_len, args, argc);
     if (!t)
         goto fail_mem;
+    if (type == TASK_LANG && !(t->lang = strdup(tname))) {
+        task_unref(t);
+        goto fail_mem;
+    }
     if (!task_status_final(status)) {
         unsigned char *input = NULL;
         size_t input_len = 0;

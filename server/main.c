@@ -23,6 +23,7 @@
 #include "http.h"
 #include "http_routes.h"
 #include "journal.h"
+#include "lang.h"
 #include "log.h"
 #include "pool.h"
 #include "reach.h"
@@ -169,6 +170,34 @@ static int open_tasks(tasks *tk, const config *c, membudget *mb, tasks_restored 
     return 0;
 }
 
+/* Loads the languages file (--languages, else the default one, else
+ * none) and keeps the languages whose tools answer. Returns 0 or -1 after
+ * printing why. */
+static int load_languages(lang_table *t, const config *c)
+{
+    char path[4096], err[512];
+    memset(t, 0, sizeof *t);
+    if (c->languages[0])
+        snprintf(path, sizeof path, "%s", c->languages);
+    else if (lang_default_path(path, sizeof path) < 0) {
+        log_warn("no languages file (languages.conf): tasks are python or bin only");
+        return 0;
+    }
+    if (lang_table_load(t, path, err, sizeof err) < 0) {
+        fprintf(stderr, "tasksolver: %s\n", err);
+        return -1;
+    }
+    /* Outside any request, while the server starts: each tool gets a few
+     * seconds to tell its version. */
+    int rc = lang_table_probe_start(t, 5);
+    if (rc < 0) {
+        fprintf(stderr, "tasksolver: cannot probe the languages: %s\n", strerror(-rc));
+        lang_table_destroy(t);
+        return -1;
+    }
+    return 0;
+}
+
 /* Waits up to the grace period for running tasks, then kills them. */
 static void drain_running(tasks *tk, pool *p, double grace, sigset_t *sigs)
 {
@@ -262,6 +291,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "tasksolver: %s\n", rerr);
         goto fail_reach;
     }
+    lang_table langs;
+    if (load_languages(&langs, &cfg) < 0)
+        goto fail_langs;
     /* Returns the mask of features initialised: 0 for the 0 asked here,
      * so it carries no error to check. */
     mg_init_library(0);
@@ -283,6 +315,8 @@ int main(int argc, char **argv)
         .calc_image = rch.calc_image,
         .calc_len = rch.calc_len,
         .calc_name = rch.calc_name,
+        .langs = &langs,
+        .compile_timeout = cfg.compile_timeout,
         .sandbox = confine_sandbox(&cf),
         .refuse = cf.refusal,
     };
@@ -308,8 +342,9 @@ int main(int argc, char **argv)
     }
     http_routes routes;
     http_routes_init(&routes, ctx);
-    api a = {.budget = &mb, .sandbox_json = cf.info_json, .refusal = cf.refusal};
+    api a = {.budget = &mb, .sandbox_json = cf.info_json, .refusal = cf.refusal, .langs = &langs};
     api_register(&a, &routes, &cfg, &tk);
+    lang_register(&langs, &routes);
     if (cfg.calc_command[0])
         calc_api_register(&routes, &a);
     struct mg_server_port ports[4];
@@ -340,6 +375,7 @@ int main(int argc, char **argv)
                  jn.waiting, membudget_used(&mb), cfg.max_queue_bytes);
     confine_log(&cf);
     reach_log(&rch);
+    lang_log(&langs);
 
     int sig = wait_for_stop(&tk, &sigs);
     log_notice("received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -371,6 +407,8 @@ fail_pool:
     tasks_destroy(&tk);
 fail_tasks:
     mg_exit_library();
+    lang_table_destroy(&langs);
+fail_langs:
     reach_destroy(&rch);
 fail_reach:
     confine_stop(&cf);

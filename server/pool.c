@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cell.h"
+#include "lang.h"
 #include "live.h"
 #include "log.h"
 #include "rmtree.h"
@@ -296,9 +297,8 @@ static void finish(pool *p, task *t, enum task_status st)
 {
     if (log_enabled(LOG_INFO)) {
         int64_t ms = (time_now_us() - t->started_us) / 1000;
-        log_info("task %s %s %s %lld ms%s%s", t->id_str, task_type_name(t->type),
-                 task_status_name(st), (long long)ms, t->error ? ": " : "",
-                 t->error ? t->error : "");
+        log_info("task %s %s %s %lld ms%s%s", t->id_str, task_type_label(t), task_status_name(st),
+                 (long long)ms, t->error ? ": " : "", t->error ? t->error : "");
     }
     tasks_finished(p->tk, t, st);
 }
@@ -354,6 +354,22 @@ static int run_once(pool *p, runner_opts *o, const runner_limits *l, const sandb
     }
 }
 
+/* run_once, tried again while the kernel refuses the program as busy:
+ * another thread may still hold our freshly written file open for
+ * writing in a child it is spawning (the fd is inherited until that child
+ * execs). Returns as run_once. */
+static int run_step(pool *p, runner_opts *o, const runner_limits *l, const sandbox_limits *sl,
+                    taskdir *d, live *lv, runner_result *r)
+{
+    int rc = run_once(p, o, l, sl, d, lv, r);
+    for (int tries = 0; rc == 0 && r->spawn_errno == ETXTBSY && tries < 50; tries++) {
+        runner_result_destroy(r);
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
+        rc = run_once(p, o, l, sl, d, lv, r);
+    }
+    return rc;
+}
+
 /* What every run of a prepared task shares: the program is written and
  * its environment built; what changes from run to run (a test's stdin and
  * arguments) is passed to run_program. */
@@ -396,15 +412,7 @@ static int run_program(const run_ctx *c, int in_fd, char **args, int argc, const
         .warm_python =
             t->type == TASK_PYTHON && c->p->cfg.sandbox && c->p->cfg.sandbox->python_warm,
     };
-    int rc = run_once(c->p, &o, l, &c->sl, c->d, c->lv, r);
-    /* Another thread may still hold our freshly written program open for
-     * writing in a child it is spawning (the fd is inherited until that
-     * child execs): the kernel then refuses to execute it. Retry briefly. */
-    for (int tries = 0; rc == 0 && r->spawn_errno == ETXTBSY && tries < 50; tries++) {
-        runner_result_destroy(r);
-        nanosleep(&(struct timespec){0, 2000000}, NULL);
-        rc = run_once(c->p, &o, l, &c->sl, c->d, c->lv, r);
-    }
+    int rc = run_step(c->p, &o, l, &c->sl, c->d, c->lv, r);
     free(argv);
     if (r->note[0])
         log_warn("task %s: %s", t->id_str, r->note);
@@ -515,6 +523,89 @@ static void run_tests(run_ctx *c)
     finish(c->p, t, TASK_ERROR);
 }
 
+/* The line of what a compiler said that goes into the task's error: the
+ * first that names an error (gcc starts with "In function 'main':"),
+ * else the first that is not empty. */
+static void first_line(const char *s, size_t len, char *out, size_t size)
+{
+    const char *pick = NULL;
+    size_t pick_len = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = 0;
+        while (i + n < len && s[i + n] != '\n' && s[i + n] != '\r')
+            n++;
+        if (n && !pick) {
+            pick = s + i;
+            pick_len = n;
+        }
+        if (n && memmem(s + i, n, "error", 5)) {
+            pick = s + i;
+            pick_len = n;
+            break;
+        }
+        i += n + 1;
+    }
+    snprintf(out, size, "%.*s", (int)(pick_len < 200 ? pick_len : 200), pick ? pick : "");
+}
+
+/* Prepares t for its run: the compile step of its language, in d and the
+ * task's sandbox, with the task's environment, no stdin and the limit of
+ * --compile-timeout; the files it makes stay for the run. Fills t's
+ * compile_* fields. The task's own sandbox limits (memory, processes...)
+ * hold for the compile too. Returns 0 when the program may run, else -1
+ * with t's error set (the caller ends it as ERROR). */
+static int prepare_task(pool *p, taskdir *d, task *t, const lang *lg, char **env,
+                        const sandbox_limits *sl)
+{
+    if (!lg->compile)
+        return 0;
+    runner_opts o = {
+        .path = lg->compile[0],
+        .argv = lg->compile,
+        .envp = env,
+        .cwd = d->path,
+        .stdin_fd = -1,
+        .capture_stdout = 1,
+        .capture_stderr = 1,
+        .save_files = 1,
+    };
+    runner_limits l = {
+        .timeout_us = (int64_t)(p->cfg.compile_timeout * 1e6),
+        .max_output = p->cfg.max_output,
+        .cancel_fd = p->cancel_fd,
+    };
+    runner_result r;
+    int rc = run_step(p, &o, &l, sl, d, NULL, &r);
+    if (r.note[0])
+        log_warn("task %s: compile: %s", t->id_str, r.note);
+    char why[320];
+    if (rc < 0) {
+        snprintf(why, sizeof why, "could not compile: %s", strerror(-rc));
+        runner_result_destroy(&r);
+        t->error = strdup(why);
+        return -1;
+    }
+    t->compiled = 1;
+    t->compile_exited = r.exited;
+    t->compile_exit_code = r.exit_code;
+    /* Compilers write their diagnostics to stderr, build tools to stdout:
+     * one text, in that order. */
+    if (buf_append(&r.out, r.err.data ? r.err.data : "", r.err.len) == 0)
+        t->compile_out = buf_steal(&r.out, &t->compile_out_len);
+    int ok = r.exited && r.exit_code == 0 && !r.spawn_errno;
+    if (!ok) {
+        char line[256];
+        if (r.exited && !r.spawn_errno && t->compile_out_len)
+            first_line(t->compile_out, t->compile_out_len, line, sizeof line);
+        else
+            runner_describe(&r, &l, line, sizeof line);
+        snprintf(why, sizeof why, "compilation failed: %s", line);
+        t->error = strdup(why);
+    }
+    runner_result_destroy(&r);
+    return ok ? 0 : -1;
+}
+
 static void run_task(pool *p, taskdir *d, task *t)
 {
     char prog[4200];
@@ -526,7 +617,7 @@ static void run_task(pool *p, taskdir *d, task *t)
     tasks_started(p->tk, t, lv);
     /* At debug, as the queueing line: the end line at info is the one
      * per task that operators keep (see tasks_submit). */
-    log_debug("task %s %s RUNNING", t->id_str, task_type_name(t->type));
+    log_debug("task %s %s RUNNING", t->id_str, task_type_label(t));
     /* Tasks accepted before (restored from the journal) fail closed too. */
     if (p->cfg.refuse) {
         t->error = strdup(p->cfg.refuse);
@@ -534,6 +625,12 @@ static void run_task(pool *p, taskdir *d, task *t)
         goto done;
     }
 
+    const lang *lg = NULL;
+    if (t->type == TASK_LANG && !(lg = lang_find(p->cfg.langs, t->lang))) {
+        /* Restored from the journal by a server without the language. */
+        fail_task(p, t, "the language is not offered by this server", ENOENT);
+        goto done;
+    }
     int rc = taskdir_ready(p, d);
     if (rc < 0) {
         fail_task(p, t, "could not create the task directory", -rc);
@@ -541,6 +638,7 @@ static void run_task(pool *p, taskdir *d, task *t)
     }
     const char *fname = t->type == TASK_PYTHON ? "main.py"
                         : t->type == TASK_BIN  ? "program"
+                        : lg                   ? lg->source
                                                : p->cfg.calc_name;
     snprintf(prog, sizeof prog, "%s/%s", dir, fname ? fname : "");
     if (t->type != TASK_CALC)
@@ -579,6 +677,7 @@ static void run_task(pool *p, taskdir *d, task *t)
         .prog = prog,
         .prefix = t->type == TASK_PYTHON ? py_prefix
                   : t->type == TASK_BIN  ? bin_prefix
+                  : lg                   ? lg->run
                                          : p->calc_argv,
         .envp = env,
         .stdin_fd = in_fd,
@@ -592,6 +691,10 @@ static void run_task(pool *p, taskdir *d, task *t)
             },
         .sl = {tl->memory, tl->cpu, tl->procs, tl->fsize, tl->disk},
     };
+    if (lg && prepare_task(p, d, t, lg, env, &c.sl) < 0) {
+        finish(p, t, TASK_ERROR);
+        goto cleanup_input;
+    }
     if (t->tests) {
         run_tests(&c);
         goto cleanup_input;

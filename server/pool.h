@@ -30,6 +30,9 @@ typedef struct pool_config {
                                         from there (see reach.h); borrowed */
     size_t calc_len;
     const char *calc_name;
+    /* languages of TASK_LANG tasks, or NULL (borrowed); a compile's limit */
+    const struct lang_table *langs;
+    double compile_timeout;        /* seconds */
     const struct sandbox *sandbox; /* NULL: tasks run unconfined; borrowed */
     const char *refuse;            /* non-NULL: every task ends in ERROR with this
                                       sentence, never run (the sandbox cannot

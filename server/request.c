@@ -211,6 +211,15 @@ static int parse_env(const cJSON *env, char ***out, int *envc, char *err, size_t
     return 0;
 }
 
+/* A name a language may have: short, and safe in logs and file names. */
+static int lang_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= REQUEST_LANG_MAX &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyz"
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-") == n;
+}
+
 /* A python file that decodes to NULs or invalid UTF-8 was plain source
  * that happened to look like base64 ("pass" is valid base64). */
 static int looks_like_text(const unsigned char *p, size_t len)
@@ -244,8 +253,16 @@ int request_parse_create(const char *body, size_t len, const task_limits *caps, 
         out->type = TASK_PYTHON;
     } else if (strcmp(type->valuestring, "bin") == 0) {
         out->type = TASK_BIN;
+    } else if (lang_name_ok(type->valuestring)) {
+        out->type = TASK_LANG;
+        if (!(out->lang = strdup(type->valuestring))) {
+            rc = -ENOMEM;
+            goto fail_json;
+        }
     } else {
-        snprintf(err, errsz, "field 'type' must be \"python\" or \"bin\", not \"%.40s\"",
+        snprintf(err, errsz,
+                 "field 'type' must be \"python\", \"bin\" or a language of GET /languages, "
+                 "not \"%.40s\"",
                  type->valuestring);
         goto fail_json;
     }
@@ -263,7 +280,8 @@ int request_parse_create(const char *body, size_t len, const task_limits *caps, 
     rc = b64_decode(fs, flen, &out->file, &out->file_len, &bad);
     if (rc == -ENOMEM)
         goto fail_json;
-    if (out->type == TASK_PYTHON && (rc < 0 || !looks_like_text(out->file, out->file_len))) {
+    if ((out->type == TASK_PYTHON || out->type == TASK_LANG) &&
+        (rc < 0 || !looks_like_text(out->file, out->file_len))) {
         free(out->file);
         out->file = (unsigned char *)strdup(fs);
         if (!out->file) {
@@ -319,6 +337,8 @@ fail_file:
     free(out->file);
     out->file = NULL;
 fail_json:
+    free(out->lang);
+    out->lang = NULL;
     cJSON_Delete(root);
     if (rc == -ENOMEM)
         snprintf(err, errsz, "out of memory");
@@ -327,6 +347,7 @@ fail_json:
 
 void create_req_destroy(create_req *r)
 {
+    free(r->lang);
     free(r->file);
     task_args_free(r->args);
     free(r->input);

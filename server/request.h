@@ -17,6 +17,7 @@
 /* A parsed POST /create_task body. */
 typedef struct create_req {
     enum task_type type;
+    char *lang;          /* TASK_LANG: the language named by `type`; owned */
     unsigned char *file; /* decoded program; owned */
     size_t file_len;
     char **args; /* NULL-terminated argument vector; owned */
@@ -35,8 +36,15 @@ typedef struct create_req {
 #define REQUEST_MAX_ENV 64
 #define REQUEST_MAX_ENV_BYTES (32u << 10)
 
-/* Parses {"type": "python"|"bin", "file": BASE64, "args": [..] | "...",
+/* Longest language name `type` may give. */
+#define REQUEST_LANG_MAX 32
+
+/* Parses {"type": "python"|"bin"|LANGUAGE, "file": BASE64, "args": [..] | "...",
  * "stdin": TEXT | "stdin_base64": BASE64, "env": {NAME: VALUE, ...}}.
+ * Any other `type` made of at most REQUEST_LANG_MAX letters, digits and
+ * "_+.-" is a TASK_LANG whose name is kept in `lang`, for the caller to
+ * check against the languages it offers (lang_check_create); its `file`,
+ * the source, is decoded as python's is.
  * For python, a `file` that is not valid base64, or that decodes to bytes
  * that are not UTF-8 text, is taken as the source code itself. `stdin`
  * and `stdin_base64` exclude each other; an empty one is no stdin. `env`

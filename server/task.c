@@ -81,9 +81,17 @@ static size_t vec_bytes(char *const *v, int n)
     return b;
 }
 
+void task_set_lang(task *t, char *name)
+{
+    free(t->lang);
+    t->lang = name;
+}
+
 size_t task_bytes(const task *t)
 {
     size_t n = sizeof *t + TASK_MALLOC_OVERHEAD;
+    if (t->lang)
+        n += strlen(t->lang) + 1 + TASK_MALLOC_OVERHEAD;
     if (t->file)
         n += t->file_len + TASK_MALLOC_OVERHEAD;
     if (t->input)
@@ -147,6 +155,8 @@ void task_unref(task *t)
     free(t->out);
     free(t->err);
     free(t->error);
+    free(t->lang);
+    free(t->compile_out);
     free(t);
 }
 
@@ -158,6 +168,11 @@ const char *task_status_name(enum task_status s)
 
 const char *task_type_name(enum task_type t)
 {
-    static const char *const names[] = {"python", "bin", "calc"};
+    static const char *const names[] = {"python", "bin", "calc", "lang"};
     return names[t];
+}
+
+const char *task_type_label(const task *t)
+{
+    return t->type == TASK_LANG && t->lang ? t->lang : task_type_name(t->type);
 }

@@ -34,13 +34,15 @@ struct membudget;
 struct testset;
 
 enum task_status { TASK_WAIT, TASK_RUNNING, TASK_SUCCESS, TASK_ERROR };
-enum task_type { TASK_PYTHON, TASK_BIN, TASK_CALC };
+/* TASK_LANG: a language of the languages file (lang.h), named by `lang`. */
+enum task_type { TASK_PYTHON, TASK_BIN, TASK_CALC, TASK_LANG };
 
 typedef struct task {
     /* immutable */
     unsigned char id[16];
     char id_str[37];
     enum task_type type;
+    char *lang; /* TASK_LANG: the language's name; owned */
     int64_t created_us;
     task_limits limits; /* what the request asked for; 0: the server's */
     /* owned by the worker after the pop: file until it is written to
@@ -81,6 +83,11 @@ typedef struct task {
     int64_t cpu_us;
     int64_t mem_peak;  /* bytes, peak of the whole process tree; 0: unknown */
     const char *limit; /* the limit that ended it ("memory"...), or NULL; static */
+    int compiled;      /* a compile step ran: the compile_* fields are valid */
+    char *compile_out; /* the compiler's stdout then stderr, each capped */
+    size_t compile_out_len;
+    int compile_exited; /* compile_exit_code valid */
+    int compile_exit_code;
     /* stdout while RUNNING, for streaming readers; store lock */
     struct live *live;
     /* bookkeeping */
@@ -107,6 +114,9 @@ void task_set_input(task *t, unsigned char *input, size_t input_len, char **env,
 /* Gives t its tests (NULL: none), taking ownership; call before
  * task_hold so that the budget counts them. */
 void task_set_tests(task *t, struct testset *tests);
+/* Names t's language (TASK_LANG), taking ownership of name; call before
+ * publishing t. */
+void task_set_lang(task *t, char *name);
 
 /* Bytes t holds while it waits: the task, its program, stdin, arguments
  * environment and tests. */
@@ -140,8 +150,12 @@ void task_unref(task *t);
 /* "WAIT", "RUNNING", "SUCCESS", "ERROR". */
 const char *task_status_name(enum task_status s);
 
-/* "python", "bin", "calc". */
+/* "python", "bin", "calc", "lang". */
 const char *task_type_name(enum task_type t);
+
+/* The type as clients name it: the language's name for TASK_LANG, else
+ * task_type_name. */
+const char *task_type_label(const task *t);
 
 /* Non-zero for SUCCESS and ERROR. */
 static inline int task_status_final(enum task_status s)

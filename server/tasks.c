@@ -75,7 +75,7 @@ int tasks_submit(tasks *tk, task *t, size_t *held)
     /* At debug: with the start and the end, three lines per task cost 6 %
      * of the server's CPU on trivial tasks (perf, --sandbox off); the end
      * line, logged at info, names the task, its type and result. */
-    log_debug("task %s %s WAIT", t->id_str, task_type_name(t->type));
+    log_debug("task %s %s WAIT", t->id_str, task_type_label(t));
     rc = queue_push(&tk->q, t);
     if (rc < 0) {
         log_info("task %s refused: %s", t->id_str,

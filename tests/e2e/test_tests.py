@@ -181,8 +181,12 @@ class Default(TestsCase, Core):
         self.refused(dict(doc, stop_on_failure=True), "stop_on_failure", "tests")
 
     def test_stream_sends_the_tests_stdout_in_turn(self):
+        # The first test lingers so that the stream opens while the task
+        # runs: one opened after the end gets the task's own stdout, empty.
+        prog = ("import sys, time\nn = int(sys.stdin.read())\n"
+                "if n == 1: time.sleep(2)\nprint(n * 2)\n")
         st, _, res = self.srv.request("POST", "/create_task", body(
-            "python", PY_DOUBLE, [{"stdin": "1"}, {"stdin": "2"}, {"stdin": "3"}]))
+            "python", prog, [{"stdin": "1"}, {"stdin": "2"}, {"stdin": "3"}]))
         self.assertEqual(st, 200, res)
         st, _, data = self.srv.request("GET", "/stream?id=" + res["id"], timeout=60)
         self.assertEqual(st, 200)

@@ -271,6 +271,61 @@ static void test_leftovers_are_removed(void **state)
     cell_free(c);
 }
 
+/* A run with save_files leaves the regular files it made in the host's
+ * task directory, for the next run to find; no link, FIFO or directory,
+ * nothing it overwrote there, and without save_files nothing at all. */
+static void test_saved_files_reach_the_next_run(void **state)
+{
+    cell *c = make(0);
+    char path[200];
+    snprintf(path, sizeof path, "%s/src", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("source\n", f);
+    fclose(f);
+    char *argv[] = {"/bin/sh", "-c",
+                    "echo out > prog; chmod 4755 prog; echo changed > src; ln -s /etc/passwd "
+                    "link; mkfifo fifo; mkdir sub; echo t > /tmp/t",
+                    NULL};
+    char *env[] = {"PATH=/usr/bin:/bin", NULL};
+    runner_opts o = {.path = argv[0],
+                     .argv = argv,
+                     .envp = env,
+                     .cwd = dir,
+                     .stdin_fd = -1,
+                     .capture_stdout = 1,
+                     .capture_stderr = 1,
+                     .cell = c,
+                     .save_files = 1};
+    runner_result r;
+    assert_int_equal(cell_wait_ready(c, 10000), 0);
+    assert_int_equal(runner_run(&o, NULL, NULL, NULL, &r), 0);
+    assert_true(r.exited && r.exit_code == 0);
+    runner_result_destroy(&r);
+    struct stat st;
+    snprintf(path, sizeof path, "%s/prog", dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0755);
+    snprintf(path, sizeof path, "%s/link", dir);
+    assert_int_equal(lstat(path, &st), -1);
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    assert_int_equal(lstat(path, &st), -1);
+    snprintf(path, sizeof path, "%s/sub", dir);
+    assert_int_equal(lstat(path, &st), -1);
+    run_sh(c, "cat prog src; ls", &r);
+    assert_string_equal(r.out.data, "out\nsource\nprog\nsrc\n");
+    runner_result_destroy(&r);
+    run_sh(c, "echo again > other", &r);
+    runner_result_destroy(&r);
+    snprintf(path, sizeof path, "%s/other", dir);
+    assert_int_equal(lstat(path, &st), -1);
+    snprintf(path, sizeof path, "%s/prog", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/src", dir);
+    unlink(path);
+    cell_free(c);
+}
+
 static void test_big_argv(void **state)
 {
     cell *c = make(0);
@@ -489,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_exec_errors),
         cmocka_unit_test(test_timeout_kills_everything),
         cmocka_unit_test(test_leftovers_are_removed),
+        cmocka_unit_test(test_saved_files_reach_the_next_run),
         cmocka_unit_test(test_big_argv),
         cmocka_unit_test(test_events_are_per_task),
         cmocka_unit_test(test_limits_are_per_task),

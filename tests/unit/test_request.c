@@ -72,7 +72,9 @@ static void create_errors_name_the_field(void **state)
         {"{} x", "after"},
         {"\"str\"", "object"},
         {"{\"file\":\"YQ==\"}", "'type'"},
-        {"{\"type\":\"exe\",\"file\":\"YQ==\"}", "exe"},
+        {"{\"type\":\"e/xe\",\"file\":\"YQ==\"}", "e/xe"},
+        {"{\"type\":\"\",\"file\":\"YQ==\"}", "'type'"},
+        {"{\"type\":\"abcdefghijklmnopqrstuvwxyz0123456\",\"file\":\"YQ==\"}", "'type'"},
         {"{\"type\":\"bin\"}", "'file'"},
         {"{\"type\":\"bin\",\"file\":\"@@@\"}", "base64"},
         {"{\"type\":\"bin\",\"file\":\"YQ==\",\"args\":{}}", "'args'"},
@@ -86,6 +88,33 @@ static void create_errors_name_the_field(void **state)
         if (!strstr(err, cases[i].word))
             fail_msg("body %s: error '%s' lacks '%s'", cases[i].body, err, cases[i].word);
     }
+}
+
+/* Any other type that looks like a name is a language's, for the handler
+ * to check; its source may be plain text or base64, as python's. */
+static void create_language(void **state)
+{
+    (void)state;
+    create_req r;
+    char err[REQUEST_ERR_MAX];
+    assert_int_equal(
+        parse("{\"type\":\"c\",\"file\":\"aW50IG1haW4oKXt9\",\"args\":[\"x\"]}", &r, err), 0);
+    assert_int_equal(r.type, TASK_LANG);
+    assert_string_equal(r.lang, "c");
+    assert_int_equal(r.file_len, 12);
+    assert_memory_equal(r.file, "int main(){}", 12);
+    assert_int_equal(r.argc, 1);
+    create_req_destroy(&r);
+    assert_null(r.lang);
+    assert_int_equal(parse("{\"type\":\"c++_2.0-x\",\"file\":\"echo hi\"}", &r, err), 0);
+    assert_string_equal(r.lang, "c++_2.0-x");
+    assert_int_equal(r.file_len, 7);
+    create_req_destroy(&r);
+    /* python and bin keep their meaning. */
+    assert_int_equal(parse("{\"type\":\"python\",\"file\":\"pass\"}", &r, err), 0);
+    assert_int_equal(r.type, TASK_PYTHON);
+    assert_null(r.lang);
+    create_req_destroy(&r);
 }
 
 static void create_stdin_text_and_bytes(void **state)
@@ -415,6 +444,7 @@ int main(void)
         cmocka_unit_test(create_string_args_are_split),
         cmocka_unit_test(create_missing_args_means_none),
         cmocka_unit_test(create_errors_name_the_field),
+        cmocka_unit_test(create_language),
         cmocka_unit_test(create_stdin_text_and_bytes),
         cmocka_unit_test(create_env_vector),
         cmocka_unit_test(create_env_bounds),
