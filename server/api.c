@@ -361,7 +361,8 @@ static int h_info(struct mg_connection *c, void *cbdata)
     task_limits caps;
     request_limits_caps(a->cfg, &caps);
     request_limits_caps_json(&b, &caps);
-    buf_printf(&b, ",\"max_tests\":%d", a->cfg->max_tests);
+    buf_printf(&b, ",\"max_tests\":%d,\"compile_timeout\":%g", a->cfg->max_tests,
+               a->cfg->compile_timeout);
     if (a->sandbox_json)
         buf_printf(&b, ",\"sandbox\":%s", a->sandbox_json);
     buf_puts(&b, "}\n");
