@@ -367,6 +367,10 @@ static int send_refusal(struct mg_connection *c, const api *a, int rc, size_t ne
                                a->cfg->workers, busy, tasks_service_counts(a->tk).queued, waiting,
                                a->cfg->max_queue);
     }
+    if (rc == -ENOTCONN)
+        return http_send_error(c, 503, "Retry-After: 1\r\n", NULL,
+                               "the %s is unreachable: the %s was not accepted; retry later",
+                               a->tk->ops->name, noun);
     return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
                            "could not record the %s in the %s: %s", noun, a->tk->ops->name,
                            strerror(-rc));

@@ -2,6 +2,7 @@
 #include "pgconn.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uuid/uuid.h>
@@ -18,11 +19,25 @@ PGconn *pgconn_open(const char *url)
     return PQconnectdbParams(keys, vals, 1);
 }
 
+/* Non-zero when c is broken, or was closed by the server while idle. A
+ * server that stops tells its idle clients so before it closes, which
+ * libpq learns only when it reads: an idle connection that does not LISTEN
+ * (none of the callers' does) has nothing else to read. One poll(2):
+ * cheaper than the failed statement it saves after every restart of the
+ * database. */
+static int broken(PGconn *c)
+{
+    if (PQstatus(c) != CONNECTION_OK)
+        return 1;
+    struct pollfd pf = {PQsocket(c), POLLIN, 0};
+    return poll(&pf, 1, 0) != 0;
+}
+
 int pgconn_ensure(PGconn **c, const char *url)
 {
     if (!*c)
         *c = pgconn_open(url);
-    else if (PQstatus(*c) != CONNECTION_OK)
+    else if (broken(*c))
         PQreset(*c);
     return *c && PQstatus(*c) == CONNECTION_OK ? 0 : -EIO;
 }

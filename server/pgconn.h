@@ -29,7 +29,8 @@ typedef struct pgconn_pool {
  * possibly broken: check PQstatus. NULL only when out of memory. */
 PGconn *pgconn_open(const char *url);
 
-/* Resets *c when it is broken (NULL: opens it). Returns 0 when it is
+/* Resets *c when it is broken or has something to read while idle (the
+ * server closing it; not for a connection that LISTENs), NULL: opens it. Returns 0 when it is
  * connected, else -EIO. */
 int pgconn_ensure(PGconn **c, const char *url);
 

@@ -135,8 +135,9 @@ int tasks_durable(const tasks *tk);
  * in the store and admits it to the queue; a refusal undoes what was
  * done. The caller keeps its reference in every case. Returns 0,
  * -ENOBUFS / -E2BIG (memory budget, as task_hold), -EAGAIN (every worker
- * busy and the waiting room full), -ESHUTDOWN (closing), or another
- * -errno when the backend could not record it. */
+ * busy and the waiting room full), -ESHUTDOWN (closing), -ENOTCONN (a
+ * shared store is unreachable), or another -errno when the backend could
+ * not record it. */
 int tasks_submit(tasks *tk, task *t, size_t *held);
 
 /* Blocks for the oldest waiting task and hands it over with the queue's

@@ -308,6 +308,8 @@ static int pg_add(void *impl, task *t)
         rc = pgconn_exec(c, NULL, "COMMIT", 0, NULL, NULL, NULL);
     else if (limited)
         pgconn_exec(c, NULL, "ROLLBACK", 0, NULL, NULL, NULL);
+    if (rc == -EIO && (!c || PQstatus(c) != CONNECTION_OK))
+        rc = -ENOTCONN; /* the database is down: a sentence of its own */
     pgconn_give(&g->pool, c);
     free(args);
     free(env);
