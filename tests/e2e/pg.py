@@ -67,11 +67,11 @@ class PostgreSQL:
         self._pg("pg_ctl", "-D", self.data, "-w", "-m", mode, "stop", check=False)
         self.running = False
 
-    def psql(self, sql):
-        """Runs sql with psql; returns its unaligned output."""
+    def psql(self, sql, db="postgres"):
+        """Runs sql with psql in database db; returns its unaligned output."""
         r = subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(PG_BIN, "psql"),
                             "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                            "-d", "postgres", "-Atqc", sql],
+                            "-d", db, "-Atqc", sql],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
         if r.returncode:
             raise RuntimeError("psql: " + r.stderr)
