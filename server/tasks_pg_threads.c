@@ -348,6 +348,11 @@ static void refresh_watches(tasks_pg *g, PGconn *c, const char *ids, int all)
     free(v);
 }
 
+static void add_id(void *arg, const char *id)
+{
+    buf_printf(arg, "%s,", id);
+}
+
 static void *listener_main(void *arg)
 {
     tasks_pg *g = arg;
@@ -387,7 +392,7 @@ static void *listener_main(void *arg)
                 if (strcmp(nt->relname, "ts_new") == 0)
                     pg_kick(g);
                 else
-                    buf_printf(&ids, "%s,", nt->extra);
+                    pgconn_each_id(nt->extra, add_id, &ids);
                 PQfreemem(nt);
             }
         }
