@@ -324,6 +324,8 @@ static int pg_add(void *impl, task *t)
      * only answers for the task. */
     task_drop_program(t);
     task_drop_args(t);
+    /* This node's claimer need not wait for its own NOTIFY to come back. */
+    pg_kick(g);
     return 0;
 }
 
@@ -441,6 +443,24 @@ static int write_result(tasks_pg *g, const task *t, const pg_claim *cl, enum tas
     return rc;
 }
 
+/* Long polls here on copies of t (its create_task?wait=S, a get_status
+ * that came while it waited) get t's result from memory at once, without
+ * waiting for the NOTIFY to come back nor reading the row. */
+static void wake_copies(tasks_pg *g, task *t)
+{
+    int found = 0;
+    pthread_mutex_lock(&g->lock);
+    for (pg_watcher *w = g->watches; w; w = w->next) {
+        if (memcmp(w->t->id, t->id, sizeof t->id) || w->done)
+            continue;
+        w->done = task_ref(t);
+        found = w->fresh = 1;
+    }
+    pthread_mutex_unlock(&g->lock);
+    if (found)
+        pg_poke_listener(g);
+}
+
 static void pg_finished(void *impl, store *s, task *t, enum task_status final)
 {
     tasks_pg *g = impl;
@@ -454,6 +474,7 @@ static void pg_finished(void *impl, store *s, task *t, enum task_status final)
     if (rc == 1) {
         store_mark_finished_at(s, t, final, finished_us);
         pg_notify_done(g, t->id_str);
+        wake_copies(g, t);
     } else {
         log_warn("task %s: result dropped: %s", t->id_str,
                  rc == 0 ? "its lease was taken over (the task was given to another node)"
@@ -477,6 +498,7 @@ static void pg_watch(void *impl, task *t)
         return; /* the long poll then waits out its deadline */
     w->t = task_ref(t);
     w->fresh = 1;
+    w->done = NULL;
     pthread_mutex_lock(&g->lock);
     w->next = g->watches;
     g->watches = w;
@@ -496,6 +518,7 @@ static void pg_unwatch(void *impl, task *t)
     pthread_mutex_unlock(&g->lock);
     if (w) {
         task_unref(w->t);
+        task_unref(w->done);
         free(w);
     }
 }
@@ -553,6 +576,7 @@ static void pg_close(void *impl)
     for (pg_watcher *w = g->watches, *next; w; w = next) {
         next = w->next;
         task_unref(w->t);
+        task_unref(w->done);
         free(w);
     }
     buf_destroy(&g->done);

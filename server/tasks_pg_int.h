@@ -22,8 +22,9 @@ typedef struct pg_claim {
 /* A long poll waiting on a copy of a task held elsewhere. */
 typedef struct pg_watcher {
     struct pg_watcher *next;
-    task *t;   /* a reference */
-    int fresh; /* not read since it was registered */
+    task *t;    /* a reference */
+    int fresh;  /* to read: registered, or its task ended here */
+    task *done; /* its task as this node ran it, once final (a reference), or NULL */
 } pg_watcher;
 
 struct tasks_pg {
