@@ -11,11 +11,15 @@
 
 PGconn *pgconn_open(const char *url)
 {
-    /* Listed first so that the URL's own settings win: without a connect
-     * timeout, a database host that drops packets would hold a worker or
-     * a connection thread for as long as TCP retries. */
-    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *const vals[] = {"3", "tasksolver", url, NULL};
+    /* Listed first so that the URL's own settings win. Without a connect
+     * timeout and a TCP user timeout, a database host that drops packets
+     * would hold a worker, a connection thread or the keeper (which must
+     * notice that its lease runs out) for as long as TCP retries, minutes;
+     * 5 s is under the default lease. */
+    const char *const keys[] = {
+        "connect_timeout",  "tcp_user_timeout", "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "application_name", "dbname",          NULL};
+    const char *const vals[] = {"3", "5000", "5", "1", "3", "tasksolver", url, NULL};
     return PQconnectdbParams(keys, vals, 1);
 }
 

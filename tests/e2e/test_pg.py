@@ -6,6 +6,7 @@ loses nothing acknowledged; bad stores are refused at start."""
 
 import calendar
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -199,6 +200,86 @@ class TestDatabaseDown(NodesCase):
         self.wait_nodes(self.nodes[2], 3)
         for node in self.nodes:
             self.assertEqual(node.run("bin", ECHO, ["after"])["status"], "SUCCESS")
+
+
+class Proxy:
+    """A TCP relay to the database that the test can pause: paused, it
+    stops reading, so what a node sends sits in socket buffers, as over a
+    network that stalls (no reset, no error)."""
+
+    def __init__(self, port):
+        self.up = port
+        self.running = threading.Event()
+        self.running.set()
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.up))
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst):
+        while True:
+            self.running.wait()
+            try:
+                data = src.recv(65536)
+                if not data:
+                    break
+                self.running.wait()
+                dst.sendall(data)
+            except OSError:
+                break
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        src.close()  # each pump closes the socket it reads
+
+    def close(self):
+        self.running.set()
+        self.lsock.close()
+
+
+class TestLeaseFence(unittest.TestCase):
+    def test_a_node_given_up_for_dead_cannot_write_its_result(self):
+        proxy = Proxy(DB.port)
+        url = "postgresql://postgres@127.0.0.1:%d/postgres" % proxy.port
+        b = Server("--store", url, "--workers", "1", "--lease", "2")
+        a = None
+        try:
+            tid = b.create_ok("bin", SLEEP % "4")
+            deadline = time.monotonic() + 10
+            while b.status(tid)[2]["status"] != "RUNNING" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            a = Server("--store", DB.url, "--workers", "1", "--lease", "2")
+            proxy.running.clear()  # b stalls: its heartbeat and its result wait
+            time.sleep(6)          # a gives b up and runs the task again
+            proxy.running.set()    # b's result arrives under a lease that is not its own
+            doc = a.wait_done(tid, 30)
+            self.assertEqual(doc["status"], "SUCCESS", doc)
+            self.assertEqual(doc["attempts"], 2)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(
+                    "lease was taken over" in line for line in b.log):
+                time.sleep(0.1)
+            self.assertTrue(any("lease was taken over" in line for line in b.log),
+                            "".join(b.log[-10:]))
+            self.assertEqual(a.status(tid)[2]["attempts"], 2)
+        finally:
+            proxy.close()
+            b.stop()
+            if a:
+                a.stop()
 
 
 class TestStart(unittest.TestCase):
