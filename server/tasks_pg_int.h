@@ -42,8 +42,9 @@ struct tasks_pg {
     int pending; /* done has ids */
     int stop;
     int kicked;
-    int wake_fd;     /* eventfd: wakes the listener (new watch, stop) */
-    atomic_int lost; /* this node's lease ran out without the database */
+    int wake_fd;      /* eventfd: wakes the listener (new watch, stop) */
+    int queue_closed; /* the claimer's own: shutting down, claim no more */
+    atomic_int lost;  /* this node's lease ran out without the database */
     pthread_t threads[3];
     int nthreads;
     void (*kill)(void *arg); /* tasks_pg_set_cancel */

@@ -201,7 +201,7 @@ static int claim(tasks_pg *g, PGconn *c, int *more)
     *more = 0;
     store_counts sc = store_get_counts(g->s);
     long idle = g->cfg.workers + 1L - sc.running - sc.waiting;
-    if (idle <= 0)
+    if (idle <= 0 || g->queue_closed)
         return 0;
     char n[24];
     snprintf(n, sizeof n, "%ld", idle);
@@ -244,7 +244,10 @@ static int claim(tasks_pg *g, PGconn *c, int *more)
         pthread_mutex_unlock(&g->lock);
         store_add(g->s, t);
         log_debug("task %s claimed (attempt %d)", t->id_str, t->attempts + 1);
-        queue_push_restored(g->q, t);
+        /* Refused once the server stops: the claim goes back to the
+         * database's queue at close. */
+        if (queue_push_restored(g->q, t) < 0)
+            g->queue_closed = 1;
         task_unref(t);
         queued++;
     }
