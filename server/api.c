@@ -332,7 +332,7 @@ static int h_count(struct mg_connection *c, void *cbdata)
     api *a = cbdata;
     if (!http_method_is(c, "GET"))
         return 405;
-    tasks_counts n = tasks_get_counts(a->tk);
+    tasks_counts n = tasks_service_counts(a->tk);
     char out[448];
     int len = snprintf(out, sizeof out,
                        "{\"tasks\":%ld,\"running\":%ld,\"workers\":%d,\"finished\":%ld,"
@@ -400,9 +400,13 @@ static int send_refusal(struct mg_connection *c, const api *a, int rc, size_t ne
         int st = a->cfg->reject_status;
         return http_send_error(c, st, st == 429 ? "Retry-After: 1\r\n" : NULL, NULL,
                                "server is at capacity: %d %s and %ld %s (limit %ld); retry later",
-                               a->cfg->workers, busy, tasks_get_counts(a->tk).queued, waiting,
+                               a->cfg->workers, busy, tasks_service_counts(a->tk).queued, waiting,
                                a->cfg->max_queue);
     }
+    if (rc == -ENOTCONN)
+        return http_send_error(c, 503, "Retry-After: 1\r\n", NULL,
+                               "the %s is unreachable: the %s was not accepted; retry later",
+                               a->tk->ops->name, noun);
     return http_send_error(c, 503, "Retry-After: 5\r\n", NULL,
                            "could not record the %s in the %s: %s", noun, a->tk->ops->name,
                            strerror(-rc));

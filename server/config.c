@@ -150,6 +150,12 @@ static const struct opt opts[] = {
      "tasks the journal shows running at start-up: requeue (run again) or fail", 0, 0},
     {"data-sync", OPT_WORD, F(data_sync), "full", "full|normal",
      "journal commits: full (fsync, survives power loss) or normal (survives a crash)", 0, 0},
+    {"store", OPT_STR, F(store), "", "URL",
+     "PostgreSQL shared by many nodes (libpq URI or conninfo); excludes --data-dir", 0, 0},
+    {"lease", OPT_SECONDS, F(lease), "10", "SECONDS",
+     "with --store: a node silent this long is dead and its tasks run elsewhere", 1, 3600},
+    {"max-attempts", OPT_INT, F(max_attempts), "3", "N",
+     "with --store: starts a task gets before a lost node ends it in ERROR", 1, 100},
     {"log-level", OPT_ENUM, F(log_level), "info", "error|warn|info|debug",
      "the most detailed messages logged (info: a line per finished task)", 0, 0},
     {"auth-token-file", OPT_STR, F(auth_token_file), "", "FILE",
@@ -573,6 +579,11 @@ int config_parse_args(config *c, int argc, char **argv)
     }
     if (optind < argc) {
         fprintf(stderr, "tasksolver: unexpected argument '%s'\n", argv[optind]);
+        goto fail_usage;
+    }
+    if (c->store[0] && c->data_dir[0]) {
+        fprintf(stderr, "tasksolver: --store and --data-dir exclude each other: tasks are kept "
+                        "either in the shared PostgreSQL store or in a local journal\n");
         goto fail_usage;
     }
     return 0;

@@ -58,6 +58,10 @@ typedef struct config {
     char *data_dir;   /* journal directory; empty: tasks live in memory only */
     char *on_restart; /* "requeue" or "fail": tasks found RUNNING at start-up */
     char *data_sync;  /* "full" (fsync each commit) or "normal" */
+    /* shared store: many nodes over one PostgreSQL database */
+    char *store;      /* libpq URI or conninfo; empty: none */
+    double lease;     /* seconds without a heartbeat before a node is dead */
+    int max_attempts; /* starts a task gets before "node lost" ends it */
     /* misc */
     int log_level;         /* enum log_level (log.h) */
     char *auth_token_file; /* empty: no authentication */

@@ -25,9 +25,11 @@
 #include "journal.h"
 #include "lang.h"
 #include "log.h"
+#include "nodes_api.h"
 #include "pool.h"
 #include "reach.h"
 #include "tasks.h"
+#include "tasks_pg.h"
 #include "timefmt.h"
 #include "workdir.h"
 
@@ -144,25 +146,66 @@ static void stop_http(struct mg_context *ctx, connlimit *cl)
     connlimit_destroy(cl);
 }
 
-/* Opens the task lifecycle over its storage: the journal of --data-dir,
- * loaded, or memory. Returns 0 or -1 after printing why. */
-static int open_tasks(tasks *tk, const config *c, membudget *mb, tasks_restored *n)
+/* Opens the shared store of --store. Returns 0 or -errno with err set. */
+static int open_store(tasks_pg **g, const config *c, membudget *mb, char *err, size_t errsz)
+{
+    tasks_pg_config pc = {.url = c->store,
+                          .workers = c->workers,
+                          .lease = c->lease,
+                          .max_attempts = c->max_attempts,
+                          .fail_running = strcmp(c->on_restart, "fail") == 0,
+                          .max_queue = c->max_queue,
+                          .max_finished = c->max_finished,
+                          .budget = mb};
+    return tasks_pg_new(g, &pc, err, errsz);
+}
+
+/* Names this node in the shared store (--name, else HOST:PORT) and the URL
+ * it is reached at (--advertise, else from the address it listens on), as
+ * cluster mode does. */
+static int name_node(tasks_pg *g, const config *c, int port)
+{
+    char name[128], url[160], host[64] = "node";
+    gethostname(host, sizeof host - 1);
+    if (c->name[0])
+        snprintf(name, sizeof name, "%s", c->name);
+    else
+        snprintf(name, sizeof name, "%s:%d", host, port);
+    if (c->advertise[0])
+        snprintf(url, sizeof url, "%s", c->advertise);
+    else
+        snprintf(url, sizeof url, "http://%s:%d", strcmp(c->address, "0.0.0.0") ? c->address : host,
+                 port);
+    return tasks_pg_set_node(g, name, url);
+}
+
+/* Opens the task lifecycle over its storage: the shared store of --store,
+ * the journal of --data-dir, loaded, or memory (*g is the shared store or
+ * NULL). Returns 0 or -1 after printing why. */
+static int open_tasks(tasks *tk, const config *c, membudget *mb, tasks_restored *n, tasks_pg **g)
 {
     tasks_config tc = {.max_finished = c->max_finished, .max_waiting = c->max_queue, .budget = mb};
     const tasks_backend_ops *ops = &tasks_memory_ops;
+    void *impl = NULL;
     journal *jr = NULL;
     char err[512];
     int rc = 0;
-    if (c->data_dir[0]) {
+    *g = NULL;
+    if (c->store[0]) {
+        ops = &tasks_pg_ops;
+        rc = open_store(g, c, mb, err, sizeof err);
+        impl = *g;
+    } else if (c->data_dir[0]) {
         journal_config jc = {.dir = c->data_dir,
                              .sync_full = strcmp(c->data_sync, "full") == 0,
                              .fail_running = strcmp(c->on_restart, "fail") == 0,
                              .budget = mb};
         ops = &tasks_journal_ops;
         rc = journal_open(&jr, &jc, err, sizeof err);
+        impl = jr;
     }
     if (rc == 0)
-        rc = tasks_open(tk, &tc, ops, jr, n, err, sizeof err);
+        rc = tasks_open(tk, &tc, ops, impl, n, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "tasksolver: %s\n", err);
         return -1;
@@ -196,6 +239,17 @@ static int load_languages(lang_table *t, const config *c)
         return -1;
     }
     return 0;
+}
+
+/* The shared store's hooks: a node that lost it kills its tasks. */
+static void cancel_runs(void *arg)
+{
+    pool_cancel(arg);
+}
+
+static void resume_runs(void *arg)
+{
+    pool_cancel_reset(arg);
 }
 
 /* Waits up to the grace period for running tasks, then kills them. */
@@ -301,7 +355,8 @@ int main(int argc, char **argv)
     membudget_init(&mb, cfg.max_queue_bytes);
     tasks tk;
     tasks_restored jn;
-    if (open_tasks(&tk, &cfg, &mb, &jn) < 0)
+    tasks_pg *shared;
+    if (open_tasks(&tk, &cfg, &mb, &jn, &shared) < 0)
         goto fail_tasks;
     int kept = tasks_durable(&tk);
     pool p;
@@ -358,13 +413,23 @@ int main(int argc, char **argv)
         cluster_stop(&cl);
         goto fail_http;
     }
+    if (shared) {
+        if (nodes_api_register(&routes, shared) < 0 || name_node(shared, &cfg, port) < 0) {
+            fprintf(stderr, "tasksolver: out of memory\n");
+            stop_http(ctx, &climit);
+            http_routes_destroy(&routes);
+            cluster_stop(&cl);
+            goto fail_http;
+        }
+        tasks_pg_set_cancel(shared, cancel_runs, resume_runs, &p);
+    }
     /* Only now that the server is sure to start: one that fails to would
      * cancel what it ran on its way out. */
     tasks_admit_restored(&tk);
     http_routes_fallback(&routes);
     log_notice("tasksolver %s listening on http://%s:%d with %d workers (work dir %s)", TS_VERSION,
                cfg.address, port, cfg.workers, cfg.work_dir);
-    if (kept)
+    if (kept && !shared)
         log_notice("journal %s/tasks.db: %ld finished, %ld waiting (%ld were running: %ld "
                    "requeued, %ld failed), %ld old ones dropped",
                    cfg.data_dir, jn.finished, jn.waiting, jn.requeued + jn.interrupted, jn.requeued,
@@ -381,7 +446,9 @@ int main(int argc, char **argv)
     log_notice("received %s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     api_stop_accepting(&a);
     long dropped = tasks_stop_queue(&tk);
-    if (dropped > 0 && kept)
+    if (dropped > 0 && shared)
+        log_notice("%ld tasks claimed here go back to the store's queue", dropped);
+    else if (dropped > 0 && kept)
         log_notice("%ld waiting tasks stay in the journal for the next start", dropped);
     else if (dropped > 0)
         log_warn("%ld waiting tasks will not run", dropped);

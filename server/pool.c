@@ -787,6 +787,14 @@ void pool_cancel(pool *p)
     (void)n;
 }
 
+void pool_cancel_reset(pool *p)
+{
+    uint64_t n;
+    /* Non-blocking: reading an eventfd at zero fails with EAGAIN. */
+    ssize_t r = read(p->cancel_fd, &n, sizeof n);
+    (void)r;
+}
+
 void pool_join(pool *p)
 {
     for (int i = 0; i < p->started; i++)

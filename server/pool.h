@@ -57,6 +57,11 @@ int pool_start(pool *p, const pool_config *cfg, tasks *tk);
  * from any thread, more than once. */
 void pool_cancel(pool *p);
 
+/* Undoes pool_cancel for the runs that start from now on: a node that
+ * killed its tasks when it lost its shared store runs again once it is
+ * back. Safe from any thread. */
+void pool_cancel_reset(pool *p);
+
 /* Joins the workers (tasks_stop_queue first so they stop) and frees p. */
 void pool_join(pool *p);
 

@@ -238,6 +238,39 @@ task_view store_view(store *s, task *t, int64_t deadline_mono_us)
     return v;
 }
 
+void store_drop(store *s, task *t)
+{
+    pthread_mutex_lock(&s->lock);
+    live *lv = t->live;
+    t->live = NULL;
+    RB_REMOVE(task_index, &s->index, t);
+    if (t->status == TASK_WAIT)
+        s->counts.waiting--;
+    else
+        s->counts.running--;
+    s->counts.total--;
+    pthread_mutex_unlock(&s->lock);
+    if (lv) {
+        live_finish(lv);
+        live_unref(lv);
+    }
+    task_unref(t);
+}
+
+void store_update_copy(store *s, task *t, const task_view *v)
+{
+    pthread_mutex_lock(&s->lock);
+    t->status = v->status;
+    t->started_us = v->started_us;
+    t->finished_us = v->finished_us;
+    t->attempts = v->attempts;
+    if (v->status != TASK_WAIT)
+        pthread_cond_broadcast(store_start_stripe(s, t));
+    if (task_status_final(v->status))
+        pthread_cond_broadcast(store_stripe(s, t));
+    pthread_mutex_unlock(&s->lock);
+}
+
 store_counts store_get_counts(store *s)
 {
     pthread_mutex_lock(&s->lock);

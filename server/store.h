@@ -114,6 +114,18 @@ typedef struct task_view {
  * first waits until t is final, the deadline passes or the store closes. */
 task_view store_view(store *s, task *t, int64_t deadline_mono_us);
 
+/* Removes t (WAIT or RUNNING here) from the index without publishing a
+ * result: a shared store fenced its result off, as the task runs or ran
+ * elsewhere; readers find it there. Ends its live output. Drops the
+ * index's reference. */
+void store_drop(store *s, task *t);
+
+/* Sets the status, times and attempts of t, a copy of a task kept
+ * elsewhere (a shared store's row, never added to s), from v; wakes the
+ * long polls of t's stripe once v is final. The result fields must be
+ * filled before v goes final, by the copy's only writer. */
+void store_update_copy(store *s, task *t, const task_view *v);
+
 /* Current counters. */
 store_counts store_get_counts(store *s);
 

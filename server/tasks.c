@@ -71,6 +71,8 @@ int tasks_submit(tasks *tk, task *t, size_t *held)
     /* Kept before anyone can see it, let alone get its id. */
     if ((rc = tk->ops->add(tk->impl, t)) < 0)
         return rc;
+    if (tk->ops->shared_queue)
+        return 0; /* admitted with the insert; whichever node claims it runs it */
     store_add(&tk->s, t);
     /* At debug: with the start and the end, three lines per task cost 6 %
      * of the server's CPU on trivial tasks (perf, --sandbox off); the end
@@ -106,17 +108,51 @@ void tasks_finished(tasks *tk, task *t, enum task_status final)
 
 task *tasks_lookup(tasks *tk, const char *id)
 {
-    return store_lookup(&tk->s, id);
+    task *t = store_lookup(&tk->s, id);
+    if (!tk->ops->lookup)
+        return t;
+    /* A shared store: this node's copy serves while the task runs here
+     * (it has the live output); once it is final, or held elsewhere, the
+     * database is the truth (a result dropped here by a lease fence may
+     * have been written by another node). */
+    if (t && !task_status_final(store_view(&tk->s, t, 0).status))
+        return t;
+    task *row = tk->ops->lookup(tk->impl, id);
+    if (!row)
+        return t;
+    task_unref(t);
+    return row;
+}
+
+/* Non-zero for a copy of a task held by a shared store, not by this
+ * node's store. */
+static int is_copy(tasks *tk, task *t)
+{
+    if (!tk->ops->watch)
+        return 0;
+    task *mine = store_lookup(&tk->s, t->id_str);
+    task_unref(mine);
+    return mine != t;
 }
 
 task_view tasks_view(tasks *tk, task *t, int64_t deadline_mono_us)
 {
-    return store_view(&tk->s, t, deadline_mono_us);
+    if (deadline_mono_us <= 0 || !is_copy(tk, t))
+        return store_view(&tk->s, t, deadline_mono_us);
+    tk->ops->watch(tk->impl, t);
+    task_view v = store_view(&tk->s, t, deadline_mono_us);
+    tk->ops->unwatch(tk->impl, t);
+    return v;
 }
 
 void tasks_wait_started(tasks *tk, task *t, int64_t deadline_mono_us)
 {
-    store_wait_started(&tk->s, t, deadline_mono_us);
+    /* A copy has no live output here: its stream waits for the end and
+     * sends the stdout the result holds. */
+    if (is_copy(tk, t))
+        tasks_view(tk, t, deadline_mono_us);
+    else
+        store_wait_started(&tk->s, t, deadline_mono_us);
 }
 
 struct live *tasks_live(tasks *tk, task *t)
@@ -133,6 +169,14 @@ tasks_counts tasks_get_counts(tasks *tk)
                           .finished = c.finished,
                           .total = c.total,
                           .evicted = c.evicted};
+}
+
+tasks_counts tasks_service_counts(tasks *tk)
+{
+    tasks_counts c;
+    if (tk->ops->counts && tk->ops->counts(tk->impl, &c) == 0)
+        return c;
+    return tasks_get_counts(tk);
 }
 
 long tasks_stop_queue(tasks *tk)

@@ -26,6 +26,7 @@
 #include "task.h"
 
 struct live;
+struct tasks_counts;
 
 /* What a backend found at open. */
 typedef struct tasks_restored {
@@ -64,6 +65,22 @@ typedef struct tasks_backend_ops {
     void (*evict)(void *impl, task *t);
     /* Writes what is pending and frees impl. NULL impl is fine. */
     void (*close)(void *impl);
+    /* A shared store (the queue lives in the database; NULL for the
+     * others). With shared_queue, add also admits the task (-EAGAIN when
+     * the service's waiting room is full) and tasks_submit neither
+     * publishes nor queues it: the backend queues the tasks this node
+     * claims, in the queue admit_restored was given, and publishes them in
+     * the store. */
+    int shared_queue;
+    /* A task this node does not hold (not in s): a new reference to a copy
+     * read from the database, or NULL (unknown, or unreachable). */
+    task *(*lookup)(void *impl, const char *id);
+    /* Keeps the copy t up to date (store_update_copy) until unwatch, so
+     * that a long poll on it ends when the task ends elsewhere. */
+    void (*watch)(void *impl, task *t);
+    void (*unwatch)(void *impl, task *t);
+    /* Counters of the whole service into *c. Returns 0 or -errno. */
+    int (*counts)(void *impl, struct tasks_counts *c);
 } tasks_backend_ops;
 
 /* No persistence: impl is NULL. */
@@ -118,8 +135,9 @@ int tasks_durable(const tasks *tk);
  * in the store and admits it to the queue; a refusal undoes what was
  * done. The caller keeps its reference in every case. Returns 0,
  * -ENOBUFS / -E2BIG (memory budget, as task_hold), -EAGAIN (every worker
- * busy and the waiting room full), -ESHUTDOWN (closing), or another
- * -errno when the backend could not record it. */
+ * busy and the waiting room full), -ESHUTDOWN (closing), -ENOTCONN (a
+ * shared store is unreachable), or another -errno when the backend could
+ * not record it. */
 int tasks_submit(tasks *tk, task *t, size_t *held);
 
 /* Blocks for the oldest waiting task and hands it over with the queue's
@@ -152,8 +170,13 @@ void tasks_wait_started(tasks *tk, task *t, int64_t deadline_mono_us);
  * running. */
 struct live *tasks_live(tasks *tk, task *t);
 
-/* Current counters. */
+/* Current counters of this node. */
 tasks_counts tasks_get_counts(tasks *tk);
+
+/* Counters of the whole service: those of the shared store's backend, or
+ * of this node (tasks_get_counts) when there is none or it is
+ * unreachable. */
+tasks_counts tasks_service_counts(tasks *tk);
 
 /* Closes admission: later submits return -ESHUTDOWN and tasks_next NULL.
  * Returns the number of tasks still waiting (a durable backend keeps them

@@ -326,6 +326,50 @@ static void wait_started_woken_by_start(void **state)
     task_unref(t);
 }
 
+/* A copy of a task held elsewhere (a shared store's row) is never in the
+ * index; its long poll ends when the copy is updated to a final status. */
+static void copy_update_wakes_its_long_poll(void **state)
+{
+    store s;
+    assert_int_equal(store_init(&s, 10), 0);
+    task *t = mk();
+    pthread_t th;
+    struct poll p;
+    poll_start(&th, &p, &s, t, 0);
+    task_view running = {TASK_RUNNING, 5, 0, 1};
+    store_update_copy(&s, t, &running); /* not final: the poll goes on */
+    task_view done = {TASK_SUCCESS, 5, 9, 2};
+    store_update_copy(&s, t, &done);
+    pthread_join(th, NULL);
+    assert_int_equal(p.v.status, TASK_SUCCESS);
+    assert_int_equal(p.v.attempts, 2);
+    assert_int_equal(p.v.finished_us, 9);
+    assert_true(p.took_us < STORE_TEST_FOREVER_US / 2);
+    store_counts c = store_get_counts(&s);
+    assert_int_equal(c.total, 0); /* copies are not counted */
+    store_destroy(&s);
+    task_unref(t);
+}
+
+/* A task whose result a lease fence dropped leaves the index and the
+ * counts as if it had never been here. */
+static void drop_forgets_a_running_task(void **state)
+{
+    store s;
+    assert_int_equal(store_init(&s, 10), 0);
+    task *t = added(&s);
+    store_mark_running(&s, t, NULL);
+    store_drop(&s, t);
+    assert_null(store_lookup(&s, t->id_str));
+    store_counts c = store_get_counts(&s);
+    assert_int_equal(c.running, 0);
+    assert_int_equal(c.waiting, 0);
+    assert_int_equal(c.total, 0);
+    assert_int_equal(c.finished, 0);
+    store_destroy(&s);
+    task_unref(t);
+}
+
 static void long_poll_ends_at_its_deadline(void **state)
 {
     store s;
@@ -380,6 +424,8 @@ int main(void)
         cmocka_unit_test(restore_then_evict_several_at_once),
         cmocka_unit_test(long_poll_woken_by_finish),
         cmocka_unit_test(wait_started_woken_by_start),
+        cmocka_unit_test(copy_update_wakes_its_long_poll),
+        cmocka_unit_test(drop_forgets_a_running_task),
         cmocka_unit_test(long_poll_ends_at_its_deadline),
         cmocka_unit_test(close_ends_long_polls),
     };

@@ -1,0 +1,235 @@
+/* pgconn: see pgconn.h. */
+#include "pgconn.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include "log.h"
+
+PGconn *pgconn_open(const char *url)
+{
+    /* Listed first so that the URL's own settings win. Without a connect
+     * timeout and a TCP user timeout, a database host that drops packets
+     * would hold a worker, a connection thread or the keeper (which must
+     * notice that its lease runs out) for as long as TCP retries, minutes;
+     * 5 s is under the default lease. */
+    const char *const keys[] = {
+        "connect_timeout",  "tcp_user_timeout", "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "application_name", "dbname",          NULL};
+    const char *const vals[] = {"3", "5000", "5", "1", "3", "tasksolver", url, NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
+/* Non-zero when c is broken, or was closed by the server while idle. A
+ * server that stops tells its idle clients so before it closes, which
+ * libpq learns only when it reads: an idle connection that does not LISTEN
+ * (none of the callers' does) has nothing else to read. One poll(2):
+ * cheaper than the failed statement it saves after every restart of the
+ * database. */
+static int broken(PGconn *c)
+{
+    if (PQstatus(c) != CONNECTION_OK)
+        return 1;
+    struct pollfd pf = {PQsocket(c), POLLIN, 0};
+    return poll(&pf, 1, 0) != 0;
+}
+
+int pgconn_ensure(PGconn **c, const char *url)
+{
+    if (!*c)
+        *c = pgconn_open(url);
+    else if (broken(*c))
+        PQreset(*c);
+    return *c && PQstatus(*c) == CONNECTION_OK ? 0 : -EIO;
+}
+
+int pgconn_exec(PGconn *c, PGresult **out, const char *sql, int n, const char *const *vals,
+                const int *lens, const int *fmts)
+{
+    if (out)
+        *out = NULL;
+    if (!c || PQstatus(c) != CONNECTION_OK)
+        return -EIO;
+    PGresult *r = PQexecParams(c, sql, n, NULL, vals, lens, fmts, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (out)
+            *out = r;
+        else
+            PQclear(r);
+        return 0;
+    }
+    const char *msg = PQresultErrorMessage(r);
+    if (PQstatus(c) == CONNECTION_OK)
+        log_warn("store: %.*s", (int)strcspn(msg, "\n"), msg);
+    else
+        log_debug("store: %.*s", (int)strcspn(msg, "\n"), msg);
+    PQclear(r);
+    return -EIO;
+}
+
+int pgconn_pool_init(pgconn_pool *p, const char *url, int size)
+{
+    memset(p, 0, sizeof *p);
+    p->size = size;
+    p->idle = calloc((size_t)size, sizeof *p->idle);
+    p->url = strdup(url);
+    if (!p->idle || !p->url)
+        goto fail;
+    if (pthread_mutex_init(&p->lock, NULL))
+        goto fail;
+    if (pthread_cond_init(&p->freed, NULL)) {
+        pthread_mutex_destroy(&p->lock);
+        goto fail;
+    }
+    return 0;
+
+fail:
+    free(p->idle);
+    free(p->url);
+    return -ENOMEM;
+}
+
+void pgconn_pool_destroy(pgconn_pool *p)
+{
+    for (int i = 0; i < p->nidle; i++)
+        PQfinish(p->idle[i]);
+    free(p->idle);
+    free(p->url);
+    pthread_cond_destroy(&p->freed);
+    pthread_mutex_destroy(&p->lock);
+}
+
+PGconn *pgconn_take(pgconn_pool *p)
+{
+    PGconn *c = NULL;
+    pthread_mutex_lock(&p->lock);
+    while (!p->nidle && p->opened >= p->size)
+        pthread_cond_wait(&p->freed, &p->lock);
+    if (p->nidle)
+        c = p->idle[--p->nidle];
+    else
+        p->opened++; /* a slot for the connection made below */
+    pthread_mutex_unlock(&p->lock);
+    pgconn_ensure(&c, p->url);
+    return c;
+}
+
+void pgconn_give(pgconn_pool *p, PGconn *c)
+{
+    pthread_mutex_lock(&p->lock);
+    if (c)
+        p->idle[p->nidle++] = c;
+    else
+        p->opened--; /* out of memory while opening: the slot is free */
+    pthread_cond_signal(&p->freed);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int pgconn_unhex(const char *s, size_t len, unsigned char **out, size_t *n)
+{
+    if (len < 2 || s[0] != '\\' || s[1] != 'x' || len % 2)
+        return -EINVAL;
+    size_t m = (len - 2) / 2;
+    unsigned char *b = malloc(m + 1);
+    if (!b)
+        return -ENOMEM;
+    for (size_t i = 0; i < m; i++) {
+        int hi = hexval(s[2 + 2 * i]), lo = hexval(s[3 + 2 * i]);
+        if (hi < 0 || lo < 0) {
+            free(b);
+            return -EINVAL;
+        }
+        b[i] = (unsigned char)(hi << 4 | lo);
+    }
+    b[m] = '\0';
+    *out = b;
+    *n = m;
+    return 0;
+}
+
+int pgconn_pack_strings(char *const *v, int n, char **out, size_t *len)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += strlen(v[i]) + 1;
+    *out = NULL;
+    *len = total;
+    if (!total)
+        return 0;
+    char *b = malloc(total), *p = b;
+    if (!b)
+        return -ENOMEM;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(v[i]) + 1;
+        memcpy(p, v[i], l);
+        p += l;
+    }
+    *out = b;
+    return 0;
+}
+
+int pgconn_unpack_strings(const unsigned char *p, size_t len, char ***out, int *count)
+{
+    *out = NULL;
+    *count = 0;
+    if (!len)
+        return 0;
+    if (p[len - 1] != '\0')
+        return -EINVAL;
+    int k = 0;
+    for (size_t i = 0; i < len; i++)
+        k += p[i] == '\0';
+    char **v = calloc((size_t)k + 1, sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    const char *s = (const char *)p;
+    for (int i = 0; i < k; i++) {
+        if (!(v[i] = strdup(s))) {
+            for (int j = 0; j < i; j++)
+                free(v[j]);
+            free(v);
+            return -ENOMEM;
+        }
+        s += strlen(s) + 1;
+    }
+    *out = v;
+    *count = k;
+    return 0;
+}
+
+int pgconn_each_id(const char *list, void (*fn)(void *arg, const char *id), void *arg)
+{
+    int n = 0;
+    while (*list) {
+        size_t l = strcspn(list, ",");
+        if (l == 36) {
+            char id[37];
+            uuid_t u;
+            memcpy(id, list, 36);
+            id[36] = '\0';
+            if (uuid_parse(id, u) == 0) {
+                fn(arg, id);
+                n++;
+            }
+        }
+        list += l;
+        if (*list == ',')
+            list++;
+    }
+    return n;
+}

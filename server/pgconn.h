@@ -1,0 +1,78 @@
+/* pgconn: connections to the shared PostgreSQL store, and the few
+ * conversions its rows need (hex bytea, string vectors, id lists).
+ *
+ * A pool hands a connection to one thread at a time (libpq connections are
+ * not for sharing); a broken connection is reset when it is next taken, so
+ * a node reconnects by itself once the database is back.
+ *
+ * Locking: pgconn_pool.lock protects idle, nidle, opened and closing; it
+ * is never held while connecting or talking to the database. */
+#ifndef TS_PGCONN_H
+#define TS_PGCONN_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stddef.h>
+
+typedef struct pgconn_pool {
+    pthread_mutex_t lock; /* protects idle, nidle, opened */
+    pthread_cond_t freed; /* takers wait for a connection given back */
+    PGconn **idle;        /* size slots */
+    int nidle;
+    int opened; /* connections made, idle or taken */
+    int size;
+    char *url; /* owned */
+} pgconn_pool;
+
+/* Connects to url (a libpq URI or conninfo) with a connect timeout of a
+ * few seconds unless url sets one. Returns the connection (PQfinish it),
+ * possibly broken: check PQstatus. NULL only when out of memory. */
+PGconn *pgconn_open(const char *url);
+
+/* Resets *c when it is broken or has something to read while idle (the
+ * server closing it; not for a connection that LISTENs), NULL: opens it. Returns 0 when it is
+ * connected, else -EIO. */
+int pgconn_ensure(PGconn **c, const char *url);
+
+/* Runs sql with n parameters (text unless fmts[i] is 1: binary with
+ * lens[i] bytes; NULL vals[i] is SQL NULL; lens and fmts may be NULL for
+ * all text) and text results. Returns 0 and *out (PQclear it; out may be
+ * NULL) when the statement succeeded, else -EIO after logging why (at
+ * debug when the connection is down, which the caller reports itself). */
+int pgconn_exec(PGconn *c, PGresult **out, const char *sql, int n, const char *const *vals,
+                const int *lens, const int *fmts);
+
+/* Starts a pool of at most size connections to url (opened on demand).
+ * Returns 0 or -ENOMEM (nothing to destroy). */
+int pgconn_pool_init(pgconn_pool *p, const char *url, int size);
+
+/* Closes every connection. Call once none is taken. */
+void pgconn_pool_destroy(pgconn_pool *p);
+
+/* A connection for the caller alone, reset first if it was broken; blocks
+ * while all are taken. May be broken (the database is down): pgconn_exec
+ * then fails. Give it back with pgconn_give. */
+PGconn *pgconn_take(pgconn_pool *p);
+
+/* Gives back a connection from pgconn_take. */
+void pgconn_give(pgconn_pool *p, PGconn *c);
+
+/* Decodes a bytea in PostgreSQL's text output ("\x" and hex digits) into a
+ * malloc'd buffer with a NUL after its n bytes (so never NULL for an empty
+ * value). Returns 0, -EINVAL for text that is not that, or -ENOMEM. */
+int pgconn_unhex(const char *s, size_t len, unsigned char **out, size_t *n);
+
+/* The n strings of v as one blob of NUL-terminated strings, malloc'd, in
+ * *out (NULL when n is 0). Returns 0 or -ENOMEM. */
+int pgconn_pack_strings(char *const *v, int n, char **out, size_t *len);
+
+/* Splits a blob of NUL-terminated strings into a NULL-terminated vector
+ * (task_args_free it) of *count strings; an empty blob gives NULL. Returns
+ * 0, -EINVAL when the blob does not end a string, or -ENOMEM. */
+int pgconn_unpack_strings(const unsigned char *p, size_t len, char ***out, int *count);
+
+/* Calls fn(arg, id) for each canonical UUID in a comma-separated list (a
+ * NOTIFY payload), skipping what is not one. Returns how many it passed. */
+int pgconn_each_id(const char *list, void (*fn)(void *arg, const char *id), void *arg);
+
+#endif

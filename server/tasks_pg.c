@@ -1,0 +1,609 @@
+/* tasks_pg: see tasks_pg.h. This file holds the state, the backend's
+ * functions (admission, lookup, start, result) and the rows; the three
+ * threads (claimer, listener, keeper) are in tasks_pg_threads.c. */
+#include "tasks_pg_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "jsonw.h"
+#include "log.h"
+#include "pgschema.h"
+#include "timefmt.h"
+
+/* Connections for the connection threads and the workers: each takes one
+ * for one statement or transaction. */
+#define PG_POOL_SIZE 8
+
+/* A finished row's columns, in this order, as row_view and fill_result read
+ * them. */
+#define ROW_COLS                                                                                   \
+    "type, status, (extract(epoch from created) * 1e6)::bigint,"                                   \
+    " (extract(epoch from started) * 1e6)::bigint, (extract(epoch from finished) * 1e6)::bigint,"  \
+    " attempts, stdout, stderr, stdout_total, stdout_truncated, stderr_total, stderr_truncated,"   \
+    " exit_code, signal, timed_out, cpu_us, error"
+enum {
+    C_TYPE,
+    C_STATUS,
+    C_CREATED,
+    C_STARTED,
+    C_FINISHED,
+    C_ATTEMPTS,
+    C_STDOUT,
+    C_STDERR,
+    C_OUT_TOTAL,
+    C_OUT_TRUNC,
+    C_ERR_TOTAL,
+    C_ERR_TRUNC,
+    C_EXIT,
+    C_SIGNAL,
+    C_TIMED_OUT,
+    C_CPU,
+    C_ERROR
+};
+
+const char *const pg_row_select = "SELECT " ROW_COLS " FROM tasks WHERE id = $1";
+
+int pg_parse_type(const char *s)
+{
+    for (int i = TASK_PYTHON; i <= TASK_CALC; i++)
+        if (strcmp(s, task_type_name((enum task_type)i)) == 0)
+            return i;
+    return -1;
+}
+
+static int parse_status(const char *s)
+{
+    for (int i = TASK_WAIT; i <= TASK_ERROR; i++)
+        if (strcmp(s, task_status_name((enum task_status)i)) == 0)
+            return i;
+    return -1;
+}
+
+static long long num(const PGresult *r, int row, int col)
+{
+    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static int flag(const PGresult *r, int row, int col)
+{
+    return PQgetvalue(r, row, col)[0] == 't';
+}
+
+int pg_row_view(const PGresult *r, int row, task_view *v)
+{
+    int st = parse_status(PQgetvalue(r, row, C_STATUS));
+    if (st < 0)
+        return -EINVAL;
+    v->status = (enum task_status)st;
+    v->started_us = num(r, row, C_STARTED);
+    v->finished_us = num(r, row, C_FINISHED);
+    v->attempts = (int)num(r, row, C_ATTEMPTS);
+    return 0;
+}
+
+/* Decodes a bytea column into *out (NULL for SQL NULL). */
+static int bytea(const PGresult *r, int row, int col, char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    if (PQgetisnull(r, row, col))
+        return 0;
+    return pgconn_unhex(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col),
+                        (unsigned char **)out, len);
+}
+
+int pg_fill_result(task *t, const PGresult *r, int row)
+{
+    if (bytea(r, row, C_STDOUT, &t->out, &t->out_len) < 0 ||
+        bytea(r, row, C_STDERR, &t->err, &t->err_len) < 0)
+        return -ENOMEM;
+    t->out_total = (size_t)num(r, row, C_OUT_TOTAL);
+    t->out_truncated = flag(r, row, C_OUT_TRUNC);
+    t->err_total = (size_t)num(r, row, C_ERR_TOTAL);
+    t->err_truncated = flag(r, row, C_ERR_TRUNC);
+    t->exited = !PQgetisnull(r, row, C_EXIT);
+    t->exit_code = (int)num(r, row, C_EXIT);
+    t->term_signal = (int)num(r, row, C_SIGNAL);
+    t->timed_out = flag(r, row, C_TIMED_OUT);
+    t->cpu_us = num(r, row, C_CPU);
+    if (!PQgetisnull(r, row, C_ERROR) && !(t->error = strdup(PQgetvalue(r, row, C_ERROR))))
+        return -ENOMEM;
+    return 0;
+}
+
+void pg_set_id(task *t, const char *id)
+{
+    uuid_parse(id, t->id);
+    uuid_unparse_lower(t->id, t->id_str);
+}
+
+int tasks_pg_new(tasks_pg **out, const tasks_pg_config *cfg, char *err, size_t errsz)
+{
+    tasks_pg *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, errsz, "out of memory");
+        return -ENOMEM;
+    }
+    g->cfg = *cfg;
+    g->cfg.url = g->url = strdup(cfg->url);
+    g->wake_fd = -1;
+    int rc = -ENOMEM;
+    if (!g->url) {
+        snprintf(err, errsz, "out of memory");
+        goto fail_strings;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    rc = pthread_mutex_init(&g->lock, NULL) || pthread_cond_init(&g->kick, &ca) ||
+                 pthread_cond_init(&g->keep, &ca)
+             ? -ENOMEM
+             : 0;
+    pthread_condattr_destroy(&ca);
+    if (rc < 0) {
+        snprintf(err, errsz, "cannot initialise the store's lock");
+        goto fail_strings;
+    }
+    if ((rc = pgconn_pool_init(&g->pool, cfg->url, PG_POOL_SIZE)) < 0) {
+        snprintf(err, errsz, "out of memory");
+        goto fail_pool;
+    }
+    PGconn *c = pgconn_take(&g->pool);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        const char *m = c ? PQerrorMessage(c) : "out of memory";
+        snprintf(err, errsz, "cannot connect to the store: %.*s", (int)strcspn(m, "\n"), m);
+        pgconn_give(&g->pool, c);
+        rc = -EIO;
+        goto fail_connect;
+    }
+    rc = pgschema_migrate(c, err, errsz);
+    pgconn_give(&g->pool, c);
+    if (rc < 0)
+        goto fail_connect;
+    *out = g;
+    return 0;
+
+fail_connect:
+    pgconn_pool_destroy(&g->pool);
+fail_pool:
+    pthread_cond_destroy(&g->keep);
+    pthread_cond_destroy(&g->kick);
+    pthread_mutex_destroy(&g->lock);
+fail_strings:
+    free(g->url);
+    free(g->name);
+    free(g->advertise);
+    free(g);
+    return rc;
+}
+
+int tasks_pg_set_node(tasks_pg *g, const char *name, const char *advertise)
+{
+    free(g->name);
+    free(g->advertise);
+    g->name = strdup(name);
+    g->advertise = strdup(advertise);
+    return g->name && g->advertise ? 0 : -ENOMEM;
+}
+
+void tasks_pg_set_cancel(tasks_pg *g, void (*kill)(void *arg), void (*resume)(void *arg), void *arg)
+{
+    g->kill = kill;
+    g->resume = resume;
+    g->cancel_arg = arg;
+}
+
+int tasks_pg_nodes_json(tasks_pg *g, buf *b)
+{
+    char lease[32];
+    snprintf(lease, sizeof lease, "%g", g->cfg.lease);
+    const char *vals[] = {lease};
+    PGconn *c = pgconn_take(&g->pool);
+    PGresult *r = NULL;
+    int rc = pgconn_exec(c, &r,
+                         "SELECT name, url, workers, running,"
+                         " (extract(epoch from heartbeat) * 1e6)::bigint FROM nodes"
+                         " WHERE heartbeat > now() - make_interval(secs => $1) ORDER BY name",
+                         1, vals, NULL, NULL);
+    pgconn_give(&g->pool, c);
+    if (rc < 0)
+        return rc;
+    buf_puts(b, "{\"nodes\":[");
+    for (int i = 0; i < PQntuples(r); i++) {
+        char ts[TIMEFMT_LEN];
+        buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+        jsonw_cstr(b, PQgetvalue(r, i, 0));
+        buf_puts(b, ",\"url\":");
+        jsonw_cstr(b, PQgetvalue(r, i, 1));
+        buf_printf(b, ",\"workers\":%lld,\"running\":%lld,\"last_heartbeat\":\"%s\"}", num(r, i, 2),
+                   num(r, i, 3), time_fmt_utc(num(r, i, 4), ts));
+    }
+    buf_puts(b, "]}\n");
+    PQclear(r);
+    return buf_failed(b) ? -ENOMEM : 0;
+}
+
+/* The backend. */
+
+static int pg_open(void *impl, store *s, long max_finished, tasks_restored *n, char *err,
+                   size_t errsz)
+{
+    tasks_pg *g = impl;
+    (void)max_finished, (void)n, (void)err, (void)errsz; /* retention is service-wide */
+    g->s = s;
+    return 0;
+}
+
+static void pg_admit_restored(void *impl, queue *q)
+{
+    tasks_pg *g = impl;
+    g->q = q;
+    /* This node's tasks from before a restart under the same name: nobody
+     * else would, since its heartbeat goes on. Unreachable now, the
+     * claimer's check of dead nodes gets them later. */
+    if (!g->name)
+        return; /* tasks_pg_set_node was not called: the node cannot run */
+    PGconn *c = pgconn_take(&g->pool);
+    pg_requeue_node(g, c, g->name, NULL);
+    pgconn_give(&g->pool, c);
+    pg_threads_start(g);
+}
+
+/* INSERT of a new task: without a waiting room, one statement; with one,
+ * under a transaction-scoped advisory lock so that two nodes admitting at
+ * once cannot both take the last place. The waiting room is counted
+ * beyond the service's idle workers, as the queue of one node does. */
+static const char *const insert_sql =
+    "INSERT INTO tasks (id, type, status, args, file, stdin, env) VALUES"
+    " ($1, $2, 'WAIT', $3, $4, $5, $6)"
+    " RETURNING (extract(epoch from created) * 1e6)::bigint, pg_notify('ts_new', '')";
+static const char *const admit_sql =
+    "INSERT INTO tasks (id, type, status, args, file, stdin, env)"
+    " SELECT $1, $2, 'WAIT', $3, $4, $5, $6"
+    " WHERE (SELECT count(*) FROM tasks WHERE status = 'WAIT') < $7::bigint +"
+    "  (SELECT coalesce(sum(greatest(workers - running, 0)), 0) FROM nodes"
+    "   WHERE heartbeat > now() - make_interval(secs => $8))"
+    " RETURNING (extract(epoch from created) * 1e6)::bigint, pg_notify('ts_new', '')";
+
+static int pg_add(void *impl, task *t)
+{
+    tasks_pg *g = impl;
+    char *args = NULL, *env = NULL, maxq[32], lease[32];
+    size_t alen, elen;
+    if (pgconn_pack_strings(t->args, t->argc, &args, &alen) < 0 ||
+        pgconn_pack_strings(t->env, t->envc, &env, &elen) < 0) {
+        free(args);
+        return -ENOMEM;
+    }
+    snprintf(maxq, sizeof maxq, "%ld", g->cfg.max_queue);
+    snprintf(lease, sizeof lease, "%g", g->cfg.lease);
+    const char *vals[] = {t->id_str,
+                          task_type_name(t->type),
+                          args,
+                          t->file ? (const char *)t->file : "",
+                          (const char *)t->input,
+                          env,
+                          maxq,
+                          lease};
+    const int lens[] = {0, 0, (int)alen, (int)t->file_len, (int)t->input_len, (int)elen, 0, 0};
+    const int fmts[] = {0, 0, 1, 1, 1, 1, 0, 0};
+    int limited = g->cfg.max_queue >= 0;
+    PGconn *c = pgconn_take(&g->pool);
+    PGresult *r = NULL;
+    int rc = 0;
+    if (limited)
+        rc = pgconn_exec(c, NULL, "BEGIN", 0, NULL, NULL, NULL);
+    if (rc == 0 && limited)
+        rc = pgconn_exec(c, NULL, "SELECT pg_advisory_xact_lock(7340032002)", 0, NULL, NULL, NULL);
+    if (rc == 0)
+        rc =
+            pgconn_exec(c, &r, limited ? admit_sql : insert_sql, limited ? 8 : 6, vals, lens, fmts);
+    if (rc == 0 && limited)
+        rc = pgconn_exec(c, NULL, "COMMIT", 0, NULL, NULL, NULL);
+    else if (limited)
+        pgconn_exec(c, NULL, "ROLLBACK", 0, NULL, NULL, NULL);
+    if (rc == -EIO && (!c || PQstatus(c) != CONNECTION_OK))
+        rc = -ENOTCONN; /* the database is down: a sentence of its own */
+    pgconn_give(&g->pool, c);
+    free(args);
+    free(env);
+    if (rc == 0 && PQntuples(r) == 0)
+        rc = -EAGAIN;
+    if (rc == 0)
+        t->created_us = num(r, 0, 0); /* the database's clock, as every node reads it */
+    PQclear(r);
+    if (rc < 0)
+        return rc;
+    /* Whichever node claims it reads the program from the row: this copy
+     * only answers for the task. */
+    task_drop_program(t);
+    task_drop_args(t);
+    /* This node's claimer need not wait for its own NOTIFY to come back. */
+    pg_kick(g);
+    return 0;
+}
+
+static void pg_forget(void *impl, task *t)
+{
+    (void)impl, (void)t; /* never called: admission is part of add */
+}
+
+static task *pg_lookup(void *impl, const char *id)
+{
+    tasks_pg *g = impl;
+    uuid_t u;
+    if (uuid_parse(id, u) < 0)
+        return NULL;
+    const char *vals[] = {id};
+    PGconn *c = pgconn_take(&g->pool);
+    PGresult *r = NULL;
+    int rc = pgconn_exec(c, &r, pg_row_select, 1, vals, NULL, NULL);
+    pgconn_give(&g->pool, c);
+    if (rc < 0 || PQntuples(r) != 1) {
+        PQclear(r);
+        return NULL;
+    }
+    task *t = NULL;
+    task_view v;
+    int type = pg_parse_type(PQgetvalue(r, 0, C_TYPE));
+    if (type >= 0 && pg_row_view(r, 0, &v) == 0)
+        t = task_new((enum task_type)type, NULL, 0, NULL, 0);
+    if (t) {
+        pg_set_id(t, id);
+        t->created_us = num(r, 0, C_CREATED);
+        t->status = v.status;
+        t->started_us = v.started_us;
+        t->finished_us = v.finished_us;
+        t->attempts = v.attempts;
+        if (task_status_final(v.status) && pg_fill_result(t, r, 0) < 0) {
+            task_unref(t);
+            t = NULL;
+        }
+    }
+    PQclear(r);
+    return t;
+}
+
+/* Finds and unlinks the claim of t. Returns it (caller frees) or NULL. */
+static pg_claim *take_claim(tasks_pg *g, const task *t)
+{
+    pthread_mutex_lock(&g->lock);
+    pg_claim **p = &g->claims, *cl;
+    while ((cl = *p) && memcmp(cl->id, t->id, sizeof cl->id))
+        p = &cl->next;
+    if (cl)
+        *p = cl->next;
+    pthread_mutex_unlock(&g->lock);
+    return cl;
+}
+
+static int pg_started(void *impl, task *t)
+{
+    tasks_pg *g = impl;
+    /* The claim already recorded the start (and its attempt). */
+    pthread_mutex_lock(&g->lock);
+    for (pg_claim *cl = g->claims; cl; cl = cl->next)
+        if (!memcmp(cl->id, t->id, sizeof cl->id))
+            cl->started = 1;
+    pthread_mutex_unlock(&g->lock);
+    return 0;
+}
+
+static const char *const finish_sql =
+    "UPDATE tasks SET status = $3, finished = now(), stdout = $4, stderr = $5,"
+    " stdout_total = $6, stdout_truncated = $7, stderr_total = $8, stderr_truncated = $9,"
+    " exit_code = $10, signal = $11, timed_out = $12, cpu_us = $13, error = $14,"
+    " args = NULL, file = NULL, stdin = NULL, env = NULL, lease = NULL"
+    " WHERE id = $1 AND lease = $2 AND status = 'RUNNING'"
+    " RETURNING (extract(epoch from finished) * 1e6)::bigint";
+
+/* Writes t's result under its lease. Returns 1 written (*finished_us
+ * set), 0 fenced off (the lease is not ours any more), -EIO unreachable. */
+static int write_result(tasks_pg *g, const task *t, const pg_claim *cl, enum task_status final,
+                        int64_t *finished_us)
+{
+    char ot[24], et[24], code[16], sig[16], cpu[24];
+    snprintf(ot, sizeof ot, "%zu", t->out_total);
+    snprintf(et, sizeof et, "%zu", t->err_total);
+    snprintf(code, sizeof code, "%d", t->exit_code);
+    snprintf(sig, sizeof sig, "%d", t->term_signal);
+    snprintf(cpu, sizeof cpu, "%lld", (long long)t->cpu_us);
+    const char *vals[] = {t->id_str,
+                          cl->lease,
+                          task_status_name(final),
+                          t->out ? t->out : "",
+                          t->err ? t->err : "",
+                          ot,
+                          t->out_truncated ? "true" : "false",
+                          et,
+                          t->err_truncated ? "true" : "false",
+                          t->exited ? code : NULL,
+                          t->term_signal ? sig : NULL,
+                          t->timed_out ? "true" : "false",
+                          cpu,
+                          t->error};
+    const int lens[14] = {[3] = (int)t->out_len, [4] = (int)t->err_len};
+    const int fmts[14] = {[3] = 1, [4] = 1};
+    PGconn *c = pgconn_take(&g->pool);
+    PGresult *r = NULL;
+    int rc = pgconn_exec(c, &r, finish_sql, 14, vals, lens, fmts);
+    pgconn_give(&g->pool, c);
+    if (rc < 0)
+        return rc;
+    rc = PQntuples(r) == 1;
+    if (rc)
+        *finished_us = num(r, 0, 0);
+    PQclear(r);
+    return rc;
+}
+
+/* Long polls here on copies of t (its create_task?wait=S, a get_status
+ * that came while it waited) get t's result from memory at once, without
+ * waiting for the NOTIFY to come back nor reading the row. */
+static void wake_copies(tasks_pg *g, task *t)
+{
+    int found = 0;
+    pthread_mutex_lock(&g->lock);
+    for (pg_watcher *w = g->watches; w; w = w->next) {
+        if (memcmp(w->t->id, t->id, sizeof t->id) || w->done)
+            continue;
+        w->done = task_ref(t);
+        found = w->fresh = 1;
+    }
+    pthread_mutex_unlock(&g->lock);
+    if (found)
+        pg_poke_listener(g);
+}
+
+static void pg_finished(void *impl, store *s, task *t, enum task_status final)
+{
+    tasks_pg *g = impl;
+    pg_claim *cl = take_claim(g, t);
+    int64_t finished_us = 0;
+    int rc = -EIO;
+    /* Retried while this node's lease lasts: a result that reaches the
+     * database before another node gives the task up for dead is kept. */
+    while (cl && !atomic_load(&g->lost) && (rc = write_result(g, t, cl, final, &finished_us)) < 0)
+        nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
+    if (rc == 1) {
+        store_mark_finished_at(s, t, final, finished_us);
+        pg_notify_done(g, t->id_str);
+        wake_copies(g, t);
+    } else {
+        log_warn("task %s: result dropped: %s", t->id_str,
+                 rc == 0 ? "its lease was taken over (the task was given to another node)"
+                         : "this node lost the store for longer than its lease");
+        store_drop(s, t);
+    }
+    free(cl);
+    pg_kick(g);
+}
+
+static void pg_evict(void *impl, task *t)
+{
+    (void)impl, (void)t; /* this node's copy only: the row stays for every node */
+}
+
+static void pg_watch(void *impl, task *t)
+{
+    tasks_pg *g = impl;
+    pg_watcher *w = malloc(sizeof *w);
+    if (!w)
+        return; /* the long poll then waits out its deadline */
+    w->t = task_ref(t);
+    w->fresh = 1;
+    w->done = NULL;
+    pthread_mutex_lock(&g->lock);
+    w->next = g->watches;
+    g->watches = w;
+    pthread_mutex_unlock(&g->lock);
+    pg_poke_listener(g);
+}
+
+static void pg_unwatch(void *impl, task *t)
+{
+    tasks_pg *g = impl;
+    pthread_mutex_lock(&g->lock);
+    pg_watcher **p = &g->watches, *w;
+    while ((w = *p) && w->t != t)
+        p = &w->next;
+    if (w)
+        *p = w->next;
+    pthread_mutex_unlock(&g->lock);
+    if (w) {
+        task_unref(w->t);
+        task_unref(w->done);
+        free(w);
+    }
+}
+
+static int pg_counts(void *impl, tasks_counts *n)
+{
+    tasks_pg *g = impl;
+    PGconn *c = pgconn_take(&g->pool);
+    PGresult *r = NULL;
+    int rc = pgconn_exec(c, &r,
+                         "SELECT count(*) FILTER (WHERE status = 'WAIT'),"
+                         " count(*) FILTER (WHERE status = 'RUNNING'),"
+                         " count(*) FILTER (WHERE status IN ('SUCCESS', 'ERROR')), count(*),"
+                         " (SELECT CASE WHEN is_called THEN last_value ELSE 0 END"
+                         "  FROM tasks_seq_seq) FROM tasks",
+                         0, NULL, NULL, NULL);
+    pgconn_give(&g->pool, c);
+    if (rc < 0)
+        return rc;
+    *n = (tasks_counts){.queued = num(r, 0, 0),
+                        .waiting = num(r, 0, 0),
+                        .running = num(r, 0, 1),
+                        .finished = num(r, 0, 2),
+                        .total = num(r, 0, 4),
+                        .evicted = num(r, 0, 4) - num(r, 0, 3)};
+    PQclear(r);
+    return 0;
+}
+
+static void pg_close(void *impl)
+{
+    tasks_pg *g = impl;
+    if (!g)
+        return;
+    pg_threads_stop(g);
+    /* What this node claimed and will not finish goes back to the queue;
+     * a claim that never started gives its attempt back. */
+    PGconn *c = pgconn_take(&g->pool);
+    for (pg_claim *cl = g->claims, *next; cl; cl = next) {
+        next = cl->next;
+        char id[37];
+        uuid_unparse_lower(cl->id, id);
+        const char *vals[] = {id, cl->lease, cl->started ? "0" : "1"};
+        pgconn_exec(c, NULL,
+                    "UPDATE tasks SET status = 'WAIT', node = NULL, lease = NULL,"
+                    " started = NULL, attempts = attempts - $3::integer"
+                    " WHERE id = $1 AND lease = $2 AND status = 'RUNNING'",
+                    3, vals, NULL, NULL);
+        free(cl);
+    }
+    const char *me[] = {g->name};
+    pgconn_exec(c, NULL, "DELETE FROM nodes WHERE name = $1", 1, me, NULL, NULL);
+    pgconn_exec(c, NULL, "SELECT pg_notify('ts_new', '')", 0, NULL, NULL, NULL);
+    pgconn_give(&g->pool, c);
+    for (pg_watcher *w = g->watches, *next; w; w = next) {
+        next = w->next;
+        task_unref(w->t);
+        task_unref(w->done);
+        free(w);
+    }
+    buf_destroy(&g->done);
+    pgconn_pool_destroy(&g->pool);
+    pthread_cond_destroy(&g->keep);
+    pthread_cond_destroy(&g->kick);
+    pthread_mutex_destroy(&g->lock);
+    free(g->url);
+    free(g->name);
+    free(g->advertise);
+    free(g);
+}
+
+const tasks_backend_ops tasks_pg_ops = {
+    .name = "store",
+    .durable = 1,
+    .open = pg_open,
+    .admit_restored = pg_admit_restored,
+    .add = pg_add,
+    .forget = pg_forget,
+    .started = pg_started,
+    .finished = pg_finished,
+    .evict = pg_evict,
+    .close = pg_close,
+    .shared_queue = 1,
+    .lookup = pg_lookup,
+    .watch = pg_watch,
+    .unwatch = pg_unwatch,
+    .counts = pg_counts,
+};

@@ -1,0 +1,87 @@
+/* tasks_pg_int: what tasks_pg.c (the backend) and tasks_pg_threads.c (its
+ * threads) share; not for other modules. */
+#ifndef TS_TASKS_PG_INT_H
+#define TS_TASKS_PG_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "pgconn.h"
+#include "tasks_pg.h"
+
+/* A task this node claimed: its lease token fences the result. */
+typedef struct pg_claim {
+    struct pg_claim *next;
+    unsigned char id[16];
+    char lease[37];
+    int started; /* a worker started it (close gives back its attempt otherwise) */
+} pg_claim;
+
+/* A long poll waiting on a copy of a task held elsewhere. */
+typedef struct pg_watcher {
+    struct pg_watcher *next;
+    task *t;    /* a reference */
+    int fresh;  /* to read: registered, or its task ended here */
+    task *done; /* its task as this node ran it, once final (a reference), or NULL */
+} pg_watcher;
+
+struct tasks_pg {
+    tasks_pg_config cfg; /* strings point at the owned copies below */
+    char *url, *name, *advertise;
+    pgconn_pool pool;     /* connection threads and workers; its own lock */
+    store *s;             /* where claimed tasks are published (pg_open) */
+    queue *q;             /* where claimed tasks wait for a worker (admit_restored) */
+    pthread_mutex_t lock; /* protects claims, watches, done, pending, stop, kicked */
+    pthread_cond_t kick;  /* monotonic: the claimer waits for work or a free worker */
+    pthread_cond_t keep;  /* monotonic: the keeper waits for ids to notify or its tick */
+    pg_claim *claims;
+    pg_watcher *watches;
+    buf done;    /* ids finished here, comma-separated, for the next NOTIFY ts_done */
+    int pending; /* done has ids */
+    int stop;
+    int kicked;
+    int wake_fd;      /* eventfd: wakes the listener (new watch, stop) */
+    int queue_closed; /* the claimer's own: shutting down, claim no more */
+    atomic_int lost;  /* this node's lease ran out without the database */
+    pthread_t threads[3];
+    int nthreads;
+    void (*kill)(void *arg); /* tasks_pg_set_cancel */
+    void (*resume)(void *arg);
+    void *cancel_arg;
+};
+
+/* SELECT of one row's public columns by id ($1), as pg_row_view and
+ * pg_fill_result read them. */
+extern const char *const pg_row_select;
+
+/* enum task_type of a "type" column, or -1. */
+int pg_parse_type(const char *s);
+/* The status, times and attempts of a row of pg_row_select. Returns 0 or
+ * -EINVAL. */
+int pg_row_view(const PGresult *r, int row, task_view *v);
+/* Fills the result fields of t (not yet final, one writer) from a row of
+ * pg_row_select. Returns 0 or -ENOMEM. */
+int pg_fill_result(task *t, const PGresult *r, int row);
+/* Gives t the id id (canonical text). */
+void pg_set_id(task *t, const char *id);
+
+/* Puts back in the queue the RUNNING tasks of node name, or with name NULL
+ * of every dead node (heartbeat older than the lease), or ends them in
+ * ERROR "node lost" past --max-attempts (at once with fail_running).
+ * Counts them in *n when not NULL. Returns 0 or -EIO. Takes g->lock. */
+int pg_requeue_node(tasks_pg *g, PGconn *c, const char *name, tasks_restored *n);
+
+/* Starts the claimer, listener and keeper threads. */
+void pg_threads_start(tasks_pg *g);
+/* Stops and joins them (the keeper sends what it still has to notify). */
+void pg_threads_stop(tasks_pg *g);
+/* Wakes the claimer: a worker may be free, or a task waiting. */
+void pg_kick(tasks_pg *g);
+/* Wakes the listener: a watch to read at once. */
+void pg_poke_listener(tasks_pg *g);
+/* Queues id for the keeper's next NOTIFY ts_done. */
+void pg_notify_done(tasks_pg *g, const char *id);
+
+#endif

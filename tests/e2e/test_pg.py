@@ -1,0 +1,315 @@
+"""End-to-end tests of --store: three nodes on loopback sharing a private
+PostgreSQL (pg.py), in the default configuration (sandbox on, as root).
+What one node accepts every node answers for; a node killed with -9 loses
+nothing; the database stopped under load refuses creates with 503 and
+loses nothing acknowledged; bad stores are refused at start."""
+
+import calendar
+import signal
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+import pg
+from harness import SERVER_BIN, Server
+
+DB = None
+
+SLEEP = "#!/bin/sh\nsleep %s\necho slept\n"
+ECHO = "#!/bin/sh\necho \"$@\"\n"
+
+
+def setUpModule():
+    global DB
+    why = pg.available()
+    if why:
+        raise unittest.SkipTest(why)
+    DB = pg.PostgreSQL()
+
+
+def tearDownModule():
+    if DB:
+        DB.stop()
+
+
+def parse_time(s):
+    """Seconds since the epoch of an API time ("2026-01-02 03:04:05.678Z")."""
+    base, frac = s.rstrip("Z").split(".")
+    return calendar.timegm(time.strptime(base, "%Y-%m-%d %H:%M:%S")) + float("0." + frac)
+
+
+def start_nodes(n, *args):
+    return [Server("--store", DB.url, "--workers", "2", *args) for _ in range(n)]
+
+
+class NodesCase(unittest.TestCase):
+    lease = "2"
+
+    def setUp(self):
+        self.nodes = start_nodes(3, "--lease", self.lease)
+
+    def tearDown(self):
+        for n in self.nodes:
+            n.stop(check=n.proc.poll() is None)
+
+    def wait_nodes(self, node, count, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st, _, doc = node.request("GET", "/nodes")
+            if st == 200 and len(doc["nodes"]) == count:
+                return doc["nodes"]
+            time.sleep(0.2)
+        self.fail("GET /nodes did not list %d nodes: %r" % (count, doc))
+
+
+class TestShared(NodesCase):
+    def test_nodes_lists_three(self):
+        nodes = self.wait_nodes(self.nodes[2], 3)
+        urls = sorted(n["url"] for n in nodes)
+        self.assertEqual(urls, sorted(s.url for s in self.nodes))
+        for n in nodes:
+            self.assertEqual(n["workers"], 2)
+            self.assertIn("last_heartbeat", n)
+            self.assertGreaterEqual(n["running"], 0)
+
+    def test_created_on_one_read_on_another(self):
+        tid = self.nodes[0].create_ok("bin", ECHO, ["across", "nodes"])
+        for node in self.nodes[1:]:
+            doc = node.wait_done(tid, 30)
+            self.assertEqual(doc["status"], "SUCCESS", doc)
+            self.assertEqual(doc["result"]["stdout"], "across nodes\n")
+            self.assertEqual(doc["attempts"], 1)
+        st, _, doc = self.nodes[2].status("00000000-0000-4000-8000-000000000000")
+        self.assertEqual(st, 404)
+
+    def test_count_is_service_wide(self):
+        before = self.nodes[1].request("GET", "/get_task_count")[2]["total"]
+        ids = [self.nodes[0].create_ok("bin", ECHO, ["n"]) for _ in range(3)]
+        for tid in ids:
+            self.nodes[2].wait_done(tid, 30)
+        doc = self.nodes[1].request("GET", "/get_task_count")[2]
+        self.assertEqual(doc["total"], before + 3)
+        self.assertGreaterEqual(doc["finished"], 3)
+
+    def test_long_poll_wakes_across_nodes(self):
+        """Every node's long poll ends soon after the task ends, wherever
+        it ran (LISTEN/NOTIFY)."""
+        worst = []
+        for _ in range(3):
+            tid = self.nodes[0].create_ok("bin", SLEEP % "0.5")
+            ends = {}
+
+            def poll(node):
+                st, _, doc = node.status(tid, wait=20)
+                ends[node.port] = (time.time(), doc)
+
+            threads = [threading.Thread(target=poll, args=(n,)) for n in self.nodes]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(40)
+            lags = []
+            for at, doc in ends.values():
+                self.assertEqual(doc["status"], "SUCCESS", doc)
+                lags.append(at - parse_time(doc["meta"]["finished_at"]))
+            worst.append(max(lags))
+        print("cross-node long poll wake-up after the finish: %s ms"
+              % ", ".join("%.1f" % (w * 1e3) for w in worst))
+        self.assertLess(max(worst), 1.0)
+
+    def test_create_wait_answers_the_status(self):
+        st, _, doc = self.nodes[1].request(
+            "POST", "/create_task?wait=20",
+            {"type": "bin", "file": __import__("base64").b64encode(ECHO.encode()).decode(),
+             "args": ["waited"]})
+        self.assertEqual(st, 200, doc)
+        self.assertEqual(doc["status"], "SUCCESS")
+        self.assertEqual(doc["result"]["stdout"], "waited\n")
+
+
+class TestKill(NodesCase):
+    def test_kill_9_of_a_node_loses_nothing(self):
+        self.wait_nodes(self.nodes[0], 3)
+        ids = [self.nodes[0].create_ok("bin", SLEEP % "1.5") for _ in range(12)]
+        # Twelve tasks, six workers (and one claimed ahead per node): the
+        # other two nodes take some at once; the first with some dies.
+        deadline = time.monotonic() + 10
+        query = ("SELECT id FROM tasks WHERE status = 'RUNNING' AND node = "
+                 "(SELECT name FROM nodes WHERE url = '%s')")
+        victim = None
+        while time.monotonic() < deadline and not victim:
+            victim = next((n for n in self.nodes[1:] if DB.psql(query % n.url)), None)
+            time.sleep(0.05)
+        self.assertTrue(victim, "neither node 1 nor node 2 ran a task")
+        victim.proc.kill()
+        victim.proc.wait()
+        # Read at once: nobody gives the dead node up before --lease 2.
+        mine = DB.psql(query % victim.url).split()
+        survivor = self.nodes[1] if victim is self.nodes[2] else self.nodes[2]
+        for tid in ids:
+            doc = survivor.wait_done(tid, 60)
+            self.assertEqual(doc["status"], "SUCCESS", doc)
+            self.assertEqual(doc["result"]["stdout"], "slept\n")
+            self.assertEqual(doc["attempts"], 2 if tid in mine else 1, (tid, mine))
+        nodes = self.wait_nodes(self.nodes[0], 2)
+        self.assertNotIn(victim.url, [n["url"] for n in nodes])
+
+
+class TestDatabaseDown(NodesCase):
+    lease = "4"
+
+    def test_restart_under_load(self):
+        self.wait_nodes(self.nodes[0], 3)
+        acked, refused, other = [], [], []
+        stop = threading.Event()
+
+        def load(node):
+            while not stop.is_set():
+                try:
+                    st, body = node.create("bin", ECHO, ["load"])
+                except OSError as e:
+                    other.append(repr(e))
+                    continue
+                if st == 200:
+                    acked.append(body["id"])
+                elif st == 503:
+                    refused.append(body["error"])
+                    time.sleep(0.05)
+                else:
+                    other.append((st, body))
+
+        threads = [threading.Thread(target=load, args=(n,)) for n in self.nodes]
+        for t in threads:
+            t.start()
+        time.sleep(1)
+        DB.stop_server("fast")
+        time.sleep(1.5)
+        DB.start()
+        time.sleep(2)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        self.assertTrue(refused, "no create was refused while the database was down")
+        self.assertIn("unreachable", refused[0])
+        self.assertEqual(other, [])
+        print("creates acknowledged %d, refused with 503 while down %d"
+              % (len(acked), len(refused)))
+        for i, tid in enumerate(acked):
+            doc = self.nodes[i % 3].wait_done(tid, 60)
+            self.assertEqual(doc["status"], "SUCCESS", doc)
+        # Recovered without a restart: every node heartbeats and runs again.
+        self.wait_nodes(self.nodes[2], 3)
+        for node in self.nodes:
+            self.assertEqual(node.run("bin", ECHO, ["after"])["status"], "SUCCESS")
+
+
+class Proxy:
+    """A TCP relay to the database that the test can pause: paused, it
+    stops reading, so what a node sends sits in socket buffers, as over a
+    network that stalls (no reset, no error)."""
+
+    def __init__(self, port):
+        self.up = port
+        self.running = threading.Event()
+        self.running.set()
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.up))
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst):
+        while True:
+            self.running.wait()
+            try:
+                data = src.recv(65536)
+                if not data:
+                    break
+                self.running.wait()
+                dst.sendall(data)
+            except OSError:
+                break
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        src.close()  # each pump closes the socket it reads
+
+    def close(self):
+        self.running.set()
+        self.lsock.close()
+
+
+class TestLeaseFence(unittest.TestCase):
+    def test_a_node_given_up_for_dead_cannot_write_its_result(self):
+        proxy = Proxy(DB.port)
+        url = "postgresql://postgres@127.0.0.1:%d/postgres" % proxy.port
+        b = Server("--store", url, "--workers", "1", "--lease", "2")
+        a = None
+        try:
+            tid = b.create_ok("bin", SLEEP % "4")
+            deadline = time.monotonic() + 10
+            while b.status(tid)[2]["status"] != "RUNNING" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            a = Server("--store", DB.url, "--workers", "1", "--lease", "2")
+            proxy.running.clear()  # b stalls: its heartbeat and its result wait
+            time.sleep(6)          # a gives b up and runs the task again
+            proxy.running.set()    # b's result arrives under a lease that is not its own
+            doc = a.wait_done(tid, 30)
+            self.assertEqual(doc["status"], "SUCCESS", doc)
+            self.assertEqual(doc["attempts"], 2)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(
+                    "lease was taken over" in line for line in b.log):
+                time.sleep(0.1)
+            self.assertTrue(any("lease was taken over" in line for line in b.log),
+                            "".join(b.log[-10:]))
+            self.assertEqual(a.status(tid)[2]["attempts"], 2)
+        finally:
+            proxy.close()
+            b.stop()
+            if a:
+                a.stop()
+
+
+class TestStart(unittest.TestCase):
+    def run_server(self, *args):
+        p = subprocess.run([SERVER_BIN, "--port", "0", *args], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+        return p.returncode, p.stderr
+
+    def test_store_and_data_dir_is_a_usage_error(self):
+        rc, err = self.run_server("--store", DB.url, "--data-dir", "/tmp/nowhere")
+        self.assertEqual(rc, 2)
+        self.assertIn("--store and --data-dir exclude each other", err.splitlines()[0])
+
+    def test_newer_schema_refuses_to_start(self):
+        DB.psql("CREATE DATABASE newer")
+        DB.psql("CREATE TABLE schema_version (version integer NOT NULL);"
+                " INSERT INTO schema_version VALUES (99)", db="newer")
+        rc, err = self.run_server("--store", DB.url.rsplit("/", 1)[0] + "/newer")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("schema is version 99, newer than this tasksolver knows", err)
+
+    def test_unreachable_store_refuses_to_start(self):
+        rc, err = self.run_server("--store", "postgresql://postgres@127.0.0.1:%d/x"
+                                  % pg.free_port())
+        self.assertEqual(rc, 1, err)
+        self.assertIn("cannot connect to the store", err)
+
+
+if __name__ == "__main__":
+    unittest.main()
