@@ -11,6 +11,8 @@ if [ ! -s "$data/PG_VERSION" ]; then
     chown postgres:postgres "$data" /run/postgresql
     chmod 0700 "$data"
     $as_pg "$bin/initdb" -D "$data" -U postgres -A peer --auth-host=trust >/dev/null
+    # The nodes, from the container's own networks (samenet) only.
+    echo "host tasksolver tasksolver samenet trust" >>"$data/pg_hba.conf"
     # Local sockets only while the role and database are made.
     $as_pg "$bin/pg_ctl" -D "$data" -w -o "-c listen_addresses=''" start >/dev/null
     $as_pg "$bin/psql" -q -h /run/postgresql -U postgres -c "CREATE ROLE tasksolver LOGIN" \

@@ -331,7 +331,7 @@ class TestStoreCompose(unittest.TestCase):
         a, b = self.urls
         try:
             nodes = wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
-                http("GET", a + "/nodes")[1]), 90, "two nodes in GET /nodes")
+                http("GET", a + "/nodes")[1]["nodes"]), 90, "two nodes in GET /nodes")
         except AssertionError as e:
             raise AssertionError("%s\n%s" % (e, self.logs()))
         self.assertEqual(sum(n["workers"] for n in nodes), 4, nodes)
