@@ -38,8 +38,8 @@ enum jss_kind { JSS_RECORD, JSS_BUMP, JSS_FINISH, JSS_FORGET, JSS_KINDS };
 static const char *const jss_sql[JSS_KINDS] = {
     [JSS_RECORD] = "INSERT INTO jobs(id, created_us, expr) VALUES(?1, ?2, ?3)",
     [JSS_BUMP] = "UPDATE counter SET next_id = max(next_id, ?1 + 1)",
-    [JSS_FINISH] = "UPDATE jobs SET finished_us = ?2, answer = ?3, error = ?4, ops_done = ?5"
-                   " WHERE id = ?1",
+    [JSS_FINISH] = ("UPDATE jobs SET finished_us = ?2, answer = ?3, error = ?4, ops_done = ?5"
+                    " WHERE id = ?1"),
     [JSS_FORGET] = "DELETE FROM jobs WHERE id = ?1",
 };
 
