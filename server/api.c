@@ -12,6 +12,7 @@
 #include "live.h"
 #include "log.h"
 #include "request.h"
+#include "request_files.h"
 #include "timefmt.h"
 
 #define ERRSZ REQUEST_ERR_MAX
@@ -150,6 +151,9 @@ static int h_create(struct mg_connection *c, void *cbdata)
         request_parse_create(body.b.data ? body.b.data : "", body.b.len, &req, err, sizeof err);
     /* The bytes go; their reservation stays for the task to take over. */
     buf_destroy(&body.b);
+    if (rc == 0 && (rc = request_files_fit(req.files, req.nfiles, req.file_len, a->cfg->task_disk,
+                                           err, sizeof err)) < 0)
+        create_req_destroy(&req);
     if (rc < 0) {
         http_body_destroy(&body);
         if (rc == -ENOMEM)
@@ -162,9 +166,11 @@ static int h_create(struct mg_connection *c, void *cbdata)
         http_body_destroy(&body);
         free(req.input);
         task_args_free(req.env);
+        task_files_free(req.files, req.nfiles);
         return http_send_error(c, 503, NULL, NULL, "out of memory");
     }
     task_set_input(t, req.input, req.input_len, req.env, req.envc);
+    task_set_files(t, req.files, req.nfiles);
     int refused_st = api_submit(c, a, t, &body, "task", "workers busy", "tasks waiting");
     if (refused_st)
         return refused_st;

@@ -20,6 +20,7 @@
 #include "runner.h"
 #include "sandbox.h"
 #include "request.h"
+#include "request_files.h"
 #include "shsplit.h"
 #include "timefmt.h"
 
@@ -372,10 +373,12 @@ static void run_task(pool *p, taskdir *d, task *t)
         rc = taskdir_program(d, fname, t->file, t->file_len, t->type == TASK_BIN ? 0700 : 0600);
     else
         rc = taskdir_program(d, fname, p->cfg.calc_image, p->cfg.calc_len, 0700);
-    int in_fd = rc < 0 ? -1 : input_fd(t->input, t->input_len);
+    int frc = rc < 0 ? 0 : request_files_write(dirfd(d->dh), t->files, t->nfiles);
+    int in_fd = rc < 0 || frc < 0 ? -1 : input_fd(t->input, t->input_len);
     task_drop_program(t);
-    if (rc < 0) {
-        fail_task(p, t, "could not write the program", -rc);
+    if (rc < 0 || frc < 0) {
+        fail_task(p, t, rc < 0 ? "could not write the program" : "could not write the files",
+                  rc < 0 ? -rc : -frc);
         goto cleanup_dir;
     }
     if (in_fd < -1) {

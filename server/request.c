@@ -11,6 +11,7 @@
 #include "jsonbody.h"
 #include "jsonscan.h"
 #include "jsonw.h"
+#include "request_files.h"
 #include "shsplit.h"
 
 /* Arguments beyond this are refused early rather than at exec (E2BIG). */
@@ -289,9 +290,17 @@ int request_parse_create(const char *body, size_t len, create_req *out, char *er
         parse_env(cJSON_GetObjectItemCaseSensitive(root, "env"), &out->env, &out->envc, err, errsz);
     if (rc < 0)
         goto fail_input;
+    rc = request_files_parse(cJSON_GetObjectItemCaseSensitive(root, "files"), body, len,
+                             task_program_name(out->type), &out->files, &out->nfiles, err, errsz);
+    if (rc < 0)
+        goto fail_env;
     cJSON_Delete(root);
     return 0;
 
+fail_env:
+    task_args_free(out->env);
+    out->env = NULL;
+    out->envc = 0;
 fail_input:
     free(out->input);
     out->input = NULL;
@@ -316,6 +325,7 @@ void create_req_destroy(create_req *r)
     task_args_free(r->args);
     free(r->input);
     task_args_free(r->env);
+    task_files_free(r->files, r->nfiles);
     memset(r, 0, sizeof *r);
 }
 

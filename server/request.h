@@ -24,6 +24,8 @@ typedef struct create_req {
     size_t input_len;
     char **env; /* NULL-terminated "NAME=VALUE" entries, or NULL; owned */
     int envc;
+    task_file *files; /* `files` (request_files.h), or NULL; owned */
+    int nfiles;
 } create_req;
 
 /* At most this many variables in `env`, and this many bytes of
@@ -33,7 +35,8 @@ typedef struct create_req {
 #define REQUEST_MAX_ENV_BYTES (32u << 10)
 
 /* Parses {"type": "python"|"bin", "file": BASE64, "args": [..] | "...",
- * "stdin": TEXT | "stdin_base64": BASE64, "env": {NAME: VALUE, ...}}.
+ * "stdin": TEXT | "stdin_base64": BASE64, "env": {NAME: VALUE, ...},
+ * "files": [{"name": PATH, "content": BASE64}, ...]} (see request_files.h).
  * For python, a `file` that is not valid base64, or that decodes to bytes
  * that are not UTF-8 text, is taken as the source code itself. `stdin`
  * and `stdin_base64` exclude each other; an empty one is no stdin. `env`

@@ -12,7 +12,7 @@
  *  - the result fields are written by the worker once, before it sets a
  *    final status under the store lock, and never change afterwards: a
  *    reader that saw SUCCESS/ERROR under the lock may read them unlocked;
- *  - `file`, `input`, `args`, `env` and the budget share (`budget`,
+ *  - `file`, `input`, `files`, `args`, `env` and the budget share (`budget`,
  *    `held`) belong to the worker once the task is popped from the queue:
  *    it drops the program and the input (and the share) as soon as they
  *    are where the run reads them, the arguments and environment once the
@@ -29,6 +29,14 @@
 
 struct live;
 struct membudget;
+
+/* One entry of a request's `files`: written into the task's directory
+ * before the run. */
+typedef struct task_file {
+    char *name;          /* relative path, checked (request_files.h); owned */
+    unsigned char *data; /* owned; may be NULL when len is 0 */
+    size_t len;
+} task_file;
 
 enum task_status { TASK_WAIT, TASK_RUNNING, TASK_SUCCESS, TASK_ERROR };
 enum task_type { TASK_PYTHON, TASK_BIN, TASK_CALC };
@@ -50,6 +58,8 @@ typedef struct task {
     size_t input_len;
     char **env; /* NULL-terminated extra "NAME=VALUE" entries, or NULL */
     int envc;
+    task_file *files; /* extra files for the task's directory, or NULL */
+    int nfiles;
     struct membudget *budget; /* where `held` is counted, or NULL */
     size_t held;              /* bytes of budget held while the task waits */
     /* protected by the store lock */
@@ -95,8 +105,15 @@ task *task_new(enum task_type type, unsigned char *file, size_t file_len, char *
  * task_hold so that the budget counts them. */
 void task_set_input(task *t, unsigned char *input, size_t input_len, char **env, int envc);
 
-/* Bytes t holds while it waits: the task, its program, stdin, arguments
- * and environment. */
+/* Gives t the files of its request (an array of n, NULL: none), taking
+ * ownership; call before task_hold so that the budget counts them. */
+void task_set_files(task *t, task_file *files, int n);
+
+/* Frees an array of n task files. NULL is fine. */
+void task_files_free(task_file *files, int n);
+
+/* Bytes t holds while it waits: the task, its program, stdin, files,
+ * arguments and environment. */
 size_t task_bytes(const task *t);
 
 /* Makes t the holder of the *held bytes reserved in budget (*held becomes
@@ -110,7 +127,7 @@ int task_hold(task *t, struct membudget *budget, size_t *held);
  * back from the journal, admitted before a restart. */
 void task_hold_restored(task *t, struct membudget *budget);
 
-/* Frees the program and the stdin of t and releases t's share of the
+/* Frees the program, the stdin and the files of t and releases t's share of the
  * budget: the worker calls it once both are where the run reads them. */
 void task_drop_program(task *t);
 
@@ -129,6 +146,10 @@ const char *task_status_name(enum task_status s);
 
 /* "python", "bin", "calc". */
 const char *task_type_name(enum task_type t);
+
+/* The name of t's program in its directory: "main.py", "program", or
+ * NULL for calc (the server's --calc-command names its own). */
+const char *task_program_name(enum task_type type);
 
 /* Non-zero for SUCCESS and ERROR. */
 static inline int task_status_final(enum task_status s)

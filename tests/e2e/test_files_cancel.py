@@ -1,0 +1,158 @@
+"""The `files` field of POST /create_task (extra files in the task's
+directory) and POST /cancel_task, through the server in its default
+configuration (sandbox on, cells, warm Python); files once more with
+--sandbox off and --python-warm off, cancel with --sandbox off (where the
+test can see the task's processes) and across a restart with --data-dir."""
+
+import base64
+import os
+import shutil
+import tempfile
+import time
+import unittest
+
+from harness import Server
+
+
+def b64(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode()
+
+
+def body(type_, source, **extra):
+    doc = {"type": type_, "file": b64(source)}
+    doc.update(extra)
+    return doc
+
+
+def entry(name, content):
+    return {"name": name, "content": b64(content)}
+
+
+PY_IMPORTS = ("import util\nfrom pkg import mod\n"
+              "print(util.greet('files'), mod.VALUE)\n")
+PY_FILES = [entry("util.py", "def greet(w):\n    return 'hello ' + w\n"),
+            entry("pkg/mod.py", "VALUE = 42\n")]
+SH_READ = "#!/bin/sh\ncat data.txt sub/dir/more.txt\n"
+SH_FILES = [entry("data.txt", "one\n"), entry("sub/dir/more.txt", "two\n")]
+
+
+class Case(unittest.TestCase):
+    """One server shared by a class's tests; `extra` are its options."""
+
+    extra = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server("--workers", "2", *cls.extra)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def submit(self, doc, srv=None):
+        st, _, res = (srv or self.srv).request("POST", "/create_task", doc)
+        self.assertEqual(st, 200, res)
+        return res["id"]
+
+    def ok(self, doc):
+        res = self.srv.wait_done(self.submit(doc), timeout=60)
+        self.assertEqual(res["status"], "SUCCESS", res)
+        return res["result"]["stdout"]
+
+    def refused(self, doc, *words, srv=None):
+        st, _, res = (srv or self.srv).request("POST", "/create_task", doc)
+        self.assertEqual(st, 400, res)
+        for w in words:
+            self.assertIn(w, res["error"])
+
+
+class FilesCore(object):
+    """What every configuration must do with `files`."""
+
+    def test_python_imports_its_files(self):
+        self.assertEqual(self.ok(body("python", PY_IMPORTS, files=PY_FILES)),
+                         "hello files 42\n")
+
+    def test_bin_reads_its_files(self):
+        self.assertEqual(self.ok(body("bin", SH_READ, files=SH_FILES)), "one\ntwo\n")
+
+    def test_binary_content(self):
+        data = bytes(range(256)) * 4 + b"\x00\xff"
+        out = self.ok(body("bin", "#!/bin/sh\nsha256sum blob.bin\n",
+                           files=[entry("blob.bin", data)]))
+        import hashlib
+        self.assertEqual(out.split()[0], hashlib.sha256(data).hexdigest())
+
+    def test_next_task_does_not_see_them(self):
+        self.ok(body("bin", SH_READ, files=SH_FILES))
+        prog = "#!/bin/sh\nls -A\n"
+        for _ in range(3):  # whichever worker takes it
+            self.assertEqual(self.ok(body("bin", prog)), "program\n")
+
+
+class FilesDefault(Case, FilesCore):
+
+    def test_bad_names(self):
+        p = body("python", "pass")
+        cases = [("", "is empty"), ("/etc/x", "absolute"), ("../x", ".."),
+                 ("a/../b", ".."), ("a//b", "empty component"), ("a/", "empty component"),
+                 ("./a", "'.'"), ("main.py", "program"), ("main.py/x", "program"),
+                 ("x" * 300, "longer")]
+        for i, (name, word) in enumerate(cases):
+            files = [entry("ok.txt", "x")] * 0 + [entry("first.txt", "x"), entry(name, "y")]
+            self.refused(dict(p, files=files), "files[1].name", word)
+        self.refused(dict(body("bin", "#!/bin/sh\n"), files=[entry("program", "x")]),
+                     "files[0].name", "program")
+        # NUL in a name: cJSON would cut the name short
+        raw = ('{"type":"python","file":"pass","files":[{"name":"a","content":""},'
+               '{"name":"b\\u0000c","content":""}]}')
+        st, _, res = self.srv.request("POST", "/create_task", raw)
+        self.assertEqual(st, 400, res)
+        self.assertIn("files[1]", res["error"])
+
+    def test_bad_entries(self):
+        p = body("python", "pass")
+        self.refused(dict(p, files=[{"name": "a", "content": "@@@"}]),
+                     "files[0].content is not base64")
+        self.refused(dict(p, files=[{"name": "a"}]), "files[0].content")
+        self.refused(dict(p, files=[{"content": ""}]), "files[0].name")
+        self.refused(dict(p, files=[{"name": 3, "content": ""}]), "files[0].name")
+        self.refused(dict(p, files=["a"]), "files[0]")
+        self.refused(dict(p, files={"a": ""}), "files")
+
+    def test_duplicates(self):
+        p = body("python", "pass")
+        self.refused(dict(p, files=[entry("a", "1"), entry("b", "2"), entry("a", "3")]),
+                     "files[2].name", "twice")
+        self.refused(dict(p, files=[entry("a", "1"), entry("a/b", "2")]),
+                     "files[1].name", "directory")
+
+    def test_count_limit(self):
+        p = body("bin", "#!/bin/sh\nls | wc -l\n")
+        self.refused(dict(p, files=[entry("f%d" % i, "") for i in range(257)]),
+                     "files", "256")
+        self.assertEqual(self.ok(dict(p, files=[entry("f%d" % i, "")
+                                                for i in range(256)])).strip(), "257")
+
+    def test_task_disk(self):
+        srv = Server("--task-disk", "1M")
+        try:
+            big = [entry("a.bin", b"\0" * 600000), entry("b.bin", b"\0" * 600000)]
+            self.refused(body("bin", "#!/bin/sh\n", files=big), "files", "--task-disk",
+                         srv=srv)
+            doc = srv.wait_done(self.submit(body("bin", "#!/bin/sh\nwc -c a.bin\n",
+                                                 files=big[:1]), srv=srv))
+            self.assertEqual(doc["status"], "SUCCESS", doc)
+            self.assertEqual(doc["result"]["stdout"].split()[0], "600000")
+        finally:
+            srv.stop()
+
+
+class FilesPlain(Case, FilesCore):
+    extra = ("--sandbox", "off", "--python-warm", "off")
+
+
+if __name__ == "__main__":
+    unittest.main()
