@@ -10,6 +10,7 @@
 
 #include "journal_db.h"
 #include "log.h"
+#include "request_files.h"
 #include "timefmt.h"
 
 /* One pending write. A waited record lives on its caller's stack until
@@ -29,8 +30,8 @@ typedef struct rec {
 } rec;
 
 static const char *const rec_sql[REC_KINDS] = {
-    [REC_ADD] = "INSERT INTO tasks(id, type, status, created_us, attempts, args, file, stdin, env)"
-                " VALUES(?1, ?2, 'WAIT', ?3, 0, ?4, ?5, ?6, ?7)",
+    [REC_ADD] = "INSERT INTO tasks(id, type, status, created_us, attempts, args, file, stdin, env,"
+                " files) VALUES(?1, ?2, 'WAIT', ?3, 0, ?4, ?5, ?6, ?7, ?8)",
     [REC_FORGET] = "DELETE FROM tasks WHERE id = ?1",
     [REC_START] = "UPDATE tasks SET status = 'RUNNING', started_us = ?2, attempts = ?3"
                   " WHERE id = ?1",
@@ -38,7 +39,7 @@ static const char *const rec_sql[REC_KINDS] = {
                    " stdout_total = ?5, stdout_truncated = ?6, stderr_total = ?7,"
                    " stderr_truncated = ?8, exit_code = ?9, signal = ?10, timed_out = ?11,"
                    " cpu_us = ?12, error = ?13, stdout = ?14, stderr = ?15, file = NULL,"
-                   " stdin = NULL, env = NULL"
+                   " stdin = NULL, env = NULL, files = NULL, cancelled = ?16"
                    " WHERE id = ?1",
 };
 
@@ -82,6 +83,8 @@ static int write_rec(journal *j, rec *r)
     sqlite3_stmt *st = j->st[r->kind];
     const task *t = r->t;
     char *args = NULL, *env = NULL;
+    unsigned char *files = NULL;
+    size_t flen = 0;
     int failed = 0;
     sqlite3_bind_blob(st, 1, r->id, sizeof r->id, SQLITE_STATIC);
     switch (r->kind) {
@@ -100,6 +103,12 @@ static int write_rec(journal *j, rec *r)
         bind_blob(st, 5, t->file ? (const void *)t->file : "", t->file_len);
         bind_blob(st, 6, t->input, t->input_len);
         bind_blob(st, 7, env, elen);
+        if (request_files_pack(t->files, t->nfiles, &files, &flen) < 0) {
+            free(args);
+            free(env);
+            return SQLITE_NOMEM;
+        }
+        bind_blob(st, 8, files, flen);
         break;
     }
     case REC_FORGET:
@@ -126,6 +135,7 @@ static int write_rec(journal *j, rec *r)
             sqlite3_bind_text(st, 13, t->error, -1, SQLITE_STATIC);
         bind_blob(st, 14, t->out, t->out_len);
         bind_blob(st, 15, t->err, t->err_len);
+        sqlite3_bind_int(st, 16, t->cancelled);
         break;
     case REC_KINDS:
         break;
@@ -135,6 +145,7 @@ static int write_rec(journal *j, rec *r)
     sqlite3_clear_bindings(st);
     free(args);
     free(env);
+    free(files);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 

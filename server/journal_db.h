@@ -10,12 +10,12 @@
 
 #define JOURNAL_FILE "tasks.db"
 #define JOURNAL_APP_ID 0x54534a4c /* "TSJL": tells our files from other SQLite files */
-#define JOURNAL_VERSION 2
+#define JOURNAL_VERSION 3
 #define JOURNAL_WAL_LIMIT (32 << 20) /* WAL bytes kept after a checkpoint */
 
 /* One row per task. Small columns come first so that scanning them does
- * not read the blobs; a finished task's program, stdin and environment
- * are dropped (NULL). */
+ * not read the blobs; a finished task's program, stdin, environment and
+ * files are dropped (NULL). */
 #define JOURNAL_SCHEMA                                                                             \
     "BEGIN; CREATE TABLE tasks ("                                                                  \
     " id BLOB NOT NULL UNIQUE,"     /* 16 bytes */                                                 \
@@ -30,9 +30,11 @@
     " timed_out INTEGER, cpu_us INTEGER, error TEXT,"                                              \
     " args BLOB," /* NUL-terminated strings, one after the other */                                \
     " file BLOB, stdout BLOB, stderr BLOB,"                                                        \
-    " stdin BLOB, env BLOB);"             /* env: NAME=VALUE strings as args */                    \
+    " stdin BLOB, env BLOB,"              /* env: NAME=VALUE strings as args */                    \
+    " files BLOB,"                        /* request_files_pack */                                 \
+    " cancelled INTEGER);"                /* 1: ended by POST /cancel_task */                      \
     "PRAGMA application_id = 1414744652;" /* JOURNAL_APP_ID */                                     \
-    "PRAGMA user_version = 2;"            /* JOURNAL_VERSION */                                    \
+    "PRAGMA user_version = 3;"            /* JOURNAL_VERSION */                                    \
     "COMMIT;" /* all or nothing: a half-made file would not pass for ours */
 
 /* Format 1 lacked stdin and env: its rows are tasks without them. */
@@ -40,6 +42,13 @@
     "BEGIN; ALTER TABLE tasks ADD COLUMN stdin BLOB;"                                              \
     "ALTER TABLE tasks ADD COLUMN env BLOB;"                                                       \
     "PRAGMA user_version = 2; COMMIT;"
+
+/* Format 2 lacked files and cancelled: tasks without files, none
+ * cancelled. */
+#define JOURNAL_UPGRADE_2                                                                          \
+    "BEGIN; ALTER TABLE tasks ADD COLUMN files BLOB;"                                              \
+    "ALTER TABLE tasks ADD COLUMN cancelled INTEGER;"                                              \
+    "PRAGMA user_version = 3; COMMIT;"
 
 enum rec_kind { REC_ADD, REC_FORGET, REC_START, REC_FINISH, REC_KINDS };
 

@@ -13,6 +13,7 @@
 
 #include "journal_db.h"
 #include "log.h"
+#include "request_files.h"
 #include "timefmt.h"
 
 int journal_db_errno(int sqlite_rc)
@@ -88,6 +89,12 @@ static int check_format(journal *j, char *err, size_t errsz)
     }
     if (version == 1) {
         rc = journal_db_exec(j, JOURNAL_UPGRADE_1, err, errsz);
+        if (rc < 0)
+            return rc;
+        version = 2;
+    }
+    if (version == 2) {
+        rc = journal_db_exec(j, JOURNAL_UPGRADE_2, err, errsz);
         if (rc < 0)
             return rc;
         version = JOURNAL_VERSION;
@@ -202,7 +209,7 @@ fail_alloc:
 #define ROW_COLUMNS                                                                                \
     "rowid, id, type, status, created_us, attempts, started_us, finished_us, stdout_total,"        \
     " stdout_truncated, stderr_total, stderr_truncated, exit_code, signal, timed_out, cpu_us,"     \
-    " error, args, file, stdout, stderr, stdin, env"
+    " error, args, file, stdout, stderr, stdin, env, files, cancelled"
 
 enum {
     C_ROWID,
@@ -228,6 +235,8 @@ enum {
     C_STDERR,
     C_STDIN,
     C_ENV,
+    C_FILES,
+    C_CANCELLED,
 };
 
 static int parse_name(const char *s, const char *const *names, int n)
@@ -335,6 +344,18 @@ static int load_row(sqlite3_stmt *st, task **out, char *err, size_t errsz)
             return rc;
         }
         task_set_input(t, input, input_len, env, envc);
+        task_file *files;
+        int nfiles;
+        rc = request_files_unpack(sqlite3_column_blob(st, C_FILES),
+                                  (size_t)sqlite3_column_bytes(st, C_FILES),
+                                  task_program_name(t->type), &files, &nfiles);
+        if (rc < 0) {
+            task_unref(t);
+            snprintf(err, errsz, "row %lld: %s", row,
+                     rc == -EINVAL ? "invalid files" : "out of memory");
+            return rc;
+        }
+        task_set_files(t, files, nfiles);
     }
     memcpy(t->id, sqlite3_column_blob(st, C_ID), sizeof t->id);
     uuid_unparse_lower(t->id, t->id_str);
@@ -353,6 +374,7 @@ static int load_row(sqlite3_stmt *st, task **out, char *err, size_t errsz)
         t->term_signal = sqlite3_column_int(st, C_SIGNAL);
         t->timed_out = sqlite3_column_int(st, C_TIMED_OUT);
         t->cpu_us = sqlite3_column_int64(st, C_CPU);
+        t->cancelled = sqlite3_column_int(st, C_CANCELLED);
         if (copy_blob(st, C_ERROR, &t->error, NULL) < 0 ||
             copy_blob(st, C_STDOUT, &t->out, &t->out_len) < 0 ||
             copy_blob(st, C_STDERR, &t->err, &t->err_len) < 0) {

@@ -54,6 +54,7 @@ task *task_new(enum task_type type, unsigned char *file, size_t file_len, char *
     t->argc = argc;
     t->created_us = time_now_us();
     t->status = TASK_WAIT;
+    t->cancel_fd = -1;
     atomic_init(&t->refs, 1);
     return t;
 }

@@ -82,6 +82,12 @@ typedef struct task {
     int timed_out;
     char *error; /* human sentence for an ERROR, or NULL */
     int64_t cpu_us;
+    int cancelled; /* ended by POST /cancel_task */
+    /* Cancelling: store lock. cancel_asked is set by tasks_cancel;
+     * cancel_fd is the running worker's eventfd (-1: none), written by
+     * tasks_cancel to kill the run. */
+    int cancel_asked;
+    int cancel_fd;
     /* stdout while RUNNING, for streaming readers; store lock */
     struct live *live;
     /* bookkeeping */

@@ -154,5 +154,55 @@ class FilesPlain(Case, FilesCore):
     extra = ("--sandbox", "off", "--python-warm", "off")
 
 
+def wait_status(srv, task_id, status, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        doc = srv.status(task_id)[2]
+        if doc["status"] == status:
+            return doc
+        if time.monotonic() > deadline:
+            raise AssertionError("task %s still %s" % (task_id, doc["status"]))
+        time.sleep(0.05)
+
+
+class Journal(unittest.TestCase):
+    """With --data-dir, a waiting task keeps its files across a restart,
+    and a cancelled one stays cancelled."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="ts-fc-")
+        self.data = os.path.join(self.tmp, "data")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start(self, *extra):
+        return Server("--data-dir", self.data, "--workers", "1", "--shutdown-grace", "0",
+                      *extra)
+
+    def blocked(self, srv):
+        """Fills the one worker; returns the blocker's id."""
+        blocker = srv.create_ok("bin", "sleep 60")
+        wait_status(srv, blocker, "RUNNING")
+        return blocker
+
+    def test_waiting_task_keeps_its_files(self):
+        srv = self.start()
+        try:
+            self.blocked(srv)
+            st, _, res = srv.request("POST", "/create_task",
+                                     body("python", PY_IMPORTS, files=PY_FILES))
+            self.assertEqual(st, 200, res)
+        finally:
+            srv.stop()
+        srv = self.start()
+        try:
+            doc = srv.wait_done(res["id"])
+            self.assertEqual(doc["status"], "SUCCESS", doc)
+            self.assertEqual(doc["result"]["stdout"], "hello files 42\n")
+        finally:
+            srv.stop()
+
+
 if __name__ == "__main__":
     unittest.main()
