@@ -54,6 +54,7 @@ typedef struct taskdir {
     dev_t dev;
     ino_t ino;
     cell *cell;    /* the sandbox's cell built for this directory, or NULL */
+    int cancel_fd; /* the worker's eventfd (pool.cancel_fds) */
     char kept[16]; /* the last task's program file, left to be overwritten
                       by the next one of the same name; "" if none */
 } taskdir;
@@ -344,10 +345,33 @@ static int run_once(pool *p, runner_opts *o, const runner_limits *l, taskdir *d,
     }
 }
 
+/* Empties the worker's cancel eventfd of what a cancel of its previous
+ * task left; a shutdown's cancel stays. */
+static void cancel_reset(pool *p, int fd)
+{
+    uint64_t n;
+    if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
+        log_warn("cancel eventfd: %s", strerror(errno));
+    /* pool_cancel sets the flag before it writes: either its write comes
+     * after the read, or the flag is seen here. */
+    if (atomic_load(&p->stopping)) {
+        n = 1;
+        if (write(fd, &n, sizeof n) < 0)
+            log_warn("cancel eventfd: %s", strerror(errno));
+    }
+}
+
 static void run_task(pool *p, taskdir *d, task *t)
 {
     char prog[4200];
     const char *dir = d->path;
+    /* Nothing stale is left once the previous task was disarmed. */
+    cancel_reset(p, d->cancel_fd);
+    if (tasks_arm_cancel(p->tk, t, d->cancel_fd)) {
+        tasks_arm_cancel(p->tk, t, -1);
+        tasks_end_cancelled(p->tk, t);
+        return;
+    }
     live *lv = live_new(p->cfg.max_output);
     tasks_started(p->tk, t, lv);
     /* At debug, as the queueing line: the end line at info is the one
@@ -424,7 +448,7 @@ static void run_task(pool *p, taskdir *d, task *t)
         .timeout_us = (int64_t)(p->cfg.task_timeout * 1e6),
         .max_output = p->cfg.max_output,
         .kill_grace_us = 0,
-        .cancel_fd = p->cancel_fd,
+        .cancel_fd = d->cancel_fd,
     };
     runner_result r;
     rc = run_once(p, &o, &l, d, lv, &r);
@@ -444,7 +468,10 @@ static void run_task(pool *p, taskdir *d, task *t)
         fail_task(p, t, "could not run the task", -rc);
         goto cleanup_input;
     }
+    int asked = tasks_arm_cancel(p->tk, t, -1);
     enum task_status st = take_result(t, &r, &l);
+    /* Not a shutdown's cancel, nor a cancel that came as the task ended. */
+    t->cancelled = asked && r.cancelled;
     runner_result_destroy(&r);
     finish(p, t, st);
 
@@ -454,6 +481,7 @@ cleanup_input:
 cleanup_dir:
     taskdir_recycle(d, fname);
 done:
+    tasks_arm_cancel(p->tk, t, -1);
     /* A finished task keeps its output, not what its client sent. */
     task_drop_program(t);
     task_drop_args(t);
@@ -463,7 +491,8 @@ done:
 static void *worker_main(void *arg)
 {
     pool *p = arg;
-    taskdir d = {.dh = NULL, .cell = NULL};
+    int i = atomic_fetch_add(&p->next_worker, 1);
+    taskdir d = {.dh = NULL, .cell = NULL, .cancel_fd = p->cancel_fds[i]};
     task *t;
     while ((t = tasks_next(p->tk))) {
         run_task(p, &d, t);
@@ -478,10 +507,18 @@ int pool_start(pool *p, const pool_config *cfg, tasks *tk)
     memset(p, 0, sizeof *p);
     p->cfg = *cfg;
     p->tk = tk;
-    int rc;
-    p->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (p->cancel_fd < 0)
-        return -errno;
+    int rc = -ENOMEM, nfds = 0;
+    atomic_init(&p->next_worker, 0);
+    atomic_init(&p->stopping, 0);
+    p->cancel_fds = calloc((size_t)cfg->workers, sizeof *p->cancel_fds);
+    if (!p->cancel_fds)
+        goto fail_fds;
+    for (; nfds < cfg->workers; nfds++) {
+        if ((p->cancel_fds[nfds] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+            rc = -errno;
+            goto fail_fds;
+        }
+    }
     if (cfg->calc_command) {
         int argc;
         const char *why = NULL;
@@ -514,15 +551,21 @@ fail_create:
 fail_threads:
     shsplit_free(p->calc_argv);
 fail_calc:
-    close(p->cancel_fd);
+fail_fds:
+    while (nfds-- > 0)
+        close(p->cancel_fds[nfds]);
+    free(p->cancel_fds);
     return rc;
 }
 
 void pool_cancel(pool *p)
 {
-    uint64_t one = 1;
-    ssize_t n = write(p->cancel_fd, &one, sizeof one);
-    (void)n;
+    atomic_store(&p->stopping, 1);
+    for (int i = 0; i < p->cfg.workers; i++) {
+        uint64_t one = 1;
+        ssize_t n = write(p->cancel_fds[i], &one, sizeof one);
+        (void)n;
+    }
 }
 
 void pool_join(pool *p)
@@ -531,6 +574,8 @@ void pool_join(pool *p)
         pthread_join(p->threads[i], NULL);
     free(p->threads);
     shsplit_free(p->calc_argv);
-    close(p->cancel_fd);
+    for (int i = 0; i < p->cfg.workers; i++)
+        close(p->cancel_fds[i]);
+    free(p->cancel_fds);
     memset(p, 0, sizeof *p);
 }

@@ -8,6 +8,7 @@ import base64
 import os
 import shutil
 import tempfile
+import threading
 import time
 import unittest
 
@@ -165,6 +166,166 @@ def wait_status(srv, task_id, status, timeout=30):
         time.sleep(0.05)
 
 
+def procs_with(marker):
+    """Pids of the processes whose command line holds marker (tasks in a
+    PID namespace are visible from outside it too)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                if marker.encode() in f.read():
+                    pids.append(int(d))
+        except OSError:
+            pass
+    return pids
+
+
+def cancel(srv, task_id):
+    return srv.request("POST", "/cancel_task", {"id": task_id})
+
+
+# Starts a background child that outlives its parent's wait and ticks.
+SH_BACKGROUND = ("#!/bin/sh\n"
+                 "(while :; do echo tick >> \"${TICKS:-/dev/null}\"; sleep %s; done) &\n"
+                 "echo started\n"
+                 "sleep 300\n")
+
+
+class CancelCase(Case):
+
+    def running(self, doc):
+        task_id = self.submit(doc)
+        wait_status(self.srv, task_id, "RUNNING")
+        return task_id
+
+    def assert_cancelled(self, doc):
+        self.assertEqual(doc["status"], "ERROR", doc)
+        self.assertEqual(doc["error"], "cancelled", doc)
+        self.assertIs(doc["result"]["cancelled"], True, doc)
+
+    def test_cancel_running_kills_background_child(self):
+        marker = "%d.%03d" % (7000 + os.getpid() % 1000, 17)
+        task_id = self.running(body("bin", SH_BACKGROUND % marker))
+        deadline = time.monotonic() + 30
+        while not procs_with(marker):
+            self.assertLess(time.monotonic(), deadline, "the background child never ran")
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        st, _, doc = cancel(self.srv, task_id)
+        self.assertEqual(st, 200, doc)
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assert_cancelled(doc)
+        self.assertEqual(doc["result"]["stdout"], "started\n")
+        deadline = time.monotonic() + 10
+        while procs_with(marker):
+            self.assertLess(time.monotonic(), deadline, "the background child survived")
+            time.sleep(0.05)
+        # GET answers the same, and the workers go on
+        self.assert_cancelled(self.srv.status(task_id)[2])
+        self.assertEqual(self.ok(body("bin", "#!/bin/sh\necho next\n")), "next\n")
+
+    def test_cancel_running_python(self):
+        prog = "import time\nprint('begun', flush=True)\ntime.sleep(300)\n"
+        task_id = self.running(body("python", prog))
+        time.sleep(1)  # into its sleep, most likely; cancelled either way
+        st, _, doc = cancel(self.srv, task_id)
+        self.assertEqual(st, 200, doc)
+        self.assert_cancelled(doc)
+
+    def test_cancel_waiting(self):
+        sleepers = [self.running(body("bin", "#!/bin/sh\nsleep 300\n")) for _ in range(2)]
+        try:
+            waiting = self.submit(body("bin", "#!/bin/sh\necho ran\n"))
+            self.assertEqual(self.srv.status(waiting)[2]["status"], "WAIT")
+            st, _, doc = cancel(self.srv, waiting)
+            self.assertEqual(st, 200, doc)
+            self.assert_cancelled(doc)
+            self.assertEqual(doc["attempts"], 0, doc)
+            self.assertEqual(doc["result"]["stdout"], "", doc)
+        finally:
+            for s in sleepers:
+                st, _, doc = cancel(self.srv, s)
+                self.assertEqual(st, 200, doc)
+                self.assert_cancelled(doc)
+        # freed workers never run it
+        self.ok(body("bin", "#!/bin/sh\ntrue\n"))
+        doc = self.srv.status(waiting)[2]
+        self.assert_cancelled(doc)
+        self.assertEqual(doc["attempts"], 0, doc)
+
+    def test_long_poll_and_stream_end_at_cancel(self):
+        task_id = self.running(body("bin", "#!/bin/sh\necho out; sleep 300\n"))
+        got = {}
+
+        def poll():
+            got["poll"] = self.srv.status(task_id, wait=60)[2]
+
+        def stream():
+            got["stream"] = self.srv.request("GET", "/stream?id=" + task_id, timeout=60)[2]
+
+        threads = [threading.Thread(target=poll), threading.Thread(target=stream)]
+        for th in threads:
+            th.start()
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        st, _, doc = self.srv.request("POST", "/cancel_task?id=" + task_id)
+        self.assertEqual(st, 200, doc)
+        for th in threads:
+            th.join(30)
+        self.assertLess(time.monotonic() - t0, 20)
+        self.assert_cancelled(got["poll"])
+        self.assertEqual(got["stream"], b"out\n")
+
+    def test_final_unknown_and_method(self):
+        task_id = self.submit(body("bin", "#!/bin/sh\necho done\n"))
+        self.srv.wait_done(task_id)
+        st, _, doc = cancel(self.srv, task_id)
+        self.assertEqual(st, 409, doc)
+        self.assertEqual(doc["status"], "SUCCESS", doc)
+        self.assertIn("error", doc)
+        self.assertEqual(self.srv.status(task_id)[2]["status"], "SUCCESS")
+        st, _, doc = cancel(self.srv, "00000000-0000-4000-8000-000000000000")
+        self.assertEqual(st, 404, doc)
+        st, _, doc = cancel(self.srv, "not-a-uuid")
+        self.assertEqual(st, 404, doc)
+        st, _, doc = self.srv.request("GET", "/cancel_task?id=" + task_id)
+        self.assertEqual(st, 405, doc)
+        st, _, doc = self.srv.request("POST", "/cancel_task", "")
+        self.assertEqual(st, 400, doc)
+        self.assertIn("error", doc)
+        st, _, doc = self.srv.request("POST", "/cancel_task", {"id": 3})
+        self.assertEqual(st, 400, doc)
+
+
+class CancelPlain(CancelCase):
+    """Without the sandbox the test sees the task's files: the background
+    child stops writing."""
+
+    extra = ("--sandbox", "off")
+
+    def test_background_child_stops_writing(self):
+        tmp = tempfile.mkdtemp(prefix="ts-fc-")
+        try:
+            ticks = os.path.join(tmp, "ticks")
+            doc = body("bin", SH_BACKGROUND % "0.05", env={"TICKS": ticks})
+            task_id = self.running(doc)
+            deadline = time.monotonic() + 30
+            while not os.path.exists(ticks) or os.path.getsize(ticks) < 10:
+                self.assertLess(time.monotonic(), deadline, "no ticks")
+                time.sleep(0.05)
+            st, _, res = cancel(self.srv, task_id)
+            self.assertEqual(st, 200, res)
+            self.assert_cancelled(res)
+            time.sleep(0.3)
+            size = os.path.getsize(ticks)
+            time.sleep(1)
+            self.assertEqual(os.path.getsize(ticks), size, "the child still writes")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class Journal(unittest.TestCase):
     """With --data-dir, a waiting task keeps its files across a restart,
     and a cancelled one stays cancelled."""
@@ -200,6 +361,31 @@ class Journal(unittest.TestCase):
             doc = srv.wait_done(res["id"])
             self.assertEqual(doc["status"], "SUCCESS", doc)
             self.assertEqual(doc["result"]["stdout"], "hello files 42\n")
+        finally:
+            srv.stop()
+
+    def test_cancelled_stays_cancelled(self):
+        srv = self.start()
+        try:
+            blocker = self.blocked(srv)
+            waiting = srv.create_ok("bin", "#!/bin/sh\necho ran\n")
+            for task_id in (waiting, blocker):
+                st, _, doc = cancel(srv, task_id)
+                self.assertEqual(st, 200, doc)
+                self.assertIs(doc["result"]["cancelled"], True, doc)
+        finally:
+            srv.stop()
+        srv = self.start()
+        try:
+            for task_id in (waiting, blocker):
+                doc = srv.status(task_id)[2]
+                self.assertEqual(doc["status"], "ERROR", doc)
+                self.assertEqual(doc["error"], "cancelled", doc)
+                self.assertIs(doc["result"]["cancelled"], True, doc)
+            self.assertEqual(srv.status(waiting)[2]["attempts"], 0)
+            st, _, doc = cancel(srv, waiting)
+            self.assertEqual(st, 409, doc)
+            self.assertEqual(srv.request("GET", "/get_task_count")[2]["tasks"], 0)
         finally:
             srv.stop()
 
