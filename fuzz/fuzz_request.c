@@ -1,6 +1,7 @@
 /* Fuzzes the parsers of POST /create_task and GET /get_status bodies:
  * any bytes must give either a well-formed request or an error message,
- * never a crash, a leak or an unterminated argument vector. */
+ * never a crash, a leak or an unterminated argument vector; the `files`
+ * of a request must pass the journal's round trip (pack, unpack). */
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,6 +10,31 @@
 
 #include "fuzz_thread.h"
 #include "request.h"
+#include "request_files.h"
+
+/* Aborts unless r's files survive the journal's blob unchanged. */
+static void check_files(const create_req *r)
+{
+    if (r->nfiles > REQUEST_MAX_FILES || (r->nfiles && !r->files))
+        abort();
+    unsigned char *blob;
+    size_t len;
+    task_file *back;
+    int n;
+    if (request_files_pack(r->files, r->nfiles, &blob, &len) < 0)
+        return;
+    int rc = request_files_unpack(blob, len, task_program_name(r->type), &back, &n);
+    if (rc == -EINVAL || (rc == 0 && n != r->nfiles))
+        abort();
+    for (int i = 0; rc == 0 && i < n; i++)
+        if (strcmp(back[i].name, r->files[i].name) || back[i].len != r->files[i].len ||
+            (back[i].len && memcmp(back[i].data, r->files[i].data, back[i].len)) ||
+            strstr(back[i].name, "..") == back[i].name || back[i].name[0] == '/')
+            abort();
+    if (rc == 0)
+        task_files_free(back, n);
+    free(blob);
+}
 
 /* One input, on the small-stack thread. */
 static void fuzz_one(const uint8_t *data, size_t size)
@@ -30,6 +56,7 @@ static void fuzz_one(const uint8_t *data, size_t size)
             if (!r.env[i] || !strchr(r.env[i], '=') || strncmp(r.env[i], "HOME=", 5) == 0 ||
                 strncmp(r.env[i], "TMPDIR=", 7) == 0)
                 abort();
+        check_files(&r);
         create_req_destroy(&r);
     } else if (rc == -EINVAL && (err[0] == '\0' || !memchr(err, '\0', sizeof err))) {
         abort();
