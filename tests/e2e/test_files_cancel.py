@@ -5,14 +5,16 @@ configuration (sandbox on, cells, warm Python); files once more with
 test can see the task's processes) and across a restart with --data-dir."""
 
 import base64
+import hashlib
 import os
+import pwd
 import shutil
 import tempfile
 import threading
 import time
 import unittest
 
-from harness import Server
+from harness import BUILD_DIR, SERVER_BIN, Server
 
 
 def b64(data):
@@ -83,7 +85,6 @@ class FilesCore(object):
         data = bytes(range(256)) * 4 + b"\x00\xff"
         out = self.ok(body("bin", "#!/bin/sh\nsha256sum blob.bin\n",
                            files=[entry("blob.bin", data)]))
-        import hashlib
         self.assertEqual(out.split()[0], hashlib.sha256(data).hexdigest())
 
     def test_next_task_does_not_see_them(self):
@@ -101,8 +102,8 @@ class FilesDefault(Case, FilesCore):
                  ("a/../b", ".."), ("a//b", "empty component"), ("a/", "empty component"),
                  ("./a", "'.'"), ("main.py", "program"), ("main.py/x", "program"),
                  ("x" * 300, "longer")]
-        for i, (name, word) in enumerate(cases):
-            files = [entry("ok.txt", "x")] * 0 + [entry("first.txt", "x"), entry(name, "y")]
+        for name, word in cases:
+            files = [entry("first.txt", "x"), entry(name, "y")]
             self.refused(dict(p, files=files), "files[1].name", word)
         self.refused(dict(body("bin", "#!/bin/sh\n"), files=[entry("program", "x")]),
                      "files[0].name", "program")
@@ -153,6 +154,45 @@ class FilesDefault(Case, FilesCore):
 
 class FilesPlain(Case, FilesCore):
     extra = ("--sandbox", "off", "--python-warm", "off")
+
+
+class FilesColdPython(Case, FilesCore):
+    extra = ("--python-warm", "off")
+
+
+class FilesPerTask(Case, FilesCore):
+    extra = ("--sandbox-cell", "off")
+
+
+class FilesNoNamespaces(Case, FilesCore):
+    """Root without namespaces (tests/no_namespaces refuses them): the
+    sandbox hands the task's user the directory itself, subdirectories
+    included, instead of a copy."""
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("needs root: without namespaces a server that is not "
+                                    "root refuses tasks")
+        cls.tmp = tempfile.mkdtemp(prefix="ts-fc-nons-")
+        wrapper = os.path.join(cls.tmp, "run")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec %s %s \"$@\"\n"
+                    % (os.path.join(BUILD_DIR, "tests", "no_namespaces"), SERVER_BIN))
+        os.chmod(wrapper, 0o755)
+        cls.srv = Server("--workers", "2", binary=wrapper)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_the_task_user_owns_them(self):
+        out = self.ok(body("bin", "#!/bin/sh\nstat -c '%u %a %n' sub sub/dir sub/dir/more.txt\n",
+                           files=SH_FILES))
+        uid = pwd.getpwnam("nobody").pw_uid  # the default --run-as
+        self.assertEqual(out, "%d 700 sub\n%d 700 sub/dir\n%d 600 sub/dir/more.txt\n"
+                         % (uid, uid, uid))
 
 
 def wait_status(srv, task_id, status, timeout=30):
@@ -297,6 +337,12 @@ class CancelCase(Case):
         self.assertIn("error", doc)
         st, _, doc = self.srv.request("POST", "/cancel_task", {"id": 3})
         self.assertEqual(st, 400, doc)
+
+
+class CancelPerTask(CancelCase):
+    """The per-task sandbox: the cgroup and the process group."""
+
+    extra = ("--sandbox-cell", "off")
 
 
 class CancelPlain(CancelCase):
