@@ -9,10 +9,12 @@ import hashlib
 import os
 import pwd
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
 import unittest
+import uuid
 
 from harness import BUILD_DIR, SERVER_BIN, Server
 
@@ -409,6 +411,35 @@ class Journal(unittest.TestCase):
             self.assertEqual(doc["result"]["stdout"], "hello files 42\n")
         finally:
             srv.stop()
+
+    def test_format_2_journal_is_upgraded(self):
+        os.makedirs(self.data, mode=0o700)
+        path = os.path.join(self.data, "tasks.db")
+        db = sqlite3.connect(path)
+        db.executescript(
+            "CREATE TABLE tasks (id BLOB NOT NULL UNIQUE, type TEXT NOT NULL,"
+            " status TEXT NOT NULL, created_us INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+            " started_us INTEGER, finished_us INTEGER, stdout_total INTEGER,"
+            " stdout_truncated INTEGER, stderr_total INTEGER, stderr_truncated INTEGER,"
+            " exit_code INTEGER, signal INTEGER, timed_out INTEGER, cpu_us INTEGER,"
+            " error TEXT, args BLOB, file BLOB, stdout BLOB, stderr BLOB, stdin BLOB, env BLOB);"
+            "PRAGMA application_id = 1414744652; PRAGMA user_version = 2;")
+        tid = uuid.uuid4()
+        db.execute("INSERT INTO tasks(id, type, status, created_us, attempts, args, file, stdin)"
+                   " VALUES(?, 'bin', 'WAIT', ?, 0, NULL, ?, ?)",
+                   (tid.bytes, int(time.time() * 1e6), b"#!/bin/sh\necho old; cat\n", b"in"))
+        db.commit()
+        db.close()
+        srv = self.start()
+        try:
+            doc = srv.wait_done(str(tid))
+            self.assertEqual(doc["result"]["stdout"], "old\nin", doc)
+            self.assertIs(doc["result"]["cancelled"], False, doc)
+        finally:
+            srv.stop()
+        db = sqlite3.connect(path)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 3)
+        db.close()
 
     def test_cancelled_stays_cancelled(self):
         srv = self.start()
