@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jobstore_sqlite.h"
 #include "log.h"
 
 /* Starts the announce thread with the defaults of cluster_config filled in. */
@@ -45,6 +46,29 @@ static int cluster_join(cluster *cl, const cluster_config *cfg, int port, const 
     return 0;
 }
 
+/* Opens the job store of cfg->data_dir and loads it into the job table. */
+static int cluster_open_store(cluster *cl, const cluster_config *cfg)
+{
+    char err[512];
+    jobstore_sqlite_config sc = {.dir = cfg->data_dir, .sync_full = cfg->data_sync_full};
+    int rc = jobstore_sqlite_open(&cl->store, &sc, err, sizeof err);
+    if (rc < 0)
+        goto fail;
+    cl->store_ok = 1;
+    jobs_restored n;
+    if ((rc = jobs_restore(&cl->jobs, &cl->store, &n, err, sizeof err)) < 0)
+        goto fail;
+    log_notice("job store %s/%s: %ld finished, %ld to compute again, %ld old ones dropped; "
+               "next job id %lld",
+               cfg->data_dir, JOBSTORE_SQLITE_FILE, n.finished, n.unfinished, n.dropped,
+               (long long)n.next_id);
+    return 0;
+
+fail:
+    log_error("%s", err);
+    return rc;
+}
+
 int cluster_start(cluster *cl, http_routes *routes, const cluster_config *cfg, int port,
                   const char *token, membudget *budget)
 {
@@ -61,6 +85,8 @@ int cluster_start(cluster *cl, http_routes *routes, const cluster_config *cfg, i
     if ((rc = jobs_init(&cl->jobs, cfg->max_jobs)) < 0)
         goto fail;
     cl->jobs_ok = 1;
+    if (cfg->data_dir && cfg->data_dir[0] && (rc = cluster_open_store(cl, cfg)) < 0)
+        return rc;
     dispatch_config dc = {.op_timeout = cfg->op_timeout,
                           .max_attempts = cfg->op_attempts,
                           .compute_local = cfg->compute_local,
@@ -88,6 +114,9 @@ void cluster_stop(cluster *cl)
         dispatch_stop(&cl->disp);
     if (cl->jobs_ok)
         jobs_destroy(&cl->jobs);
+    /* After the dispatcher and the handlers: the last finishes are queued. */
+    if (cl->store_ok)
+        cl->store.ops->close(cl->store.impl);
     if (cl->reg_ok)
         registry_destroy(&cl->reg);
     if (cl->curl_ok)

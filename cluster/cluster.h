@@ -12,6 +12,7 @@
 #include "dispatch.h"
 #include "http_routes.h"
 #include "jobs.h"
+#include "jobstore.h"
 #include "join.h"
 #include "registry.h"
 
@@ -31,21 +32,27 @@ typedef struct cluster_config {
     long max_jobs;            /* jobs kept */
     int compute_delay_ms;     /* demos and tests: slow down /compute */
     size_t max_body;          /* largest request body, bytes */
+    const char *data_dir;     /* keep jobs in DIR/jobs.db; "" or NULL: memory only */
+    int data_sync_full;       /* fsync every commit of the job store */
 } cluster_config;
 
 typedef struct cluster {
     registry reg;
     jobs jobs;
+    jobstore store; /* with cluster_config.data_dir */
     dispatch disp;
     cluster_api api;
     join join;
     /* what cluster_start got to, for cluster_stop */
-    int curl_ok, reg_ok, jobs_ok, disp_ok, joined;
+    int curl_ok, reg_ok, jobs_ok, store_ok, disp_ok, joined;
 } cluster;
 
 /* Starts the dispatcher, adds the routes to routes, then, with
  * cfg->join, starts announcing (after the routes exist, so the master
- * can call back at once). port is the port actually listened on. token
+ * can call back at once). With cfg->data_dir, first opens the job store
+ * there and loads the jobs it kept (jobs_restore); their operations are
+ * dispatched once workers are back. port is the port actually listened
+ * on. token
  * (NULL: none) is this node's --auth-token-file token: a cluster shares
  * one, so it is also sent on announces and operation requests. Request
  * bodies count against budget (NULL: not counted).

@@ -117,7 +117,8 @@ static int h_submit(struct mg_connection *c, void *cbdata)
     if (rc == 0 && (rc = jobs_submit(a->jobs, text, len, plan, &id, &finished)) < 0)
         expr_plan_free(plan);
     if (rc < 0) {
-        st = http_send_error(c, 503, NULL, NULL, "out of memory");
+        st = http_send_error(c, 503, NULL, NULL, "%s",
+                             rc == -ENOMEM ? "out of memory" : "the job could not be stored");
         goto out;
     }
     dispatch_wake(a->disp);

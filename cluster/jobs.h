@@ -10,7 +10,9 @@
  *
  * Ids are integers counting from 1. Jobs are kept up to max_kept; beyond
  * that the oldest finished ones are dropped (their ids are then unknown).
- * Unfinished jobs are never dropped.
+ * Unfinished jobs are never dropped. With a store (jobstore.h) every job
+ * is recorded before its id is handed out, its finish and its eviction
+ * follow, and a restarted master loads them back (jobs_restore).
  *
  * Locking: `lock` protects every field of the table, of every job and the
  * ready FIFO. It is a leaf lock: nothing else is locked while it is held,
@@ -24,6 +26,7 @@
 
 #include "buf.h"
 #include "expr.h"
+#include "jobstore.h"
 #include "num.h"
 
 /* One operation to compute, as handed to the dispatcher. */
@@ -51,7 +54,17 @@ typedef struct jobs {
     long max_kept;
     struct job *fin_first, *fin_last; /* finished jobs, oldest first */
     struct jobs_ready *ready;         /* owned */
+    jobstore *store;                  /* borrowed; NULL: memory only. Set once by
+                                       * jobs_restore, then read-only */
 } jobs;
+
+/* What jobs_restore found. */
+typedef struct jobs_restored {
+    long finished;   /* finished jobs kept */
+    long unfinished; /* jobs planned again from their expression */
+    long dropped;    /* finished jobs beyond max_kept, deleted */
+    int64_t next_id; /* the id the next job gets */
+} jobs_restored;
 
 /* Returns 0 or -errno (then nothing needs destroying). max_kept >= 1. */
 int jobs_init(jobs *j, long max_kept);
@@ -59,10 +72,23 @@ int jobs_init(jobs *j, long max_kept);
 /* Frees every job. */
 void jobs_destroy(jobs *j);
 
+/* Makes st (borrowed, NULL: memory only) where j keeps its jobs, and
+ * loads what st kept: finished jobs as they ended, unfinished ones planned
+ * again from their expression with their first operations ready (a job
+ * that was half computed starts over). Retention applies at once: the
+ * oldest finished beyond max_kept are dropped, from st too. Ids go on
+ * after the highest ever handed out. Call once, after jobs_init and before
+ * any other use of j. Returns 0 and fills *n, or -errno with a sentence in
+ * err (then call jobs_destroy). */
+int jobs_restore(jobs *j, jobstore *st, jobs_restored *n, char *err, size_t errsz);
+
 /* Adds a job for the expression text (len bytes, copied) and its plan,
  * which the table takes over. Its first operations become ready; a plan
  * without operations ("5") finishes at once. Returns 0 and sets *id and
- * *finished, or -ENOMEM (then the plan is still the caller's). */
+ * *finished, or -ENOMEM (then the plan is still the caller's).
+ * With a store, the job is recorded there (without the lock held) before
+ * it returns, and shown or dispatched only then; if that fails, returns
+ * the store's error (-EIO, -ESHUTDOWN...) and the job is gone. */
 int jobs_submit(jobs *j, const char *text, size_t len, expr_plan *plan, int64_t *id, int *finished);
 
 /* Returns non-zero if an operation is ready. */

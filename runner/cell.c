@@ -32,9 +32,14 @@ struct cell {
     cgroup_task cg;
     cgroup_watch watch;
     int have_cg;
-    int ready;   /* READY received: a RUN may be sent */
-    int running; /* STARTED received, EXIT not yet */
-    int broken;  /* damaged: only cell_free is left */
+    int64_t cg_memory; /* the cgroup's limits now, and the cell's own */
+    long cg_pids;
+    int64_t own_memory;
+    long own_pids;
+    cell_limits next; /* the rlimits of every RUN until cell_set_limits */
+    int ready;        /* READY received: a RUN may be sent */
+    int running;      /* STARTED received, EXIT not yet */
+    int broken;       /* damaged: only cell_free is left */
 };
 
 /* Receives one reply (blocking or not). Returns 1 with it, 0 if none is
@@ -139,6 +144,8 @@ int cell_new(const cell_config *cfg, cell **out, char *why, size_t whysz)
             goto fail_alloc;
         }
         c->have_cg = 1;
+        c->cg_memory = c->own_memory = cfg->memory;
+        c->cg_pids = c->own_pids = cfg->pids;
         if ((rc = cgroup_watch_open(&c->cg, &c->watch)) < 0) {
             snprintf(why, whysz, "cgroup counters of the cell: %s", strerror(-rc));
             goto fail_cgroup;
@@ -252,6 +259,25 @@ void cell_events(cell *c, cgroup_events *ev)
     cgroup_watch_reset_peaks(&c->watch);
 }
 
+int cell_set_limits(cell *c, const cell_limits *l)
+{
+    c->next = *l;
+    if (!c->have_cg)
+        return 0;
+    int64_t memory = l->memory > 0 ? l->memory : c->own_memory;
+    long pids = l->pids > 0 ? l->pids : c->own_pids;
+    if (memory == c->cg_memory && pids == c->cg_pids)
+        return 0;
+    int rc = cgroup_task_set_limits(&c->cg, memory, pids);
+    if (rc < 0) {
+        c->broken = 1;
+        return rc;
+    }
+    c->cg_memory = memory;
+    c->cg_pids = pids;
+    return 0;
+}
+
 /* Copies the strings of a RUN after each other into to (len bytes). */
 static void put_strings(char *to, const char *path, char *const *argv, char *const *envp)
 {
@@ -298,7 +324,11 @@ int cell_start(cell *c, const runner_opts *o, int in_fd, int out_fd, int err_fd,
         return -EINVAL;
     char *const *envp = o->envp ? o->envp : environ;
     cell_run_msg m = {.op = CELL_RUN,
-                      .flags = (o->sh_fallback ? CELL_SH : 0) | (o->warm_python ? CELL_PYTHON : 0)};
+                      .flags = (o->sh_fallback ? CELL_SH : 0) | (o->warm_python ? CELL_PYTHON : 0),
+                      .cpu = c->next.cpu,
+                      .fsize = c->next.fsize,
+                      .as = c->next.as,
+                      .nproc = c->next.nproc};
     size_t len = strlen(o->path) + 1;
     for (; o->argv[m.argc]; m.argc++)
         len += strlen(o->argv[m.argc]) + 1;

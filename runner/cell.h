@@ -4,7 +4,8 @@
  * (tsexec_cell.h) is PID 1 of PID, mount, IPC, UTS and network
  * namespaces made once, with the task file system set up once for the
  * worker's task directory, plus the worker's task cgroup, made once with
- * the memory and process limits. Each task runs in it through the runner
+ * the memory and process limits (which a task's own replace for it,
+ * cell_set_limits). Each task runs in it through the runner
  * (runner_opts.cell): the runner makes the output pipes as usual, the cell
  * passes them to init with the program, init starts the task and reports
  * its pid, then its end; the runner's capture loop reads the pipes as for
@@ -62,6 +63,24 @@ int cell_wait_ready(cell *c, int timeout_ms);
  * task, after it ended), then sets its high-water marks back for the
  * next task. No group: all zero. */
 void cell_events(cell *c, cgroup_events *ev);
+
+/* The limits of the next task; 0 in a field: the cell's own (its
+ * cell_config's memory and pids, its command line's rlimits). */
+typedef struct cell_limits {
+    int64_t memory; /* the cgroup's memory limit, bytes */
+    long pids;      /* the cgroup's process limit */
+    int64_t cpu;    /* rlimits of the task's processes (cell_proto.h) */
+    int64_t fsize;
+    int64_t as;
+    int64_t nproc;
+} cell_limits;
+
+/* Gives the tasks started from now on (until the next call) the limits
+ * l: the cgroup's at once, when they differ from those in force, the
+ * rlimits with each RUN. Call when the cell is ready (cell_wait_ready).
+ * Returns 0, or -errno when the cgroup refused them (the cell is then
+ * damaged). */
+int cell_set_limits(cell *c, const cell_limits *l);
 
 /* The runner's side (runner_proc.c, runner.c). */
 

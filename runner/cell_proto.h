@@ -50,13 +50,20 @@ enum cell_reply_type { CELL_READY = 1, CELL_STARTED = 2, CELL_EXIT = 3, CELL_FAI
 /* RUN: followed (or, with CELL_MEMFD, the memfd filled) by len bytes:
  * the program's path, argc arguments (argv[0] included) and envc
  * environment entries, each NUL-terminated. The task runs in the cell's
- * directory. */
+ * directory, with the task's own rlimits where one is above 0 and the
+ * cell's (its command line's) for the others; its memory and process
+ * limits are the cell's cgroup's, which the worker sets before the RUN. */
 typedef struct cell_run_msg {
     uint32_t op; /* CELL_RUN */
     uint32_t flags;
     uint32_t argc;
     uint32_t envc;
     uint32_t len;
+    uint32_t pad;  /* 0 */
+    int64_t cpu;   /* RLIMIT_CPU, seconds (0: the cell's) */
+    int64_t fsize; /* RLIMIT_FSIZE, bytes (0: the cell's) */
+    int64_t as;    /* RLIMIT_AS, bytes (0: the cell's) */
+    int64_t nproc; /* RLIMIT_NPROC (0: the cell's) */
 } cell_run_msg;
 
 typedef struct cell_kill_msg {

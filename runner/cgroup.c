@@ -409,10 +409,65 @@ fail:
     return err;
 }
 
+/* Writes the memory limit in v1's order: memory+swap may never be below
+ * memory, so the one that grows goes first. */
+static int set_memory_v1(const char *dir, const char *num)
+{
+    int err = write_file(dir, "memory.limit_in_bytes", num);
+    if (err == -EINVAL) {
+        /* Raising memory above memsw: memsw first, then memory. */
+        write_file(dir, "memory.memsw.limit_in_bytes", num);
+        return write_file(dir, "memory.limit_in_bytes", num);
+    }
+    if (!err)
+        write_file(dir, "memory.memsw.limit_in_bytes", num); /* absent without swap accounting */
+    return err;
+}
+
+int cgroup_task_set_limits(const cgroup_task *ct, int64_t memory, long pids)
+{
+    int v2 = ct->mem_dir && ct->pids_dir && strcmp(ct->mem_dir, ct->pids_dir) == 0, err = 0, e;
+    char num[32];
+    if (ct->mem_dir) {
+        if (memory > 0)
+            snprintf(num, sizeof num, "%lld", (long long)memory);
+        else
+            snprintf(num, sizeof num, "%s", v2 ? "max" : "-1");
+        if (v2) {
+            err = write_file(ct->mem_dir, "memory.max", num);
+            write_file(ct->mem_dir, "memory.swap.max", memory > 0 ? "0" : "max");
+            write_file(ct->mem_dir, "memory.oom.group", "1");
+        } else {
+            err = set_memory_v1(ct->mem_dir, num);
+        }
+    }
+    if (ct->pids_dir) {
+        if (pids > 0)
+            snprintf(num, sizeof num, "%ld", pids);
+        else
+            snprintf(num, sizeof num, "max");
+        if ((e = write_file(ct->pids_dir, "pids.max", num)) < 0 && !err)
+            err = e;
+    }
+    return err;
+}
+
+/* The number in dir/file, or 0. */
+static int64_t number_in(const char *dir, const char *file)
+{
+    char text[64];
+    if (read_file(dir, file, text, sizeof text) <= 0)
+        return 0;
+    return strtoll(text, NULL, 10);
+}
+
 void cgroup_task_events(const cgroup_task *ct, cgroup_events *ev)
 {
     memset(ev, 0, sizeof *ev);
     if (ct->mem_dir) {
+        ev->peak = number_in(ct->mem_dir, "memory.peak");
+        if (!ev->peak)
+            ev->peak = number_in(ct->mem_dir, "memory.max_usage_in_bytes");
         /* v1 has the count in memory.oom_control (Linux >= 4.13), v2 in
          * memory.events. */
         ev->oom_kills = keyed_value(ct->mem_dir, "memory.events", "oom_kill");
@@ -466,6 +521,11 @@ static void watch_read(const cgroup_watch *w, cgroup_events *ev)
 {
     ev->oom_kills = keyed_fd(w->oom_fd, "oom_kill");
     ev->pids_max = keyed_fd(w->pids_fd, "max");
+    char text[64];
+    ssize_t n = w->peak_rd >= 0 ? pread(w->peak_rd, text, sizeof text - 1, 0) : -1;
+    if (n > 0)
+        text[n] = '\0';
+    ev->peak = n > 0 ? strtoll(text, NULL, 10) : 0;
 }
 
 int cgroup_watch_open(const cgroup_task *ct, cgroup_watch *w)
@@ -473,7 +533,7 @@ int cgroup_watch_open(const cgroup_task *ct, cgroup_watch *w)
     static const char *const peaks[4] = {"memory.max_usage_in_bytes", "memory.failcnt",
                                          "memory.memsw.max_usage_in_bytes", "memory.memsw.failcnt"};
     memset(w, 0, sizeof *w);
-    w->oom_fd = w->pids_fd = -1;
+    w->oom_fd = w->pids_fd = w->peak_rd = -1;
     for (int i = 0; i < 4; i++)
         w->peak_fd[i] = -1;
     if (ct->mem_dir) {
@@ -486,6 +546,8 @@ int cgroup_watch_open(const cgroup_task *ct, cgroup_watch *w)
         /* Absent on v2, and memsw where swap is not accounted. */
         for (int i = 0; i < 4; i++)
             w->peak_fd[i] = open_in(ct->mem_dir, peaks[i], O_WRONLY);
+        if ((w->peak_rd = open_in(ct->mem_dir, "memory.peak", O_RDWR)) < 0)
+            w->peak_rd = open_in(ct->mem_dir, peaks[0], O_RDONLY);
     }
     if (ct->pids_dir && (w->pids_fd = open_in(ct->pids_dir, "pids.events", O_RDONLY)) < 0)
         goto fail;
@@ -504,6 +566,7 @@ void cgroup_watch_events(cgroup_watch *w, cgroup_events *ev)
     watch_read(w, &now);
     ev->oom_kills = now.oom_kills - w->at.oom_kills;
     ev->pids_max = now.pids_max - w->at.pids_max;
+    ev->peak = now.peak;
     w->at = now;
 }
 
@@ -512,13 +575,16 @@ void cgroup_watch_reset_peaks(const cgroup_watch *w)
     for (int i = 0; i < 4; i++)
         if (w->peak_fd[i] >= 0 && pwrite(w->peak_fd[i], "0", 1, 0) < 0)
             continue; /* the kernel refused: the mark stays, nothing else */
+    /* v2: any text resets the peak this fd reads (v1's is read-only). */
+    if (w->peak_fd[0] < 0 && w->peak_rd >= 0 && pwrite(w->peak_rd, "reset\n", 6, 0) < 0)
+        return; /* before Linux 6.12: the group's peak since it was made */
 }
 
 void cgroup_watch_close(cgroup_watch *w)
 {
-    int *fds[6] = {&w->oom_fd,     &w->pids_fd,    &w->peak_fd[0],
-                   &w->peak_fd[1], &w->peak_fd[2], &w->peak_fd[3]};
-    for (int i = 0; i < 6; i++) {
+    int *fds[7] = {&w->oom_fd,     &w->pids_fd,    &w->peak_fd[0], &w->peak_fd[1],
+                   &w->peak_fd[2], &w->peak_fd[3], &w->peak_rd};
+    for (int i = 0; i < 7; i++) {
         if (*fds[i] >= 0)
             close(*fds[i]);
         *fds[i] = -1;

@@ -52,7 +52,15 @@ int cgroup_task_create(const cgroup_root *cr, const char *name, int64_t memory, 
 typedef struct cgroup_events {
     long oom_kills; /* processes killed for going over the memory limit */
     long pids_max;  /* forks refused at the process limit */
+    int64_t peak;   /* bytes: the group's peak memory use (v2 memory.peak, v1
+                       memory.max_usage_in_bytes); 0: unknown */
 } cgroup_events;
+
+/* Sets ct's memory limit (bytes; 0: none) and process limit (0: none),
+ * for a group that serves task after task with limits of their own. The
+ * group's processes must use less than the new memory limit (v1 refuses
+ * it with EBUSY otherwise). Returns 0 or -errno (some may be set then). */
+int cgroup_task_set_limits(const cgroup_task *ct, int64_t memory, long pids);
 
 /* Reads the counters of ct. Missing files count as zero. */
 void cgroup_task_events(const cgroup_task *ct, cgroup_events *ev);
@@ -65,6 +73,8 @@ typedef struct cgroup_watch {
     int oom_fd;       /* v1 memory.oom_control, v2 memory.events, or -1 */
     int pids_fd;      /* pids.events, or -1 */
     int peak_fd[4];   /* v1: memory(.memsw).max_usage_in_bytes and .failcnt, or -1 */
+    int peak_rd;      /* v2 memory.peak (read, and written to reset it for this
+                         fd alone), v1 memory.max_usage_in_bytes (read), or -1 */
     cgroup_events at; /* the counts at the last reading */
 } cgroup_watch;
 
@@ -77,9 +87,9 @@ void cgroup_watch_events(cgroup_watch *w, cgroup_events *ev);
 
 /* Sets the group's high-water marks back to its current use (v1: the
  * max_usage_in_bytes and failcnt files, which a task can read), so that
- * they tell about the next task alone. v2's memory.peak can only be reset
- * for the reader that asks, so there is nothing to do. Every process of
- * the last task must be gone. */
+ * they tell about the next task alone. v2's memory.peak is reset for our
+ * own open file only (Linux >= 6.12; before, the peak stays the group's
+ * since it was made). Every process of the last task must be gone. */
 void cgroup_watch_reset_peaks(const cgroup_watch *w);
 
 /* Closes the files. */

@@ -354,26 +354,28 @@ static void fmt_bytes(char *out, size_t size, int64_t v)
         snprintf(out, size, "%lld bytes", (long long)v);
 }
 
-/* "memory limit exceeded (256 MiB); " and the like, or "". */
+/* "memory limit of 256 MiB exceeded; " and the like, or "". */
 static void describe_limit(const runner_result *r, char *out, size_t size)
 {
     char v[48];
-    const char *what;
+    const char *what, *how = "exceeded";
     switch (r->limit) {
     case RUNNER_LIMIT_MEMORY:
-        what = "memory limit exceeded";
+        what = "memory limit";
         break;
     case RUNNER_LIMIT_CPU:
-        what = "CPU time limit exceeded";
+        what = "CPU time limit";
         break;
     case RUNNER_LIMIT_PROCS:
-        what = "process limit reached";
+        what = "process limit";
+        how = "reached";
         break;
     case RUNNER_LIMIT_FSIZE:
-        what = "file size limit exceeded";
+        what = "file size limit";
         break;
     case RUNNER_LIMIT_DISK:
-        what = "disk space limit reached";
+        what = "disk space limit";
+        how = "reached";
         break;
     default:
         out[0] = '\0';
@@ -382,15 +384,15 @@ static void describe_limit(const runner_result *r, char *out, size_t size)
     if (r->limit_value <= 0)
         v[0] = '\0';
     else if (r->limit == RUNNER_LIMIT_CPU)
-        snprintf(v, sizeof v, " (%lld s)", (long long)r->limit_value);
+        snprintf(v, sizeof v, " of %lld s", (long long)r->limit_value);
     else if (r->limit == RUNNER_LIMIT_PROCS)
-        snprintf(v, sizeof v, " (%lld processes)", (long long)r->limit_value);
+        snprintf(v, sizeof v, " of %lld processes", (long long)r->limit_value);
     else {
         char b[40];
         fmt_bytes(b, sizeof b, r->limit_value);
-        snprintf(v, sizeof v, " (%s)", b);
+        snprintf(v, sizeof v, " of %s", b);
     }
-    snprintf(out, size, "%s%s; ", what, v);
+    snprintf(out, size, "%s%s %s; ", what, v, how);
 }
 
 char *runner_describe(const runner_result *r, const runner_limits *l, char *out, size_t size)

@@ -66,6 +66,8 @@ typedef struct runner_result {
     int64_t cpu_us;          /* user+system CPU time of the reaped child */
     enum runner_limit limit; /* a limit the program hit, or RUNNER_LIMIT_NONE */
     int64_t limit_value;     /* that limit, in its unit */
+    int64_t memory_peak;     /* bytes: peak memory of the whole process tree, from
+                                its cgroup (set by the sandbox); 0: unknown */
     char wrapper_error[160]; /* a wrapper's "fail" report, or "" */
     char note[200];          /* a wrapper's or cell's "note" report, or "" */
 } runner_result;
@@ -90,7 +92,7 @@ void runner_result_destroy(runner_result *r);
  * "exited with code 2", "killed by signal 9 (SIGKILL)", "timed out after
  * 5 s", "cancelled", "could not execute: No such file or directory
  * (ENOENT)", "could not start: TEXT"; a limit comes first:
- * "memory limit exceeded (256 MiB); killed by signal 9 (SIGKILL)".
+ * "memory limit of 256 MiB exceeded; killed by signal 9 (SIGKILL)".
  * l may be NULL (the timeout is then not named). Returns out. */
 char *runner_describe(const runner_result *r, const runner_limits *l, char *out, size_t size);
 

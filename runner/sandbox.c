@@ -246,6 +246,50 @@ static int make_cell(const sandbox *sb, const char *dir, cell **out, char *why, 
     return cell_new(&cc, out, why, whysz);
 }
 
+/* The run's limits: the task's own where it asked, the sandbox's else. */
+static void fill_limits(const sandbox *sb, const sandbox_limits *lim, sandbox_limits *out)
+{
+    const sandbox_config *c = &sb->cfg;
+    sandbox_limits none = {0};
+    if (!lim)
+        lim = &none;
+    out->memory = lim->memory > 0 ? lim->memory : c->memory;
+    out->cpu = lim->cpu > 0 ? lim->cpu : c->cpu;
+    out->procs = lim->procs > 0 ? lim->procs : c->procs;
+    out->fsize = lim->fsize > 0 ? lim->fsize : c->fsize;
+    out->disk = lim->disk > 0 ? lim->disk : c->disk;
+}
+
+/* RLIMIT_NPROC for procs processes, as build_base sets it; 0: none. */
+static int64_t nproc_of(const sandbox *sb, int64_t procs)
+{
+    if (procs <= 0)
+        return 0;
+    enum procs_rule rule = procs_rule(sb);
+    return rule == PROCS_PER_USER ? procs : rule == PROCS_PER_TASK ? procs + 2 : 0;
+}
+
+/* Gives the cell's next task the run's limits: the cgroup's at once, the
+ * rlimits with the RUN (only where they are not the cell's own). */
+static int set_cell_limits(const sandbox *sb, cell *c, const sandbox_limits *l)
+{
+    const sandbox_config *cf = &sb->cfg;
+    cell_limits cl = {0};
+    if (memory_by_cgroup(sb))
+        cl.memory = l->memory;
+    else if (l->memory != cf->memory)
+        cl.as = l->memory;
+    if (procs_by_cgroup(sb))
+        cl.pids = (long)l->procs;
+    else if (l->procs != cf->procs)
+        cl.nproc = nproc_of(sb, l->procs);
+    if (l->cpu != cf->cpu)
+        cl.cpu = l->cpu;
+    if (l->fsize != cf->fsize)
+        cl.fsize = l->fsize;
+    return cell_set_limits(c, &cl);
+}
+
 /* Points o at the worker's cell, made or made anew as needed. Returns 0,
  * or -1 when no cell can be had now (logged). */
 static int use_cell(const sandbox *sb, cell **cellp, const char *dir, runner_opts *o,
@@ -271,18 +315,50 @@ static int use_cell(const sandbox *sb, cell **cellp, const char *dir, runner_opt
         }
         *cellp = c;
     }
+    if (set_cell_limits(sb, c, &sr->lim) < 0) {
+        log_warn("sandbox: the cgroup of the cell of %s refused a task's limits: this task gets a "
+                 "sandbox of its own",
+                 dir);
+        cell_free(c);
+        *cellp = NULL;
+        return -1;
+    }
     sr->cell = c;
     o->cell = c;
     o->wrapper = NULL;
     return 0;
 }
 
+/* Points sr->argv's options at the run's limits where they are not the
+ * sandbox's own (the helper takes the last of an option given twice). */
+static size_t limit_options(const sandbox *sb, sandbox_run *sr, char **v)
+{
+    const sandbox_config *c = &sb->cfg;
+    const sandbox_limits *l = &sr->lim;
+    size_t n = 0;
+    if (l->cpu != c->cpu)
+        snprintf(sr->opt[n++], sizeof sr->opt[0], "--cpu=%lld", (long long)l->cpu);
+    if (l->fsize != c->fsize)
+        snprintf(sr->opt[n++], sizeof sr->opt[0], "--fsize=%lld", (long long)l->fsize);
+    if (l->memory != c->memory && !memory_by_cgroup(sb))
+        snprintf(sr->opt[n++], sizeof sr->opt[0], "--as=%lld", (long long)l->memory);
+    if (l->procs != c->procs && !procs_by_cgroup(sb) && nproc_of(sb, l->procs) > 0)
+        snprintf(sr->opt[n++], sizeof sr->opt[0], "--nproc=%lld",
+                 (long long)nproc_of(sb, l->procs));
+    if (l->disk != c->disk && sb->ns)
+        snprintf(sr->opt[n++], sizeof sr->opt[0], "--disk=%lld", (long long)l->disk);
+    for (size_t i = 0; i < n; i++)
+        v[i] = sr->opt[i];
+    return n;
+}
+
 int sandbox_run_begin(const sandbox *sb, cell **cellp, const char *dir, runner_opts *o,
-                      sandbox_run *sr)
+                      const sandbox_limits *lim, sandbox_run *sr)
 {
     memset(sr, 0, sizeof *sr);
+    fill_limits(sb, lim, &sr->lim);
     int rc;
-    if (sb->cell && use_cell(sb, cellp, dir, o, sr) == 0)
+    if (sb->cell && sr->lim.disk == sb->cfg.disk && use_cell(sb, cellp, dir, o, sr) == 0)
         return 0;
     if ((rc = give_dir(sb, dir)) < 0)
         return rc;
@@ -294,20 +370,21 @@ int sandbox_run_begin(const sandbox *sb, cell **cellp, const char *dir, runner_o
         snprintf(name, sizeof name, "%.200s-%lu", strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir,
                  atomic_fetch_add(&seq, 1));
         /* The helper, and init in a PID namespace, count too. */
-        int64_t pids = sb->cfg.procs > 0 ? sb->cfg.procs + (sb->ns ? 2 : 1) : 0;
-        rc = cgroup_task_create(&sb->cg, name, sb->cfg.memory, (long)pids, &sr->cg);
+        int64_t pids = sr->lim.procs > 0 ? sr->lim.procs + (sb->ns ? 2 : 1) : 0;
+        rc = cgroup_task_create(&sb->cg, name, sr->lim.memory, (long)pids, &sr->cg);
         if (rc < 0)
             return rc;
     }
     size_t n = 0;
     while (sb->base[n])
         n++;
-    sr->argv = calloc(n + 9, sizeof *sr->argv);
+    sr->argv = calloc(n + 9 + sizeof sr->opt / sizeof sr->opt[0], sizeof *sr->argv);
     if (!sr->argv) {
         cgroup_task_remove(&sr->cg);
         return -ENOMEM;
     }
     memcpy(sr->argv, sb->base, n * sizeof *sr->argv);
+    n += limit_options(sb, sr, sr->argv + n);
     sr->argv[n++] = "--dir";
     sr->argv[n++] = (char *)dir;
     if (sr->cg.mem_dir) {
@@ -327,7 +404,7 @@ int sandbox_run_begin(const sandbox *sb, cell **cellp, const char *dir, runner_o
 }
 
 /* Records in r the limit the cgroup's counts point at. */
-static void limit_from_events(const sandbox *sb, const cgroup_events *ev, runner_result *r)
+static void limit_from_events(const sandbox_run *sr, const cgroup_events *ev, runner_result *r)
 {
     /* The kernel's counts beat a guess from a signal when the task was
      * killed; a task that died of its own error after a refused fork hit
@@ -335,10 +412,10 @@ static void limit_from_events(const sandbox *sb, const cgroup_events *ev, runner
     int killed = r->term_signal == SIGKILL;
     if (ev->oom_kills > 0 && (killed || !ev->pids_max)) {
         r->limit = RUNNER_LIMIT_MEMORY;
-        r->limit_value = sb->cfg.memory;
+        r->limit_value = sr->lim.memory;
     } else if (ev->pids_max > 0 && r->limit == RUNNER_LIMIT_NONE) {
         r->limit = RUNNER_LIMIT_PROCS;
-        r->limit_value = sb->cfg.procs;
+        r->limit_value = sr->lim.procs;
     }
 }
 
@@ -350,13 +427,16 @@ int sandbox_run_end(const sandbox *sb, sandbox_run *sr, runner_result *r)
         /* Read after every task: the next one's figures are the
          * difference from these. */
         cell_events(sr->cell, &ev);
+        r->memory_peak = ev.peak;
         if (!ok)
-            limit_from_events(sb, &ev, r);
+            limit_from_events(sr, &ev, r);
         return 0;
     }
-    if (sb->cg.version != CGROUP_NONE && !ok) {
+    if (sb->cg.version != CGROUP_NONE) {
         cgroup_task_events(&sr->cg, &ev);
-        limit_from_events(sb, &ev, r);
+        r->memory_peak = ev.peak;
+        if (!ok)
+            limit_from_events(sr, &ev, r);
     }
     free(sr->argv);
     sr->argv = NULL;
@@ -377,7 +457,7 @@ static int probe_run(sandbox *sb, const char *dir, cell **c, char *why, size_t w
                      .cwd = dir,
                      .stdin_fd = -1,
                      .capture_stderr = 1};
-    int rc = sandbox_run_begin(sb, c, dir, &o, &sr);
+    int rc = sandbox_run_begin(sb, c, dir, &o, NULL, &sr);
     if (rc < 0) {
         snprintf(why, whysz, "cgroup for a task: %s", strerror(-rc));
         return -1;
@@ -472,7 +552,7 @@ static long probe_python_run(sandbox *sb, const char *dir, char *why, size_t why
     cell *cl = NULL;
     sandbox_run sr;
     long ppid = -1;
-    int rc = sandbox_run_begin(sb, &cl, dir, &o, &sr);
+    int rc = sandbox_run_begin(sb, &cl, dir, &o, NULL, &sr);
     if (rc < 0 || !o.cell) {
         snprintf(why, whysz, "no cell for the probe");
         if (rc == 0)

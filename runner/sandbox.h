@@ -92,11 +92,24 @@ int sandbox_init(sandbox *sb, const sandbox_config *cfg, char *err, size_t errsz
 /* Removes the cgroups and frees sb. */
 void sandbox_destroy(sandbox *sb);
 
+/* One task's own limits, in sandbox_config's units; 0 in a field: the
+ * sandbox's setting. */
+typedef struct sandbox_limits {
+    int64_t memory;
+    int64_t cpu;
+    int64_t procs;
+    int64_t fsize;
+    int64_t disk;
+} sandbox_limits;
+
 /* One run's share. */
 typedef struct sandbox_run {
-    struct cell *cell; /* cell mode: the worker's cell (borrowed) */
-    cgroup_task cg;    /* per-task mode: the task's group */
-    char **argv;       /* per-task mode: the wrapper argv (strings borrowed) */
+    struct cell *cell;  /* cell mode: the worker's cell (borrowed) */
+    cgroup_task cg;     /* per-task mode: the task's group */
+    char **argv;        /* per-task mode: the wrapper argv (strings borrowed
+                           but for opt's) */
+    sandbox_limits lim; /* the limits of this run, each filled in */
+    char opt[5][48];    /* per-task mode: the helper's options for lim */
 } sandbox_run;
 
 /* Prepares the run of o in dir (an existing directory holding the
@@ -105,13 +118,14 @@ typedef struct sandbox_run {
  * worker's cell (NULL at first): made here, reused, or made anew when it
  * is damaged or was built for another directory; the worker frees it
  * with cell_free when it stops. A cell that cannot be built is logged and
- * the task runs per task instead. Returns 0, or -errno with nothing to
- * clean up. */
+ * the task runs per task instead. lim: the task's own limits, or NULL;
+ * a task whose disk limit is not the sandbox's runs per task (a cell's
+ * disk is sized once). Returns 0, or -errno with nothing to clean up. */
 int sandbox_run_begin(const sandbox *sb, struct cell **cellp, const char *dir, runner_opts *o,
-                      sandbox_run *sr);
+                      const sandbox_limits *lim, sandbox_run *sr);
 
-/* After runner_run: records in r a memory or process limit the run hit
- * (when it did not succeed). Per task: then kills what is left in the
+/* After runner_run: records in r the run's peak memory, and a memory or
+ * process limit the run hit (when it did not succeed). Per task: then kills what is left in the
  * cgroup and removes it. Returns 0, or -errno if the cgroup could not be
  * removed. */
 int sandbox_run_end(const sandbox *sb, sandbox_run *sr, runner_result *r);

@@ -189,6 +189,7 @@ typedef struct request {
     int nfds;
     void *map; /* the memfd's strings, mapped */
     size_t maplen;
+    tsexec_limits lim; /* the task's: the cell's, with the RUN's own */
 } request;
 
 static void request_release(request *rq)
@@ -216,6 +217,13 @@ static int parse_run(const tsexec_cell *c, size_t n, const int *fds, int nfds, r
     if (m.flags & ~(CELL_SH | CELL_STDIN | CELL_STDOUT | CELL_STDERR | CELL_MEMFD | CELL_PYTHON))
         return -1;
     rq->flags = m.flags;
+    if (m.cpu < 0 || m.fsize < 0 || m.as < 0 || m.nproc < 0)
+        return -1;
+    rq->lim = *c->lim;
+    rq->lim.cpu = m.cpu > 0 ? m.cpu : rq->lim.cpu;
+    rq->lim.fsize = m.fsize > 0 ? m.fsize : rq->lim.fsize;
+    rq->lim.as = m.as > 0 ? m.as : rq->lim.as;
+    rq->lim.nproc = m.nproc > 0 ? m.nproc : rq->lim.nproc;
     int want = !!(m.flags & CELL_MEMFD), k = 0;
     for (int i = 0; i < 3; i++)
         want += !!(m.flags & flag_fd[i]);
@@ -658,7 +666,7 @@ static int start_warm(tsexec_cell *c, const request *rq, pid_t *pid, char *note,
         .uid = c->uid,
         .gid = c->gid,
         .limits = lim,
-        .nlimits = python_limits(c->lim, lim),
+        .nlimits = python_limits(&rq->lim, lim),
         .cgroup_fds = c->cgroup_fds,
         .ncgroup_fds = (size_t)c->ncgroup,
         .stdin_fd = rq->fd[0],
@@ -723,7 +731,7 @@ static void run_one(tsexec_cell *c, request *rq)
             .argv = rq->argv,
             .envp = rq->envp,
             .sh_argv = rq->sh_argv,
-            .lim = c->lim,
+            .lim = &rq->lim,
             .uid = c->uid,
             .gid = c->gid,
             .seccomp = c->seccomp,
@@ -750,6 +758,7 @@ static void run_one(tsexec_cell *c, request *rq)
         }
         close(rp[0]);
     }
+    const tsexec_limits lim = rq->lim; /* the release clears rq */
     request_release(rq);
     if (send_reply(c->sock, CELL_STARTED, pid > 0 ? pid : 0, 0, 0, NULL) < 0)
         die(c, NULL);
@@ -759,7 +768,7 @@ static void run_one(tsexec_cell *c, request *rq)
         else
             supervise(c, pid, &st, &ru, &cpu);
         char line[128];
-        tsexec_task_limit(c->lim, c->fs->disk, c->fs, st, &ru, line, sizeof line);
+        tsexec_task_limit(&lim, c->fs->disk, c->fs, st, &ru, line, sizeof line);
         size_t len = strlen(report);
         if (line[0])
             snprintf(report + len, sizeof report - len, "%s\n", line);

@@ -13,6 +13,9 @@
 #include "log.h"
 #include "request.h"
 #include "request_files.h"
+#include "request_limits.h"
+#include "request_tests.h"
+#include "testset.h"
 #include "timefmt.h"
 
 #define ERRSZ REQUEST_ERR_MAX
@@ -21,6 +24,18 @@ static void put_time(buf *b, const char *key, int64_t us)
 {
     char ts[TIMEFMT_LEN];
     buf_printf(b, ",\"%s\":\"%s\"", key, time_fmt_utc(us, ts));
+}
+
+/* The result's "memory_peak_bytes" and "limit" members. */
+static void api_limits_json(buf *b, const task *t)
+{
+    buf_puts(b, ",\"memory_peak_bytes\":");
+    if (t->mem_peak > 0)
+        jsonw_i64(b, t->mem_peak);
+    else
+        buf_puts(b, "null");
+    buf_puts(b, ",\"limit\":");
+    jsonw_cstr(b, t->limit);
 }
 
 int api_status_json(buf *b, const task *t, const task_view *v)
@@ -58,6 +73,9 @@ int api_status_json(buf *b, const task *t, const task_view *v)
                    t->err_truncated ? "true" : "false");
         buf_printf(b, ",\"stdout_bytes\":%zu,\"stderr_bytes\":%zu", t->out_total, t->err_total);
         buf_printf(b, ",\"cancelled\":%s", t->cancelled ? "true" : "false");
+        api_limits_json(b, t);
+        if (t->tests && t->tests->ended)
+            buf_append(b, t->tests->rendered.data, t->tests->rendered.len);
         buf_puts(b, "}");
         if (t->error) {
             buf_puts(b, ",\"error\":");
@@ -148,13 +166,21 @@ static int h_create(struct mg_connection *c, void *cbdata)
     }
     create_req req;
     char err[ERRSZ];
-    int rc =
-        request_parse_create(body.b.data ? body.b.data : "", body.b.len, &req, err, sizeof err);
+    task_limits caps;
+    request_limits_caps(a->cfg, &caps);
+    int rc = request_parse_create(body.b.data ? body.b.data : "", body.b.len, &caps, &req, err,
+                                  sizeof err);
     /* The bytes go; their reservation stays for the task to take over. */
     buf_destroy(&body.b);
-    if (rc == 0 && (rc = request_files_fit(req.files, req.nfiles, req.file_len, a->cfg->task_disk,
-                                           err, sizeof err)) < 0)
-        create_req_destroy(&req);
+    if (rc == 0) {
+        rc = request_tests_check_cap(req.tests, a->cfg->max_tests, err, sizeof err);
+        /* The files go to the task's disk: its own where it asked. */
+        size_t disk = (size_t)task_limit_pick(req.limits.disk, (int64_t)a->cfg->task_disk);
+        if (rc == 0)
+            rc = request_files_fit(req.files, req.nfiles, req.file_len, disk, err, sizeof err);
+        if (rc < 0)
+            create_req_destroy(&req);
+    }
     if (rc < 0) {
         http_body_destroy(&body);
         if (rc == -ENOMEM)
@@ -168,10 +194,13 @@ static int h_create(struct mg_connection *c, void *cbdata)
         free(req.input);
         task_args_free(req.env);
         task_files_free(req.files, req.nfiles);
+        testset_free(req.tests);
         return http_send_error(c, 503, NULL, NULL, "out of memory");
     }
     task_set_input(t, req.input, req.input_len, req.env, req.envc);
+    t->limits = req.limits;
     task_set_files(t, req.files, req.nfiles);
+    task_set_tests(t, req.tests);
     int refused_st = api_submit(c, a, t, &body, "task", "workers busy", "tasks waiting");
     if (refused_st)
         return refused_st;
@@ -375,6 +404,11 @@ static int h_info(struct mg_connection *c, void *cbdata)
                a->cfg->max_body, a->cfg->max_queue, membudget_max(a->budget), a->cfg->max_finished,
                a->cfg->max_wait);
     jsonw_cstr(&b, a->cfg->python);
+    buf_puts(&b, ",\"limit_caps\":");
+    task_limits caps;
+    request_limits_caps(a->cfg, &caps);
+    request_limits_caps_json(&b, &caps);
+    buf_printf(&b, ",\"max_tests\":%d", a->cfg->max_tests);
     if (a->sandbox_json)
         buf_printf(&b, ",\"sandbox\":%s", a->sandbox_json);
     buf_puts(&b, "}\n");

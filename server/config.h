@@ -28,6 +28,7 @@ typedef struct config {
     int workers;
     double task_timeout; /* seconds */
     size_t max_output;   /* bytes kept per stream */
+    int max_tests;       /* entries in a create_task's `tests` */
     char *work_dir;
     char *python;
     int python_warm;       /* python tasks start from a fork server in their cell */

@@ -3,40 +3,23 @@
  * journal_open, journal_restore and journal_queue_restored in journal.h).
  * Runs before any other thread uses the connection. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "datadir.h"
 #include "journal_db.h"
+#include "request.h"
+#include "request_tests.h"
 #include "log.h"
 #include "request_files.h"
+#include "request_limits.h"
 #include "timefmt.h"
 
 int journal_db_errno(int sqlite_rc)
 {
-    switch (sqlite_rc & 0xff) {
-    case SQLITE_FULL:
-        return -ENOSPC;
-    case SQLITE_NOMEM:
-        return -ENOMEM;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return -EBUSY;
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-    case SQLITE_CANTOPEN:
-        return -EACCES;
-    case SQLITE_NOTADB:
-    case SQLITE_CORRUPT:
-    case SQLITE_FORMAT:
-        return -EINVAL;
-    default:
-        return -EIO;
-    }
+    return datadir_sqlite_errno(sqlite_rc);
 }
 
 int journal_db_fail(journal *j, int sqlite_rc, char *err, size_t errsz)
@@ -97,6 +80,12 @@ static int check_format(journal *j, char *err, size_t errsz)
         rc = journal_db_exec(j, JOURNAL_UPGRADE_2, err, errsz);
         if (rc < 0)
             return rc;
+        version = 3;
+    }
+    if (version == 3) {
+        rc = journal_db_exec(j, JOURNAL_UPGRADE_3, err, errsz);
+        if (rc < 0)
+            return rc;
         version = JOURNAL_VERSION;
     }
     if (version != JOURNAL_VERSION) {
@@ -104,38 +93,6 @@ static int check_format(journal *j, char *err, size_t errsz)
                  j->dir, JOURNAL_FILE, version, JOURNAL_VERSION);
         return -EINVAL;
     }
-    return 0;
-}
-
-/* The directory must exist (or be creatable) and be writable; the file is
- * created private, since it holds programs and their output (SQLite gives
- * its WAL the same mode). */
-static int prepare_dir(const char *dir, char *err, size_t errsz)
-{
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-        int e = errno;
-        snprintf(err, errsz, "cannot create data directory %s: %s", dir, strerror(e));
-        return -e;
-    }
-    struct stat sb;
-    if (stat(dir, &sb) < 0) {
-        int e = errno;
-        snprintf(err, errsz, "data directory %s: %s", dir, strerror(e));
-        return -e;
-    }
-    if (!S_ISDIR(sb.st_mode)) {
-        snprintf(err, errsz, "data directory %s: not a directory", dir);
-        return -ENOTDIR;
-    }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, JOURNAL_FILE);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(err, errsz, "cannot open journal %s: %s", path, strerror(e));
-        return -e;
-    }
-    close(fd);
     return 0;
 }
 
@@ -163,7 +120,7 @@ static int configure(journal *j, char *err, size_t errsz)
 
 int journal_open(journal **out, const journal_config *cfg, char *err, size_t errsz)
 {
-    int rc = prepare_dir(cfg->dir, err, errsz);
+    int rc = datadir_prepare(cfg->dir, JOURNAL_FILE, err, errsz);
     if (rc < 0)
         return rc;
     rc = -ENOMEM;
@@ -209,7 +166,7 @@ fail_alloc:
 #define ROW_COLUMNS                                                                                \
     "rowid, id, type, status, created_us, attempts, started_us, finished_us, stdout_total,"        \
     " stdout_truncated, stderr_total, stderr_truncated, exit_code, signal, timed_out, cpu_us,"     \
-    " error, args, file, stdout, stderr, stdin, env, files, cancelled"
+    " error, args, file, stdout, stderr, stdin, env, tests, files, cancelled, limits"
 
 enum {
     C_ROWID,
@@ -235,8 +192,10 @@ enum {
     C_STDERR,
     C_STDIN,
     C_ENV,
+    C_TESTS,
     C_FILES,
     C_CANCELLED,
+    C_LIMITS,
 };
 
 static int parse_name(const char *s, const char *const *names, int n)
@@ -294,6 +253,32 @@ static int split_strings(sqlite3_stmt *st, int col, char ***out, int *argc)
     }
     *out = v;
     *argc = count;
+    return 0;
+}
+
+/* Gives t the tests of the current row: the cases of a waiting task, the
+ * rendered results of a finished one. Returns 0, -EINVAL or -ENOMEM with
+ * err set. */
+static int load_tests(sqlite3_stmt *st, task *t, int final, char *err, size_t errsz)
+{
+    long long row = sqlite3_column_int64(st, C_ROWID);
+    const char *p = sqlite3_column_blob(st, C_TESTS);
+    size_t n = (size_t)sqlite3_column_bytes(st, C_TESTS);
+    testset *ts = NULL;
+    char why[REQUEST_ERR_MAX];
+    int rc = 0;
+    if (final) {
+        ts = testset_new_rendered(p ? p : "", n);
+        rc = ts ? 0 : -ENOMEM;
+        snprintf(why, sizeof why, "out of memory");
+    } else {
+        rc = request_tests_parse_text(p ? p : "", n, &ts, why, sizeof why);
+    }
+    if (rc < 0) {
+        snprintf(err, errsz, "row %lld: tests: %.120s", row, why);
+        return rc;
+    }
+    task_set_tests(t, ts);
     return 0;
 }
 
@@ -356,6 +341,19 @@ static int load_row(sqlite3_stmt *st, task **out, char *err, size_t errsz)
             return rc;
         }
         task_set_files(t, files, nfiles);
+        char why[REQUEST_ERR_MAX];
+        const char *lim = (const char *)sqlite3_column_text(st, C_LIMITS);
+        if (lim && (rc = request_limits_parse_text(lim, (size_t)sqlite3_column_bytes(st, C_LIMITS),
+                                                   &t->limits, why, sizeof why)) < 0) {
+            task_unref(t);
+            snprintf(err, errsz, "row %lld: limits: %.120s", row, why);
+            return rc;
+        }
+    }
+    if (sqlite3_column_type(st, C_TESTS) != SQLITE_NULL &&
+        (rc = load_tests(st, t, task_status_final(status), err, errsz)) < 0) {
+        task_unref(t);
+        return rc;
     }
     memcpy(t->id, sqlite3_column_blob(st, C_ID), sizeof t->id);
     uuid_unparse_lower(t->id, t->id_str);

@@ -45,7 +45,9 @@ static cluster_config cluster_settings(const config *c)
                             .forget_after = c->forget_after,
                             .max_jobs = c->max_jobs,
                             .compute_delay_ms = c->compute_delay_ms,
-                            .max_body = c->max_body};
+                            .max_body = c->max_body,
+                            .data_dir = c->data_dir,
+                            .data_sync_full = strcmp(c->data_sync, "full") == 0};
 }
 
 /* Every request passes here before any handler, in both server modes: one

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,12 @@
 #include "request.h"
 #include "request_files.h"
 #include "shsplit.h"
+#include "testset.h"
 #include "timefmt.h"
+
+/* The tests of one task keep at most this many times --max-output of
+ * each stream in all (see run_tests). */
+#define POOL_TESTS_OUTPUT_SHARE 4
 
 /* Tasks get a small, predictable environment: nothing of the server's
  * (tokens, paths) leaks into code sent by strangers. */
@@ -274,8 +280,13 @@ static enum task_status take_result(task *t, runner_result *r, const runner_limi
     t->term_signal = r->term_signal;
     t->timed_out = r->timed_out;
     t->cpu_us = r->cpu_us;
+    t->mem_peak = r->memory_peak;
     if (r->exited && r->exit_code == 0 && !r->spawn_errno)
         return TASK_SUCCESS;
+    t->limit = r->cancelled                    ? NULL
+               : r->timed_out                  ? "timeout"
+               : r->limit != RUNNER_LIMIT_NONE ? runner_limit_name(r->limit)
+                                               : NULL;
     char why[256];
     runner_describe(r, l, why, sizeof why);
     t->error = strdup(why);
@@ -313,8 +324,8 @@ static void on_output(void *arg, int stream, const char *data, size_t len)
 /* One run of o in d, through the sandbox when there is one. Returns as
  * runner_run (r to be destroyed in every case), or -errno when the
  * sandbox could not be prepared. */
-static int run_once(pool *p, runner_opts *o, const runner_limits *l, taskdir *d, live *lv,
-                    runner_result *r)
+static int run_once(pool *p, runner_opts *o, const runner_limits *l, const sandbox_limits *sl,
+                    taskdir *d, live *lv, runner_result *r)
 {
     const sandbox *sb = p->cfg.sandbox;
     sandbox_run sr;
@@ -325,7 +336,7 @@ static int run_once(pool *p, runner_opts *o, const runner_limits *l, taskdir *d,
             memset(r, 0, sizeof *r);
             return -errno;
         }
-        if (sb && (rc = sandbox_run_begin(sb, &d->cell, d->path, o, &sr)) < 0) {
+        if (sb && (rc = sandbox_run_begin(sb, &d->cell, d->path, o, sl, &sr)) < 0) {
             memset(r, 0, sizeof *r);
             return rc;
         }
@@ -361,6 +372,176 @@ static void cancel_reset(pool *p, int fd)
     }
 }
 
+/* What every run of a prepared task shares: the program is written and
+ * its environment built; what changes from run to run (a test's stdin and
+ * arguments) is passed to run_program. */
+typedef struct run_ctx {
+    pool *p;
+    taskdir *d;
+    task *t;
+    live *lv;
+    const char *prog;     /* the program's path in d */
+    char *const *prefix;  /* argv before the arguments */
+    char **envp;          /* the task's environment */
+    int stdin_fd;         /* the task's stdin, or -1 */
+    runner_limits limits; /* the task's */
+    sandbox_limits sl;    /* the task's, for the sandbox */
+} run_ctx;
+
+/* Runs the prepared program once with stdin in_fd (-1: none), arguments
+ * args and limits l. Returns as runner_run (r to be destroyed in every
+ * case), or -errno when the run could not be set up. */
+static int run_program(const run_ctx *c, int in_fd, char **args, int argc, const runner_limits *l,
+                       runner_result *r)
+{
+    task *t = c->t;
+    char **argv = make_argv(c->prefix, args, argc);
+    if (!argv) {
+        memset(r, 0, sizeof *r);
+        return -ENOMEM;
+    }
+    if (t->type == TASK_CALC && c->p->cfg.calc_image)
+        argv[0] = (char *)c->prog;
+    runner_opts o = {
+        .path = argv[0],
+        .argv = argv,
+        .envp = c->envp,
+        .cwd = c->d->path,
+        .stdin_fd = in_fd,
+        .sh_fallback = t->type == TASK_BIN,
+        .capture_stdout = 1,
+        .capture_stderr = 1,
+        .warm_python =
+            t->type == TASK_PYTHON && c->p->cfg.sandbox && c->p->cfg.sandbox->python_warm,
+    };
+    int rc = run_once(c->p, &o, l, &c->sl, c->d, c->lv, r);
+    /* Another thread may still hold our freshly written program open for
+     * writing in a child it is spawning (the fd is inherited until that
+     * child execs): the kernel then refuses to execute it. Retry briefly. */
+    for (int tries = 0; rc == 0 && r->spawn_errno == ETXTBSY && tries < 50; tries++) {
+        runner_result_destroy(r);
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
+        rc = run_once(c->p, &o, l, &c->sl, c->d, c->lv, r);
+    }
+    free(argv);
+    if (r->note[0])
+        log_warn("task %s: %s", t->id_str, r->note);
+    return rc;
+}
+
+/* Runs t's program once per test, each a fresh run with the task's
+ * limits, a test's own stdin and arguments (else the task's), and
+ * publishes the end of t: SUCCESS when no test failed. */
+static void run_tests(run_ctx *c)
+{
+    task *t = c->t;
+    testset *ts = t->tests;
+    /* 100 tests keeping --max-output each of stdout and stderr would make
+     * a status document of 200 MiB by default: the tests of a task share
+     * POOL_TESTS_OUTPUT_SHARE times --max-output per stream. */
+    size_t max = c->limits.max_output;
+    size_t room[2] = {max ? max * POOL_TESTS_OUTPUT_SHARE : SIZE_MAX,
+                      max ? max * POOL_TESTS_OUTPUT_SHARE : SIZE_MAX};
+    int rc = 0, stop = 0, timed_out = 0;
+    int64_t cpu_us = 0;
+    const char *why = NULL;
+    for (int i = 0; i < ts->n && rc >= 0; i++) {
+        if (stop) {
+            rc = testset_add_skipped(ts, i);
+            continue;
+        }
+        const testset_case *tc = &ts->cases[i];
+        int own_fd = input_fd(tc->input, tc->input_len);
+        if (own_fd < -1) {
+            rc = own_fd;
+            break;
+        }
+        runner_limits l = c->limits;
+        /* Each stream is cut to its own share below; 0 is no limit to the
+         * runner, so a spent share asks for one byte. */
+        size_t want = room[0] > room[1] ? room[0] : room[1];
+        if (max)
+            l.max_output = want < max ? (want ? want : 1) : max;
+        runner_result r;
+        int64_t t0 = time_mono_us();
+        rc = run_program(c, tc->input ? own_fd : c->stdin_fd, tc->args ? tc->args : t->args,
+                         tc->args ? tc->argc : t->argc, &l, &r);
+        int64_t run_us = time_mono_us() - t0;
+        if (own_fd >= 0)
+            close(own_fd);
+        if (rc < 0) {
+            runner_result_destroy(&r);
+            break;
+        }
+        for (int s = 0; s < 2; s++) {
+            buf *b = s ? &r.err : &r.out;
+            if (b->len > room[s]) {
+                b->len = room[s];
+                *(s ? &r.err_truncated : &r.out_truncated) = 1;
+            }
+            room[s] -= b->len;
+        }
+        testset_outcome o = {
+            .out = r.out.data,
+            .err = r.err.data,
+            .out_len = r.out.len,
+            .err_len = r.err.len,
+            .out_total = r.out_total,
+            .err_total = r.err_total,
+            .out_truncated = r.out_truncated,
+            .err_truncated = r.err_truncated,
+            .exited = r.exited && !r.spawn_errno,
+            .exit_code = r.exit_code,
+            .term_signal = r.term_signal,
+            .timed_out = r.timed_out,
+            .limit = r.limit != RUNNER_LIMIT_NONE ? runner_limit_name(r.limit) : NULL,
+            .run_us = run_us,
+            .cpu_us = r.cpu_us,
+            .memory_peak = r.memory_peak > 0 ? r.memory_peak : -1,
+        };
+        int failed = testset_add_result(ts, i, &o);
+        cpu_us += r.cpu_us;
+        timed_out |= r.timed_out;
+        if (r.cancelled)
+            why = "cancelled";
+        runner_result_destroy(&r);
+        rc = failed < 0 ? failed : 0;
+        stop = why || (failed > 0 && ts->stop_on_failure);
+    }
+    if (rc == 0)
+        rc = testset_end(ts);
+    if (rc < 0) {
+        ts->ended = 0; /* half a document is none */
+        fail_task(c->p, t, "could not run the tests", -rc);
+        return;
+    }
+    t->cpu_us = cpu_us;
+    t->timed_out = timed_out;
+    /* As a single run: a cancel that came as the last test ended, or a
+     * shutdown's, is no cancel of the task. */
+    int asked = tasks_arm_cancel(c->p->tk, t, -1);
+    if (asked && why) {
+        t->cancelled = 1;
+        t->error = strdup("cancelled");
+        finish(c->p, t, TASK_ERROR);
+        return;
+    }
+    if (ts->failed == 0 && !why) {
+        finish(c->p, t, TASK_SUCCESS);
+        return;
+    }
+    char msg[160];
+    int skipped = ts->n - ts->ran;
+    if (why)
+        snprintf(msg, sizeof msg, "%s after %d of %d tests", why, ts->ran, ts->n);
+    else if (skipped)
+        snprintf(msg, sizeof msg, "%d of %d tests failed, %d skipped", ts->failed, ts->n, skipped);
+    else
+        snprintf(msg, sizeof msg, "%d of %d tests failed", ts->failed, ts->n);
+    t->error = strdup(msg);
+    finish(c->p, t, TASK_ERROR);
+}
+
 static void run_task(pool *p, taskdir *d, task *t)
 {
     char prog[4200];
@@ -372,7 +553,10 @@ static void run_task(pool *p, taskdir *d, task *t)
         tasks_end_cancelled(p->tk, t);
         return;
     }
-    live *lv = live_new(p->cfg.max_output);
+    /* The task's own limits where it asked (request_limits.h). */
+    const task_limits *tl = &t->limits;
+    size_t max_output = (size_t)task_limit_pick(tl->output, (int64_t)p->cfg.max_output);
+    live *lv = live_new(max_output);
     tasks_started(p->tk, t, lv);
     /* At debug, as the queueing line: the end line at info is the one
      * per task that operators keep (see tasks_submit). */
@@ -423,53 +607,40 @@ static void run_task(pool *p, taskdir *d, task *t)
     make_env(env, t, home, tmpdir);
     char *py_prefix[] = {(char *)p->cfg.python, "main.py", NULL};
     char *bin_prefix[] = {prog, NULL};
-    char **argv = make_argv(t->type == TASK_PYTHON ? py_prefix
-                            : t->type == TASK_BIN  ? bin_prefix
-                                                   : p->calc_argv,
-                            t->args, t->argc);
-    if (!argv) {
-        fail_task(p, t, "could not start", ENOMEM);
+    run_ctx c = {
+        .p = p,
+        .d = d,
+        .t = t,
+        .lv = lv,
+        .prog = prog,
+        .prefix = t->type == TASK_PYTHON ? py_prefix
+                  : t->type == TASK_BIN  ? bin_prefix
+                                         : p->calc_argv,
+        .envp = env,
+        .stdin_fd = in_fd,
+        .limits =
+            {
+                .timeout_us =
+                    (int64_t)((tl->timeout > 0 ? tl->timeout : p->cfg.task_timeout) * 1e6),
+                .max_output = max_output,
+                .kill_grace_us = 0,
+                .cancel_fd = d->cancel_fd,
+            },
+        .sl = {tl->memory, tl->cpu, tl->procs, tl->fsize, tl->disk},
+    };
+    if (t->tests) {
+        run_tests(&c);
         goto cleanup_input;
     }
-    if (t->type == TASK_CALC && p->cfg.calc_image)
-        argv[0] = prog;
-    runner_opts o = {
-        .path = argv[0],
-        .argv = argv,
-        .envp = env,
-        .cwd = dir,
-        .stdin_fd = in_fd,
-        .sh_fallback = t->type == TASK_BIN,
-        .capture_stdout = 1,
-        .capture_stderr = 1,
-        .warm_python = t->type == TASK_PYTHON && p->cfg.sandbox && p->cfg.sandbox->python_warm,
-    };
-    runner_limits l = {
-        .timeout_us = (int64_t)(p->cfg.task_timeout * 1e6),
-        .max_output = p->cfg.max_output,
-        .kill_grace_us = 0,
-        .cancel_fd = d->cancel_fd,
-    };
     runner_result r;
-    rc = run_once(p, &o, &l, d, lv, &r);
-    /* Another thread may still hold our freshly written program open for
-     * writing in a child it is spawning (the fd is inherited until that
-     * child execs): the kernel then refuses to execute it. Retry briefly. */
-    for (int tries = 0; rc == 0 && r.spawn_errno == ETXTBSY && tries < 50; tries++) {
-        runner_result_destroy(&r);
-        nanosleep(&(struct timespec){0, 2000000}, NULL);
-        rc = run_once(p, &o, &l, d, lv, &r);
-    }
-    free(argv);
-    if (r.note[0])
-        log_warn("task %s: %s", t->id_str, r.note);
+    rc = run_program(&c, in_fd, t->args, t->argc, &c.limits, &r);
     if (rc < 0) {
         runner_result_destroy(&r);
         fail_task(p, t, "could not run the task", -rc);
         goto cleanup_input;
     }
     int asked = tasks_arm_cancel(p->tk, t, -1);
-    enum task_status st = take_result(t, &r, &l);
+    enum task_status st = take_result(t, &r, &c.limits);
     /* Not a shutdown's cancel, nor a cancel that came as the task ended. */
     t->cancelled = asked && r.cancelled;
     runner_result_destroy(&r);

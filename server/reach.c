@@ -75,7 +75,7 @@ static int probe(const sandbox *sb, const char *work_dir, check *ck, int n, char
     /* As a task runs: in a cell of its own where the sandbox has cells. */
     sandbox_run sr;
     cell *c = NULL;
-    if ((rc = sandbox_run_begin(sb, &c, dir, &o, &sr)) < 0) {
+    if ((rc = sandbox_run_begin(sb, &c, dir, &o, NULL, &sr)) < 0) {
         snprintf(err, errsz, "cannot prepare the probe task: %s", strerror(-rc));
         rc = -1;
         goto fail_args;

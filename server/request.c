@@ -12,13 +12,15 @@
 #include "jsonscan.h"
 #include "jsonw.h"
 #include "request_files.h"
+#include "request_limits.h"
+#include "request_tests.h"
 #include "shsplit.h"
 
 /* Arguments beyond this are refused early rather than at exec (E2BIG). */
 #define REQUEST_MAX_ARGS 4096
 
-/* Builds the argument vector from a JSON array of strings or a string. */
-static int parse_args(const cJSON *a, char ***argv_out, int *argc_out, char *err, size_t errsz)
+int request_parse_args(const cJSON *a, const char *name, char ***argv_out, int *argc_out, char *err,
+                       size_t errsz)
 {
     if (!a || cJSON_IsNull(a)) {
         char **v = calloc(1, sizeof *v);
@@ -34,12 +36,12 @@ static int parse_args(const cJSON *a, char ***argv_out, int *argc_out, char *err
         int n;
         int rc = shsplit(a->valuestring, strlen(a->valuestring), &words, &n, &why);
         if (rc == -EINVAL)
-            snprintf(err, errsz, "field 'args' cannot be split into words: %s", why);
+            snprintf(err, errsz, "%s cannot be split into words: %s", name, why);
         if (rc < 0)
             return rc;
         if (n > REQUEST_MAX_ARGS) {
             shsplit_free(words);
-            snprintf(err, errsz, "field 'args' has more than %d arguments", REQUEST_MAX_ARGS);
+            snprintf(err, errsz, "%s has more than %d arguments", name, REQUEST_MAX_ARGS);
             return -EINVAL;
         }
         /* shsplit returns one block; tasks own each word separately. */
@@ -59,12 +61,12 @@ static int parse_args(const cJSON *a, char ***argv_out, int *argc_out, char *err
         return 0;
     }
     if (!cJSON_IsArray(a)) {
-        snprintf(err, errsz, "field 'args' must be an array of strings or a string");
+        snprintf(err, errsz, "%s must be an array of strings or a string", name);
         return -EINVAL;
     }
     int n = cJSON_GetArraySize(a);
     if (n > REQUEST_MAX_ARGS) {
-        snprintf(err, errsz, "field 'args' has more than %d arguments", REQUEST_MAX_ARGS);
+        snprintf(err, errsz, "%s has more than %d arguments", name, REQUEST_MAX_ARGS);
         return -EINVAL;
     }
     char **v = calloc((size_t)n + 1, sizeof *v);
@@ -75,7 +77,7 @@ static int parse_args(const cJSON *a, char ***argv_out, int *argc_out, char *err
     cJSON_ArrayForEach(el, a)
     {
         if (!cJSON_IsString(el)) {
-            snprintf(err, errsz, "field 'args' element %d must be a string", i);
+            snprintf(err, errsz, "%s element %d must be a string", name, i);
             goto fail_element;
         }
         v[i] = strdup(el->valuestring);
@@ -219,7 +221,8 @@ static int looks_like_text(const unsigned char *p, size_t len)
     return jsonw_utf8_valid_prefix((const char *)p, len) == len;
 }
 
-int request_parse_create(const char *body, size_t len, create_req *out, char *err, size_t errsz)
+int request_parse_create(const char *body, size_t len, const task_limits *caps, create_req *out,
+                         char *err, size_t errsz)
 {
     memset(out, 0, sizeof *out);
     err[0] = '\0';
@@ -279,7 +282,7 @@ int request_parse_create(const char *body, size_t len, create_req *out, char *er
         rc = -EINVAL;
         goto fail_file;
     }
-    rc = parse_args(args, &out->args, &out->argc, err, errsz);
+    rc = request_parse_args(args, "field 'args'", &out->args, &out->argc, err, errsz);
     if (rc < 0)
         goto fail_file;
     rc = parse_stdin(cJSON_GetObjectItemCaseSensitive(root, "stdin"),
@@ -290,13 +293,24 @@ int request_parse_create(const char *body, size_t len, create_req *out, char *er
         parse_env(cJSON_GetObjectItemCaseSensitive(root, "env"), &out->env, &out->envc, err, errsz);
     if (rc < 0)
         goto fail_input;
+    rc = request_parse_limits(cJSON_GetObjectItemCaseSensitive(root, "limits"), caps, &out->limits,
+                              err, errsz);
+    if (rc < 0)
+        goto fail_env;
     rc = request_files_parse(cJSON_GetObjectItemCaseSensitive(root, "files"), body, len,
                              task_program_name(out->type), &out->files, &out->nfiles, err, errsz);
     if (rc < 0)
         goto fail_env;
+    rc = request_tests_parse(root, &out->tests, err, errsz);
+    if (rc < 0)
+        goto fail_files;
     cJSON_Delete(root);
     return 0;
 
+fail_files:
+    task_files_free(out->files, out->nfiles);
+    out->files = NULL;
+    out->nfiles = 0;
 fail_env:
     task_args_free(out->env);
     out->env = NULL;
@@ -326,6 +340,7 @@ void create_req_destroy(create_req *r)
     free(r->input);
     task_args_free(r->env);
     task_files_free(r->files, r->nfiles);
+    testset_free(r->tests);
     memset(r, 0, sizeof *r);
 }
 

@@ -9,6 +9,7 @@
 
 #include "jsonbody.h"
 #include "task.h"
+#include "task_limits.h"
 
 /* Longest error message produced here. */
 #define REQUEST_ERR_MAX JSONBODY_ERR_MAX
@@ -26,6 +27,8 @@ typedef struct create_req {
     int envc;
     task_file *files; /* `files` (request_files.h), or NULL; owned */
     int nfiles;
+    task_limits limits;    /* what `limits` asked for; 0: the server's */
+    struct testset *tests; /* `tests` and `stop_on_failure`, or NULL; owned */
 } create_req;
 
 /* At most this many variables in `env`, and this many bytes of
@@ -43,11 +46,23 @@ typedef struct create_req {
  * names match [A-Za-z_][A-Za-z0-9_]*, once each, values are strings, HOME
  * and TMPDIR stay the server's, at most REQUEST_MAX_ENV of them and
  * REQUEST_MAX_ENV_BYTES in all; a variable the server sets too (PATH,
- * LANG...) replaces the server's.
+ * LANG...) replaces the server's. `limits` is checked against caps by
+ * request_parse_limits (request_limits.h; caps NULL: no caps).
+ * `tests` and `stop_on_failure` are read by request_tests_parse (the
+ * server's --max-tests is checked apart, request_tests_check_cap).
  * Returns 0 and fills *out (release with create_req_destroy), or -EINVAL
  * with a message naming the field in err, or -ENOMEM. On error nothing is
  * allocated. */
-int request_parse_create(const char *body, size_t len, create_req *out, char *err, size_t errsz);
+int request_parse_create(const char *body, size_t len, const task_limits *caps, create_req *out,
+                         char *err, size_t errsz);
+
+/* Builds an argument vector from a JSON array of strings or a string
+ * split into words as a shell would (NULL or null: no arguments), at most
+ * 4096 of them; `name` starts its error messages ("field 'args'").
+ * Returns 0 and sets *argv_out (NULL-terminated, owned by the caller) and
+ * *argc_out, or -EINVAL with err set, or -ENOMEM. */
+int request_parse_args(const struct cJSON *a, const char *name, char ***argv_out, int *argc_out,
+                       char *err, size_t errsz);
 
 /* Frees what a successful request_parse_create allocated. */
 void create_req_destroy(create_req *r);

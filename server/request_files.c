@@ -202,8 +202,8 @@ int request_files_fit(const task_file *f, int n, size_t prog_len, size_t disk, c
     if (n == 0 || disk == 0 || total <= disk)
         return 0;
     snprintf(err, errsz,
-             "field 'files' holds %zu bytes with the program, more than the task's disk "
-             "(--task-disk %zu)",
+             "field 'files' holds %zu bytes with the program, more than the task's disk of %zu "
+             "bytes (limits.disk, else --task-disk)",
              total, disk);
     return -EFBIG;
 }

@@ -35,8 +35,8 @@ int request_files_parse(const struct cJSON *files, const char *raw, size_t rawle
 size_t request_files_bytes(const task_file *f, int n);
 
 /* Checks that the n files and a program of prog_len bytes fit in disk
- * bytes (the task's private disk, --task-disk; 0: no limit). Returns 0 or
- * -EFBIG with a sentence in err. */
+ * bytes (the task's private disk: its limits.disk, else --task-disk; 0:
+ * no limit). Returns 0 or -EFBIG with a sentence in err. */
 int request_files_fit(const task_file *f, int n, size_t prog_len, size_t disk, char *err,
                       size_t errsz);
 

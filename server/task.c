@@ -7,6 +7,7 @@
 #include <uuid/uuid.h>
 
 #include "membudget.h"
+#include "testset.h"
 #include "timefmt.h"
 
 /* What malloc adds to every block (glibc, 64-bit: a size word, rounded
@@ -84,6 +85,11 @@ void task_files_free(task_file *files, int n)
     free(files);
 }
 
+void task_set_tests(task *t, struct testset *tests)
+{
+    t->tests = tests;
+}
+
 /* Bytes of a NULL-terminated vector of n strings and its blocks. */
 static size_t vec_bytes(char *const *v, int n)
 {
@@ -108,7 +114,7 @@ size_t task_bytes(const task *t)
         n += (size_t)t->nfiles * sizeof *t->files + TASK_MALLOC_OVERHEAD;
     for (int i = 0; i < t->nfiles; i++)
         n += strlen(t->files[i].name) + 1 + t->files[i].len + 2 * TASK_MALLOC_OVERHEAD;
-    return n;
+    return n + testset_bytes(t->tests);
 }
 
 int task_hold(task *t, struct membudget *budget, size_t *held)
@@ -147,6 +153,7 @@ void task_drop_args(task *t)
     task_args_free(t->env);
     t->env = NULL;
     t->envc = 0;
+    testset_drop_cases(t->tests);
 }
 
 task *task_ref(task *t)
@@ -161,6 +168,7 @@ void task_unref(task *t)
         return;
     task_drop_program(t);
     task_drop_args(t);
+    testset_free(t->tests);
     free(t->out);
     free(t->err);
     free(t->error);

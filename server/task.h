@@ -27,8 +27,11 @@
 #include <sys/queue.h>
 #include <sys/tree.h>
 
+#include "task_limits.h"
+
 struct live;
 struct membudget;
+struct testset;
 
 /* One entry of a request's `files`: written into the task's directory
  * before the run. */
@@ -47,6 +50,7 @@ typedef struct task {
     char id_str[37];
     enum task_type type;
     int64_t created_us;
+    task_limits limits; /* what the request asked for; 0: the server's */
     /* owned by the worker after the pop: file until it is written to
      * disk, args until the run is over */
     unsigned char *file;
@@ -60,6 +64,9 @@ typedef struct task {
     int envc;
     task_file *files; /* extra files for the task's directory, or NULL */
     int nfiles;
+    /* `tests`, or NULL: its cases are the worker's after the pop, like
+     * args; its rendered results are result fields (testset.h) */
+    struct testset *tests;
     struct membudget *budget; /* where `held` is counted, or NULL */
     size_t held;              /* bytes of budget held while the task waits */
     /* protected by the store lock */
@@ -88,6 +95,8 @@ typedef struct task {
      * tasks_cancel to kill the run. */
     int cancel_asked;
     int cancel_fd;
+    int64_t mem_peak;  /* bytes, peak of the whole process tree; 0: unknown */
+    const char *limit; /* the limit that ended it ("memory"...), or NULL; static */
     /* stdout while RUNNING, for streaming readers; store lock */
     struct live *live;
     /* bookkeeping */
@@ -118,8 +127,12 @@ void task_set_files(task *t, task_file *files, int n);
 /* Frees an array of n task files. NULL is fine. */
 void task_files_free(task_file *files, int n);
 
+/* Gives t its tests (NULL: none), taking ownership; call before
+ * task_hold so that the budget counts them. */
+void task_set_tests(task *t, struct testset *tests);
+
 /* Bytes t holds while it waits: the task, its program, stdin, files,
- * arguments and environment. */
+ * arguments, environment and tests. */
 size_t task_bytes(const task *t);
 
 /* Makes t the holder of the *held bytes reserved in budget (*held becomes
@@ -137,8 +150,8 @@ void task_hold_restored(task *t, struct membudget *budget);
  * budget: the worker calls it once both are where the run reads them. */
 void task_drop_program(task *t);
 
-/* Frees the arguments and the environment of t: the worker calls it once
- * the run is over. */
+/* Frees the arguments, the environment and the test cases of t: the
+ * worker calls it once the runs are over. */
 void task_drop_args(task *t);
 
 /* Takes another reference. Returns t. */

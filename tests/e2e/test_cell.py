@@ -200,7 +200,7 @@ class Leftovers(CellCase):
         # Over the limit: killed, and said so.
         doc = self.srv.run("python", "a = []\nwhile True:\n    a.append(b'x' * (1 << 24))\n",
                            timeout=90)
-        self.assertIn("memory limit exceeded (128 MiB)", doc["error"])
+        self.assertIn("memory limit of 128 MiB exceeded", doc["error"])
         # The next task ends well and is not blamed for the last one's kill.
         doc = self.srv.run("bin", "#!/bin/sh\nexit 3\n")
         self.assertEqual(doc["error"], "exited with code 3")
@@ -215,7 +215,7 @@ class Leftovers(CellCase):
             self.assertLess(int(out), 64)
         if self.info["limits"]["processes_by"] == "cgroup":
             doc = self.srv.run("python", "import os\nwhile True:\n    os.fork()\n", timeout=90)
-            self.assertIn("process limit reached (16 processes)", doc["error"])
+            self.assertIn("process limit of 16 processes reached", doc["error"])
             doc = self.srv.run("bin", "#!/bin/sh\nexit 4\n")
             self.assertEqual(doc["error"], "exited with code 4")
         self.same_cell(cells)

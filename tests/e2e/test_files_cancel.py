@@ -438,7 +438,7 @@ class Journal(unittest.TestCase):
         finally:
             srv.stop()
         db = sqlite3.connect(path)
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 3)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 4)
         db.close()
 
     def test_cancelled_stays_cancelled(self):

@@ -306,6 +306,46 @@ static void test_events_are_per_task(void **state)
     cell_free(c);
 }
 
+static void test_limits_are_per_task(void **state)
+{
+    if (geteuid() != 0 || !cg.pids_dir || !cg.mem_dir)
+        skip();
+    cell *c = make(8);
+    runner_result r;
+    cgroup_events ev;
+    cell_events(c, &ev);
+    /* One task with limits of its own: 3 processes, 4 KiB files. */
+    assert_int_equal(cell_wait_ready(c, 10000), 0);
+    assert_int_equal(cell_set_limits(c, &(cell_limits){.pids = 3, .fsize = 4096}), 0);
+    run_sh(c, "head -c 8192 /dev/zero > f; for i in 1 2 3 4 5; do sleep 1 & done; wait; exit 1",
+           &r);
+    assert_int_equal(r.limit, RUNNER_LIMIT_FSIZE);
+    assert_int_equal(r.limit_value, 4096);
+    runner_result_destroy(&r);
+    cell_events(c, &ev);
+    assert_true(ev.pids_max > 0);
+    /* The next one has the cell's own again, and a peak of its own. */
+    assert_int_equal(cell_wait_ready(c, 10000), 0);
+    assert_int_equal(cell_set_limits(c, &(cell_limits){0}), 0);
+    run_sh(c,
+           "for i in 1 2 3 4 5; do sleep 0.1 & done; head -c 8192 /dev/zero > f; wait; "
+           "head -c 30000000 /dev/zero | python3 -c 'import sys; a = sys.stdin.buffer.read()'",
+           &r);
+    assert_true(r.exited);
+    assert_int_equal(r.exit_code, 0);
+    assert_int_equal(r.limit, RUNNER_LIMIT_NONE);
+    runner_result_destroy(&r);
+    cell_events(c, &ev);
+    assert_int_equal(ev.pids_max, 0);
+    assert_true(ev.peak > 30000000);
+    run_sh(c, "exit 0", &r);
+    runner_result_destroy(&r);
+    cell_events(c, &ev);
+    assert_true(ev.peak > 0);
+    assert_true(ev.peak < 20000000);
+    cell_free(c);
+}
+
 /* The cell's init: the one child of the cell's helper, our child. */
 static pid_t find_init(void)
 {
@@ -451,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_leftovers_are_removed),
         cmocka_unit_test(test_big_argv),
         cmocka_unit_test(test_events_are_per_task),
+        cmocka_unit_test(test_limits_are_per_task),
         cmocka_unit_test(test_damage_is_seen),
         cmocka_unit_test(test_bad_helper),
         cmocka_unit_test(test_warm_python),

@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,10 +12,14 @@
 
 #include "api.h"
 #include "request.h"
+#include "request_limits.h"
+
+/* The default settings' caps (fuzz/fuzz_request.c uses the same). */
+static const task_limits caps = {60, 30, 256 << 20, 64, 1 << 20, 64 << 20, 128 << 20};
 
 static int parse(const char *body, create_req *r, char *err)
 {
-    return request_parse_create(body, strlen(body), r, err, REQUEST_ERR_MAX);
+    return request_parse_create(body, strlen(body), &caps, r, err, REQUEST_ERR_MAX);
 }
 
 static void create_bin_with_array_args(void **state)
@@ -291,6 +296,118 @@ static void status_json_shapes(void **state)
     task_unref(t);
 }
 
+static void create_limits_within_caps(void **state)
+{
+    create_req r;
+    char err[REQUEST_ERR_MAX];
+    assert_int_equal(parse("{\"type\":\"python\",\"file\":\"pass\",\"limits\":{\"timeout\":1.5,"
+                           "\"cpu\":2,\"memory\":33554432,\"procs\":8,\"output\":100,"
+                           "\"fsize\":4096,\"disk\":1048576}}",
+                           &r, err),
+                     0);
+    assert_true(r.limits.timeout == 1.5);
+    assert_int_equal(r.limits.cpu, 2);
+    assert_int_equal(r.limits.memory, 33554432);
+    assert_int_equal(r.limits.procs, 8);
+    assert_int_equal(r.limits.output, 100);
+    assert_int_equal(r.limits.fsize, 4096);
+    assert_int_equal(r.limits.disk, 1048576);
+    create_req_destroy(&r);
+    /* Absent or null: nothing asked, the server's settings apply. */
+    assert_int_equal(parse("{\"type\":\"python\",\"file\":\"pass\",\"limits\":null}", &r, err), 0);
+    assert_int_equal(r.limits.memory, 0);
+    assert_true(r.limits.timeout == 0);
+    create_req_destroy(&r);
+    /* At the cap exactly is allowed. */
+    assert_int_equal(
+        parse("{\"type\":\"python\",\"file\":\"pass\",\"limits\":{\"memory\":268435456}}", &r, err),
+        0);
+    create_req_destroy(&r);
+}
+
+static void limits_error(const char *limits, const char *want)
+{
+    char body[512], err[REQUEST_ERR_MAX];
+    create_req r;
+    snprintf(body, sizeof body,
+             "{\"type\":\"python\",\"file\":\"pass\",\"env\":{\"A\":\"b\"},\"limits\":%s}", limits);
+    assert_int_equal(parse(body, &r, err), -EINVAL);
+    assert_string_equal(err, want);
+    /* Nothing is left allocated (the env was parsed before). */
+    assert_null(r.file);
+    assert_null(r.env);
+}
+
+static void create_limits_errors(void **state)
+{
+    limits_error("{\"memory\":1073741824}", "limits.memory 1073741824 is above this server's cap "
+                                            "of 268435456 bytes (--task-memory)");
+    limits_error("{\"timeout\":60.5}",
+                 "limits.timeout 60.5 is above this server's cap of 60 seconds (--task-timeout)");
+    limits_error(
+        "{\"output\":2000000}",
+        "limits.output 2000000 is above this server's cap of 1048576 bytes (--max-output)");
+    limits_error("{\"procs\":65}",
+                 "limits.procs 65 is above this server's cap of 64 processes (--task-procs)");
+    limits_error("{\"cpu\":-1}", "limits.cpu must be a positive number of seconds, not -1");
+    limits_error("{\"disk\":0}", "limits.disk must be a positive number of bytes, not 0");
+    limits_error("{\"fsize\":\"1M\"}", "limits.fsize must be a number of bytes");
+    limits_error("{\"memory\":1.5}", "limits.memory must be a whole number of bytes, not 1.5");
+    limits_error("{\"cpu\":1,\"cpu\":2}", "limits.cpu is given twice");
+    limits_error("{\"ram\":1}", "limits.ram is not a limit: use timeout, cpu, memory, procs, "
+                                "output, fsize or disk");
+    limits_error("[1]", "field 'limits' must be an object such as {\"timeout\": 5, \"memory\": "
+                        "67108864}");
+}
+
+static void create_limits_without_caps(void **state)
+{
+    create_req r;
+    char err[REQUEST_ERR_MAX];
+    /* A server setting of 0 is no cap: any positive value goes. */
+    const task_limits none = {0};
+    const char *body = "{\"type\":\"python\",\"file\":\"pass\",\"limits\":{\"memory\":1e15}}";
+    assert_int_equal(request_parse_create(body, strlen(body), &none, &r, err, sizeof err), 0);
+    assert_int_equal(r.limits.memory, 1000000000000000LL);
+    create_req_destroy(&r);
+    body = "{\"type\":\"python\",\"file\":\"pass\",\"limits\":{\"memory\":1e300}}";
+    assert_int_equal(request_parse_create(body, strlen(body), NULL, &r, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "limits.memory 1e+300 is too large");
+}
+
+static void caps_json_has_null_for_none(void **state)
+{
+    buf b = BUF_INIT;
+    task_limits c = caps;
+    c.disk = 0;
+    c.timeout = 2.5;
+    assert_int_equal(request_limits_caps_json(&b, &c), 0);
+    assert_string_equal(b.data, "{\"timeout\":2.5,\"cpu\":30,\"memory\":268435456,\"procs\":64,"
+                                "\"output\":1048576,\"fsize\":67108864,\"disk\":null}");
+    buf_destroy(&b);
+}
+
+static void sandbox_off_offers_timeout_and_output(void **state)
+{
+    config cfg = {.task_timeout = 5, .max_output = 100, .task_memory = 1 << 20, .sandbox = 0};
+    task_limits c;
+    request_limits_caps(&cfg, &c);
+    buf b = BUF_INIT;
+    assert_int_equal(request_limits_caps_json(&b, &c), 0);
+    assert_string_equal(b.data, "{\"timeout\":5,\"output\":100}");
+    buf_destroy(&b);
+    create_req r;
+    char err[REQUEST_ERR_MAX];
+    const char *body = "{\"type\":\"python\",\"file\":\"pass\",\"limits\":{\"memory\":1}}";
+    assert_int_equal(request_parse_create(body, strlen(body), &c, &r, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "limits.memory cannot be applied: this server runs tasks with "
+                             "--sandbox off, where only timeout and output apply");
+    body = "{\"type\":\"python\",\"file\":\"pass\",\"limits\":{\"timeout\":1,\"output\":9}}";
+    assert_int_equal(request_parse_create(body, strlen(body), &c, &r, err, sizeof err), 0);
+    assert_int_equal(r.limits.output, 9);
+    create_req_destroy(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +423,11 @@ int main(void)
         cmocka_unit_test(id_from_body),
         cmocka_unit_test(bodies_nest_at_most_64_levels),
         cmocka_unit_test(status_json_shapes),
+        cmocka_unit_test(create_limits_within_caps),
+        cmocka_unit_test(create_limits_errors),
+        cmocka_unit_test(create_limits_without_caps),
+        cmocka_unit_test(caps_json_has_null_for_none),
+        cmocka_unit_test(sandbox_off_offers_timeout_and_output),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,7 +24,7 @@ static int parse_files(const char *type, const char *files, create_req *r, char 
     char body[8192];
     snprintf(body, sizeof body, "{\"type\":\"%s\",\"file\":\"cGFzcw==\",\"files\":%s}", type,
              files);
-    return request_parse_create(body, strlen(body), r, err, REQUEST_ERR_MAX);
+    return request_parse_create(body, strlen(body), NULL, r, err, REQUEST_ERR_MAX);
 }
 
 static void parse_good(void **state)
@@ -177,7 +177,7 @@ static void fit_in_task_disk(void **state)
     char err[REQUEST_ERR_MAX];
     assert_int_equal(request_files_fit(f, 2, 24, 1024, err, sizeof err), 0);
     assert_int_equal(request_files_fit(f, 2, 25, 1024, err, sizeof err), -EFBIG);
-    assert_non_null(strstr(err, "--task-disk 1024"));
+    assert_non_null(strstr(err, "disk of 1024 bytes"));
     assert_int_equal(request_files_fit(f, 2, 25, 0, err, sizeof err), 0);
     assert_int_equal(request_files_fit(NULL, 0, 5000, 1024, err, sizeof err), 0);
 }

@@ -666,7 +666,7 @@ static void test_wrapper_reports(void **state)
     assert_int_equal(r.limit, RUNNER_LIMIT_MEMORY); /* the first one counts */
     assert_int_equal(r.limit_value, 1048576);
     assert_string_equal(runner_describe(&r, NULL, d, sizeof d),
-                        "memory limit exceeded (1 MiB); exited with code 1");
+                        "memory limit of 1 MiB exceeded; exited with code 1");
     assert_string_equal(runner_limit_name(r.limit), "memory");
     runner_result_destroy(&r);
 
@@ -686,7 +686,7 @@ static void test_wrapper_reports(void **state)
     /* Garbage is ignored; a short output buffer still ends in a NUL. */
     run_wrapped("echo 'limit bogus 3' >&3; echo junk >&3; echo 'limit procs 8' >&3", argv, &r);
     assert_int_equal(r.limit, RUNNER_LIMIT_PROCS);
-    assert_string_equal(runner_describe(&r, NULL, d, 16), "process limit r");
+    assert_string_equal(runner_describe(&r, NULL, d, 16), "process limit o");
     runner_result_destroy(&r);
     assert_no_children();
 }
