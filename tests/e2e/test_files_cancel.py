@@ -297,6 +297,26 @@ class CancelCase(Case):
         self.assert_cancelled(doc)
         self.assertEqual(doc["attempts"], 0, doc)
 
+    def test_cancel_tests_task_keeps_its_results(self):
+        prog = "#!/bin/sh\nread w\n[ \"$w\" = slow ] && sleep 300\necho \"$w\"\n"
+        task_id = self.running({"type": "bin", "file": b64(prog), "tests": [
+            {"stdin": "one\n", "expected_output": "one\n"},
+            {"stdin": "slow\n", "expected_output": "slow\n"},
+            {"stdin": "three\n", "expected_output": "three\n"}]})
+        # A trivial first test ends in milliseconds; 2 s leaves room for a
+        # loaded machine before the slow one is cancelled.
+        time.sleep(2)
+        st, _, doc = cancel(self.srv, task_id)
+        self.assertEqual(st, 200, doc)
+        self.assert_cancelled(doc)
+        tests = doc["result"]["tests"]
+        self.assertEqual(len(tests), 3, doc)
+        self.assertIs(tests[0]["passed"], True, doc)
+        self.assertEqual(tests[0]["stdout"], "one\n", doc)
+        self.assertIs(tests[1]["passed"], False, doc)
+        self.assertIs(tests[2]["skipped"], True, doc)
+        self.assert_cancelled(self.srv.status(task_id)[2])
+
     def test_long_poll_and_stream_end_at_cancel(self):
         task_id = self.running(body("bin", "#!/bin/sh\necho out; sleep 300\n"))
         got = {}
@@ -375,8 +395,8 @@ class CancelPlain(CancelCase):
 
 
 class Journal(unittest.TestCase):
-    """With --data-dir, a waiting task keeps its files across a restart,
-    and a cancelled one stays cancelled."""
+    """With --data-dir, a waiting task keeps its files and its limits
+    across a restart, and a cancelled one stays cancelled."""
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="ts-fc-")
@@ -411,6 +431,45 @@ class Journal(unittest.TestCase):
             self.assertEqual(doc["result"]["stdout"], "hello files 42\n")
         finally:
             srv.stop()
+
+    def test_waiting_task_keeps_its_limits(self):
+        srv = self.start()
+        try:
+            self.blocked(srv)
+            ids = []
+            for doc in (body("bin", "#!/bin/sh\nsleep 120\n", limits={"timeout": 1}),
+                        body("python", "print('x' * 100)", limits={"output": 10}),
+                        body("bin", "#!/bin/sh\necho plain\n")):
+                st, _, res = srv.request("POST", "/create_task", doc)
+                self.assertEqual(st, 200, res)
+                ids.append(res["id"])
+        finally:
+            srv.stop()
+        db = sqlite3.connect(os.path.join(self.data, "tasks.db"))
+        kept = [row[0] for row in
+                db.execute("SELECT limits FROM tasks WHERE status = 'WAIT' ORDER BY rowid")]
+        db.close()
+        self.assertEqual(kept, ['{"timeout":1}', '{"output":10}', None])
+        srv = self.start()
+        try:
+            t0 = time.monotonic()
+            doc = srv.wait_done(ids[0])
+            self.assertEqual(doc["status"], "ERROR", doc)
+            self.assertIs(doc["result"]["timed_out"], True, doc)
+            self.assertEqual(doc["result"]["limit"], "timeout", doc)
+            self.assertLess(time.monotonic() - t0, 60)
+            doc = srv.wait_done(ids[1])
+            self.assertEqual(doc["result"]["stdout"], "x" * 10, doc)
+            self.assertIs(doc["result"]["stdout_truncated"], True, doc)
+            doc = srv.wait_done(ids[2])
+            self.assertEqual(doc["result"]["stdout"], "plain\n", doc)
+        finally:
+            srv.stop()
+        # a finished task's limits are not kept: they served their run
+        db = sqlite3.connect(os.path.join(self.data, "tasks.db"))
+        self.assertEqual(db.execute("SELECT count(*) FROM tasks WHERE limits IS NOT NULL")
+                         .fetchone()[0], 0)
+        db.close()
 
     def test_format_2_journal_is_upgraded(self):
         os.makedirs(self.data, mode=0o700)
