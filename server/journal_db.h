@@ -14,8 +14,8 @@
 #define JOURNAL_WAL_LIMIT (32 << 20) /* WAL bytes kept after a checkpoint */
 
 /* One row per task. Small columns come first so that scanning them does
- * not read the blobs; a finished task's program, stdin, environment and
- * files are dropped (NULL). */
+ * not read the blobs; a finished task's program, stdin, environment,
+ * files and limits are dropped (NULL). */
 #define JOURNAL_SCHEMA                                                                             \
     "BEGIN; CREATE TABLE tasks ("                                                                  \
     " id BLOB NOT NULL UNIQUE,"     /* 16 bytes */                                                 \
