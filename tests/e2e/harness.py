@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+import unittest
 
 BUILD_DIR = os.environ.get(
     "TS_BUILD_DIR",
@@ -159,6 +160,41 @@ class Server:
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "WARNING: ThreadSanitizer")
+
+
+def b64(data):
+    """Standard base64 of bytes, or of text as UTF-8."""
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode()
+
+
+def task_doc(type_, source, **extra):
+    """A POST /create_task body: source (text or bytes) as `file`, then
+    the other fields as given."""
+    doc = {"type": type_, "file": b64(source)}
+    doc.update(extra)
+    return doc
+
+
+class ServerCase(unittest.TestCase):
+    """One server shared by a class's tests: --workers 2 and `extra`."""
+
+    extra = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server("--workers", "2", *cls.extra)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def run_doc(self, doc, timeout=120):
+        """Submits doc and returns the final status document."""
+        st, _, res = self.srv.request("POST", "/create_task", doc)
+        self.assertEqual(st, 200, res)
+        return self.srv.wait_done(res["id"], timeout=timeout)
 
 
 def check_log(lines):

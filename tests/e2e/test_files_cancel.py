@@ -16,19 +16,10 @@ import time
 import unittest
 import uuid
 
-from harness import BUILD_DIR, SERVER_BIN, Server
+from harness import BUILD_DIR, SERVER_BIN, Server, ServerCase, b64, task_doc
 
 
-def b64(data):
-    if isinstance(data, str):
-        data = data.encode()
-    return base64.b64encode(data).decode()
-
-
-def body(type_, source, **extra):
-    doc = {"type": type_, "file": b64(source)}
-    doc.update(extra)
-    return doc
+body = task_doc
 
 
 def entry(name, content):
@@ -43,19 +34,7 @@ SH_READ = "#!/bin/sh\ncat data.txt sub/dir/more.txt\n"
 SH_FILES = [entry("data.txt", "one\n"), entry("sub/dir/more.txt", "two\n")]
 
 
-class Case(unittest.TestCase):
-    """One server shared by a class's tests; `extra` are its options."""
-
-    extra = ()
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server("--workers", "2", *cls.extra)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-
+class Case(ServerCase):
     def submit(self, doc, srv=None):
         st, _, res = (srv or self.srv).request("POST", "/create_task", doc)
         self.assertEqual(st, 200, res)

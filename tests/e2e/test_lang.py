@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from harness import Server
+from harness import Server, ServerCase, task_doc
 
 C_HELLO = '#include <stdio.h>\nint main(int c, char **v) { printf("hello %s\\n", c > 1 ? v[1] : "c"); return 0; }\n'
 CPP_HELLO = '#include <iostream>\nint main() { std::cout << "hello c++" << std::endl; }\n'
@@ -26,27 +26,11 @@ CPP_SLOW = ("constexpr long f() { long s = 0;\n"
 BASH_ARGS = 'echo "args: $#: $1 $2"; read -r line; echo "stdin: $line"\n'
 
 
-def body(type_, source, **extra):
-    doc = {"type": type_, "file": base64.b64encode(source.encode()).decode()}
-    doc.update(extra)
-    return doc
+body = task_doc
 
 
-class LangCase(unittest.TestCase):
-    extra = ()
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server("--workers", "2", *cls.extra)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-
-    def run_doc(self, doc, timeout=120):
-        st, _, res = self.srv.request("POST", "/create_task", doc)
-        self.assertEqual(st, 200, res)
-        return self.srv.wait_done(res["id"], timeout=timeout)
+class LangCase(ServerCase):
+    pass
 
 
 class DefaultConfig(LangCase):

@@ -13,7 +13,7 @@ import time
 import unittest
 import uuid
 
-from harness import Server
+from harness import Server, ServerCase, task_doc
 
 PY_ECHO = "import sys\nsys.stdout.write(sys.stdin.read())\n"
 PY_HASH = ("import hashlib, sys\n"
@@ -23,30 +23,10 @@ SH_ECHO = "#!/bin/sh\ncat\n"
 SH_ENV = "#!/bin/sh\necho \"$GREETING\" \"$PATH\"\n"
 
 
-def body(type_, source, **extra):
-    doc = {"type": type_, "file": base64.b64encode(source.encode()).decode()}
-    doc.update(extra)
-    return doc
+body = task_doc
 
 
-class RichCase(unittest.TestCase):
-    """One server shared by a class's tests; `extra` are its options."""
-
-    extra = ()
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server("--workers", "2", *cls.extra)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-
-    def run_doc(self, doc):
-        """Submits doc and returns the final status document."""
-        st, _, res = self.srv.request("POST", "/create_task", doc)
-        self.assertEqual(st, 200, res)
-        return self.srv.wait_done(res["id"], timeout=60)
+class RichCase(ServerCase):
 
     def ok(self, doc):
         res = self.run_doc(doc)

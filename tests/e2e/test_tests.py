@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from harness import Server
+from harness import Server, ServerCase, task_doc
 
 PY_DOUBLE = "import sys\nprint(int(sys.stdin.read()) * 2)\n"
 PY_ARGS = "import sys\nprint('-'.join(sys.argv[1:]))\n"
@@ -18,28 +18,10 @@ SH_UPPER = "#!/bin/sh\ntr a-z A-Z\n"
 
 
 def body(type_, source, tests, **extra):
-    doc = {"type": type_, "file": base64.b64encode(source.encode()).decode(), "tests": tests}
-    doc.update(extra)
-    return doc
+    return task_doc(type_, source, tests=tests, **extra)
 
 
-class TestsCase(unittest.TestCase):
-    """One server shared by a class's tests; `extra` are its options."""
-
-    extra = ()
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server("--workers", "2", *cls.extra)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
-
-    def run_doc(self, doc, timeout=120):
-        st, _, res = self.srv.request("POST", "/create_task", doc)
-        self.assertEqual(st, 200, res)
-        return self.srv.wait_done(res["id"], timeout=timeout)
+class TestsCase(ServerCase):
 
     def refused(self, doc, *words):
         st, _, res = self.srv.request("POST", "/create_task", doc)
