@@ -37,7 +37,7 @@ static const char *const jpg_migrations[JOBSTORE_PG_VERSION] = {
     " next_id bigint NOT NULL);",
 };
 
-static const pgconn_schema jpg_schema = {.what = "the store's job tables",
+static const pgconn_schema jpg_schema = {.what = "the store's job tables' schema",
                                          .table = "job_schema_version",
                                          .lock = JPG_MIGRATE_LOCK,
                                          .migrations = jpg_migrations,
