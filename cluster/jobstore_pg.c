@@ -106,15 +106,17 @@ static int jpg_write(jpg *s, const jobstore_rec *r)
                               "INSERT INTO cluster_jobs(master, id, created_us, expr)"
                               " VALUES ($1, $2, $3, $4)",
                               4, ins);
-        /* The counter moves in the same transaction as the row, and only
-         * past ids it has not counted: an id it already passed is a second
-         * master's (or a bug) and fails the commit. */
+        /* The counter moves in the same transaction as the row, upwards
+         * only: one batch may hold ids out of order (submits race to the
+         * writer's queue). A second master of the name cannot write here
+         * (the lock), and the primary key refuses an id stored twice. */
         const char *bump[] = {id};
         return rc ? rc
-                  : jpg_exec_one(s,
-                                 "UPDATE cluster_job_counters SET next_id = $2 + 1"
-                                 " WHERE master = $1 AND next_id <= $2",
-                                 2, bump);
+                  : jpg_exec_one(
+                        s,
+                        "UPDATE cluster_job_counters SET next_id = greatest(next_id, $2 + 1)"
+                        " WHERE master = $1",
+                        2, bump);
     }
     case JOBSTORE_FINISH: {
         const char *fin[] = {id, us, r->answer, r->error, ops};

@@ -8,6 +8,7 @@ is refused."""
 
 import itertools
 import subprocess
+import threading
 import unittest
 
 import pg
@@ -73,6 +74,27 @@ class StoreJobs(durable.DurableJobs):
         self.assertEqual(int(self.rows("SELECT next_id FROM cluster_job_counters")), ids[-1] + 2)
         srv, m = self.master("--max-jobs", "100", "--compute-local")
         self.assertEqual(m.submit_ok("5"), ids[-1] + 2)
+
+    def test_concurrent_submits_get_distinct_ids_that_survive(self):
+        # Submits race to the writer: one commit may hold ids out of order.
+        srv, m = self.master("--compute-local")
+        ids, lock = [], threading.Lock()
+
+        def submit():
+            mine = [m.submit_ok("%d*2" % i) for i in range(15)]
+            with lock:
+                ids.extend(mine)
+
+        threads = [threading.Thread(target=submit) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(sorted(ids), list(range(1, 121)))
+        self.kill(srv)
+        srv, m = self.master("--compute-local")
+        self.assertEqual(m.wait_job(120)["task"], m.job(120)["task"])
+        self.assertEqual(m.submit_ok("1"), 121)
 
     def test_job_tables_are_versioned_apart_from_the_task_tables(self):
         self.master()
