@@ -96,6 +96,26 @@ class StoreJobs(durable.DurableJobs):
         self.assertEqual(m.wait_job(120)["task"], m.job(120)["task"])
         self.assertEqual(m.submit_ok("1"), 121)
 
+    def test_submits_fail_while_the_database_is_away_and_resume(self):
+        srv, m = self.master("--compute-local")
+        first = m.submit_ok("1+1")
+        m.wait_job(first)
+        DB.stop_server()
+        try:
+            st, body = m.submit("2+2")
+            self.assertEqual(st, 503, body)
+        finally:
+            DB.start()
+        # The writer connects again (and takes the name's lock again).
+        later = m.submit_ok("3+3")
+        self.assertGreater(later, first)
+        self.assertEqual(m.wait_job(later)["answer"], 6)
+        self.kill(srv)
+        # (A finish not yet written when killed is computed again.)
+        srv, m = self.master("--compute-local")
+        self.assertEqual(m.wait_job(later)["answer"], 6)
+        self.assertGreater(m.submit_ok("4"), later)
+
     def test_job_tables_are_versioned_apart_from_the_task_tables(self):
         self.master()
         self.assertEqual(self.rows("SELECT version FROM job_schema_version"), "1")
