@@ -39,8 +39,8 @@ enum { JSS_BUMP = JOBSTORE_FORGET + 1, JSS_KINDS };
 static const char *const jss_sql[JSS_KINDS] = {
     [JOBSTORE_RECORD] = "INSERT INTO jobs(id, created_us, expr) VALUES(?1, ?2, ?3)",
     [JSS_BUMP] = "UPDATE counter SET next_id = max(next_id, ?1 + 1)",
-    [JOBSTORE_FINISH] = "UPDATE jobs SET finished_us = ?2, answer = ?3, error = ?4, ops_done = ?5"
-                        " WHERE id = ?1",
+    [JOBSTORE_FINISH] = ("UPDATE jobs SET finished_us = ?2, answer = ?3, error = ?4,"
+                         " ops_done = ?5 WHERE id = ?1"),
     [JOBSTORE_FORGET] = "DELETE FROM jobs WHERE id = ?1",
 };
 

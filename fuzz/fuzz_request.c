@@ -1,6 +1,7 @@
 /* Fuzzes the parsers of POST /create_task and GET /get_status bodies:
  * any bytes must give either a well-formed request or an error message,
- * never a crash, a leak or an unterminated argument vector. */
+ * never a crash, a leak or an unterminated argument vector; the files,
+ * limits and tests of a request must pass the journal's round trip. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,8 +10,47 @@
 
 #include "fuzz_thread.h"
 #include "request.h"
+#include "request_files.h"
+#include "request_limits.h"
 #include "request_tests.h"
 #include "testset.h"
+
+/* Aborts unless r's files survive the journal's blob unchanged. */
+static void check_files(const create_req *r)
+{
+    if (r->nfiles > REQUEST_MAX_FILES || (r->nfiles && !r->files))
+        abort();
+    unsigned char *blob;
+    size_t len;
+    task_file *back;
+    int n;
+    if (request_files_pack(r->files, r->nfiles, &blob, &len) < 0)
+        return;
+    int rc = request_files_unpack(blob, len, task_program_name(r->type), &back, &n);
+    if (rc == -EINVAL || (rc == 0 && n != r->nfiles))
+        abort();
+    for (int i = 0; rc == 0 && i < n; i++)
+        if (strcmp(back[i].name, r->files[i].name) || back[i].len != r->files[i].len ||
+            (back[i].len && memcmp(back[i].data, r->files[i].data, back[i].len)) ||
+            strstr(back[i].name, "..") == back[i].name || back[i].name[0] == '/')
+            abort();
+    if (rc == 0)
+        task_files_free(back, n);
+    free(blob);
+}
+
+/* Aborts unless r's limits read back from the journal's text unchanged. */
+static void check_limits(const create_req *r)
+{
+    buf b = BUF_INIT;
+    task_limits back;
+    char err[REQUEST_ERR_MAX];
+    if (request_limits_json(&b, &r->limits) == 0 &&
+        (request_limits_parse_text(b.data, b.len, &back, err, sizeof err) < 0 ||
+         memcmp(&back, &r->limits, sizeof back)))
+        abort();
+    buf_destroy(&b);
+}
 
 /* A parsed `tests` is well-formed and reads back from its journal form
  * as the same tests. */
@@ -63,6 +103,8 @@ static void fuzz_one(const uint8_t *data, size_t size)
             if (!r.env[i] || !strchr(r.env[i], '=') || strncmp(r.env[i], "HOME=", 5) == 0 ||
                 strncmp(r.env[i], "TMPDIR=", 7) == 0)
                 abort();
+        check_files(&r);
+        check_limits(&r);
         if (r.tests)
             check_tests(r.tests);
         create_req_destroy(&r);

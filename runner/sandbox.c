@@ -181,6 +181,33 @@ static int build_base(sandbox *sb)
     return 0;
 }
 
+/* Gives the task's user what the directory open at fd holds, directories
+ * (the request's files, up to depth levels more) included; closes fd. */
+static int give_tree(const sandbox *sb, int fd, int depth)
+{
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -errno;
+    }
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+            continue;
+        if (fchownat(dirfd(d), de->d_name, sb->uid, sb->gid, AT_SYMLINK_NOFOLLOW) < 0)
+            rc = -errno;
+        if (de->d_type != DT_DIR || depth == 0)
+            continue;
+        int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int r = sub < 0 ? -errno : give_tree(sb, sub, depth - 1);
+        if (r < 0)
+            rc = r;
+    }
+    closedir(d);
+    return rc;
+}
+
 /* Gives the task's user the directory and its files, for runs without a
  * mount namespace (which would otherwise hand the task a private copy). */
 static int give_dir(const sandbox *sb, const char *dir)
@@ -190,18 +217,13 @@ static int give_dir(const sandbox *sb, const char *dir)
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    int rc = fchown(fd, sb->uid, sb->gid) < 0 ? -errno : 0;
-    DIR *d = rc ? NULL : fdopendir(fd);
-    struct dirent *de;
-    while (d && (de = readdir(d)))
-        if (de->d_name[0] != '.' &&
-            fchownat(dirfd(d), de->d_name, sb->uid, sb->gid, AT_SYMLINK_NOFOLLOW) < 0)
-            rc = -errno;
-    if (d)
-        closedir(d);
-    else
+    if (fchown(fd, sb->uid, sb->gid) < 0) {
+        int e = errno;
         close(fd);
-    return rc;
+        return -e;
+    }
+    /* As deep as a request's file names go (request_files.h). */
+    return give_tree(sb, fd, 32);
 }
 
 /* Makes a cell for dir. Returns 0 or -errno with why set. */

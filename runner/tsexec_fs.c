@@ -36,10 +36,45 @@ static int fail(char *step, size_t stepsz, const char *what, const char *path)
     return -e;
 }
 
-/* Copies the regular files of from (an open directory) into to, owned by
- * uid/gid unless uid is -1. Returns 0 or -errno. */
-static int copy_files(int from, int to, uid_t uid, gid_t gid)
+/* Levels of directories copied at most: a request's file names have at
+ * most 1024 bytes, so 512 components; no real tree goes near 32. */
+#define COPY_MAX_DEPTH 32
+
+/* Copies one regular file (src open) as name into to, with the mode
+ * src has, owned by uid/gid unless uid is -1. */
+static int copy_one(int src, const struct stat *st, int to, const char *name, uid_t uid, gid_t gid)
 {
+    int dst = openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (dst < 0)
+        return -errno;
+    int rc = 0;
+    off_t left = st->st_size;
+    while (left > 0) {
+        ssize_t n = sendfile(dst, src, NULL, (size_t)left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -errno : -EIO;
+            break;
+        }
+        left -= n;
+    }
+    if (rc == 0 && uid != (uid_t)-1 && fchown(dst, uid, gid) < 0)
+        rc = -errno;
+    if (rc == 0 && fchmod(dst, st->st_mode & 0777) < 0)
+        rc = -errno;
+    close(dst);
+    return rc;
+}
+
+/* Copies the regular files and directories of from (an open directory)
+ * into to, owned by uid/gid unless uid is -1; anything else (a link, a
+ * device) is left out. depth counts the levels above. Returns 0 or
+ * -errno. */
+static int copy_files(int from, int to, uid_t uid, gid_t gid, int depth)
+{
+    if (depth > COPY_MAX_DEPTH)
+        return -ELOOP;
     int dfd = dup(from);
     DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
     if (!d) {
@@ -57,33 +92,26 @@ static int copy_files(int from, int to, uid_t uid, gid_t gid)
         if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
             continue;
         int src = openat(from, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (src < 0 || fstat(src, &st) < 0 || !S_ISREG(st.st_mode)) {
+        if (src < 0 || fstat(src, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
             if (src >= 0)
                 close(src);
             continue;
         }
-        int dst = openat(to, de->d_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (dst < 0) {
-            rc = -errno;
+        if (S_ISREG(st.st_mode)) {
+            rc = copy_one(src, &st, to, de->d_name, uid, gid);
             close(src);
-            break;
+            continue;
         }
-        off_t left = st.st_size;
-        while (left > 0) {
-            ssize_t n = sendfile(dst, src, NULL, (size_t)left);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0) {
-                rc = n < 0 ? -errno : -EIO;
-                break;
-            }
-            left -= n;
-        }
-        if (rc == 0 && uid != (uid_t)-1 && fchown(dst, uid, gid) < 0)
+        /* A directory of the request's files (request_files.h). */
+        int sub = -1;
+        if (mkdirat(to, de->d_name, 0700) < 0 ||
+            (sub = openat(to, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+            (uid != (uid_t)-1 && fchown(sub, uid, gid) < 0))
             rc = -errno;
-        if (rc == 0 && fchmod(dst, st.st_mode & 0777) < 0)
-            rc = -errno;
-        close(dst);
+        if (rc == 0)
+            rc = copy_files(src, sub, uid, gid, depth + 1);
+        if (sub >= 0)
+            close(sub);
         close(src);
     }
     closedir(d);
@@ -170,7 +198,7 @@ static int make_scratch(tsexec_fs *fs, int real, int *home_fd, int priv[N_PRIVAT
         rc = fail(step, stepsz, "make the task directory", NULL);
         goto out;
     }
-    if (!fs->cell && (rc = copy_files(real, *home_fd, fs->uid, fs->gid)) < 0) {
+    if (!fs->cell && (rc = copy_files(real, *home_fd, fs->uid, fs->gid, 0)) < 0) {
         errno = -rc;
         rc = fail(step, stepsz, "copy the task's files", NULL);
         goto out;
@@ -327,7 +355,7 @@ int tsexec_fs_save(int from, int to)
 
 int tsexec_fs_load(tsexec_fs *fs)
 {
-    return copy_files(fs->real, fs->home, fs->uid, fs->gid);
+    return copy_files(fs->real, fs->home, fs->uid, fs->gid, 0);
 }
 
 /* Removes everything in the directory dfd, not dfd itself, over as many

@@ -4,10 +4,10 @@
  *
  * - Every mount inherited from the host becomes read-only.
  * - The task directory becomes a private tmpfs of a bounded size, holding a
- *   copy of the files the server put there (the program), owned by the
- *   task's user; /tmp, /var/tmp and /dev/shm become private directories on
- *   that same tmpfs, so everything a task writes counts against one limit
- *   and vanishes with the namespace.
+ *   copy of the files and directories the server put there (the program,
+ *   the request's files), owned by the task's user; /tmp, /var/tmp and /dev/shm become private
+ * directories on that same tmpfs, so everything a task writes counts against one limit and vanishes
+ * with the namespace.
  * - Each path to hide is covered: a directory by an empty read-only
  *   tmpfs, a file by /dev/null.
  * - /proc is mounted afresh for the task's PID namespace.

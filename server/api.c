@@ -13,6 +13,7 @@
 #include "live.h"
 #include "log.h"
 #include "request.h"
+#include "request_files.h"
 #include "request_limits.h"
 #include "request_tests.h"
 #include "testset.h"
@@ -72,6 +73,7 @@ int api_status_json(buf *b, const task *t, const task_view *v)
                    t->timed_out ? "true" : "false", t->out_truncated ? "true" : "false",
                    t->err_truncated ? "true" : "false");
         buf_printf(b, ",\"stdout_bytes\":%zu,\"stderr_bytes\":%zu", t->out_total, t->err_total);
+        buf_printf(b, ",\"cancelled\":%s", t->cancelled ? "true" : "false");
         api_limits_json(b, t);
         if (t->tests && t->tests->ended)
             buf_append(b, t->tests->rendered.data, t->tests->rendered.len);
@@ -174,8 +176,15 @@ static int h_create(struct mg_connection *c, void *cbdata)
         rc = lang_check_create(a->langs, &req, err, sizeof err);
     /* The bytes go; their reservation stays for the task to take over. */
     buf_destroy(&body.b);
-    if (rc == 0 && (rc = request_tests_check_cap(req.tests, a->cfg->max_tests, err, sizeof err)))
-        create_req_destroy(&req);
+    if (rc == 0) {
+        rc = request_tests_check_cap(req.tests, a->cfg->max_tests, err, sizeof err);
+        /* The files go to the task's disk: its own where it asked. */
+        size_t disk = (size_t)task_limit_pick(req.limits.disk, (int64_t)a->cfg->task_disk);
+        if (rc == 0)
+            rc = request_files_fit(req.files, req.nfiles, req.file_len, disk, err, sizeof err);
+        if (rc < 0)
+            create_req_destroy(&req);
+    }
     if (rc < 0) {
         http_body_destroy(&body);
         if (rc == -ENOMEM)
@@ -188,11 +197,13 @@ static int h_create(struct mg_connection *c, void *cbdata)
         http_body_destroy(&body);
         free(req.input);
         task_args_free(req.env);
+        task_files_free(req.files, req.nfiles);
         testset_free(req.tests);
         return http_send_error(c, 503, NULL, NULL, "out of memory");
     }
     task_set_input(t, req.input, req.input_len, req.env, req.envc);
     t->limits = req.limits;
+    task_set_files(t, req.files, req.nfiles);
     task_set_tests(t, req.tests);
     task_set_lang(t, req.lang);
     int refused_st = api_submit(c, a, t, &body, "task", "workers busy", "tasks waiting");
@@ -206,33 +217,43 @@ static int h_create(struct mg_connection *c, void *cbdata)
     return http_send_json(c, 200, NULL, out, (size_t)n);
 }
 
+/* Reads the task id from ?id=ID or a JSON body {"id": ID} into id.
+ * Returns 0, or the status of the error it answered. */
+static int read_task_id(struct mg_connection *c, api *a, char *id, size_t idsz)
+{
+    char err[ERRSZ];
+    int rc = http_query(c, "id", id, idsz);
+    if (rc == -ENAMETOOLONG)
+        return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"",
+                               "no task with that id (ids are UUIDs)");
+    if (rc >= 0)
+        return 0;
+    /* The seed's form: the id in a JSON body (of a GET, too). */
+    http_body body = HTTP_BODY_INIT(a->budget);
+    int answered = http_read_body_or_answer(c, a->cfg->max_body, a->cfg->reject_status, &body);
+    if (answered) {
+        http_body_destroy(&body);
+        return answered;
+    }
+    rc = request_parse_id(body.b.data ? body.b.data : "", body.b.len, id, idsz, err, sizeof err);
+    http_body_destroy(&body);
+    if (rc == -ENOENT)
+        return http_send_error(c, 400, NULL, NULL,
+                               "missing task id: use ?id=ID or a JSON body {\"id\": ID}");
+    if (rc < 0)
+        return http_send_error(c, 400, NULL, NULL, "%s", err);
+    return 0;
+}
+
 static int h_status(struct mg_connection *c, void *cbdata)
 {
     api *a = cbdata;
     if (!http_method_is(c, "GET"))
         return 405;
-    char id[128], err[ERRSZ];
-    int rc = http_query(c, "id", id, sizeof id);
-    if (rc == -ENAMETOOLONG)
-        return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"",
-                               "no task with that id (ids are UUIDs)");
-    if (rc < 0) {
-        /* The seed's form: the id in a JSON body of the GET. */
-        http_body body = HTTP_BODY_INIT(a->budget);
-        int answered = http_read_body_or_answer(c, a->cfg->max_body, a->cfg->reject_status, &body);
-        if (answered) {
-            http_body_destroy(&body);
-            return answered;
-        }
-        rc = request_parse_id(body.b.data ? body.b.data : "", body.b.len, id, sizeof id, err,
-                              sizeof err);
-        http_body_destroy(&body);
-        if (rc == -ENOENT)
-            return http_send_error(c, 400, NULL, NULL,
-                                   "missing task id: use ?id=ID or a JSON body {\"id\": ID}");
-        if (rc < 0)
-            return http_send_error(c, 400, NULL, NULL, "%s", err);
-    }
+    char id[128];
+    int answered = read_task_id(c, a, id, sizeof id);
+    if (answered)
+        return answered;
     double wait;
     int bad = query_wait(c, a, &wait);
     if (bad)
@@ -241,6 +262,37 @@ static int h_status(struct mg_connection *c, void *cbdata)
     if (!t)
         return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'", id);
     return send_status(c, a, t, wait);
+}
+
+/* How long POST /cancel_task waits for the task to be final before it
+ * answers: the kill takes milliseconds, the worker then reaps the task
+ * and, with --data-dir, the journal commits the end. */
+#define API_CANCEL_WAIT 10.0
+
+/* POST /cancel_task {"id": ID} or ?id=ID: the task never starts or is
+ * killed; answers its status document once it is final. */
+static int h_cancel(struct mg_connection *c, void *cbdata)
+{
+    api *a = cbdata;
+    if (!http_method_is(c, "POST"))
+        return 405;
+    char id[128];
+    int answered = read_task_id(c, a, id, sizeof id);
+    if (answered)
+        return answered;
+    task *t = tasks_lookup(a->tk, id);
+    if (!t)
+        return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'", id);
+    if (tasks_cancel(a->tk, t) == -EALREADY) {
+        task_view v = tasks_view(a->tk, t, 0);
+        char extra[96];
+        snprintf(extra, sizeof extra, "\"id\":\"%s\",\"status\":\"%s\"", t->id_str,
+                 task_status_name(v.status));
+        task_unref(t);
+        return http_send_error(c, 409, NULL, extra, "task '%s' has already ended (%s)", id,
+                               task_status_name(v.status));
+    }
+    return send_status(c, a, t, API_CANCEL_WAIT);
 }
 
 /* Sends data as chunks of the chunked response. Returns 0 or -1 once the
@@ -384,6 +436,7 @@ int api_register(api *a, http_routes *routes, const config *cfg, tasks *tk)
     http_routes_add(routes, "/get_status$", h_status, a, "GET /get_status");
     http_routes_add(routes, "/get_task_count$", h_count, a, "GET /get_task_count");
     http_routes_add(routes, "/stream$", h_stream, a, "GET /stream");
+    http_routes_add(routes, "/cancel_task$", h_cancel, a, "POST /cancel_task");
     http_routes_add(routes, "/info$", h_info, a, "GET /info");
     return 0;
 }

@@ -10,6 +10,8 @@
 
 #include "journal_db.h"
 #include "log.h"
+#include "request_files.h"
+#include "request_limits.h"
 #include "testset.h"
 #include "timefmt.h"
 
@@ -31,7 +33,8 @@ typedef struct rec {
 
 static const char *const rec_sql[REC_KINDS] = {
     [REC_ADD] = "INSERT INTO tasks(id, type, status, created_us, attempts, args, file, stdin, env,"
-                " tests) VALUES(?1, ?2, 'WAIT', ?3, 0, ?4, ?5, ?6, ?7, ?8)",
+                " tests, files, limits) VALUES(?1, ?2, 'WAIT', ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9,"
+                " ?10)",
     [REC_FORGET] = "DELETE FROM tasks WHERE id = ?1",
     [REC_START] = "UPDATE tasks SET status = 'RUNNING', started_us = ?2, attempts = ?3"
                   " WHERE id = ?1",
@@ -39,7 +42,8 @@ static const char *const rec_sql[REC_KINDS] = {
                    " stdout_total = ?5, stdout_truncated = ?6, stderr_total = ?7,"
                    " stderr_truncated = ?8, exit_code = ?9, signal = ?10, timed_out = ?11,"
                    " cpu_us = ?12, error = ?13, stdout = ?14, stderr = ?15, file = NULL,"
-                   " stdin = NULL, env = NULL, tests = ?16"
+                   " stdin = NULL, env = NULL, tests = ?16, files = NULL, cancelled = ?17,"
+                   " limits = NULL"
                    " WHERE id = ?1",
 };
 
@@ -83,7 +87,9 @@ static int write_rec(journal *j, rec *r)
     sqlite3_stmt *st = j->st[r->kind];
     const task *t = r->t;
     char *args = NULL, *env = NULL;
-    buf tests = BUF_INIT;
+    unsigned char *files = NULL;
+    size_t flen = 0;
+    buf tests = BUF_INIT, limits = BUF_INIT;
     int failed = 0;
     sqlite3_bind_blob(st, 1, r->id, sizeof r->id, SQLITE_STATIC);
     switch (r->kind) {
@@ -91,11 +97,8 @@ static int write_rec(journal *j, rec *r)
         size_t alen, elen;
         args = vec_blob(t->args, t->argc, &alen, &failed);
         env = vec_blob(t->env, t->envc, &elen, &failed);
-        if (failed) {
-            free(args);
-            free(env);
-            return SQLITE_NOMEM;
-        }
+        if (failed)
+            break;
         /* A language's task is kept under the language's name. */
         sqlite3_bind_text(st, 2, task_type_label(t), -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 3, t->created_us);
@@ -103,15 +106,17 @@ static int write_rec(journal *j, rec *r)
         bind_blob(st, 5, t->file ? (const void *)t->file : "", t->file_len);
         bind_blob(st, 6, t->input, t->input_len);
         bind_blob(st, 7, env, elen);
-        if (t->tests) {
-            if (testset_write_cases(&tests, t->tests) < 0) {
-                free(args);
-                free(env);
-                buf_destroy(&tests);
-                return SQLITE_NOMEM;
-            }
-            bind_blob(st, 8, tests.data, tests.len);
+        if ((t->tests && testset_write_cases(&tests, t->tests) < 0) ||
+            request_files_pack(t->files, t->nfiles, &files, &flen) < 0 ||
+            (task_limits_asked(&t->limits) && request_limits_json(&limits, &t->limits) < 0)) {
+            failed = 1;
+            break;
         }
+        if (t->tests)
+            bind_blob(st, 8, tests.data, tests.len);
+        bind_blob(st, 9, files, flen);
+        if (limits.len)
+            sqlite3_bind_text(st, 10, limits.data, (int)limits.len, SQLITE_STATIC);
         break;
     }
     case REC_FORGET:
@@ -140,16 +145,20 @@ static int write_rec(journal *j, rec *r)
         bind_blob(st, 15, t->err, t->err_len);
         if (t->tests && t->tests->ended)
             bind_blob(st, 16, t->tests->rendered.data, t->tests->rendered.len);
+        sqlite3_bind_int(st, 17, t->cancelled);
         break;
     case REC_KINDS:
         break;
     }
-    int rc = sqlite3_step(st);
+    /* A record that could not be put together is not written half. */
+    int rc = failed ? SQLITE_NOMEM : sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     free(args);
     free(env);
+    free(files);
     buf_destroy(&tests);
+    buf_destroy(&limits);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 

@@ -10,12 +10,12 @@
 
 #define JOURNAL_FILE "tasks.db"
 #define JOURNAL_APP_ID 0x54534a4c /* "TSJL": tells our files from other SQLite files */
-#define JOURNAL_VERSION 3
+#define JOURNAL_VERSION 4
 #define JOURNAL_WAL_LIMIT (32 << 20) /* WAL bytes kept after a checkpoint */
 
 /* One row per task. Small columns come first so that scanning them does
- * not read the blobs; a finished task's program, stdin and environment
- * are dropped (NULL). */
+ * not read the blobs; a finished task's program, stdin, environment,
+ * files and limits are dropped (NULL). */
 #define JOURNAL_SCHEMA                                                                             \
     "BEGIN; CREATE TABLE tasks ("                                                                  \
     " id BLOB NOT NULL UNIQUE,"     /* 16 bytes */                                                 \
@@ -31,9 +31,12 @@
     " args BLOB," /* NUL-terminated strings, one after the other */                                \
     " file BLOB, stdout BLOB, stderr BLOB,"                                                        \
     " stdin BLOB, env BLOB,"              /* env: NAME=VALUE strings as args */                    \
-    " tests BLOB);"                       /* see JOURNAL_UPGRADE_2 */                              \
+    " tests BLOB,"                        /* see JOURNAL_UPGRADE_2 */                              \
+    " files BLOB,"                        /* request_files_pack */                                 \
+    " cancelled INTEGER,"                 /* 1: ended by POST /cancel_task */                      \
+    " limits TEXT);"                      /* see JOURNAL_UPGRADE_3 */                              \
     "PRAGMA application_id = 1414744652;" /* JOURNAL_APP_ID */                                     \
-    "PRAGMA user_version = 3;"            /* JOURNAL_VERSION */                                    \
+    "PRAGMA user_version = 4;"            /* JOURNAL_VERSION */                                    \
     "COMMIT;" /* all or nothing: a half-made file would not pass for ours */
 
 /* Format 1 lacked stdin and env: its rows are tasks without them. */
@@ -48,6 +51,16 @@
 #define JOURNAL_UPGRADE_2                                                                          \
     "BEGIN; ALTER TABLE tasks ADD COLUMN tests BLOB;"                                              \
     "PRAGMA user_version = 3; COMMIT;"
+
+/* Format 3 lacked files, cancelled and limits: tasks without files, none
+ * cancelled, on the server's limits. The limits column holds a waiting
+ * task's own limits as the JSON request_limits_json writes (NULL: none
+ * asked). */
+#define JOURNAL_UPGRADE_3                                                                          \
+    "BEGIN; ALTER TABLE tasks ADD COLUMN files BLOB;"                                              \
+    "ALTER TABLE tasks ADD COLUMN cancelled INTEGER;"                                              \
+    "ALTER TABLE tasks ADD COLUMN limits TEXT;"                                                    \
+    "PRAGMA user_version = 4; COMMIT;"
 
 enum rec_kind { REC_ADD, REC_FORGET, REC_START, REC_FINISH, REC_KINDS };
 

@@ -13,7 +13,8 @@
 #include "request.h"
 #include "request_tests.h"
 #include "log.h"
-#include "request.h"
+#include "request_files.h"
+#include "request_limits.h"
 #include "timefmt.h"
 
 int journal_db_errno(int sqlite_rc)
@@ -77,6 +78,12 @@ static int check_format(journal *j, char *err, size_t errsz)
     }
     if (version == 2) {
         rc = journal_db_exec(j, JOURNAL_UPGRADE_2, err, errsz);
+        if (rc < 0)
+            return rc;
+        version = 3;
+    }
+    if (version == 3) {
+        rc = journal_db_exec(j, JOURNAL_UPGRADE_3, err, errsz);
         if (rc < 0)
             return rc;
         version = JOURNAL_VERSION;
@@ -159,7 +166,7 @@ fail_alloc:
 #define ROW_COLUMNS                                                                                \
     "rowid, id, type, status, created_us, attempts, started_us, finished_us, stdout_total,"        \
     " stdout_truncated, stderr_total, stderr_truncated, exit_code, signal, timed_out, cpu_us,"     \
-    " error, args, file, stdout, stderr, stdin, env, tests"
+    " error, args, file, stdout, stderr, stdin, env, tests, files, cancelled, limits"
 
 enum {
     C_ROWID,
@@ -186,6 +193,9 @@ enum {
     C_STDIN,
     C_ENV,
     C_TESTS,
+    C_FILES,
+    C_CANCELLED,
+    C_LIMITS,
 };
 
 static int parse_name(const char *s, const char *const *names, int n)
@@ -328,6 +338,26 @@ static int load_row(sqlite3_stmt *st, task **out, char *err, size_t errsz)
             return rc;
         }
         task_set_input(t, input, input_len, env, envc);
+        task_file *files;
+        int nfiles;
+        rc = request_files_unpack(sqlite3_column_blob(st, C_FILES),
+                                  (size_t)sqlite3_column_bytes(st, C_FILES),
+                                  task_program_name(t->type), &files, &nfiles);
+        if (rc < 0) {
+            task_unref(t);
+            snprintf(err, errsz, "row %lld: %s", row,
+                     rc == -EINVAL ? "invalid files" : "out of memory");
+            return rc;
+        }
+        task_set_files(t, files, nfiles);
+        char why[REQUEST_ERR_MAX];
+        const char *lim = (const char *)sqlite3_column_text(st, C_LIMITS);
+        if (lim && (rc = request_limits_parse_text(lim, (size_t)sqlite3_column_bytes(st, C_LIMITS),
+                                                   &t->limits, why, sizeof why)) < 0) {
+            task_unref(t);
+            snprintf(err, errsz, "row %lld: limits: %.120s", row, why);
+            return rc;
+        }
     }
     if (sqlite3_column_type(st, C_TESTS) != SQLITE_NULL &&
         (rc = load_tests(st, t, task_status_final(status), err, errsz)) < 0) {
@@ -351,6 +381,7 @@ static int load_row(sqlite3_stmt *st, task **out, char *err, size_t errsz)
         t->term_signal = sqlite3_column_int(st, C_SIGNAL);
         t->timed_out = sqlite3_column_int(st, C_TIMED_OUT);
         t->cpu_us = sqlite3_column_int64(st, C_CPU);
+        t->cancelled = sqlite3_column_int(st, C_CANCELLED);
         if (copy_blob(st, C_ERROR, &t->error, NULL) < 0 ||
             copy_blob(st, C_STDOUT, &t->out, &t->out_len) < 0 ||
             copy_blob(st, C_STDERR, &t->err, &t->err_len) < 0) {

@@ -413,12 +413,23 @@ int lang_default_path(char *out, size_t size)
 
 int lang_check_create(const lang_table *t, create_req *r, char *err, size_t errsz)
 {
-    if (r->type != TASK_LANG || lang_find(t, r->lang))
-        return 0; /* lang_find waited for the probes: `known` is set */
-    snprintf(err, errsz, "unknown type \"%s\"; known types: %s", r->lang,
-             t && t->known ? t->known : "python, bin");
-    create_req_destroy(r);
-    return -EINVAL;
+    if (r->type != TASK_LANG)
+        return 0;
+    const lang *lg = lang_find(t, r->lang);
+    if (!lg) { /* lang_find waited for the probes: `known` is set */
+        snprintf(err, errsz, "unknown type \"%s\"; known types: %s", r->lang,
+                 t && t->known ? t->known : "python, bin");
+        create_req_destroy(r);
+        return -EINVAL;
+    }
+    /* The request parser knows only python's and bin's program names. */
+    for (int i = 0; i < r->nfiles; i++)
+        if (strcmp(r->files[i].name, lg->source) == 0) {
+            snprintf(err, errsz, "files[%d].name \"%s\" is the program's own name", i, lg->source);
+            create_req_destroy(r);
+            return -EINVAL;
+        }
+    return 0;
 }
 
 void lang_result_json(buf *b, const task *t)

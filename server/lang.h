@@ -85,8 +85,9 @@ const lang *lang_find(const lang_table *t, const char *name);
  * there is none. */
 int lang_default_path(char *out, size_t size);
 
-/* For POST /create_task: a TASK_LANG request must name a language of t.
- * Returns 0, or -EINVAL with the known types listed in err (then r is
+/* For POST /create_task: a TASK_LANG request must name a language of t,
+ * and none of its `files` may take the language's source name. Returns 0,
+ * or -EINVAL with the known types or the file named in err (then r is
  * destroyed). Other types pass. */
 int lang_check_create(const lang_table *t, create_req *r, char *err, size_t errsz);
 

@@ -22,6 +22,7 @@
 #include "runner.h"
 #include "sandbox.h"
 #include "request.h"
+#include "request_files.h"
 #include "shsplit.h"
 #include "testset.h"
 #include "timefmt.h"
@@ -60,6 +61,7 @@ typedef struct taskdir {
     dev_t dev;
     ino_t ino;
     cell *cell;    /* the sandbox's cell built for this directory, or NULL */
+    int cancel_fd; /* the worker's eventfd (pool.cancel_fds) */
     char kept[16]; /* the last task's program file, left to be overwritten
                       by the next one of the same name; "" if none */
 } taskdir;
@@ -370,6 +372,22 @@ static int run_step(pool *p, runner_opts *o, const runner_limits *l, const sandb
     return rc;
 }
 
+/* Empties the worker's cancel eventfd of what a cancel of its previous
+ * task left; a shutdown's cancel stays. */
+static void cancel_reset(pool *p, int fd)
+{
+    uint64_t n;
+    if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
+        log_warn("cancel eventfd: %s", strerror(errno));
+    /* pool_cancel sets the flag before it writes: either its write comes
+     * after the read, or the flag is seen here. */
+    if (atomic_load(&p->stopping)) {
+        n = 1;
+        if (write(fd, &n, sizeof n) < 0)
+            log_warn("cancel eventfd: %s", strerror(errno));
+    }
+}
+
 /* What every run of a prepared task shares: the program is written and
  * its environment built; what changes from run to run (a test's stdin and
  * arguments) is passed to run_program. */
@@ -507,6 +525,15 @@ static void run_tests(run_ctx *c)
     }
     t->cpu_us = cpu_us;
     t->timed_out = timed_out;
+    /* As a single run: a cancel that came as the last test ended, or a
+     * shutdown's, is no cancel of the task. */
+    int asked = tasks_arm_cancel(c->p->tk, t, -1);
+    if (asked && why) {
+        t->cancelled = 1;
+        t->error = strdup("cancelled");
+        finish(c->p, t, TASK_ERROR);
+        return;
+    }
     if (ts->failed == 0 && !why) {
         finish(c->p, t, TASK_SUCCESS);
         return;
@@ -553,7 +580,8 @@ static void first_line(const char *s, size_t len, char *out, size_t size)
  * --compile-timeout; the files it makes stay for the run. Fills t's
  * compile_* fields. The task's own sandbox limits (memory, processes...)
  * hold for the compile too. Returns 0 when the program may run, else -1
- * with t's error set (the caller ends it as ERROR). */
+ * with t's error set (the caller ends it as ERROR), or -ECANCELED when the
+ * compile was cut by a cancel (t's error "cancelled"). */
 static int prepare_task(pool *p, taskdir *d, task *t, const lang *lg, char **env,
                         const sandbox_limits *sl)
 {
@@ -572,7 +600,7 @@ static int prepare_task(pool *p, taskdir *d, task *t, const lang *lg, char **env
     runner_limits l = {
         .timeout_us = (int64_t)(p->cfg.compile_timeout * 1e6),
         .max_output = p->cfg.max_output,
-        .cancel_fd = p->cancel_fd,
+        .cancel_fd = d->cancel_fd,
     };
     runner_result r;
     int rc = run_step(p, &o, &l, sl, d, NULL, &r);
@@ -593,6 +621,11 @@ static int prepare_task(pool *p, taskdir *d, task *t, const lang *lg, char **env
     if (buf_append(&r.out, r.err.data ? r.err.data : "", r.err.len) == 0)
         t->compile_out = buf_steal(&r.out, &t->compile_out_len);
     int ok = r.exited && r.exit_code == 0 && !r.spawn_errno;
+    if (!ok && r.cancelled) {
+        t->error = strdup("cancelled");
+        runner_result_destroy(&r);
+        return -ECANCELED;
+    }
     if (!ok) {
         char line[256];
         if (r.exited && !r.spawn_errno && t->compile_out_len)
@@ -610,6 +643,13 @@ static void run_task(pool *p, taskdir *d, task *t)
 {
     char prog[4200];
     const char *dir = d->path;
+    /* Nothing stale is left once the previous task was disarmed. */
+    cancel_reset(p, d->cancel_fd);
+    if (tasks_arm_cancel(p->tk, t, d->cancel_fd)) {
+        tasks_arm_cancel(p->tk, t, -1);
+        tasks_end_cancelled(p->tk, t);
+        return;
+    }
     /* The task's own limits where it asked (request_limits.h). */
     const task_limits *tl = &t->limits;
     size_t max_output = (size_t)task_limit_pick(tl->output, (int64_t)p->cfg.max_output);
@@ -645,10 +685,12 @@ static void run_task(pool *p, taskdir *d, task *t)
         rc = taskdir_program(d, fname, t->file, t->file_len, t->type == TASK_BIN ? 0700 : 0600);
     else
         rc = taskdir_program(d, fname, p->cfg.calc_image, p->cfg.calc_len, 0700);
-    int in_fd = rc < 0 ? -1 : input_fd(t->input, t->input_len);
+    int frc = rc < 0 ? 0 : request_files_write(dirfd(d->dh), t->files, t->nfiles);
+    int in_fd = rc < 0 || frc < 0 ? -1 : input_fd(t->input, t->input_len);
     task_drop_program(t);
-    if (rc < 0) {
-        fail_task(p, t, "could not write the program", -rc);
+    if (rc < 0 || frc < 0) {
+        fail_task(p, t, rc < 0 ? "could not write the program" : "could not write the files",
+                  rc < 0 ? -rc : -frc);
         goto cleanup_dir;
     }
     if (in_fd < -1) {
@@ -687,11 +729,15 @@ static void run_task(pool *p, taskdir *d, task *t)
                     (int64_t)((tl->timeout > 0 ? tl->timeout : p->cfg.task_timeout) * 1e6),
                 .max_output = max_output,
                 .kill_grace_us = 0,
-                .cancel_fd = p->cancel_fd,
+                .cancel_fd = d->cancel_fd,
             },
         .sl = {tl->memory, tl->cpu, tl->procs, tl->fsize, tl->disk},
     };
-    if (lg && prepare_task(p, d, t, lg, env, &c.sl) < 0) {
+    int prc = lg ? prepare_task(p, d, t, lg, env, &c.sl) : 0;
+    if (prc < 0) {
+        /* As for a run: not a shutdown's cancel. */
+        if (prc == -ECANCELED)
+            t->cancelled = tasks_arm_cancel(p->tk, t, -1);
         finish(p, t, TASK_ERROR);
         goto cleanup_input;
     }
@@ -706,7 +752,10 @@ static void run_task(pool *p, taskdir *d, task *t)
         fail_task(p, t, "could not run the task", -rc);
         goto cleanup_input;
     }
+    int asked = tasks_arm_cancel(p->tk, t, -1);
     enum task_status st = take_result(t, &r, &c.limits);
+    /* Not a shutdown's cancel, nor a cancel that came as the task ended. */
+    t->cancelled = asked && r.cancelled;
     runner_result_destroy(&r);
     finish(p, t, st);
 
@@ -716,6 +765,7 @@ cleanup_input:
 cleanup_dir:
     taskdir_recycle(d, fname);
 done:
+    tasks_arm_cancel(p->tk, t, -1);
     /* A finished task keeps its output, not what its client sent. */
     task_drop_program(t);
     task_drop_args(t);
@@ -725,7 +775,8 @@ done:
 static void *worker_main(void *arg)
 {
     pool *p = arg;
-    taskdir d = {.dh = NULL, .cell = NULL};
+    int i = atomic_fetch_add(&p->next_worker, 1);
+    taskdir d = {.dh = NULL, .cell = NULL, .cancel_fd = p->cancel_fds[i]};
     task *t;
     while ((t = tasks_next(p->tk))) {
         run_task(p, &d, t);
@@ -740,10 +791,18 @@ int pool_start(pool *p, const pool_config *cfg, tasks *tk)
     memset(p, 0, sizeof *p);
     p->cfg = *cfg;
     p->tk = tk;
-    int rc;
-    p->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (p->cancel_fd < 0)
-        return -errno;
+    int rc = -ENOMEM, nfds = 0;
+    atomic_init(&p->next_worker, 0);
+    atomic_init(&p->stopping, 0);
+    p->cancel_fds = calloc((size_t)cfg->workers, sizeof *p->cancel_fds);
+    if (!p->cancel_fds)
+        goto fail_fds;
+    for (; nfds < cfg->workers; nfds++) {
+        if ((p->cancel_fds[nfds] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+            rc = -errno;
+            goto fail_fds;
+        }
+    }
     if (cfg->calc_command) {
         int argc;
         const char *why = NULL;
@@ -776,23 +835,32 @@ fail_create:
 fail_threads:
     shsplit_free(p->calc_argv);
 fail_calc:
-    close(p->cancel_fd);
+fail_fds:
+    while (nfds-- > 0)
+        close(p->cancel_fds[nfds]);
+    free(p->cancel_fds);
     return rc;
 }
 
 void pool_cancel(pool *p)
 {
-    uint64_t one = 1;
-    ssize_t n = write(p->cancel_fd, &one, sizeof one);
-    (void)n;
+    atomic_store(&p->stopping, 1);
+    for (int i = 0; i < p->cfg.workers; i++) {
+        uint64_t one = 1;
+        ssize_t n = write(p->cancel_fds[i], &one, sizeof one);
+        (void)n;
+    }
 }
 
 void pool_cancel_reset(pool *p)
 {
-    uint64_t n;
-    /* Non-blocking: reading an eventfd at zero fails with EAGAIN. */
-    ssize_t r = read(p->cancel_fd, &n, sizeof n);
-    (void)r;
+    atomic_store(&p->stopping, 0);
+    for (int i = 0; i < p->cfg.workers; i++) {
+        uint64_t n;
+        /* Non-blocking: reading an eventfd at zero fails with EAGAIN. */
+        ssize_t r = read(p->cancel_fds[i], &n, sizeof n);
+        (void)r;
+    }
 }
 
 void pool_join(pool *p)
@@ -801,6 +869,8 @@ void pool_join(pool *p)
         pthread_join(p->threads[i], NULL);
     free(p->threads);
     shsplit_free(p->calc_argv);
-    close(p->cancel_fd);
+    for (int i = 0; i < p->cfg.workers; i++)
+        close(p->cancel_fds[i]);
+    free(p->cancel_fds);
     memset(p, 0, sizeof *p);
 }

@@ -8,6 +8,7 @@
 #define TS_POOL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "tasks.h"
@@ -43,9 +44,12 @@ typedef struct pool {
     pool_config cfg; /* strings borrowed from the caller */
     tasks *tk;       /* where tasks come from and their ends go */
     pthread_t *threads;
-    int started;      /* threads to join */
-    int cancel_fd;    /* eventfd: readable once running tasks must die */
-    char **calc_argv; /* split calc_command, or NULL */
+    int started;            /* threads to join */
+    int *cancel_fds;        /* one eventfd a worker: readable once its task must
+                               die (POST /cancel_task, or pool_cancel) */
+    atomic_int next_worker; /* hands each worker its index */
+    atomic_int stopping;    /* pool_cancel was called */
+    char **calc_argv;       /* split calc_command, or NULL */
 } pool;
 
 /* Starts cfg->workers threads, which take tasks from tk until

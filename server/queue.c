@@ -87,6 +87,27 @@ task *queue_pop(queue *q)
     return t;
 }
 
+int queue_remove(queue *q, task *t)
+{
+    int found = 0;
+    pthread_mutex_lock(&q->lock);
+    /* A walk of the waiting room: a cancel is rare, the room bounded
+     * (--max-queue). */
+    for (task **link = &q->head, *prev = NULL; *link; prev = *link, link = &(*link)->queue_next) {
+        if (*link != t)
+            continue;
+        *link = t->queue_next;
+        if (q->tail == t)
+            q->tail = prev;
+        t->queue_next = NULL;
+        q->len--;
+        found = 1;
+        break;
+    }
+    pthread_mutex_unlock(&q->lock);
+    return found;
+}
+
 long queue_close(queue *q)
 {
     pthread_mutex_lock(&q->lock);

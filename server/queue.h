@@ -43,6 +43,10 @@ int queue_push_restored(queue *q, task *t);
  * queue is closed. */
 task *queue_pop(queue *q);
 
+/* Takes t out of the queue if it is still there (no worker popped it).
+ * Returns 1 (the caller now owns the queue's reference) or 0. */
+int queue_remove(queue *q, task *t);
+
 /* Wakes every blocked queue_pop; later pushes fail and pops return NULL.
  * Returns the number of tasks that were still waiting (they stay in the
  * queue until queue_destroy). */

@@ -11,6 +11,7 @@
 #include "jsonbody.h"
 #include "jsonscan.h"
 #include "jsonw.h"
+#include "request_files.h"
 #include "request_limits.h"
 #include "request_tests.h"
 #include "shsplit.h"
@@ -314,17 +315,24 @@ int request_parse_create(const char *body, size_t len, const task_limits *caps, 
                               err, errsz);
     if (rc < 0)
         goto fail_env;
-    rc = request_tests_parse(root, &out->tests, err, errsz);
+    rc = request_files_parse(cJSON_GetObjectItemCaseSensitive(root, "files"), body, len,
+                             task_program_name(out->type), &out->files, &out->nfiles, err, errsz);
     if (rc < 0)
         goto fail_env;
+    rc = request_tests_parse(root, &out->tests, err, errsz);
+    if (rc < 0)
+        goto fail_files;
     cJSON_Delete(root);
     return 0;
 
+fail_files:
+    task_files_free(out->files, out->nfiles);
+    out->files = NULL;
+    out->nfiles = 0;
 fail_env:
     task_args_free(out->env);
     out->env = NULL;
     out->envc = 0;
-
 fail_input:
     free(out->input);
     out->input = NULL;
@@ -352,6 +360,7 @@ void create_req_destroy(create_req *r)
     task_args_free(r->args);
     free(r->input);
     task_args_free(r->env);
+    task_files_free(r->files, r->nfiles);
     testset_free(r->tests);
     memset(r, 0, sizeof *r);
 }

@@ -26,6 +26,8 @@ typedef struct create_req {
     size_t input_len;
     char **env; /* NULL-terminated "NAME=VALUE" entries, or NULL; owned */
     int envc;
+    task_file *files; /* `files` (request_files.h), or NULL; owned */
+    int nfiles;
     task_limits limits;    /* what `limits` asked for; 0: the server's */
     struct testset *tests; /* `tests` and `stop_on_failure`, or NULL; owned */
 } create_req;
@@ -40,7 +42,8 @@ typedef struct create_req {
 #define REQUEST_LANG_MAX 32
 
 /* Parses {"type": "python"|"bin"|LANGUAGE, "file": BASE64, "args": [..] | "...",
- * "stdin": TEXT | "stdin_base64": BASE64, "env": {NAME: VALUE, ...}}.
+ * "stdin": TEXT | "stdin_base64": BASE64, "env": {NAME: VALUE, ...},
+ * "files": [{"name": PATH, "content": BASE64}, ...]} (see request_files.h).
  * Any other `type` made of at most REQUEST_LANG_MAX letters, digits and
  * "_+.-" is a TASK_LANG whose name is kept in `lang`, for the caller to
  * check against the languages it offers (lang_check_create); its `file`,

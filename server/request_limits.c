@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jsonbody.h"
 #include "jsonw.h"
 
 /* One key of `limits`: where it goes, its unit in sentences, the option
@@ -40,7 +41,8 @@ static int is_timeout(const limit_key *k)
     return k->off == offsetof(task_limits, timeout);
 }
 
-static double cap_of(const limit_key *k, const task_limits *caps)
+/* Key k of a task_limits: a cap in caps, or what a task asked for. */
+static double field_of(const limit_key *k, const task_limits *caps)
 {
     if (!caps)
         return 0;
@@ -101,7 +103,7 @@ static int parse_one(const cJSON *v, const cJSON *limits, const task_limits *cap
                  num);
         return -EINVAL;
     }
-    double cap = cap_of(k, caps);
+    double cap = field_of(k, caps);
     if (cap < 0) {
         snprintf(err, errsz,
                  "limits.%s cannot be applied: this server runs tasks with --sandbox off, "
@@ -153,7 +155,7 @@ int request_limits_caps_json(buf *b, const task_limits *caps)
 {
     buf_putc(b, '{');
     for (size_t i = 0, n = 0; i < NKEYS; i++) {
-        double cap = cap_of(&keys[i], caps);
+        double cap = field_of(&keys[i], caps);
         if (cap < 0)
             continue;
         buf_printf(b, "%s\"%s\":", n++ ? "," : "", keys[i].name);
@@ -164,4 +166,30 @@ int request_limits_caps_json(buf *b, const task_limits *caps)
     }
     buf_putc(b, '}');
     return buf_failed(b) ? -ENOMEM : 0;
+}
+
+int request_limits_json(buf *b, const task_limits *l)
+{
+    buf_putc(b, '{');
+    for (size_t i = 0, n = 0; i < NKEYS; i++) {
+        double v = field_of(&keys[i], l);
+        if (v <= 0)
+            continue;
+        buf_printf(b, "%s\"%s\":", n++ ? "," : "", keys[i].name);
+        jsonw_f64(b, v);
+    }
+    buf_putc(b, '}');
+    return buf_failed(b) ? -ENOMEM : 0;
+}
+
+int request_limits_parse_text(const char *text, size_t len, task_limits *out, char *err,
+                              size_t errsz)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *root = jsonbody_parse_object(text, len, err, errsz);
+    if (!root)
+        return -EINVAL;
+    int rc = request_parse_limits(root, NULL, out, err, errsz);
+    cJSON_Delete(root);
+    return rc;
 }

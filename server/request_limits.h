@@ -35,4 +35,15 @@ int request_parse_limits(const struct cJSON *limits, const task_limits *caps, ta
  * cannot apply. Returns 0 or -ENOMEM. */
 int request_limits_caps_json(buf *b, const task_limits *caps);
 
+/* Appends the limits l asked for as a JSON object holding only those
+ * given (> 0), "{}" for none: the journal's text form of a waiting task's
+ * limits. Returns 0 or -ENOMEM. */
+int request_limits_json(buf *b, const task_limits *l);
+
+/* Parses the text request_limits_json wrote (len bytes) into *out, as
+ * request_parse_limits without caps: the server that admitted the task
+ * checked them. Returns 0 or -EINVAL with err set. */
+int request_limits_parse_text(const char *text, size_t len, task_limits *out, char *err,
+                              size_t errsz);
+
 #endif

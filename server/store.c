@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uuid/uuid.h>
 
 #include "live.h"
@@ -153,6 +154,33 @@ void store_mark_running(store *s, task *t, live *lv)
     s->counts.running++;
     pthread_cond_broadcast(store_start_stripe(s, t));
     pthread_mutex_unlock(&s->lock);
+}
+
+int store_cancel(store *s, task *t)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    if (task_status_final(t->status)) {
+        rc = -EALREADY;
+    } else {
+        t->cancel_asked = 1;
+        if (t->cancel_fd >= 0) {
+            uint64_t one = 1;
+            ssize_t n = write(t->cancel_fd, &one, sizeof one);
+            (void)n; /* EAGAIN: the counter is already non-zero */
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int store_arm_cancel(store *s, task *t, int fd)
+{
+    pthread_mutex_lock(&s->lock);
+    t->cancel_fd = fd;
+    int asked = t->cancel_asked;
+    pthread_mutex_unlock(&s->lock);
+    return asked;
 }
 
 /* Sleeps on cond until woken or deadline_mono_us; s->lock held. */

@@ -85,6 +85,17 @@ task *store_lookup(store *s, const char *id);
  * was waiting follows it from its first byte. */
 void store_mark_running(store *s, task *t, struct live *lv);
 
+/* Asks for the end of t, not final yet: marks the ask (cancel_asked)
+ * and, while a worker runs t with a cancel eventfd armed, writes to it
+ * (an eventfd write never blocks: it adds to a counter, so it is done
+ * under the lock, which keeps the worker from closing or reusing the fd
+ * meanwhile). Returns 0, or -EALREADY when t is final. */
+int store_cancel(store *s, task *t);
+
+/* The worker's side: arms (fd >= 0) or disarms (-1) t's cancel eventfd.
+ * Returns 1 when a cancel was asked for t, 0 otherwise. */
+int store_arm_cancel(store *s, task *t, int fd);
+
 /* Returns a reference to t's live output (caller unrefs), or NULL when t
  * is not running. */
 struct live *store_live_get(store *s, task *t);

@@ -55,6 +55,7 @@ task *task_new(enum task_type type, unsigned char *file, size_t file_len, char *
     t->argc = argc;
     t->created_us = time_now_us();
     t->status = TASK_WAIT;
+    t->cancel_fd = -1;
     atomic_init(&t->refs, 1);
     return t;
 }
@@ -65,6 +66,23 @@ void task_set_input(task *t, unsigned char *input, size_t input_len, char **env,
     t->input_len = input_len;
     t->env = env;
     t->envc = envc;
+}
+
+void task_set_files(task *t, task_file *files, int n)
+{
+    t->files = files;
+    t->nfiles = files ? n : 0;
+}
+
+void task_files_free(task_file *files, int n)
+{
+    if (!files)
+        return;
+    for (int i = 0; i < n; i++) {
+        free(files[i].name);
+        free(files[i].data);
+    }
+    free(files);
 }
 
 void task_set_tests(task *t, struct testset *tests)
@@ -100,6 +118,10 @@ size_t task_bytes(const task *t)
         n += vec_bytes(t->args, t->argc);
     if (t->env)
         n += vec_bytes(t->env, t->envc);
+    if (t->files)
+        n += (size_t)t->nfiles * sizeof *t->files + TASK_MALLOC_OVERHEAD;
+    for (int i = 0; i < t->nfiles; i++)
+        n += strlen(t->files[i].name) + 1 + t->files[i].len + 2 * TASK_MALLOC_OVERHEAD;
     return n + testset_bytes(t->tests);
 }
 
@@ -124,6 +146,9 @@ void task_drop_program(task *t)
     t->file = NULL;
     free(t->input);
     t->input = NULL;
+    task_files_free(t->files, t->nfiles);
+    t->files = NULL;
+    t->nfiles = 0;
     membudget_release(t->budget, t->held);
     t->held = 0;
 }
@@ -164,6 +189,11 @@ const char *task_status_name(enum task_status s)
 {
     static const char *const names[] = {"WAIT", "RUNNING", "SUCCESS", "ERROR"};
     return names[s];
+}
+
+const char *task_program_name(enum task_type type)
+{
+    return type == TASK_PYTHON ? "main.py" : type == TASK_BIN ? "program" : NULL;
 }
 
 const char *task_type_name(enum task_type t)

@@ -12,7 +12,7 @@
  *  - the result fields are written by the worker once, before it sets a
  *    final status under the store lock, and never change afterwards: a
  *    reader that saw SUCCESS/ERROR under the lock may read them unlocked;
- *  - `file`, `input`, `args`, `env` and the budget share (`budget`,
+ *  - `file`, `input`, `files`, `args`, `env` and the budget share (`budget`,
  *    `held`) belong to the worker once the task is popped from the queue:
  *    it drops the program and the input (and the share) as soon as they
  *    are where the run reads them, the arguments and environment once the
@@ -32,6 +32,14 @@
 struct live;
 struct membudget;
 struct testset;
+
+/* One entry of a request's `files`: written into the task's directory
+ * before the run. */
+typedef struct task_file {
+    char *name;          /* relative path, checked (request_files.h); owned */
+    unsigned char *data; /* owned; may be NULL when len is 0 */
+    size_t len;
+} task_file;
 
 enum task_status { TASK_WAIT, TASK_RUNNING, TASK_SUCCESS, TASK_ERROR };
 /* TASK_LANG: a language of the languages file (lang.h), named by `lang`. */
@@ -56,6 +64,8 @@ typedef struct task {
     size_t input_len;
     char **env; /* NULL-terminated extra "NAME=VALUE" entries, or NULL */
     int envc;
+    task_file *files; /* extra files for the task's directory, or NULL */
+    int nfiles;
     /* `tests`, or NULL: its cases are the worker's after the pop, like
      * args; its rendered results are result fields (testset.h) */
     struct testset *tests;
@@ -81,6 +91,12 @@ typedef struct task {
     int timed_out;
     char *error; /* human sentence for an ERROR, or NULL */
     int64_t cpu_us;
+    int cancelled; /* ended by POST /cancel_task */
+    /* Cancelling: store lock. cancel_asked is set by tasks_cancel;
+     * cancel_fd is the running worker's eventfd (-1: none), written by
+     * tasks_cancel to kill the run. */
+    int cancel_asked;
+    int cancel_fd;
     int64_t mem_peak;  /* bytes, peak of the whole process tree; 0: unknown */
     const char *limit; /* the limit that ended it ("memory"...), or NULL; static */
     int compiled;      /* a compile step ran: the compile_* fields are valid */
@@ -111,6 +127,13 @@ task *task_new(enum task_type type, unsigned char *file, size_t file_len, char *
  * task_hold so that the budget counts them. */
 void task_set_input(task *t, unsigned char *input, size_t input_len, char **env, int envc);
 
+/* Gives t the files of its request (an array of n, NULL: none), taking
+ * ownership; call before task_hold so that the budget counts them. */
+void task_set_files(task *t, task_file *files, int n);
+
+/* Frees an array of n task files. NULL is fine. */
+void task_files_free(task_file *files, int n);
+
 /* Gives t its tests (NULL: none), taking ownership; call before
  * task_hold so that the budget counts them. */
 void task_set_tests(task *t, struct testset *tests);
@@ -118,8 +141,8 @@ void task_set_tests(task *t, struct testset *tests);
  * publishing t. */
 void task_set_lang(task *t, char *name);
 
-/* Bytes t holds while it waits: the task, its program, stdin, arguments
- * environment and tests. */
+/* Bytes t holds while it waits: the task, its program, stdin, files,
+ * arguments, environment and tests. */
 size_t task_bytes(const task *t);
 
 /* Makes t the holder of the *held bytes reserved in budget (*held becomes
@@ -133,7 +156,7 @@ int task_hold(task *t, struct membudget *budget, size_t *held);
  * back from the journal, admitted before a restart. */
 void task_hold_restored(task *t, struct membudget *budget);
 
-/* Frees the program and the stdin of t and releases t's share of the
+/* Frees the program, the stdin and the files of t and releases t's share of the
  * budget: the worker calls it once both are where the run reads them. */
 void task_drop_program(task *t);
 
@@ -156,6 +179,9 @@ const char *task_type_name(enum task_type t);
 /* The type as clients name it: the language's name for TASK_LANG, else
  * task_type_name. */
 const char *task_type_label(const task *t);
+/* The name of t's program in its directory: "main.py", "program", or
+ * NULL for calc (the server's --calc-command names its own). */
+const char *task_program_name(enum task_type type);
 
 /* Non-zero for SUCCESS and ERROR. */
 static inline int task_status_final(enum task_status s)

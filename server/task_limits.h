@@ -27,4 +27,11 @@ static inline int64_t task_limit_pick(int64_t asked, int64_t server)
     return asked > 0 ? asked : server;
 }
 
+/* Whether l asks for any limit of its own. */
+static inline int task_limits_asked(const task_limits *l)
+{
+    return l->timeout > 0 || l->cpu > 0 || l->memory > 0 || l->procs > 0 || l->output > 0 ||
+           l->fsize > 0 || l->disk > 0;
+}
+
 #endif

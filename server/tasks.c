@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "journal.h"
@@ -104,6 +105,36 @@ void tasks_started(tasks *tk, task *t, struct live *lv)
 void tasks_finished(tasks *tk, task *t, enum task_status final)
 {
     tk->ops->finished(tk->impl, &tk->s, t, final);
+}
+
+void tasks_end_cancelled(tasks *tk, task *t)
+{
+    /* Written before the final status is published, like any result. */
+    t->cancelled = 1;
+    if (!t->error)
+        t->error = strdup("cancelled");
+    /* What its client sent goes now, not at its last reference. */
+    task_drop_program(t);
+    task_drop_args(t);
+    log_info("task %s %s ERROR: cancelled before it started", t->id_str, task_type_name(t->type));
+    tk->ops->finished(tk->impl, &tk->s, t, TASK_ERROR);
+}
+
+int tasks_cancel(tasks *tk, task *t)
+{
+    /* Out of the queue: no worker will ever see it. */
+    if (queue_remove(&tk->q, t)) {
+        tasks_end_cancelled(tk, t);
+        task_unref(t); /* the queue's */
+        return 0;
+    }
+    /* A worker has it, or it is final already. */
+    return store_cancel(&tk->s, t);
+}
+
+int tasks_arm_cancel(tasks *tk, task *t, int fd)
+{
+    return store_arm_cancel(&tk->s, t, fd);
 }
 
 task *tasks_lookup(tasks *tk, const char *id)

@@ -155,6 +155,22 @@ void tasks_started(tasks *tk, task *t, struct live *lv);
  * result is durable. The fields must not change afterwards. */
 void tasks_finished(tasks *tk, task *t, enum task_status final);
 
+/* Cancels t (POST /cancel_task). A task still in the queue is taken out
+ * and ends at once, never run: ERROR "cancelled", result.cancelled, kept
+ * by the backend as any end. Otherwise the cancel is marked for the
+ * worker that has t (store_cancel), which kills the run and ends t the
+ * same way, with the output so far. Returns 0 (t is or will soon be
+ * final: wait with tasks_view), or -EALREADY when t was already final. */
+int tasks_cancel(tasks *tk, task *t);
+
+/* The worker's side of a cancel, around a run: arms fd (an eventfd the
+ * run polls; -1 disarms). Returns 1 when t was cancelled meanwhile (then
+ * the worker must not start it, or must end it as cancelled). */
+int tasks_arm_cancel(tasks *tk, task *t, int fd);
+
+/* Ends t, which a worker took but did not start, as cancelled. */
+void tasks_end_cancelled(tasks *tk, task *t);
+
 /* Looks up a task by its textual id. Returns a new reference (caller
  * unrefs) or NULL if the id is unknown, evicted or not a UUID. */
 task *tasks_lookup(tasks *tk, const char *id);

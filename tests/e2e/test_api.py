@@ -259,8 +259,8 @@ class BadInput(unittest.TestCase):
         self.assertEqual(st, 404)
         self.assertEqual(doc["error"],
                          "no route DELETE /nope/deeper; routes: POST /create_task, "
-                         "GET /get_status, GET /get_task_count, GET /stream, GET /info, "
-                         "GET /languages, "
+                         "GET /get_status, GET /get_task_count, GET /stream, POST /cancel_task, "
+                         "GET /info, GET /languages, "
                          "POST /submit, GET /job/ID, GET /jobs, POST /worker, GET /workers, "
                          "POST /compute")
 

@@ -119,6 +119,54 @@ class DefaultConfig(LangCase):
         self.assertEqual(res["status"], "SUCCESS", res)
         self.assertEqual(res["result"]["stdout"], "main.sh\n")
 
+    def test_c_with_files_tests_and_limits(self):
+        # A header of its own in `files`, compiled once, run once per test
+        # with the task's own limits.
+        src = ('#include <stdio.h>\n#include "sq.h"\n'
+               'int main(void) { int n; if (scanf("%d", &n) != 1) return 3; '
+               'printf("%d\\n", SQ(n)); return 0; }\n')
+        hdr = base64.b64encode(b"#define SQ(x) ((x) * (x))\n").decode()
+        res = self.run_doc(body("c", src, files=[{"name": "inc/sq.h", "content": hdr}],
+                                tests=[{"stdin": "3", "expected_output": "9"},
+                                       {"stdin": "4", "expected_output": "16"},
+                                       {"stdin": "5", "expected_output": "24"}],
+                                limits={"memory": 64 << 20, "timeout": 10}))
+        # The header is under inc/, where the compile does not look.
+        self.assertEqual(res["status"], "ERROR", res)
+        self.assertTrue(res["error"].startswith("compilation failed"), res)
+        self.assertIn("sq.h", res["result"]["compile_output"])
+        self.assertNotIn("tests", res["result"])
+        res = self.run_doc(body("c", src, files=[{"name": "sq.h", "content": hdr}],
+                                tests=[{"stdin": "3", "expected_output": "9"},
+                                       {"stdin": "4", "expected_output": "16"},
+                                       {"stdin": "5", "expected_output": "24"}],
+                                limits={"memory": 64 << 20, "timeout": 10}))
+        self.assertEqual(res["status"], "ERROR", res)
+        self.assertEqual(res["result"]["compile_exit_code"], 0, res)
+        self.assertEqual([t["passed"] for t in res["result"]["tests"]], [True, True, False], res)
+        self.assertEqual((res["result"]["passed"], res["result"]["failed"]), (2, 1))
+
+    def test_a_file_may_not_take_the_source_name(self):
+        st, _, res = self.srv.request("POST", "/create_task", body(
+            "c", C_HELLO, files=[{"name": "main.c", "content": ""}]))
+        self.assertEqual(st, 400, res)
+        self.assertIn("files[0].name", res["error"])
+
+    def test_cancel_during_compile(self):
+        st, _, res = self.srv.request("POST", "/create_task", body("cpp", CPP_SLOW))
+        self.assertEqual(st, 200, res)
+        tid = res["id"]
+        deadline = time.monotonic() + 60
+        while self.srv.request("GET", "/get_status?id=" + tid)[2]["status"] != "RUNNING":
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        time.sleep(0.5)
+        st, _, doc = self.srv.request("POST", "/cancel_task", {"id": tid})
+        self.assertEqual(st, 200, doc)
+        self.assertEqual(doc["status"], "ERROR", doc)
+        self.assertEqual(doc["error"], "cancelled", doc)
+        self.assertTrue(doc["result"]["cancelled"], doc)
+
 
 class CompileTimeout(LangCase):
     extra = ("--compile-timeout", "1")

@@ -1,7 +1,8 @@
 """The packaged image and compose file, run for real: the image is built from
 this checkout (packaging/Dockerfile on the base image packaging/base-image.sh
-makes), the task server container is run as the README says, and seed 004's
-cluster comes up with docker-compose and answers an arithmetic job.
+makes), the task server container is run as the README says, seed 004's
+cluster comes up with docker-compose and answers an arithmetic job, and two
+nodes over a PostgreSQL container serve one set of tasks.
 
 Needs root and dockerd (Debian's docker.io). A dockerd that is not running
 is started here and stopped at the end; the tests are skipped, with the
@@ -284,6 +285,63 @@ class TestCompose(unittest.TestCase):
         # Operations were spread over the workers' containers.
         st, doc = http("GET", url + "/workers")
         self.assertEqual(sum(w["operations"] for w in doc), 4, doc)
+
+
+class TestStoreCompose(unittest.TestCase):
+    """Many nodes over one PostgreSQL: docker-compose.store.yml up --scale
+    node=2; a task created on one node is read on the other."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.compose = None
+        build_image()
+        if not shutil.which("docker-compose"):
+            raise AssertionError("docker-compose is not installed (apt-get install docker-compose)")
+        cls.compose = ["docker-compose", "-p", PROJECT + "store", "-f",
+                       os.path.join(SRC, "packaging", "docker-compose.store.yml")]
+        cls.env = dict(ENV)
+        r = subprocess.run(cls.compose + ["up", "-d", "--build", "--scale", "node=2"],
+                           env=cls.env, cwd=SRC, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=1200)
+        if r.returncode != 0:
+            out = r.stdout[-5000:]
+            cls.tearDownClass()
+            raise AssertionError("docker-compose up failed:\n" + out)
+        cls.urls = []
+        for i in (1, 2):
+            r = subprocess.run(cls.compose + ["port", "--index=%d" % i, "node", "8080"],
+                               env=cls.env, cwd=SRC, stdout=subprocess.PIPE, text=True,
+                               timeout=60)
+            cls.urls.append("http://" + r.stdout.strip())
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.compose:
+            subprocess.run(cls.compose + ["down", "-v", "--remove-orphans"], env=cls.env,
+                           cwd=SRC, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=300)
+            cls.compose = None
+
+    def logs(self):
+        return subprocess.run(self.compose + ["logs", "--no-color"], env=self.env, cwd=SRC,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=60).stdout[-5000:]
+
+    def test_two_nodes_one_service(self):
+        a, b = self.urls
+        try:
+            nodes = wait_for(lambda: (lambda d: d if len(d) == 2 else None)(
+                http("GET", a + "/nodes")[1]["nodes"]), 90, "two nodes in GET /nodes")
+        except AssertionError as e:
+            raise AssertionError("%s\n%s" % (e, self.logs()))
+        self.assertEqual(sum(n["workers"] for n in nodes), 4, nodes)
+        src = base64.b64encode(b"print(6 * 7)\n").decode()
+        st, doc = http("POST", a + "/create_task", {"type": "python", "file": src})
+        self.assertEqual(st, 200, doc)
+        st, doc = http("GET", "%s/get_status?id=%s&wait=30" % (b, doc["id"]), timeout=40)
+        self.assertEqual(st, 200, doc)
+        self.assertEqual(doc["status"], "SUCCESS", str(doc) + self.logs())
+        self.assertEqual(doc["result"]["stdout"], "42\n")
 
 
 if __name__ == "__main__":

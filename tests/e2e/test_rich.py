@@ -210,7 +210,8 @@ class Journal(unittest.TestCase):
         finally:
             srv.stop()
         db = sqlite3.connect(path)
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 3)
+        # upgraded to the current format (4: files, cancelled and limits)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 4)
         db.close()
 
 

@@ -139,7 +139,9 @@ static void roundtrip_requeue(void **state)
     env_open(&e, 0, 100);
     task *done = accept_task(&e, mk(TASK_BIN, "echo hi", "a b"));
     task *running = accept_task(&e, mk(TASK_PYTHON, "print(1)", NULL));
-    task *waiting = accept_task(&e, mk(TASK_BIN, "#!/bin/sh\nexit 0\n", "x"));
+    task *w = mk(TASK_BIN, "#!/bin/sh\nexit 0\n", "x");
+    w->limits = (task_limits){.timeout = 0.5, .memory = 1 << 20};
+    task *waiting = accept_task(&e, w);
     task *t1 = run_next(&e, TASK_ERROR, "hi\n");
     assert_ptr_equal(t1, done);
     task *t2 = run_next(&e, TASK_SUCCESS, NULL); /* left running: the crash */
@@ -193,10 +195,15 @@ static void roundtrip_requeue(void **state)
     assert_string_equal(t->args[0], "x");
     assert_string_equal(t->args[1], "");
     assert_null(t->args[2]);
+    /* Its own limits, the others the server's. */
+    assert_true(t->limits.timeout == 0.5);
+    assert_int_equal(t->limits.memory, 1 << 20);
+    assert_int_equal(t->limits.cpu + t->limits.procs + t->limits.output + t->limits.disk, 0);
     task_unref(t);
     env_close(&e);
     /* The finished task's program is no longer kept. */
     assert_int_equal(count_rows("WHERE status = 'ERROR' AND file IS NULL"), 1);
+    assert_int_equal(count_rows("WHERE limits IS NOT NULL"), 1);
 }
 
 static void running_fails_in_fail_mode(void **state)

@@ -57,6 +57,37 @@ static void bounded_waiting_room(void **state)
         task_unref(t[i]);
 }
 
+static void remove_from_any_place(void **state)
+{
+    (void)state;
+    queue q;
+    assert_int_equal(queue_init(&q, -1), 0);
+    task *t[4] = {mk(), mk(), mk(), mk()};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(queue_push(&q, t[i]), 0);
+    /* the middle, the tail, then one never queued */
+    assert_int_equal(queue_remove(&q, t[1]), 1);
+    task_unref(t[1]);
+    assert_int_equal(queue_remove(&q, t[2]), 1);
+    task_unref(t[2]);
+    assert_int_equal(queue_remove(&q, t[2]), 0);
+    assert_int_equal(queue_remove(&q, t[3]), 0);
+    assert_int_equal(queue_len(&q), 1);
+    /* the tail moved back: a push still lands after t[0] */
+    assert_int_equal(queue_push(&q, t[3]), 0);
+    task *x = queue_pop(&q);
+    assert_ptr_equal(x, t[0]);
+    task_unref(x);
+    assert_int_equal(queue_remove(&q, t[0]), 0);
+    x = queue_pop(&q);
+    assert_ptr_equal(x, t[3]);
+    task_unref(x);
+    assert_int_equal(queue_len(&q), 0);
+    queue_destroy(&q);
+    for (int i = 0; i < 4; i++)
+        task_unref(t[i]);
+}
+
 struct popper {
     queue *q;
     task *got;
@@ -122,6 +153,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fifo_order),
+        cmocka_unit_test(remove_from_any_place),
         cmocka_unit_test(bounded_waiting_room),
         cmocka_unit_test(zero_waiting_room_needs_an_idle_worker),
         cmocka_unit_test(close_wakes_poppers_and_refuses_pushes),

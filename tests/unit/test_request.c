@@ -437,6 +437,31 @@ static void sandbox_off_offers_timeout_and_output(void **state)
     create_req_destroy(&r);
 }
 
+static void limits_journal_text_round_trip(void **state)
+{
+    buf b = BUF_INIT;
+    task_limits l = {.timeout = 2.5, .memory = 1 << 20}, back;
+    char err[REQUEST_ERR_MAX];
+    assert_true(task_limits_asked(&l));
+    assert_int_equal(request_limits_json(&b, &l), 0);
+    assert_string_equal(b.data, "{\"timeout\":2.5,\"memory\":1048576}");
+    assert_int_equal(request_limits_parse_text(b.data, b.len, &back, err, sizeof err), 0);
+    assert_memory_equal(&back, &l, sizeof l);
+    /* No caps: what the server that admitted it allowed stays. */
+    const char *big = "{\"disk\":1000000000000000}";
+    assert_int_equal(request_limits_parse_text(big, strlen(big), &back, err, sizeof err), 0);
+    assert_int_equal(back.disk, 1000000000000000LL);
+    assert_int_equal(request_limits_parse_text("{\"disk\":0}", 10, &back, err, sizeof err),
+                     -EINVAL);
+    assert_int_equal(request_limits_parse_text("[", 1, &back, err, sizeof err), -EINVAL);
+    buf_destroy(&b);
+    memset(&l, 0, sizeof l);
+    assert_false(task_limits_asked(&l));
+    assert_int_equal(request_limits_json(&b, &l), 0);
+    assert_string_equal(b.data, "{}");
+    buf_destroy(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,6 +483,7 @@ int main(void)
         cmocka_unit_test(create_limits_without_caps),
         cmocka_unit_test(caps_json_has_null_for_none),
         cmocka_unit_test(sandbox_off_offers_timeout_and_output),
+        cmocka_unit_test(limits_journal_text_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

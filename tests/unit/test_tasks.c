@@ -7,9 +7,11 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -142,6 +144,76 @@ static void memory_lifecycle(void **state)
     open_memory(&tk, 10, -1, NULL);
     assert_false(tasks_durable(&tk));
     lifecycle_once(&tk);
+    tasks_destroy(&tk);
+}
+
+/* A cancel: a queued task ends at once, unrun; a worker's is marked
+ * and its armed eventfd written; a final one is refused. */
+static void cancel_lifecycle(tasks *tk)
+{
+    task *queued = mk("echo never"), *taken = mk("echo taken");
+    size_t held = 0;
+    assert_int_equal(tasks_submit(tk, taken, &held), 0);
+    assert_int_equal(tasks_submit(tk, queued, &held), 0);
+    task *t = tasks_next(tk);
+    assert_ptr_equal(t, taken);
+
+    assert_int_equal(tasks_cancel(tk, queued), 0);
+    task_view v = tasks_view(tk, queued, time_mono_us() + 10 * 1000000);
+    assert_int_equal(v.status, TASK_ERROR);
+    assert_int_equal(v.attempts, 0);
+    assert_true(queued->cancelled);
+    assert_string_equal(queued->error, "cancelled");
+    assert_int_equal(tasks_get_counts(tk).queued, 0);
+    assert_int_equal(tasks_cancel(tk, queued), -EALREADY);
+
+    /* taken by a worker, not started: the worker learns it when arming */
+    assert_int_equal(tasks_cancel(tk, t), 0);
+    int fd = eventfd(0, EFD_NONBLOCK);
+    assert_true(fd >= 0);
+    assert_int_equal(tasks_arm_cancel(tk, t, fd), 1);
+    /* running, armed: a cancel writes the eventfd */
+    tasks_started(tk, t, NULL);
+    assert_int_equal(tasks_cancel(tk, t), 0);
+    uint64_t n = 0;
+    assert_int_equal(read(fd, &n, sizeof n), sizeof n);
+    assert_true(n >= 1);
+    /* disarmed: nothing is written any more */
+    assert_int_equal(tasks_arm_cancel(tk, t, -1), 1);
+    assert_int_equal(tasks_cancel(tk, t), 0);
+    assert_int_equal(read(fd, &n, sizeof n), -1);
+    close(fd);
+    t->cancelled = 1;
+    tasks_finished(tk, t, TASK_ERROR);
+    assert_int_equal(tasks_view(tk, t, time_mono_us() + 10 * 1000000).status, TASK_ERROR);
+    assert_int_equal(tasks_cancel(tk, t), -EALREADY);
+    task_unref(t);
+    task_unref(taken);
+    task_unref(queued);
+}
+
+static void memory_cancel(void **state)
+{
+    (void)state;
+    tasks tk;
+    open_memory(&tk, 10, -1, NULL);
+    cancel_lifecycle(&tk);
+    tasks_destroy(&tk);
+}
+
+static void journal_cancel(void **state)
+{
+    (void)state;
+    tasks tk;
+    open_journal(&tk, 10, -1, NULL);
+    cancel_lifecycle(&tk);
+    tasks_destroy(&tk);
+    assert_int_equal(count_rows("WHERE cancelled = 1 AND status = 'ERROR'"), 2);
+    /* read back: still cancelled, nothing to queue again */
+    tasks_restored n;
+    open_journal(&tk, 10, -1, &n);
+    assert_int_equal(n.finished, 2);
+    assert_int_equal(n.waiting, 0);
     tasks_destroy(&tk);
 }
 
@@ -376,6 +448,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(memory_lifecycle),
         cmocka_unit_test(memory_refusals),
+        cmocka_unit_test(memory_cancel),
+        cmocka_unit_test_setup_teardown(journal_cancel, setup, teardown),
         cmocka_unit_test(backend_calls),
         cmocka_unit_test_setup_teardown(journal_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(journal_refusal_forgets, setup, teardown),
