@@ -7,20 +7,27 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jobstore_pg.h"
 #include "jobstore_sqlite.h"
 #include "log.h"
+
+/* This node's name: --name, else HOSTNAME:PORT. */
+static void cluster_node_name(const cluster_config *cfg, int port, char *name, size_t size)
+{
+    if (cfg->name[0]) {
+        snprintf(name, size, "%s", cfg->name);
+    } else {
+        char host[64] = "node";
+        gethostname(host, sizeof host - 1);
+        snprintf(name, size, "%s:%d", host, port);
+    }
+}
 
 /* Starts the announce thread with the defaults of cluster_config filled in. */
 static int cluster_join(cluster *cl, const cluster_config *cfg, int port, const char *token)
 {
     char name[REGISTRY_NAME_MAX], url[REGISTRY_URL_MAX];
-    if (cfg->name[0]) {
-        snprintf(name, sizeof name, "%s", cfg->name);
-    } else {
-        char host[64] = "node";
-        gethostname(host, sizeof host - 1);
-        snprintf(name, sizeof name, "%s:%d", host, port);
-    }
+    cluster_node_name(cfg, port, name, sizeof name);
     const char *adv = NULL;
     if (cfg->advertise[0]) {
         adv = cfg->advertise;
@@ -46,22 +53,31 @@ static int cluster_join(cluster *cl, const cluster_config *cfg, int port, const 
     return 0;
 }
 
-/* Opens the job store of cfg->data_dir and loads it into the job table. */
-static int cluster_open_store(cluster *cl, const cluster_config *cfg)
+/* Opens the job store of cfg->store (this master's jobs, by node name) or
+ * cfg->data_dir and loads it into the job table. */
+static int cluster_open_store(cluster *cl, const cluster_config *cfg, int port)
 {
-    char err[512];
-    jobstore_sqlite_config sc = {.dir = cfg->data_dir, .sync_full = cfg->data_sync_full};
-    int rc = jobstore_sqlite_open(&cl->store, &sc, err, sizeof err);
+    char err[512], name[REGISTRY_NAME_MAX], where[REGISTRY_NAME_MAX + 4200];
+    int rc;
+    if (cfg->store && cfg->store[0]) {
+        cluster_node_name(cfg, port, name, sizeof name);
+        jobstore_pg_config pc = {.url = cfg->store, .master = name};
+        rc = jobstore_pg_open(&cl->store, &pc, err, sizeof err);
+        snprintf(where, sizeof where, "in the shared store as master %s", name);
+    } else {
+        jobstore_sqlite_config sc = {.dir = cfg->data_dir, .sync_full = cfg->data_sync_full};
+        rc = jobstore_sqlite_open(&cl->store, &sc, err, sizeof err);
+        snprintf(where, sizeof where, "%s/%s", cfg->data_dir, JOBSTORE_SQLITE_FILE);
+    }
     if (rc < 0)
         goto fail;
     cl->store_ok = 1;
     jobs_restored n;
     if ((rc = jobs_restore(&cl->jobs, &cl->store, &n, err, sizeof err)) < 0)
         goto fail;
-    log_notice("job store %s/%s: %ld finished, %ld to compute again, %ld old ones dropped; "
+    log_notice("job store %s: %ld finished, %ld to compute again, %ld old ones dropped; "
                "next job id %lld",
-               cfg->data_dir, JOBSTORE_SQLITE_FILE, n.finished, n.unfinished, n.dropped,
-               (long long)n.next_id);
+               where, n.finished, n.unfinished, n.dropped, (long long)n.next_id);
     return 0;
 
 fail:
@@ -85,7 +101,8 @@ int cluster_start(cluster *cl, http_routes *routes, const cluster_config *cfg, i
     if ((rc = jobs_init(&cl->jobs, cfg->max_jobs)) < 0)
         goto fail;
     cl->jobs_ok = 1;
-    if (cfg->data_dir && cfg->data_dir[0] && (rc = cluster_open_store(cl, cfg)) < 0)
+    int kept = (cfg->store && cfg->store[0]) || (cfg->data_dir && cfg->data_dir[0]);
+    if (kept && (rc = cluster_open_store(cl, cfg, port)) < 0)
         return rc;
     dispatch_config dc = {.op_timeout = cfg->op_timeout,
                           .max_attempts = cfg->op_attempts,

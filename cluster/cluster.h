@@ -34,12 +34,13 @@ typedef struct cluster_config {
     size_t max_body;          /* largest request body, bytes */
     const char *data_dir;     /* keep jobs in DIR/jobs.db; "" or NULL: memory only */
     int data_sync_full;       /* fsync every commit of the job store */
+    const char *store;        /* keep jobs in this PostgreSQL store (--store); "" or NULL: none */
 } cluster_config;
 
 typedef struct cluster {
     registry reg;
     jobs jobs;
-    jobstore store; /* with cluster_config.data_dir */
+    jobstore store; /* with cluster_config.store or data_dir */
     dispatch disp;
     cluster_api api;
     join join;
@@ -49,7 +50,8 @@ typedef struct cluster {
 
 /* Starts the dispatcher, adds the routes to routes, then, with
  * cfg->join, starts announcing (after the routes exist, so the master
- * can call back at once). With cfg->data_dir, first opens the job store
+ * can call back at once). With cfg->store (a PostgreSQL URL, jobs kept
+ * under this node's name) or cfg->data_dir, first opens the job store
  * there and loads the jobs it kept (jobs_restore); their operations are
  * dispatched once workers are back. port is the port actually listened
  * on. token

@@ -2,9 +2,10 @@
  * a restart (kill -9 included): every accepted job (id, expression,
  * creation time), how each finished (answer or error), and the id counter.
  *
- * The store is a table of functions over an implementation, so that other
- * databases can sit next to the SQLite one (jobstore_sqlite.h) without the
- * job table (jobs.h) knowing which it uses. A master without a store keeps
+ * The store is a table of functions over an implementation, so that
+ * databases sit side by side (SQLite, jobstore_sqlite.h; PostgreSQL,
+ * jobstore_pg.h; both over jobstore_writer.h) without the job table
+ * (jobs.h) knowing which it uses. A master without a store keeps
  * its jobs in memory only.
  *
  * Calling order: load once, before any other call and while no other
@@ -36,7 +37,7 @@ typedef struct jobstore_row {
 typedef int (*jobstore_row_fn)(void *arg, const jobstore_row *row);
 
 typedef struct jobstore_ops {
-    const char *name; /* for log lines: "sqlite" */
+    const char *name; /* for log lines: "sqlite", "postgresql" */
 
     /* Calls fn for every stored job in increasing id order and sets
      * *next_id to the first id never handed out (>= 1, above every stored

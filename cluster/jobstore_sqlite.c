@@ -2,13 +2,13 @@
 #include "jobstore_sqlite.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "datadir.h"
+#include "jobstore_writer.h"
 #include "log.h"
 
 #define JSS_APP_ID 0x54534a42 /* "TSJB": tells our files from other SQLite files */
@@ -33,46 +33,22 @@
     "PRAGMA user_version = 1;"            /* JSS_VERSION */                                        \
     "COMMIT;" /* all or nothing: a half-made file would not pass for ours */
 
-enum jss_kind { JSS_RECORD, JSS_BUMP, JSS_FINISH, JSS_FORGET, JSS_KINDS };
+/* Statements by record kind (jobstore_writer.h), then the counter's. */
+enum { JSS_BUMP = JOBSTORE_FORGET + 1, JSS_KINDS };
 
 static const char *const jss_sql[JSS_KINDS] = {
-    [JSS_RECORD] = "INSERT INTO jobs(id, created_us, expr) VALUES(?1, ?2, ?3)",
+    [JOBSTORE_RECORD] = "INSERT INTO jobs(id, created_us, expr) VALUES(?1, ?2, ?3)",
     [JSS_BUMP] = "UPDATE counter SET next_id = max(next_id, ?1 + 1)",
-    [JSS_FINISH] = ("UPDATE jobs SET finished_us = ?2, answer = ?3, error = ?4, ops_done = ?5"
-                    " WHERE id = ?1"),
-    [JSS_FORGET] = "DELETE FROM jobs WHERE id = ?1",
+    [JOBSTORE_FINISH] = ("UPDATE jobs SET finished_us = ?2, answer = ?3, error = ?4,"
+                         " ops_done = ?5 WHERE id = ?1"),
+    [JOBSTORE_FORGET] = "DELETE FROM jobs WHERE id = ?1",
 };
-
-/* One pending write. A record (waited) lives on its caller's stack until
- * `done`; the writer frees the others, with their strings. */
-typedef struct jss_rec {
-    struct jss_rec *next;
-    enum jss_kind kind; /* JSS_RECORD, JSS_FINISH or JSS_FORGET */
-    int64_t id;
-    const char *text; /* RECORD: borrowed */
-    size_t text_len;
-    int64_t us;      /* RECORD: created; FINISH: finished */
-    char *answer;    /* FINISH: owned, or NULL */
-    char *error;     /* FINISH: owned, or NULL */
-    size_t ops_done; /* FINISH */
-    int waited;
-    int done; /* lock */
-    int rc;   /* lock */
-} jss_rec;
 
 typedef struct jss {
     char *dir;
     sqlite3 *db; /* load, then the writer thread alone */
     sqlite3_stmt *st[JSS_KINDS];
-    pthread_t thread;
-    /* `lock` protects pending, tail, closing, stopped and the done/rc of
-     * queued records. Leaf lock: SQLite is never called with it held. */
-    pthread_mutex_t lock;
-    pthread_cond_t work;      /* records pending, or closing */
-    pthread_cond_t committed; /* waited records were written */
-    jss_rec *pending, **tail;
-    int closing;
-    int stopped; /* the writer is gone: records are refused */
+    jobstore_writer w;
 } jss;
 
 /* Puts "DIR/jobs.db: SQLite's message" in err and returns the errno. */
@@ -170,12 +146,12 @@ static int jss_step(sqlite3_stmt *st)
 
 /* Writes one record inside the writer's transaction. Returns an SQLite
  * code. */
-static int jss_write(jss *s, const jss_rec *r)
+static int jss_write(jss *s, const jobstore_rec *r)
 {
     sqlite3_stmt *st = s->st[r->kind];
     sqlite3_bind_int64(st, 1, r->id);
     switch (r->kind) {
-    case JSS_RECORD: {
+    case JOBSTORE_RECORD: {
         sqlite3_bind_int64(st, 2, r->us);
         sqlite3_bind_text64(st, 3, r->text, r->text_len, SQLITE_STATIC, SQLITE_UTF8);
         int rc = jss_step(st);
@@ -185,7 +161,7 @@ static int jss_write(jss *s, const jss_rec *r)
         sqlite3_bind_int64(s->st[JSS_BUMP], 1, r->id);
         return jss_step(s->st[JSS_BUMP]);
     }
-    case JSS_FINISH:
+    case JOBSTORE_FINISH:
         sqlite3_bind_int64(st, 2, r->us);
         if (r->answer)
             sqlite3_bind_text(st, 3, r->answer, -1, SQLITE_STATIC);
@@ -201,11 +177,12 @@ static int jss_write(jss *s, const jss_rec *r)
 
 /* Writes a batch in one transaction. Returns 0 or -errno (then nothing of
  * the batch is written). */
-static int jss_write_batch(jss *s, jss_rec *batch)
+static int jss_write_batch(void *impl, const jobstore_rec *batch)
 {
+    jss *s = impl;
     long count = 0;
     int rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
-    for (jss_rec *r = batch; r && rc == SQLITE_OK; r = r->next, count++)
+    for (const jobstore_rec *r = batch; r && rc == SQLITE_OK; r = r->next, count++)
         rc = jss_write(s, r);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
@@ -216,93 +193,6 @@ static int jss_write_batch(jss *s, jss_rec *batch)
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     return datadir_sqlite_errno(rc);
-}
-
-static void jss_rec_free(jss_rec *r)
-{
-    free(r->answer);
-    free(r->error);
-    free(r);
-}
-
-/* Wakes the callers of waited records of a written batch, frees the rest. */
-static void jss_complete(jss *s, jss_rec *batch, int rc)
-{
-    jss_rec *async = NULL, **atail = &async;
-    pthread_mutex_lock(&s->lock);
-    for (jss_rec *r = batch, *next; r; r = next) {
-        next = r->next; /* a waited record may vanish once done */
-        if (r->waited) {
-            r->rc = rc;
-            r->done = 1;
-        } else {
-            *atail = r;
-            atail = &r->next;
-        }
-    }
-    *atail = NULL;
-    pthread_cond_broadcast(&s->committed);
-    pthread_mutex_unlock(&s->lock);
-    for (jss_rec *r = async, *next; r; r = next) {
-        next = r->next;
-        jss_rec_free(r);
-    }
-}
-
-static void *jss_writer(void *arg)
-{
-    jss *s = arg;
-    pthread_mutex_lock(&s->lock);
-    for (;;) {
-        while (!s->pending && !s->closing)
-            pthread_cond_wait(&s->work, &s->lock);
-        if (!s->pending)
-            break;
-        /* Everything that arrived during the last commit goes in this one. */
-        jss_rec *batch = s->pending;
-        s->pending = NULL;
-        s->tail = &s->pending;
-        pthread_mutex_unlock(&s->lock);
-        jss_complete(s, batch, jss_write_batch(s, batch));
-        pthread_mutex_lock(&s->lock);
-    }
-    s->stopped = 1;
-    pthread_mutex_unlock(&s->lock);
-    return NULL;
-}
-
-/* Queues r and, for a waited record, returns once it is written. Returns
- * 0, the write's error, or -ESHUTDOWN (r not queued) once the writer is
- * gone. */
-static int jss_submit(jss *s, jss_rec *r)
-{
-    int rc = 0;
-    pthread_mutex_lock(&s->lock);
-    if (s->stopped || s->closing) {
-        pthread_mutex_unlock(&s->lock);
-        return -ESHUTDOWN;
-    }
-    r->next = NULL;
-    *s->tail = r;
-    s->tail = &r->next;
-    pthread_cond_signal(&s->work);
-    while (r->waited && !r->done)
-        pthread_cond_wait(&s->committed, &s->lock);
-    if (r->waited)
-        rc = r->rc;
-    pthread_mutex_unlock(&s->lock);
-    return rc;
-}
-
-/* Queues an asynchronous record; on failure logs that the row is stale. */
-static void jss_submit_async(jss *s, jss_rec *r, int64_t id, const char *what)
-{
-    if (r && jss_submit(s, r) == 0)
-        return;
-    log_error("job %lld: its %s is not in the job store (%s)", (long long)id, what,
-              r ? "store closed" : "out of memory");
-    if (r)
-        jss_rec_free(r);
 }
 
 static int jss_load(void *impl, jobstore_row_fn fn, void *arg, int64_t *next_id, char *err,
@@ -351,58 +241,28 @@ static int jss_load(void *impl, jobstore_row_fn fn, void *arg, int64_t *next_id,
 
 static int jss_record(void *impl, int64_t id, const char *text, size_t len, int64_t created_us)
 {
-    jss_rec r = {
-        .kind = JSS_RECORD, .id = id, .text = text, .text_len = len, .us = created_us, .waited = 1};
-    return jss_submit(impl, &r);
+    return jobstore_writer_record(&((jss *)impl)->w, id, text, len, created_us);
 }
 
 static void jss_finish(void *impl, const jobstore_row *row)
 {
-    jss_rec *r = calloc(1, sizeof *r);
-    if (r) {
-        r->kind = JSS_FINISH;
-        r->id = row->id;
-        r->us = row->finished_us;
-        r->ops_done = row->ops_done;
-        r->answer = row->answer ? strdup(row->answer) : NULL;
-        r->error = row->error ? strdup(row->error) : NULL;
-        if ((row->answer && !r->answer) || (row->error && !r->error)) {
-            jss_rec_free(r);
-            r = NULL;
-        }
-    }
-    /* A lost finish leaves the row unfinished: the next start computes
-     * the job again, which gives the same answer (operations are pure). */
-    jss_submit_async(impl, r, row->id, "result");
+    jobstore_writer_finish(&((jss *)impl)->w, row);
 }
 
 static void jss_forget(void *impl, int64_t id)
 {
-    jss_rec *r = calloc(1, sizeof *r);
-    if (r) {
-        r->kind = JSS_FORGET;
-        r->id = id;
-    }
-    /* A row left behind is trimmed with retention at the next start. */
-    jss_submit_async(impl, r, id, "deletion");
+    jobstore_writer_forget(&((jss *)impl)->w, id);
 }
 
 static void jss_close(void *impl)
 {
     jss *s = impl;
-    pthread_mutex_lock(&s->lock);
-    s->closing = 1;
-    pthread_cond_signal(&s->work);
-    pthread_mutex_unlock(&s->lock);
-    pthread_join(s->thread, NULL);
+    jobstore_writer_destroy(&s->w);
     for (int k = 0; k < JSS_KINDS; k++)
         sqlite3_finalize(s->st[k]);
     /* The last close checkpoints the WAL into the database and removes it. */
     if (sqlite3_close(s->db) != SQLITE_OK)
         log_error("job store %s/%s: %s", s->dir, JOBSTORE_SQLITE_FILE, sqlite3_errmsg(s->db));
-    pthread_cond_destroy(&s->committed);
-    pthread_cond_destroy(&s->work);
-    pthread_mutex_destroy(&s->lock);
     free(s->dir);
     free(s);
 }
@@ -428,7 +288,6 @@ int jobstore_sqlite_open(jobstore *out, const jobstore_sqlite_config *cfg, char 
         goto fail_alloc;
     if (!(s->dir = strdup(cfg->dir)))
         goto fail_dir;
-    s->tail = &s->pending;
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", s->dir, JOBSTORE_SQLITE_FILE);
     /* One connection, used by one thread at a time: no SQLite mutexes. */
@@ -439,22 +298,15 @@ int jobstore_sqlite_open(jobstore *out, const jobstore_sqlite_config *cfg, char 
     }
     if ((rc = jss_configure(s, cfg->sync_full, err, errsz)) < 0)
         goto fail_db;
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->work, NULL);
-    pthread_cond_init(&s->committed, NULL);
     /* The writer only waits for records until load has run: the
      * connection is the loader's until the first record is queued. */
-    if ((rc = -pthread_create(&s->thread, NULL, jss_writer, s)) < 0) {
+    if ((rc = jobstore_writer_init(&s->w, jss_write_batch, s)) < 0) {
         snprintf(err, errsz, "cannot start the job store's writer: %s", strerror(-rc));
-        goto fail_thread;
+        goto fail_db;
     }
     *out = (jobstore){.ops = &jss_ops, .impl = s};
     return 0;
 
-fail_thread:
-    pthread_cond_destroy(&s->committed);
-    pthread_cond_destroy(&s->work);
-    pthread_mutex_destroy(&s->lock);
 fail_db:
     for (int k = 0; k < JSS_KINDS; k++)
         sqlite3_finalize(s->st[k]);

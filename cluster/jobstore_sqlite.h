@@ -1,15 +1,11 @@
 /* jobstore_sqlite: the job store (jobstore.h) in an SQLite database,
  * DIR/jobs.db, in WAL mode, next to the task journal of the same
  * --data-dir (server/journal.h), which it follows: one connection taken
- * for this process alone, a format version, and one writer thread that
- * commits everything pending in one transaction (group commit), so one
- * commit serves every job submitted while the previous one was written.
+ * for this process alone, a format version, and the writer thread of
+ * jobstore_writer.h (group commit).
  *
- * Locking: a private mutex protects the pending records, the flags that
- * tell a waiting caller its record is written, and the closing state. It
- * is a leaf lock held for list operations only: SQLite is never called
- * with it held. The connection is used by load (before any record) and
- * then by the writer thread alone. */
+ * Locking: the writer's (jobstore_writer.h). The connection is used by
+ * load (before any record) and then by the writer thread alone. */
 #ifndef TS_JOBSTORE_SQLITE_H
 #define TS_JOBSTORE_SQLITE_H
 

@@ -50,7 +50,8 @@ static cluster_config cluster_settings(const config *c)
                             .compute_delay_ms = c->compute_delay_ms,
                             .max_body = c->max_body,
                             .data_dir = c->data_dir,
-                            .data_sync_full = strcmp(c->data_sync, "full") == 0};
+                            .data_sync_full = strcmp(c->data_sync, "full") == 0,
+                            .store = c->store};
 }
 
 /* Every request passes here before any handler, in both server modes: one

@@ -2,11 +2,6 @@
  * never edited once released: a change is a new entry. */
 #include "pgschema.h"
 
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "pgconn.h"
 
 /* Any constant shared by every node: the lock that serialises migrations. */
@@ -44,65 +39,15 @@ static const char *const migrations[PGSCHEMA_VERSION] = {
 
 int pgschema_check(long found, long known, char *err, size_t errsz)
 {
-    if (found <= known)
-        return 0;
-    snprintf(err, errsz,
-             "the store's schema is version %ld, newer than this tasksolver knows (%ld): "
-             "upgrade this node",
-             found, known);
-    return -EPROTO;
-}
-
-/* Runs sql (several statements, no parameters). Returns 0 or -EIO with
- * err set. */
-static int run(PGconn *c, const char *sql, char *err, size_t errsz)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-    if (!ok) {
-        const char *m = PQresultErrorMessage(r);
-        snprintf(err, errsz, "store schema: %.*s", (int)strcspn(m, "\n"), m);
-    }
-    PQclear(r);
-    return ok ? 0 : -EIO;
+    return pgconn_schema_check("the store's schema", found, known, err, errsz);
 }
 
 int pgschema_migrate(PGconn *c, char *err, size_t errsz)
 {
-    char scratch[8];
-    if (run(c, "SELECT pg_advisory_lock(" PGSCHEMA_LOCK ")", err, errsz) < 0)
-        return -EIO;
-    int rc = run(c,
-                 "SET client_min_messages = warning;"
-                 "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)",
-                 err, errsz);
-    long found = 0;
-    if (rc == 0) {
-        PGresult *r = NULL;
-        rc = pgconn_exec(c, &r, "SELECT coalesce(max(version), 0) FROM schema_version", 0, NULL,
-                         NULL, NULL);
-        if (rc == 0)
-            found = strtol(PQgetvalue(r, 0, 0), NULL, 10);
-        else
-            snprintf(err, errsz, "store schema: cannot read schema_version");
-        PQclear(r);
-    }
-    if (rc == 0)
-        rc = pgschema_check(found, PGSCHEMA_VERSION, err, errsz);
-    for (long v = found + 1; rc == 0 && v <= PGSCHEMA_VERSION; v++) {
-        char bump[96];
-        snprintf(bump, sizeof bump,
-                 "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%ld)", v);
-        if ((rc = run(c, "BEGIN", err, errsz)) < 0)
-            break;
-        if ((rc = run(c, migrations[v - 1], err, errsz)) == 0)
-            rc = run(c, bump, err, errsz);
-        if (rc == 0)
-            rc = run(c, "COMMIT", err, errsz);
-        else
-            run(c, "ROLLBACK", scratch, sizeof scratch); /* err keeps the first failure */
-    }
-    run(c, "SELECT pg_advisory_unlock(" PGSCHEMA_LOCK ")", scratch, sizeof scratch);
-    return rc;
+    static const pgconn_schema tasks_schema = {.what = "the store's schema",
+                                               .table = "schema_version",
+                                               .lock = PGSCHEMA_LOCK,
+                                               .migrations = migrations,
+                                               .version = PGSCHEMA_VERSION};
+    return pgconn_migrate(c, &tasks_schema, err, errsz);
 }

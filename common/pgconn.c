@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uuid/uuid.h>
@@ -232,4 +233,70 @@ int pgconn_each_id(const char *list, void (*fn)(void *arg, const char *id), void
             list++;
     }
     return n;
+}
+
+int pgconn_schema_check(const char *what, long found, long known, char *err, size_t errsz)
+{
+    if (found <= known)
+        return 0;
+    snprintf(err, errsz,
+             "%s is version %ld, newer than this tasksolver knows (%ld): upgrade this node", what,
+             found, known);
+    return -EPROTO;
+}
+
+/* Runs sql (several statements, no parameters). Returns 0 or -EIO with
+ * err set. */
+static int pgconn_run(PGconn *c, const char *what, const char *sql, char *err, size_t errsz)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+    if (!ok) {
+        const char *m = PQresultErrorMessage(r);
+        snprintf(err, errsz, "%s: %.*s", what, (int)strcspn(m, "\n"), m);
+    }
+    PQclear(r);
+    return ok ? 0 : -EIO;
+}
+
+int pgconn_migrate(PGconn *c, const pgconn_schema *s, char *err, size_t errsz)
+{
+    char scratch[8], sql[256];
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%s)", s->lock);
+    if (pgconn_run(c, s->what, sql, err, errsz) < 0)
+        return -EIO;
+    snprintf(sql, sizeof sql,
+             "SET client_min_messages = warning;"
+             "CREATE TABLE IF NOT EXISTS %s (version integer NOT NULL)",
+             s->table);
+    int rc = pgconn_run(c, s->what, sql, err, errsz);
+    long found = 0;
+    if (rc == 0) {
+        PGresult *r = NULL;
+        snprintf(sql, sizeof sql, "SELECT coalesce(max(version), 0) FROM %s", s->table);
+        rc = pgconn_exec(c, &r, sql, 0, NULL, NULL, NULL);
+        if (rc == 0)
+            found = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+        else
+            snprintf(err, errsz, "%s: cannot read %s", s->what, s->table);
+        PQclear(r);
+    }
+    if (rc == 0)
+        rc = pgconn_schema_check(s->what, found, s->version, err, errsz);
+    for (long v = found + 1; rc == 0 && v <= s->version; v++) {
+        snprintf(sql, sizeof sql, "DELETE FROM %s; INSERT INTO %s VALUES (%ld)", s->table, s->table,
+                 v);
+        if ((rc = pgconn_run(c, s->what, "BEGIN", err, errsz)) < 0)
+            break;
+        if ((rc = pgconn_run(c, s->what, s->migrations[v - 1], err, errsz)) == 0)
+            rc = pgconn_run(c, s->what, sql, err, errsz);
+        if (rc == 0)
+            rc = pgconn_run(c, s->what, "COMMIT", err, errsz);
+        else /* err keeps the first failure */
+            pgconn_run(c, s->what, "ROLLBACK", scratch, sizeof scratch);
+    }
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%s)", s->lock);
+    pgconn_run(c, s->what, sql, scratch, sizeof scratch);
+    return rc;
 }

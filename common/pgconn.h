@@ -1,5 +1,6 @@
-/* pgconn: connections to the shared PostgreSQL store, and the few
- * conversions its rows need (hex bytea, string vectors, id lists).
+/* pgconn: connections to the shared PostgreSQL store, its versioned table
+ * sets (migrations), and the few conversions its rows need (hex bytea,
+ * string vectors, id lists).
  *
  * A pool hands a connection to one thread at a time (libpq connections are
  * not for sharing); a broken connection is reset when it is next taken, so
@@ -74,5 +75,28 @@ int pgconn_unpack_strings(const unsigned char *p, size_t len, char ***out, int *
 /* Calls fn(arg, id) for each canonical UUID in a comma-separated list (a
  * NOTIFY payload), skipping what is not one. Returns how many it passed. */
 int pgconn_each_id(const char *list, void (*fn)(void *arg, const char *id), void *arg);
+
+/* A versioned set of tables: migrations[v - 1] brings it from version
+ * v - 1 to v; table holds the version applied last. Several sets may share
+ * one database, each with its own table, so that their owners migrate
+ * them apart. */
+typedef struct pgconn_schema {
+    const char *what;  /* for messages: "store schema" */
+    const char *table; /* its version table: "schema_version" */
+    const char *lock;  /* advisory lock key (a bigint, as text) serialising migrations */
+    const char *const *migrations;
+    long version; /* how many migrations: the newest version known */
+} pgconn_schema;
+
+/* Brings the set of s in the database of c to s->version, each migration
+ * in a transaction of its own, under the advisory lock s->lock so that
+ * nodes starting together do not race. Returns 0, or -EIO / -EPROTO (the
+ * database is at a newer version than s knows) with a sentence in err. */
+int pgconn_migrate(PGconn *c, const pgconn_schema *s, char *err, size_t errsz);
+
+/* The sentence for a set at version found when this build knows up to
+ * known, into err; returns 0 when found is usable (found <= known), else
+ * -EPROTO. */
+int pgconn_schema_check(const char *what, long found, long known, char *err, size_t errsz);
 
 #endif
