@@ -56,7 +56,7 @@ const char *const pg_row_select = "SELECT " ROW_COLS " FROM tasks WHERE id = $1"
 
 int pg_parse_type(const char *s)
 {
-    for (int i = TASK_PYTHON; i <= TASK_CALC; i++)
+    for (int i = TASK_PYTHON; i <= TASK_LANG; i++)
         if (strcmp(s, task_type_name((enum task_type)i)) == 0)
             return i;
     return -1;
