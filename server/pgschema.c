@@ -35,6 +35,15 @@ static const char *const migrations[PGSCHEMA_VERSION] = {
     " workers integer NOT NULL,"
     " running integer NOT NULL,"
     " heartbeat timestamptz NOT NULL);",
+    /* 2: the task fields beyond the program: the language's name (type
+     * stays 'lang'), the limits asked (float8[7] in task_limits' order),
+     * the tests (the journal's text forms: the cases until the run, the
+     * rendered results after), and the result's peak memory, the limit
+     * that ended it and the compile step. */
+    "ALTER TABLE tasks ADD COLUMN lang text, ADD COLUMN limits double precision[],"
+    " ADD COLUMN tests bytea, ADD COLUMN memory_peak bigint, ADD COLUMN limit_hit text,"
+    " ADD COLUMN compiled boolean NOT NULL DEFAULT false, ADD COLUMN compile_output bytea,"
+    " ADD COLUMN compile_exit_code integer;",
 };
 
 int pgschema_check(long found, long known, char *err, size_t errsz)

@@ -67,6 +67,30 @@ int pg_fill_result(task *t, const PGresult *r, int row);
 /* Gives t the id id (canonical text). */
 void pg_set_id(task *t, const char *id);
 
+/* The fields of schema version 2 (tasks_pg_fields.c). */
+
+/* Longest text pg_limits_param writes. */
+#define PG_LIMITS_LEN 192
+/* The limits column of l (a float8[7] literal in task_limits' order) in
+ * out, or NULL when l asks for none (SQL NULL). */
+const char *pg_limits_param(const task_limits *l, char *out, size_t n);
+/* Reads a limits column back into *l. Returns 0 or -EINVAL. */
+int pg_limits_parse(const char *s, task_limits *l);
+/* The static name t->limit takes for a limit_hit column, or NULL. */
+const char *pg_limit_hit(const char *name);
+/* Gives t the tests of a bytea column (journal text forms, testset.h):
+ * the cases of a task to run, or with final its rendered results. NULL
+ * gives none. Returns 0, -EINVAL or -ENOMEM. */
+int pg_tests_read(task *t, const PGresult *r, int row, int col, int final);
+/* Fills t's memory peak, limit hit and compile fields from the five
+ * columns memory_peak, limit_hit, compiled, compile_output,
+ * compile_exit_code from col on. Returns 0 or -ENOMEM. */
+int pg_fields_fill(task *t, const PGresult *r, int row, int col);
+/* Copies the same fields, and the rendered tests, of a final src into t
+ * (one writer, not yet final). Returns 0 or -ENOMEM (what was copied
+ * goes with t). */
+int pg_fields_copy(task *t, const task *src);
+
 /* Puts back in the queue the RUNNING tasks of node name, or with name NULL
  * of every dead node (heartbeat older than the lease), or ends them in
  * ERROR "node lost" past --max-attempts (at once with fail_running).
@@ -81,7 +105,8 @@ void pg_threads_stop(tasks_pg *g);
 void pg_kick(tasks_pg *g);
 /* Wakes the listener: a watch to read at once. */
 void pg_poke_listener(tasks_pg *g);
-/* Queues id for the keeper's next NOTIFY ts_done. */
+/* Queues id for the keeper's next NOTIFY ts_done: for a task ended
+ * without a result's UPDATE, which notifies by itself. */
 void pg_notify_done(tasks_pg *g, const char *id);
 
 #endif

@@ -3,7 +3,8 @@
  * every second, gives up dead nodes' tasks and applies retention; the
  * listener follows NOTIFY ts_new (wakes the claimer) and ts_done (updates
  * the copies long polls wait on); the keeper heartbeats, notices that this
- * node lost its lease, and sends the batched NOTIFY ts_done. */
+ * node lost its lease, and sends the batched NOTIFY ts_done of the tasks
+ * the claimer ended "node lost" (a result's UPDATE sends its own). */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -127,8 +128,23 @@ static const char *const claim_sql =
     "  FOR UPDATE SKIP LOCKED) w"
     " WHERE t.id = w.id"
     " RETURNING t.seq, t.id, t.lease, t.attempts, t.type,"
-    " (extract(epoch from t.created) * 1e6)::bigint, t.args, t.file, t.stdin, t.env";
-enum { K_SEQ, K_ID, K_LEASE, K_ATTEMPTS, K_TYPE, K_CREATED, K_ARGS, K_FILE, K_STDIN, K_ENV };
+    " (extract(epoch from t.created) * 1e6)::bigint, t.args, t.file, t.stdin, t.env, t.lang,"
+    " t.limits, t.tests";
+enum {
+    K_SEQ,
+    K_ID,
+    K_LEASE,
+    K_ATTEMPTS,
+    K_TYPE,
+    K_CREATED,
+    K_ARGS,
+    K_FILE,
+    K_STDIN,
+    K_ENV,
+    K_LANG,
+    K_LIMITS,
+    K_TESTS
+};
 
 /* Decodes a bytea column, NULL staying NULL. */
 static int col_bytes(const PGresult *r, int row, int col, unsigned char **out, size_t *len)
@@ -138,6 +154,24 @@ static int col_bytes(const PGresult *r, int row, int col, unsigned char **out, s
     if (PQgetisnull(r, row, col))
         return 0;
     return pgconn_unhex(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col), out, len);
+}
+
+/* Gives t the language, limits and tests of a claimed row. Returns 0, or
+ * -EINVAL (a row no tasksolver wrote) / -ENOMEM. */
+static int claimed_fields(task *t, const PGresult *r, int row)
+{
+    if (t->type == TASK_LANG) {
+        if (PQgetisnull(r, row, K_LANG))
+            return -EINVAL;
+        char *lang = strdup(PQgetvalue(r, row, K_LANG));
+        if (!lang)
+            return -ENOMEM;
+        task_set_lang(t, lang);
+    }
+    if (!PQgetisnull(r, row, K_LIMITS) &&
+        pg_limits_parse(PQgetvalue(r, row, K_LIMITS), &t->limits) < 0)
+        return -EINVAL;
+    return pg_tests_read(t, r, row, K_TESTS, 0);
 }
 
 /* A task from a claimed row, ready to queue. Returns it (one reference)
@@ -169,6 +203,10 @@ static task *claimed_task(tasks_pg *g, const PGresult *r, int row)
     if (!t)
         goto fail;
     task_set_input(t, in, inlen, env, envc);
+    if (claimed_fields(t, r, row) < 0) {
+        task_unref(t);
+        return NULL;
+    }
     pg_set_id(t, PQgetvalue(r, row, K_ID));
     t->created_us = strtoll(PQgetvalue(r, row, K_CREATED), NULL, 10);
     /* store_mark_running counts the start the claim recorded. */
@@ -331,7 +369,7 @@ static int copy_result(task *t, const task *src)
     t->term_signal = src->term_signal;
     t->timed_out = src->timed_out;
     t->cpu_us = src->cpu_us;
-    return 0;
+    return pg_fields_copy(t, src);
 }
 
 /* Publishes in the copy t what changed: from done, the task as this node

@@ -311,5 +311,128 @@ class TestStart(unittest.TestCase):
         self.assertIn("cannot connect to the store", err)
 
 
+C_DOUBLE = "#include <stdio.h>\nint main(void) { int n; if (scanf(\"%d\", &n) != 1) return 2;" \
+    " printf(\"%d\\n\", 2 * n); return 0; }\n"
+CHATTY_SLOW = "#!/bin/sh\necho 0123456789\nsleep 5\n"
+
+
+def b64(text):
+    return __import__("base64").b64encode(text.encode()).decode()
+
+
+def node_name(url):
+    return DB.psql("SELECT name FROM nodes WHERE url = '%s'" % url)
+
+
+class TestFields(unittest.TestCase):
+    """Every field of a task crosses nodes: created on A, run on B or C, the
+    same document read on all three, and again after all restart."""
+
+    def setUp(self):
+        self.nodes = []
+
+    def tearDown(self):
+        for n in self.nodes:
+            n.stop(check=n.proc.poll() is None)
+
+    def node(self):
+        n = Server("--store", DB.url, "--workers", "1")
+        self.nodes.append(n)
+        return n
+
+    def create(self, node, doc):
+        st, _, body = node.request("POST", "/create_task", doc)
+        self.assertEqual(st, 200, body)
+        return body["id"]
+
+    def test_every_field_read_on_every_node(self):
+        a = self.node()
+        # A busy: its worker and the task it claims ahead.
+        busy = [a.create_ok("bin", SLEEP % "8") for _ in range(2)]
+        query = "SELECT count(*) FROM tasks WHERE status = 'RUNNING' AND node = '%s'"
+        deadline = time.monotonic() + 10
+        while DB.psql(query % node_name(a.url)) != "2" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        b, c = self.node(), self.node()
+        ids = [
+            self.create(a, {"type": "c", "file": b64(C_DOUBLE),
+                            "limits": {"timeout": 30, "memory": 268435456},
+                            "tests": [{"stdin": "3\n", "expected_output": "6\n"},
+                                      {"stdin": "4\n", "expected_output": "9\n"}]}),
+            self.create(a, {"type": "bin", "file": b64(CHATTY_SLOW),
+                            "limits": {"timeout": 1, "output": 5}}),
+        ]
+        docs = {tid: c.wait_done(tid, 120) for tid in ids}
+        for tid in ids:
+            ran = DB.psql("SELECT node FROM tasks WHERE id = '%s'" % tid)
+            self.assertNotEqual(ran, node_name(a.url), "A was busy: B or C runs it")
+        lang, slow = docs[ids[0]], docs[ids[1]]
+        self.assertEqual(lang["type"], "c", lang)
+        self.assertEqual(lang["result"]["compile_exit_code"], 0, lang)
+        self.assertEqual(lang["result"]["compile_output"], "")
+        self.assertEqual(lang["result"]["passed"], 1, lang)
+        self.assertEqual(lang["result"]["failed"], 1, lang)
+        self.assertEqual([t["stdout"] for t in lang["result"]["tests"]], ["6\n", "8\n"])
+        # The task's own limits reached the node that ran it.
+        self.assertEqual(slow["status"], "ERROR", slow)
+        self.assertEqual(slow["result"]["limit"], "timeout", slow)
+        self.assertTrue(slow["result"]["timed_out"])
+        self.assertEqual(slow["result"]["stdout"], "01234")
+        self.assertTrue(slow["result"]["stdout_truncated"])
+        for tid in ids:
+            for n in (a, b, c):
+                self.assertEqual(n.wait_done(tid, 30), docs[tid], n.url)
+        for tid in busy:
+            a.wait_done(tid, 60)
+        for n in self.nodes:
+            n.stop()
+        self.nodes = []
+        d = self.node()
+        for tid in ids:
+            self.assertEqual(d.wait_done(tid, 30), docs[tid])
+
+
+SCHEMA_1 = """
+CREATE TABLE schema_version (version integer NOT NULL);
+INSERT INTO schema_version VALUES (1);
+CREATE TABLE tasks (seq bigserial UNIQUE, id uuid PRIMARY KEY, type text NOT NULL,
+ status text NOT NULL, created timestamptz NOT NULL DEFAULT now(), started timestamptz,
+ finished timestamptz, attempts integer NOT NULL DEFAULT 0, node text, lease uuid,
+ args bytea, file bytea, stdin bytea, env bytea, stdout bytea, stderr bytea,
+ stdout_total bigint, stdout_truncated boolean, stderr_total bigint, stderr_truncated boolean,
+ exit_code integer, signal integer, timed_out boolean, cpu_us bigint, error text);
+CREATE INDEX tasks_waiting ON tasks (seq) WHERE status = 'WAIT';
+CREATE INDEX tasks_running ON tasks (node) WHERE status = 'RUNNING';
+CREATE INDEX tasks_finished ON tasks (finished) WHERE status IN ('SUCCESS', 'ERROR');
+CREATE TABLE nodes (name text PRIMARY KEY, url text NOT NULL, workers integer NOT NULL,
+ running integer NOT NULL, heartbeat timestamptz NOT NULL);
+INSERT INTO tasks (id, type, status, started, finished, attempts, stdout, stderr, stdout_total,
+ stdout_truncated, stderr_total, stderr_truncated, exit_code, timed_out, cpu_us)
+ VALUES ('11111111-1111-4111-8111-111111111111', 'bin', 'SUCCESS', now(), now(), 1,
+ convert_to('old\n', 'UTF8'), '\\x', 4, false, 0, false, 0, false, 1000);
+INSERT INTO tasks (id, type, status, args, file) VALUES
+ ('22222222-2222-4222-8222-222222222222', 'bin', 'WAIT', decode('77616974656400', 'hex'),
+ convert_to('#!/bin/sh' || chr(10) || 'echo "$@"' || chr(10), 'UTF8'));
+"""
+
+
+class TestMigration(unittest.TestCase):
+    def test_version_1_is_migrated_and_its_rows_read(self):
+        DB.psql("CREATE DATABASE v1")
+        DB.psql(SCHEMA_1, db="v1")
+        n = Server("--store", DB.url.rsplit("/", 1)[0] + "/v1", "--workers", "1")
+        try:
+            self.assertEqual(DB.psql("SELECT version FROM schema_version", db="v1"), "2")
+            old = n.wait_done("11111111-1111-4111-8111-111111111111", 10)
+            self.assertEqual(old["status"], "SUCCESS", old)
+            self.assertEqual(old["result"]["stdout"], "old\n")
+            self.assertIsNone(old["result"]["limit"])
+            waited = n.wait_done("22222222-2222-4222-8222-222222222222", 30)
+            self.assertEqual(waited["status"], "SUCCESS", waited)
+            self.assertEqual(waited["result"]["stdout"], "waited\n")
+        finally:
+            n.stop()
+
+
 if __name__ == "__main__":
     unittest.main()

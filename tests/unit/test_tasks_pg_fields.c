@@ -1,0 +1,82 @@
+/* Unit tests for the store's schema-2 fields (tasks_pg_fields): the limits
+ * column's text both ways, the limit names read back, and the copy of a
+ * finished task's fields; no database needed. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tasks_pg_int.h"
+#include "testset.h"
+
+static void limits_round_trip(void **state)
+{
+    (void)state;
+    char text[PG_LIMITS_LEN];
+    task_limits none = {0}, back;
+    assert_null(pg_limits_param(&none, text, sizeof text));
+    /* The largest value request_limits.c takes, and a fractional timeout. */
+    task_limits l = {.timeout = 0.25, .memory = 9007199254740992LL, .procs = 3, .disk = 1};
+    assert_string_equal(pg_limits_param(&l, text, sizeof text),
+                        "{0.25,0,9007199254740992,3,0,0,1}");
+    assert_int_equal(pg_limits_parse(text, &back), 0);
+    assert_memory_equal(&back, &l, sizeof l);
+    /* PostgreSQL's own float8 output of the same array. */
+    assert_int_equal(pg_limits_parse("{0.25,0,9.007199254740992e+15,3,0,0,1}", &back), 0);
+    assert_memory_equal(&back, &l, sizeof l);
+    assert_int_equal(pg_limits_parse("{1,2,3}", &back), -EINVAL);
+    assert_int_equal(pg_limits_parse("1,2,3,4,5,6,7", &back), -EINVAL);
+    assert_int_equal(pg_limits_parse("{1,2,3,4,5,6,x}", &back), -EINVAL);
+}
+
+static void limit_names(void **state)
+{
+    (void)state;
+    const char *names[] = {"timeout", "memory", "cpu", "procs", "fsize", "disk"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        assert_string_equal(pg_limit_hit(names[i]), names[i]);
+    assert_null(pg_limit_hit("none"));
+    assert_null(pg_limit_hit("gpu"));
+}
+
+static void copy_of_a_finished_task(void **state)
+{
+    (void)state;
+    task *src = task_new(TASK_LANG, NULL, 0, NULL, 0), *dst = task_new(TASK_LANG, NULL, 0, NULL, 0);
+    assert_non_null(src);
+    assert_non_null(dst);
+    const char rendered[] = ",\"tests\":[],\"passed\":0,\"failed\":0";
+    task_set_tests(src, testset_new_rendered(rendered, strlen(rendered)));
+    src->mem_peak = 4096;
+    src->limit = "memory";
+    src->compiled = src->compile_exited = 1;
+    src->compile_exit_code = 1;
+    src->compile_out = strdup("main.c:1: error");
+    src->compile_out_len = strlen(src->compile_out);
+    assert_int_equal(pg_fields_copy(dst, src), 0);
+    assert_int_equal(dst->mem_peak, 4096);
+    assert_ptr_equal(dst->limit, src->limit);
+    assert_true(dst->compiled && dst->compile_exited);
+    assert_int_equal(dst->compile_exit_code, 1);
+    assert_string_equal(dst->compile_out, "main.c:1: error");
+    assert_non_null(dst->tests);
+    assert_true(dst->tests->ended);
+    assert_int_equal(dst->tests->rendered.len, strlen(rendered));
+    assert_memory_equal(dst->tests->rendered.data, rendered, strlen(rendered));
+    task_unref(src);
+    task_unref(dst);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(limits_round_trip),
+        cmocka_unit_test(limit_names),
+        cmocka_unit_test(copy_of_a_finished_task),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
