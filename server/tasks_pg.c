@@ -428,7 +428,7 @@ static const char *const finish_sql =
     " compile_exit_code = $20,"
     " args = NULL, file = NULL, stdin = NULL, env = NULL, lease = NULL"
     " WHERE id = $1 AND lease = $2 AND status = 'RUNNING'"
-    " RETURNING (extract(epoch from finished) * 1e6)::bigint, pg_notify('ts_done', id::text)";
+    " RETURNING (extract(epoch from finished) * 1e6)::bigint";
 
 /* Writes t's result under its lease. Returns 1 written (*finished_us
  * set), 0 fenced off (the lease is not ours any more), -EIO unreachable. */
@@ -512,11 +512,8 @@ static void pg_finished(void *impl, store *s, task *t, enum task_status final)
     while (cl && !atomic_load(&g->lost) && (rc = write_result(g, t, cl, final, &finished_us)) < 0)
         nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
     if (rc == 1) {
-        /* The UPDATE sent NOTIFY ts_done itself, with its commit: the
-         * keeper's batch held about one id at one node's rate (479
-         * NOTIFYs for 500 trivial tasks, measured), so it only cost each
-         * task a second transaction. */
         store_mark_finished_at(s, t, final, finished_us);
+        pg_notify_done(g, t->id_str);
         wake_copies(g, t);
     } else {
         log_warn("task %s: result dropped: %s", t->id_str,

@@ -105,8 +105,7 @@ void pg_threads_stop(tasks_pg *g);
 void pg_kick(tasks_pg *g);
 /* Wakes the listener: a watch to read at once. */
 void pg_poke_listener(tasks_pg *g);
-/* Queues id for the keeper's next NOTIFY ts_done: for a task ended
- * without a result's UPDATE, which notifies by itself. */
+/* Queues id for the keeper's next NOTIFY ts_done. */
 void pg_notify_done(tasks_pg *g, const char *id);
 
 #endif

@@ -3,8 +3,7 @@
  * every second, gives up dead nodes' tasks and applies retention; the
  * listener follows NOTIFY ts_new (wakes the claimer) and ts_done (updates
  * the copies long polls wait on); the keeper heartbeats, notices that this
- * node lost its lease, and sends the batched NOTIFY ts_done of the tasks
- * the claimer ended "node lost" (a result's UPDATE sends its own). */
+ * node lost its lease, and sends the batched NOTIFY ts_done. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
