@@ -162,6 +162,18 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
                    "WARNING: ThreadSanitizer")
 
 
+# A line of the server's log ("2026-12-02 06:01:58.328Z NOTE  main.c:430:
+# ..."), as opposed to a sentence it says before it exits.
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+Z [A-Z]+ ")
+
+
+def said_lines(stderr):
+    """The lines of stderr that are not log lines: what a server that
+    refuses to start says, besides what start-up logged first (such as
+    the removal of a killed server's leftover work directory)."""
+    return [l for l in stderr.strip().splitlines() if not LOG_LINE.match(l)]
+
+
 def b64(data):
     """Standard base64 of bytes, or of text as UTF-8."""
     if isinstance(data, str):

@@ -13,7 +13,8 @@ import threading
 import time
 import unittest
 
-from harness import SERVER_BIN, Server, children_of, fd_count, is_cell, pids_with_arg
+from harness import (SERVER_BIN, Server, children_of, fd_count, is_cell, pids_with_arg,
+                     said_lines)
 
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -472,7 +473,7 @@ class CommandLine(unittest.TestCase):
             port = s.getsockname()[1]
             r = self.run_cli("--port", str(port))
         self.assertEqual(r.returncode, 1)
-        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertEqual(len(said_lines(r.stderr)), 1, r.stderr)
         self.assertIn(str(port), r.stderr)
 
     def test_config_file(self):

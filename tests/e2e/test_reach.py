@@ -5,17 +5,14 @@ directory closed to the tasks' user (like a checkout under /root, mode
 tasks' reach stops the start-up with a sentence that says what to do."""
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
 import unittest
 
-from harness import BUILD_DIR, CLI_BIN, SERVER_BIN, Server, task_visible_dir
+from harness import BUILD_DIR, CLI_BIN, SERVER_BIN, Server, said_lines, task_visible_dir
 
 ROOT = os.geteuid() == 0
-# "2026-12-02 06:01:58.328Z NOTE  main.c:430: ...", as the log writes them.
-LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+Z [A-Z]+ ")
 CALC_SLEEP = os.path.abspath(os.path.join(BUILD_DIR, "bench", "calc_sleep"))
 
 
@@ -121,10 +118,7 @@ class Reach(unittest.TestCase):
         for args, words in cases:
             rc, err = start_fails(*args)
             self.assertEqual(rc, 1, (args, err))
-            # One sentence, besides log lines of what start-up did first
-            # (a leftover work directory of a killed server removed...).
-            said = [l for l in err.splitlines() if not LOG_LINE.match(l)]
-            self.assertEqual(len(said), 1, err)
+            self.assertEqual(len(said_lines(err)), 1, err)
             for w in words:
                 self.assertIn(w, err, args)
 
