@@ -6,10 +6,13 @@
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -54,12 +57,34 @@ static cluster_config cluster_settings(const config *c)
                             .store = c->store};
 }
 
+/* Set once every route is in place. civetweb listens from mg_start2 on,
+ * before any handler can be registered, and a request in that window would
+ * get civetweb's bare 404: a client whose server was just restarted took
+ * that for "no such API" and gave up. */
+static atomic_bool http_ready;
+
+/* Holds a request that arrives while the server is starting until the
+ * routes are in place (milliseconds, a store's first connection aside).
+ * Returns 0 when ready, else the status of the 503 it sent. */
+static int wait_ready(struct mg_connection *c)
+{
+    const struct timespec tick = {0, 2000000};
+    for (int i = 0; i < 5000 && !atomic_load(&http_ready); i++)
+        nanosleep(&tick, NULL);
+    if (atomic_load(&http_ready))
+        return 0;
+    return http_send_error(c, 503, "Retry-After: 1\r\n", NULL, "the server is still starting");
+}
+
 /* Every request passes here before any handler, in both server modes: one
  * whose length is in doubt is refused before anything reads its body, then
- * the bearer token is checked. */
+ * one that came before the routes waits for them, then the bearer token is
+ * checked. */
 static int begin_request(struct mg_connection *c)
 {
     int st = http_check_framing(c);
+    if (!st)
+        st = wait_ready(c);
     return st ? st : auth_begin_request(c);
 }
 
@@ -428,6 +453,7 @@ int main(int argc, char **argv)
      * cancel what it ran on its way out. */
     tasks_admit_restored(&tk);
     http_routes_fallback(&routes);
+    atomic_store(&http_ready, true);
     log_notice("tasksolver %s listening on http://%s:%d with %d workers (work dir %s)", TS_VERSION,
                cfg.address, port, cfg.workers, cfg.work_dir);
     if (kept && !shared)
