@@ -1,6 +1,7 @@
 """End-to-end tests of the tasksolver API against the real binary."""
 
 import base64
+import http.client
 import json
 import os
 import re
@@ -475,6 +476,38 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertEqual(len(said_lines(r.stderr)), 1, r.stderr)
         self.assertIn(str(port), r.stderr)
+
+    def test_requests_at_start_are_served_not_404(self):
+        # A client hammering a restarting server connects as soon as it
+        # listens, which is before the routes are registered: such a
+        # request must wait for them, not get a bare 404. The window is
+        # short (it was hit on a loaded machine): a few rounds only.
+        for _ in range(3):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            answers, stop = [], threading.Event()
+
+            def hammer():
+                while not stop.is_set() and not answers:
+                    try:
+                        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                        conn.request("GET", "/get_task_count")
+                        answers.append(conn.getresponse().status)
+                        conn.close()
+                    except OSError:
+                        time.sleep(0.0002)
+
+            t = threading.Thread(target=hammer)
+            t.start()
+            srv = Server("--port", str(port))
+            try:
+                t.join(10)
+                self.assertEqual(answers, [200])
+            finally:
+                stop.set()
+                t.join()
+                srv.stop()
 
     def test_config_file(self):
         with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
