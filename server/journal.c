@@ -43,7 +43,8 @@ static const char *const rec_sql[REC_KINDS] = {
                    " stderr_truncated = ?8, exit_code = ?9, signal = ?10, timed_out = ?11,"
                    " cpu_us = ?12, error = ?13, stdout = ?14, stderr = ?15, file = NULL,"
                    " stdin = NULL, env = NULL, tests = ?16, files = NULL, cancelled = ?17,"
-                   " limits = NULL"
+                   " limits = NULL, mem_peak = ?18, limit_hit = ?19, compiled = ?20,"
+                   " compile_out = ?21, compile_exit = ?22"
                    " WHERE id = ?1",
 };
 
@@ -146,6 +147,14 @@ static int write_rec(journal *j, rec *r)
         if (t->tests && t->tests->ended)
             bind_blob(st, 16, t->tests->rendered.data, t->tests->rendered.len);
         sqlite3_bind_int(st, 17, t->cancelled);
+        if (t->mem_peak)
+            sqlite3_bind_int64(st, 18, t->mem_peak);
+        if (t->limit)
+            sqlite3_bind_text(st, 19, t->limit, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 20, t->compiled);
+        bind_blob(st, 21, t->compile_out, t->compile_out_len);
+        if (t->compile_exited)
+            sqlite3_bind_int(st, 22, t->compile_exit_code);
         break;
     case REC_KINDS:
         break;

@@ -10,8 +10,15 @@
 
 #define JOURNAL_FILE "tasks.db"
 #define JOURNAL_APP_ID 0x54534a4c /* "TSJL": tells our files from other SQLite files */
-#define JOURNAL_VERSION 4
+#define JOURNAL_VERSION 5
 #define JOURNAL_WAL_LIMIT (32 << 20) /* WAL bytes kept after a checkpoint */
+
+/* What a finished task's result holds beyond format 4 (NULL in an
+ * unfinished row): peak memory in bytes (NULL: unknown), the name of the
+ * limit that ended it, and the compile step (compiled 1: the compile_*
+ * fields are valid; compile_exit NULL: the compiler did not exit). */
+#define JOURNAL_RESULT_COLUMNS                                                                     \
+    " mem_peak INTEGER, limit_hit TEXT, compiled INTEGER, compile_out BLOB, compile_exit INTEGER"
 
 /* One row per task. Small columns come first so that scanning them does
  * not read the blobs; a finished task's program, stdin, environment,
@@ -30,13 +37,14 @@
     " timed_out INTEGER, cpu_us INTEGER, error TEXT,"                                              \
     " args BLOB," /* NUL-terminated strings, one after the other */                                \
     " file BLOB, stdout BLOB, stderr BLOB,"                                                        \
-    " stdin BLOB, env BLOB,"              /* env: NAME=VALUE strings as args */                    \
-    " tests BLOB,"                        /* see JOURNAL_UPGRADE_2 */                              \
-    " files BLOB,"                        /* request_files_pack */                                 \
-    " cancelled INTEGER,"                 /* 1: ended by POST /cancel_task */                      \
-    " limits TEXT);"                      /* see JOURNAL_UPGRADE_3 */                              \
+    " stdin BLOB, env BLOB," /* env: NAME=VALUE strings as args */                                 \
+    " tests BLOB,"           /* see JOURNAL_UPGRADE_2 */                                           \
+    " files BLOB,"           /* request_files_pack */                                              \
+    " cancelled INTEGER,"    /* 1: ended by POST /cancel_task */                                   \
+    " limits TEXT,"          /* see JOURNAL_UPGRADE_3 */                                           \
+        JOURNAL_RESULT_COLUMNS ");"                                                                \
     "PRAGMA application_id = 1414744652;" /* JOURNAL_APP_ID */                                     \
-    "PRAGMA user_version = 4;"            /* JOURNAL_VERSION */                                    \
+    "PRAGMA user_version = 5;"            /* JOURNAL_VERSION */                                    \
     "COMMIT;" /* all or nothing: a half-made file would not pass for ours */
 
 /* Format 1 lacked stdin and env: its rows are tasks without them. */
@@ -61,6 +69,16 @@
     "ALTER TABLE tasks ADD COLUMN cancelled INTEGER;"                                              \
     "ALTER TABLE tasks ADD COLUMN limits TEXT;"                                                    \
     "PRAGMA user_version = 4; COMMIT;"
+
+/* Format 4 kept no peak memory, limit or compile step: its finished rows
+ * read back without them, as they always did. */
+#define JOURNAL_UPGRADE_4                                                                          \
+    "BEGIN; ALTER TABLE tasks ADD COLUMN mem_peak INTEGER;"                                        \
+    "ALTER TABLE tasks ADD COLUMN limit_hit TEXT;"                                                 \
+    "ALTER TABLE tasks ADD COLUMN compiled INTEGER;"                                               \
+    "ALTER TABLE tasks ADD COLUMN compile_out BLOB;"                                               \
+    "ALTER TABLE tasks ADD COLUMN compile_exit INTEGER;"                                           \
+    "PRAGMA user_version = 5; COMMIT;"
 
 enum rec_kind { REC_ADD, REC_FORGET, REC_START, REC_FINISH, REC_KINDS };
 

@@ -86,6 +86,12 @@ static int check_format(journal *j, char *err, size_t errsz)
         rc = journal_db_exec(j, JOURNAL_UPGRADE_3, err, errsz);
         if (rc < 0)
             return rc;
+        version = 4;
+    }
+    if (version == 4) {
+        rc = journal_db_exec(j, JOURNAL_UPGRADE_4, err, errsz);
+        if (rc < 0)
+            return rc;
         version = JOURNAL_VERSION;
     }
     if (version != JOURNAL_VERSION) {
@@ -166,7 +172,8 @@ fail_alloc:
 #define ROW_COLUMNS                                                                                \
     "rowid, id, type, status, created_us, attempts, started_us, finished_us, stdout_total,"        \
     " stdout_truncated, stderr_total, stderr_truncated, exit_code, signal, timed_out, cpu_us,"     \
-    " error, args, file, stdout, stderr, stdin, env, tests, files, cancelled, limits"
+    " error, args, file, stdout, stderr, stdin, env, tests, files, cancelled, limits, mem_peak,"   \
+    " limit_hit, compiled, compile_out, compile_exit"
 
 enum {
     C_ROWID,
@@ -196,6 +203,11 @@ enum {
     C_FILES,
     C_CANCELLED,
     C_LIMITS,
+    C_MEM_PEAK,
+    C_LIMIT_HIT,
+    C_COMPILED,
+    C_COMPILE_OUT,
+    C_COMPILE_EXIT,
 };
 
 static int parse_name(const char *s, const char *const *names, int n)
@@ -382,9 +394,16 @@ static int load_row(sqlite3_stmt *st, task **out, char *err, size_t errsz)
         t->timed_out = sqlite3_column_int(st, C_TIMED_OUT);
         t->cpu_us = sqlite3_column_int64(st, C_CPU);
         t->cancelled = sqlite3_column_int(st, C_CANCELLED);
+        t->mem_peak = sqlite3_column_int64(st, C_MEM_PEAK);
+        const char *lim = (const char *)sqlite3_column_text(st, C_LIMIT_HIT);
+        t->limit = lim ? task_limit_named(lim) : NULL;
+        t->compiled = sqlite3_column_int(st, C_COMPILED);
+        t->compile_exited = sqlite3_column_type(st, C_COMPILE_EXIT) != SQLITE_NULL;
+        t->compile_exit_code = sqlite3_column_int(st, C_COMPILE_EXIT);
         if (copy_blob(st, C_ERROR, &t->error, NULL) < 0 ||
             copy_blob(st, C_STDOUT, &t->out, &t->out_len) < 0 ||
-            copy_blob(st, C_STDERR, &t->err, &t->err_len) < 0) {
+            copy_blob(st, C_STDERR, &t->err, &t->err_len) < 0 ||
+            copy_blob(st, C_COMPILE_OUT, &t->compile_out, &t->compile_out_len) < 0) {
             task_unref(t);
             goto fail_mem;
         }

@@ -7,6 +7,7 @@
 #include <uuid/uuid.h>
 
 #include "membudget.h"
+#include "runner.h"
 #include "testset.h"
 #include "timefmt.h"
 
@@ -205,4 +206,14 @@ const char *task_type_name(enum task_type t)
 const char *task_type_label(const task *t)
 {
     return t->type == TASK_LANG && t->lang ? t->lang : task_type_name(t->type);
+}
+
+const char *task_limit_named(const char *name)
+{
+    if (strcmp(name, "timeout") == 0)
+        return "timeout"; /* pool.c's name for the wall-clock limit */
+    for (int i = RUNNER_LIMIT_MEMORY; i <= RUNNER_LIMIT_DISK; i++)
+        if (strcmp(name, runner_limit_name((enum runner_limit)i)) == 0)
+            return runner_limit_name((enum runner_limit)i);
+    return NULL;
 }

@@ -179,6 +179,11 @@ const char *task_type_name(enum task_type t);
 /* The type as clients name it: the language's name for TASK_LANG, else
  * task_type_name. */
 const char *task_type_label(const task *t);
+/* The static name of a limit that ends a task ("timeout", "memory"...:
+ * what t->limit holds) for the same name read back from storage, or
+ * NULL for a name this server does not know (one a newer server wrote). */
+const char *task_limit_named(const char *name);
+
 /* The name of t's program in its directory: "main.py", "program", or
  * NULL for calc (the server's --calc-command names its own). */
 const char *task_program_name(enum task_type type);

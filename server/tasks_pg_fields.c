@@ -12,7 +12,6 @@
 
 #include "request.h"
 #include "request_tests.h"
-#include "runner.h"
 #include "testset.h"
 
 const char *pg_limits_param(const task_limits *l, char *out, size_t n)
@@ -50,16 +49,6 @@ int pg_limits_parse(const char *s, task_limits *l)
     return 0;
 }
 
-const char *pg_limit_hit(const char *name)
-{
-    if (strcmp(name, "timeout") == 0)
-        return "timeout"; /* pool.c's name for the wall-clock limit */
-    for (int i = RUNNER_LIMIT_MEMORY; i <= RUNNER_LIMIT_DISK; i++)
-        if (strcmp(name, runner_limit_name((enum runner_limit)i)) == 0)
-            return runner_limit_name((enum runner_limit)i);
-    return NULL; /* a name a newer node wrote: the document says null */
-}
-
 int pg_tests_read(task *t, const PGresult *r, int row, int col, int final)
 {
     if (PQgetisnull(r, row, col))
@@ -84,7 +73,7 @@ int pg_tests_read(task *t, const PGresult *r, int row, int col, int final)
 int pg_fields_fill(task *t, const PGresult *r, int row, int col)
 {
     t->mem_peak = PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
-    t->limit = PQgetisnull(r, row, col + 1) ? NULL : pg_limit_hit(PQgetvalue(r, row, col + 1));
+    t->limit = PQgetisnull(r, row, col + 1) ? NULL : task_limit_named(PQgetvalue(r, row, col + 1));
     t->compiled = PQgetvalue(r, row, col + 2)[0] == 't';
     t->compile_exited = !PQgetisnull(r, row, col + 4);
     t->compile_exit_code = (int)strtol(PQgetvalue(r, row, col + 4), NULL, 10);

@@ -76,8 +76,6 @@ void pg_set_id(task *t, const char *id);
 const char *pg_limits_param(const task_limits *l, char *out, size_t n);
 /* Reads a limits column back into *l. Returns 0 or -EINVAL. */
 int pg_limits_parse(const char *s, task_limits *l);
-/* The static name t->limit takes for a limit_hit column, or NULL. */
-const char *pg_limit_hit(const char *name);
 /* Gives t the tests of a bytea column (journal text forms, testset.h):
  * the cases of a task to run, or with final its rendered results. NULL
  * gives none. Returns 0, -EINVAL or -ENOMEM. */

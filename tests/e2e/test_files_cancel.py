@@ -476,8 +476,29 @@ class Journal(unittest.TestCase):
         finally:
             srv.stop()
         db = sqlite3.connect(path)
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 4)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 5)
         db.close()
+
+    def test_finished_result_is_whole_after_a_restart(self):
+        srv = self.start()
+        try:
+            docs = {}
+            for doc in (task_doc("c", "int main(void) { return undeclared_thing; }\n"),
+                        task_doc("python", "a = []\nwhile True:\n    a.append(b'x' * (1 << 20))\n",
+                                 limits={"memory": 32 << 20})):
+                st, _, res = srv.request("POST", "/create_task", doc)
+                self.assertEqual(st, 200, res)
+                docs[res["id"]] = srv.wait_done(res["id"])
+        finally:
+            srv.stop()
+        compiled = [d for d in docs.values() if d["type"] == "c"][0]
+        self.assertIn("undeclared_thing", compiled["result"]["compile_output"])
+        srv = self.start()
+        try:
+            for task_id, before in docs.items():
+                self.assertEqual(srv.status(task_id)[2], before)
+        finally:
+            srv.stop()
 
     def test_cancelled_stays_cancelled(self):
         srv = self.start()

@@ -191,7 +191,7 @@ class Journal(unittest.TestCase):
             srv.stop()
         db = sqlite3.connect(path)
         # upgraded to the current format (4: files, cancelled and limits)
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 4)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 5)
         db.close()
 
 

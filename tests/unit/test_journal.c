@@ -112,6 +112,14 @@ static task *run_next(env *e, enum task_status final, const char *out)
         t->exit_code = final == TASK_SUCCESS ? 0 : 3;
         t->error = final == TASK_SUCCESS ? NULL : strdup("exited with code 3");
         t->cpu_us = 1234;
+        if (final == TASK_ERROR) {
+            t->mem_peak = 5 << 20;
+            t->limit = "memory";
+            t->compiled = 1;
+            t->compile_out = strdup("note: fine\n");
+            t->compile_out_len = 11;
+            t->compile_exited = 1;
+        }
         journal_finished(e->j, t, final);
     }
     return t; /* the queue's reference */
@@ -176,6 +184,12 @@ static void roundtrip_requeue(void **state)
     assert_true(t->exited && t->exit_code == 3 && t->term_signal == 0);
     assert_string_equal(t->error, "exited with code 3");
     assert_int_equal(t->cpu_us, 1234);
+    /* The whole result, compile step and limit included. */
+    assert_int_equal(t->mem_peak, 5 << 20);
+    assert_string_equal(t->limit, "memory");
+    assert_true(t->compiled && t->compile_exited && t->compile_exit_code == 0);
+    assert_int_equal(t->compile_out_len, 11);
+    assert_string_equal(t->compile_out, "note: fine\n");
     task_unref(t);
     /* Queued again oldest first, the running one keeping its attempt. */
     t = queue_pop(&e.q);

@@ -38,9 +38,9 @@ static void limit_names(void **state)
     (void)state;
     const char *names[] = {"timeout", "memory", "cpu", "procs", "fsize", "disk"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        assert_string_equal(pg_limit_hit(names[i]), names[i]);
-    assert_null(pg_limit_hit("none"));
-    assert_null(pg_limit_hit("gpu"));
+        assert_string_equal(task_limit_named(names[i]), names[i]);
+    assert_null(task_limit_named("none"));
+    assert_null(task_limit_named("gpu"));
 }
 
 static void copy_of_a_finished_task(void **state)
