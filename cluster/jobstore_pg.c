@@ -154,7 +154,7 @@ static int jpg_write_batch(void *impl, const jobstore_rec *batch)
                   s->master);
     if (rc == 0)
         rc = pgconn_exec(s->conn, NULL, "BEGIN", 0, NULL, NULL, NULL);
-    for (const jobstore_rec *r = batch; r && rc == 0; r = r->next, count++)
+    for (const jobstore_rec *r = batch; r && rc == 0; r = jobstore_rec_next(r), count++)
         rc = jpg_write(s, r);
     if (rc == 0)
         rc = pgconn_exec(s->conn, NULL, "COMMIT", 0, NULL, NULL, NULL);

@@ -182,7 +182,7 @@ static int jss_write_batch(void *impl, const jobstore_rec *batch)
     jss *s = impl;
     long count = 0;
     int rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
-    for (const jobstore_rec *r = batch; r && rc == SQLITE_OK; r = r->next, count++)
+    for (const jobstore_rec *r = batch; r && rc == SQLITE_OK; r = jobstore_rec_next(r), count++)
         rc = jss_write(s, r);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);

@@ -1,13 +1,10 @@
-/* jobstore_writer: the writer thread a job store (jobstore.h) keeps its
- * database behind: records queue here, and one thread writes everything
- * pending in one transaction (group commit), so one commit serves every
- * job submitted while the previous one was written. A store supplies how a
- * batch is written; record waits for that commit, finish and forget do
- * not.
+/* jobstore_writer: the job stores' (jobstore.h) records over the writer
+ * thread they keep their database behind (common/groupcommit.h): one
+ * commit serves every job submitted while the previous one was written. A
+ * store supplies how a batch is written; record waits for that commit,
+ * finish and forget do not.
  *
- * Locking: jobstore_writer.lock protects pending, tail, closing, stopped
- * and the done/rc of queued records. It is a leaf lock held for list
- * operations only: the batch function is never called with it held. */
+ * Locking: the group commit's (groupcommit.h). */
 #ifndef TS_JOBSTORE_WRITER_H
 #define TS_JOBSTORE_WRITER_H
 
@@ -15,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "groupcommit.h"
 #include "jobstore.h"
 
 enum jobstore_kind { JOBSTORE_RECORD, JOBSTORE_FINISH, JOBSTORE_FORGET };
@@ -22,7 +20,7 @@ enum jobstore_kind { JOBSTORE_RECORD, JOBSTORE_FINISH, JOBSTORE_FORGET };
 /* One pending write. A record (waited) lives on its caller's stack until
  * `done`; the writer frees the others, with their strings. */
 typedef struct jobstore_rec {
-    struct jobstore_rec *next;
+    groupcommit_rec link; /* first: the writer's queue */
     enum jobstore_kind kind;
     int64_t id;
     const char *text; /* RECORD: borrowed */
@@ -31,10 +29,13 @@ typedef struct jobstore_rec {
     char *answer;    /* FINISH: owned, or NULL */
     char *error;     /* FINISH: owned, or NULL */
     size_t ops_done; /* FINISH */
-    int waited;
-    int done; /* lock */
-    int rc;   /* lock */
 } jobstore_rec;
+
+/* The record after r in its batch, or NULL. */
+static inline const jobstore_rec *jobstore_rec_next(const jobstore_rec *r)
+{
+    return (const jobstore_rec *)r->link.next;
+}
 
 /* Writes the records of batch (linked by next, in order) in one
  * transaction. Returns 0 or -errno, then none of them is written; it logs
@@ -44,13 +45,7 @@ typedef int (*jobstore_batch_fn)(void *impl, const jobstore_rec *batch);
 typedef struct jobstore_writer {
     jobstore_batch_fn write;
     void *impl;
-    pthread_t thread;
-    pthread_mutex_t lock;     /* protects pending, tail, closing, stopped */
-    pthread_cond_t work;      /* records pending, or closing */
-    pthread_cond_t committed; /* waited records were written */
-    jobstore_rec *pending, **tail;
-    int closing;
-    int stopped; /* the writer is gone: records are refused */
+    groupcommit gc;
 } jobstore_writer;
 
 /* Starts the writer thread, which calls write(impl, batch) for what is

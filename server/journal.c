@@ -3,7 +3,6 @@
 #include "journal.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +17,7 @@
 /* One pending write. A waited record lives on its caller's stack until
  * `done`; the writer frees the others. */
 typedef struct rec {
-    struct rec *next;
+    groupcommit_rec link; /* first: the writer's queue */
     enum rec_kind kind;
     unsigned char id[16];
     task *t;                /* ADD: the waiter's; FINISH: a reference */
@@ -26,9 +25,6 @@ typedef struct rec {
     int64_t started_us;     /* START, FINISH */
     int64_t finished_us;    /* FINISH */
     int attempts;           /* START */
-    int waited;
-    int done; /* journal lock */
-    int rc;   /* journal lock */
 } rec;
 
 static const char *const rec_sql[REC_KINDS] = {
@@ -171,103 +167,52 @@ static int write_rec(journal *j, rec *r)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Writes a batch in one transaction. Returns 0 or a negative error (then
- * nothing of the batch is written). */
-static int write_batch(journal *j, rec *batch, long *count)
+/* Writes a batch in one transaction (groupcommit_write_fn). Returns 0 or
+ * a negative error (then nothing of the batch is written). */
+static int write_batch(void *owner, groupcommit_rec *batch)
 {
+    journal *j = owner;
+    long count = 0;
     int rc = sqlite3_exec(j->db, "BEGIN", NULL, NULL, NULL);
-    for (rec *r = batch; r && rc == SQLITE_OK; r = r->next) {
-        rc = write_rec(j, r);
-        (*count)++;
+    for (groupcommit_rec *r = batch; r && rc == SQLITE_OK; r = r->next) {
+        rc = write_rec(j, (rec *)r);
+        count++;
     }
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(j->db, "COMMIT", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         return 0;
-    log_error("journal %s/%s: could not write %ld records: %s", j->dir, JOURNAL_FILE, *count,
+    log_error("journal %s/%s: could not write %ld records: %s", j->dir, JOURNAL_FILE, count,
               sqlite3_errmsg(j->db));
     if (!sqlite3_get_autocommit(j->db))
         sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
     return journal_db_errno(rc);
 }
 
-/* Hands the outcome of a written batch to its callers: wakes the waiters
- * and publishes finished tasks. */
-static void complete(journal *j, rec *batch, int rc)
+/* Takes back a record nobody waited for (groupcommit_release_fn):
+ * publishes a finished task. */
+static void release(void *owner, groupcommit_rec *link, int rc)
 {
-    rec *async = NULL, **atail = &async;
-    pthread_mutex_lock(&j->lock);
-    for (rec *r = batch, *next; r; r = next) {
-        next = r->next; /* a waited record may vanish once done */
-        if (r->waited) {
-            r->rc = rc;
-            r->done = 1;
-        } else {
-            *atail = r;
-            atail = &r->next;
-        }
+    journal *j = owner;
+    rec *r = (rec *)link;
+    (void)rc;
+    if (r->kind == REC_FINISH) {
+        /* Published even when the write failed: the run happened, and the
+         * failure is logged. */
+        store_mark_finished_at(j->s, r->t, r->final, r->finished_us);
+        task_unref(r->t);
     }
-    *atail = NULL;
-    pthread_cond_broadcast(&j->committed);
-    pthread_mutex_unlock(&j->lock);
-    for (rec *r = async, *next; r; r = next) {
-        next = r->next;
-        if (r->kind == REC_FINISH) {
-            /* Published even when the write failed: the run happened,
-             * and the failure is logged. */
-            store_mark_finished_at(j->s, r->t, r->final, r->finished_us);
-            task_unref(r->t);
-        }
-        free(r);
-    }
-}
-
-static void *writer_main(void *arg)
-{
-    journal *j = arg;
-    pthread_mutex_lock(&j->lock);
-    for (;;) {
-        while (!j->pending && !j->closing)
-            pthread_cond_wait(&j->work, &j->lock);
-        if (!j->pending)
-            break;
-        /* Everything that arrived during the last commit goes in this one. */
-        rec *batch = j->pending;
-        j->pending = NULL;
-        j->tail = &j->pending;
-        pthread_mutex_unlock(&j->lock);
-        long count = 0;
-        int rc = write_batch(j, batch, &count);
-        complete(j, batch, rc);
-        pthread_mutex_lock(&j->lock);
-    }
-    j->stopped = 1;
-    pthread_mutex_unlock(&j->lock);
-    return NULL;
+    free(r);
 }
 
 /* Queues r and, for a waited record, returns once it is written. Returns
- * 0, the write's error, or -ESHUTDOWN (r not queued) once the writer is
- * gone. */
+ * 0, the write's error, or -ESHUTDOWN (r not queued) before
+ * journal_start or once the writer is gone. */
 static int submit(journal *j, rec *r)
 {
-    int rc = 0;
-    pthread_mutex_lock(&j->lock);
-    if (!j->started || j->stopped) {
-        pthread_mutex_unlock(&j->lock);
+    if (!atomic_load(&j->started))
         return -ESHUTDOWN;
-    }
-    r->next = NULL;
-    *j->tail = r;
-    j->tail = &r->next;
-    pthread_cond_signal(&j->work);
-    if (r->waited) {
-        while (!r->done)
-            pthread_cond_wait(&j->committed, &j->lock);
-        rc = r->rc;
-    }
-    pthread_mutex_unlock(&j->lock);
-    return rc;
+    return groupcommit_submit(&j->gc, &r->link);
 }
 
 /* Queues the deletion of a task's record. */
@@ -296,20 +241,16 @@ int journal_start(journal *j, store *s)
         }
     }
     j->s = s;
-    pthread_mutex_lock(&j->lock);
-    j->started = 1;
-    pthread_mutex_unlock(&j->lock);
-    int rc = pthread_create(&j->thread, NULL, writer_main, j);
-    if (rc) {
-        j->started = 0;
-        return -rc;
-    }
+    int rc = groupcommit_init(&j->gc, write_batch, release, j);
+    if (rc < 0)
+        return rc;
+    atomic_store(&j->started, 1);
     return 0;
 }
 
 int journal_add(journal *j, task *t)
 {
-    rec r = {.kind = REC_ADD, .t = t, .waited = 1};
+    rec r = {.link.waited = 1, .kind = REC_ADD, .t = t};
     memcpy(r.id, t->id, sizeof r.id);
     return submit(j, &r);
 }
@@ -329,7 +270,7 @@ int journal_started(journal *j, task *t)
      * anyway, so the worker does not wait for the commit (a crash within
      * it re-runs the task without counting the attempt). */
     if (j->cfg.fail_running)
-        r->waited = 1;
+        r->link.waited = 1;
     else if (!(r = malloc(sizeof *r)))
         return -ENOMEM;
     else
@@ -338,7 +279,7 @@ int journal_started(journal *j, task *t)
     int rc = submit(j, r);
     if (rc < 0) {
         log_error("task %s: could not record its start: %s", t->id_str, strerror(-rc));
-        if (!r->waited && rc == -ESHUTDOWN)
+        if (!r->link.waited && rc == -ESHUTDOWN)
             free(r);
     }
     return rc;
@@ -371,13 +312,8 @@ void journal_close(journal *j)
 {
     if (!j)
         return;
-    if (j->started) {
-        pthread_mutex_lock(&j->lock);
-        j->closing = 1;
-        pthread_cond_signal(&j->work);
-        pthread_mutex_unlock(&j->lock);
-        pthread_join(j->thread, NULL);
-    }
+    if (atomic_load(&j->started))
+        groupcommit_destroy(&j->gc);
     for (long i = 0; i < j->nrestored; i++)
         task_unref(j->restored[i]);
     free(j->restored);
@@ -386,9 +322,6 @@ void journal_close(journal *j)
     /* The last close checkpoints the WAL into the database and removes it. */
     if (sqlite3_close(j->db) != SQLITE_OK)
         log_error("journal %s/%s: %s", j->dir, JOURNAL_FILE, sqlite3_errmsg(j->db));
-    pthread_cond_destroy(&j->committed);
-    pthread_cond_destroy(&j->work);
-    pthread_mutex_destroy(&j->lock);
     free(j->dir);
     free(j);
 }

@@ -3,8 +3,10 @@
 #ifndef TS_JOURNAL_DB_H
 #define TS_JOURNAL_DB_H
 
-#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
+
+#include "groupcommit.h"
 
 #include "journal.h"
 
@@ -92,16 +94,10 @@ struct journal {
     store *s;
     task **restored; /* unfinished tasks for journal_queue_restored, refs */
     long nrestored;
-    pthread_t thread;
-    int started;
-    /* `lock` protects pending, tail, closing, stopped and the done/rc of
-     * queued records. Leaf lock: nothing else is taken while it is held. */
-    pthread_mutex_t lock;
-    pthread_cond_t work;      /* records pending, or closing */
-    pthread_cond_t committed; /* waited records were written */
-    struct rec *pending, **tail;
-    int closing;
-    int stopped; /* the writer is gone: records are refused */
+    /* The writer thread, from journal_start on (started set); its lock
+     * is a leaf: nothing else is taken while it is held. */
+    groupcommit gc;
+    atomic_int started;
 };
 
 /* -errno for an SQLite result code. */

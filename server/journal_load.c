@@ -139,7 +139,6 @@ int journal_open(journal **out, const journal_config *cfg, char *err, size_t err
     if (!j->dir)
         goto fail_dir;
     j->cfg.dir = j->dir;
-    j->tail = &j->pending;
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", j->dir, JOURNAL_FILE);
     /* One connection, used by one thread at a time: no SQLite mutexes. */
@@ -151,9 +150,6 @@ int journal_open(journal **out, const journal_config *cfg, char *err, size_t err
     rc = configure(j, err, errsz);
     if (rc < 0)
         goto fail_db;
-    pthread_mutex_init(&j->lock, NULL);
-    pthread_cond_init(&j->work, NULL);
-    pthread_cond_init(&j->committed, NULL);
     *out = j;
     return 0;
 

@@ -36,10 +36,10 @@ typedef struct fake {
 static int pending_count(jobstore_writer *w)
 {
     int k = 0;
-    pthread_mutex_lock(&w->lock);
-    for (jobstore_rec *r = w->pending; r; r = r->next)
+    pthread_mutex_lock(&w->gc.lock);
+    for (groupcommit_rec *r = w->gc.pending; r; r = r->next)
         k++;
-    pthread_mutex_unlock(&w->lock);
+    pthread_mutex_unlock(&w->gc.lock);
     return k;
 }
 
@@ -52,7 +52,7 @@ static int fake_write(void *impl, const jobstore_rec *batch)
         usleep(1000);
     f->hold = 0;
     int size = 0;
-    for (const jobstore_rec *r = batch; r; r = r->next, size++) {
+    for (const jobstore_rec *r = batch; r; r = jobstore_rec_next(r), size++) {
         f->kinds[f->n] = r->kind;
         f->ids[f->n] = r->id;
         snprintf(f->answers[f->n], sizeof f->answers[0], "%s", r->answer ? r->answer : "");
