@@ -128,7 +128,7 @@ static const char *const claim_sql =
     " WHERE t.id = w.id"
     " RETURNING t.seq, t.id, t.lease, t.attempts, t.type,"
     " (extract(epoch from t.created) * 1e6)::bigint, t.args, t.file, t.stdin, t.env, t.lang,"
-    " t.limits, t.tests";
+    " t.limits, t.tests, t.files";
 enum {
     K_SEQ,
     K_ID,
@@ -142,7 +142,8 @@ enum {
     K_ENV,
     K_LANG,
     K_LIMITS,
-    K_TESTS
+    K_TESTS,
+    K_FILES
 };
 
 /* Decodes a bytea column, NULL staying NULL. */
@@ -155,8 +156,8 @@ static int col_bytes(const PGresult *r, int row, int col, unsigned char **out, s
     return pgconn_unhex(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col), out, len);
 }
 
-/* Gives t the language, limits and tests of a claimed row. Returns 0, or
- * -EINVAL (a row no tasksolver wrote) / -ENOMEM. */
+/* Gives t the language, limits, tests and files of a claimed row. Returns
+ * 0, or -EINVAL (a row no tasksolver wrote) / -ENOMEM. */
 static int claimed_fields(task *t, const PGresult *r, int row)
 {
     if (t->type == TASK_LANG) {
@@ -170,7 +171,8 @@ static int claimed_fields(task *t, const PGresult *r, int row)
     if (!PQgetisnull(r, row, K_LIMITS) &&
         pg_limits_parse(PQgetvalue(r, row, K_LIMITS), &t->limits) < 0)
         return -EINVAL;
-    return pg_tests_read(t, r, row, K_TESTS, 0);
+    int rc = pg_tests_read(t, r, row, K_TESTS, 0);
+    return rc < 0 ? rc : pg_files_read(t, r, row, K_FILES);
 }
 
 /* A task from a claimed row, ready to queue. Returns it (one reference)
