@@ -128,7 +128,7 @@ static const char *const claim_sql =
     " WHERE t.id = w.id"
     " RETURNING t.seq, t.id, t.lease, t.attempts, t.type,"
     " (extract(epoch from t.created) * 1e6)::bigint, t.args, t.file, t.stdin, t.env, t.lang,"
-    " t.limits, t.tests, t.files";
+    " t.limits, t.tests, t.files, (extract(epoch from t.started) * 1e6)::bigint";
 enum {
     K_SEQ,
     K_ID,
@@ -143,7 +143,8 @@ enum {
     K_LANG,
     K_LIMITS,
     K_TESTS,
-    K_FILES
+    K_FILES,
+    K_STARTED
 };
 
 /* Decodes a bytea column, NULL staying NULL. */
@@ -210,8 +211,11 @@ static task *claimed_task(tasks_pg *g, const PGresult *r, int row)
     }
     pg_set_id(t, PQgetvalue(r, row, K_ID));
     t->created_us = strtoll(PQgetvalue(r, row, K_CREATED), NULL, 10);
-    /* store_mark_running counts the start the claim recorded. */
+    /* store_mark_running counts the start the claim recorded, and keeps
+     * its time: every node reports the database's clock, this one too
+     * while it runs the task. */
     t->attempts = atoi(PQgetvalue(r, row, K_ATTEMPTS)) - 1;
+    t->started_us = strtoll(PQgetvalue(r, row, K_STARTED), NULL, 10);
     task_hold_restored(t, g->cfg.budget);
     (void)g;
     return t;
