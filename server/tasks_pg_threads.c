@@ -1,9 +1,10 @@
 /* tasks_pg_threads: the shared store's three threads, each with its own
- * connection. The claimer takes waiting tasks for the idle workers and,
- * every second, gives up dead nodes' tasks and applies retention; the
- * listener follows NOTIFY ts_new (wakes the claimer) and ts_done (updates
- * the copies long polls wait on); the keeper heartbeats, notices that this
- * node lost its lease, and sends the batched NOTIFY ts_done. */
+ * connection. The claimer takes waiting tasks for the idle workers, every
+ * second gives up dead nodes' tasks and, every 5 s, applies retention and
+ * forgets long-dead nodes; the listener follows NOTIFY ts_new (wakes the
+ * claimer) and ts_done (updates the copies long polls wait on); the keeper
+ * heartbeats, notices that this node lost its lease, and sends the batched
+ * NOTIFY ts_done. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -22,6 +23,10 @@
 #define IDS_PER_NOTIFY 200
 /* Retention deletes scan the finished rows: not at every tick. */
 #define RETENTION_EVERY_US (5 * SECOND_US)
+/* A node silent this many leases is forgotten (its row deleted): far
+ * beyond any pause a node comes back from, and a node that does come back
+ * writes its row again with its next heartbeat. */
+#define NODE_FORGET_LEASES 100
 
 static int stopping(tasks_pg *g)
 {
@@ -311,6 +316,30 @@ static void retention(tasks_pg *g, PGconn *c)
                 1, vals, NULL, NULL);
 }
 
+/* Deletes the rows of nodes silent for NODE_FORGET_LEASES leases, so that
+ * a service whose nodes come and go under new names (HOST:PORT with a new
+ * port, containers) does not keep every one it ever had. A node that still
+ * has RUNNING tasks keeps its row: pg_requeue_node finds them through it,
+ * and takes them first (it runs before, on the same thread). */
+static void forget_nodes(tasks_pg *g, PGconn *c)
+{
+    char age[32];
+    snprintf(age, sizeof age, "%g", g->cfg.lease * NODE_FORGET_LEASES);
+    const char *vals[] = {age};
+    PGresult *r = NULL;
+    if (pgconn_exec(c, &r,
+                    "DELETE FROM nodes n"
+                    " WHERE heartbeat < now() - make_interval(secs => $1::double precision)"
+                    " AND NOT EXISTS (SELECT 1 FROM tasks t"
+                    "  WHERE t.status = 'RUNNING' AND t.node = n.name)"
+                    " RETURNING name",
+                    1, vals, NULL, NULL) < 0)
+        return;
+    for (int i = 0; i < PQntuples(r); i++)
+        log_info("store: node %s forgotten (silent for more than %s s)", PQgetvalue(r, i, 0), age);
+    PQclear(r);
+}
+
 static void *claimer_main(void *arg)
 {
     tasks_pg *g = arg;
@@ -332,6 +361,7 @@ static void *claimer_main(void *arg)
             }
             if (now >= next_retention) {
                 retention(g, c);
+                forget_nodes(g, c);
                 next_retention = now + RETENTION_EVERY_US;
             }
             if (!atomic_load(&g->lost))

@@ -214,6 +214,42 @@ class TestDatabaseDown(NodesCase):
             self.assertEqual(node.run("bin", ECHO, ["after"])["status"], "SUCCESS")
 
 
+class TestForgetNodes(unittest.TestCase):
+    def test_long_dead_nodes_are_deleted_once_their_tasks_are_back(self):
+        """Rows of nodes silent for 100 leases leave the nodes table, a
+        long-dead node's RUNNING task first going back to the queue; a node
+        dead for less stays (GET /nodes lists neither: both are dead)."""
+        DB.psql("CREATE DATABASE forget")
+        # --lease 1: forgotten after 100 s of silence.
+        n = Server("--store", DB.url.rsplit("/", 1)[0] + "/forget", "--workers", "1",
+                   "--lease", "1")
+        try:
+            # One transaction: the node never sees the dead node without
+            # its task (nor could it forget it while the task is RUNNING).
+            DB.psql("INSERT INTO nodes (name, url, workers, running, heartbeat) VALUES"
+                    " ('gone-long-ago', 'http://192.0.2.1:1', 2, 1, now() - interval '1 hour'),"
+                    " ('gone-lately', 'http://192.0.2.2:1', 2, 0, now() - interval '30 seconds');"
+                    " INSERT INTO tasks (id, type, status, started, attempts, node, lease, args,"
+                    " file) VALUES ('55555555-5555-4555-8555-555555555555', 'bin', 'RUNNING',"
+                    " now(), 1, 'gone-long-ago', gen_random_uuid(), decode('6261636b00', 'hex'),"
+                    " convert_to('#!/bin/sh' || chr(10) || 'echo \"$@\"' || chr(10), 'UTF8'))",
+                    db="forget")
+            doc = n.wait_done("55555555-5555-4555-8555-555555555555", 30)
+            self.assertEqual(doc["status"], "SUCCESS", doc)
+            self.assertEqual(doc["result"]["stdout"], "back\n")
+            self.assertEqual(doc["attempts"], 2)
+            query = "SELECT name FROM nodes WHERE name LIKE 'gone-%' ORDER BY name"
+            deadline = time.monotonic() + 20
+            while DB.psql(query, db="forget") != "gone-lately" and time.monotonic() < deadline:
+                time.sleep(0.2)
+            self.assertEqual(DB.psql(query, db="forget"), "gone-lately")
+            self.assertEqual(n.request("GET", "/nodes")[2]["nodes"][0]["url"], n.url)
+            self.assertTrue(any("node gone-long-ago forgotten" in line for line in n.log),
+                            "".join(n.log[-10:]))
+        finally:
+            n.stop()
+
+
 class Proxy:
     """A TCP relay to the database that the test can pause: paused, it
     stops reading, so what a node sends sits in socket buffers, as over a
