@@ -5,29 +5,17 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "jobstore_pg.h"
 #include "jobstore_sqlite.h"
 #include "log.h"
-
-/* This node's name: --name, else HOSTNAME:PORT. */
-static void cluster_node_name(const cluster_config *cfg, int port, char *name, size_t size)
-{
-    if (cfg->name[0]) {
-        snprintf(name, size, "%s", cfg->name);
-    } else {
-        char host[64] = "node";
-        gethostname(host, sizeof host - 1);
-        snprintf(name, size, "%s:%d", host, port);
-    }
-}
+#include "nodename.h"
 
 /* Starts the announce thread with the defaults of cluster_config filled in. */
 static int cluster_join(cluster *cl, const cluster_config *cfg, int port, const char *token)
 {
     char name[REGISTRY_NAME_MAX], url[REGISTRY_URL_MAX];
-    cluster_node_name(cfg, port, name, sizeof name);
+    nodename_get(cfg->name, port, name, sizeof name);
     const char *adv = NULL;
     if (cfg->advertise[0]) {
         adv = cfg->advertise;
@@ -60,7 +48,7 @@ static int cluster_open_store(cluster *cl, const cluster_config *cfg, int port)
     char err[512], name[REGISTRY_NAME_MAX], where[REGISTRY_NAME_MAX + 4200];
     int rc;
     if (cfg->store && cfg->store[0]) {
-        cluster_node_name(cfg, port, name, sizeof name);
+        nodename_get(cfg->name, port, name, sizeof name);
         jobstore_pg_config pc = {.url = cfg->store, .master = name};
         rc = jobstore_pg_open(&cl->store, &pc, err, sizeof err);
         snprintf(where, sizeof where, "in the shared store as master %s", name);

@@ -191,16 +191,6 @@ static int h_create(struct mg_connection *c, void *cbdata)
             return http_send_error(c, 503, NULL, NULL, "out of memory");
         return http_send_error(c, 400, NULL, NULL, "%s", err);
     }
-    if (req.nfiles && a->tk->ops->shared_queue) {
-        /* The store's rows do not carry them: a node that claimed the
-         * task would run it without them. Refused rather than lost. */
-        create_req_destroy(&req);
-        http_body_destroy(&body);
-        return http_send_error(c, 501, NULL, NULL,
-                               "files are not carried by the shared store (--store) yet: "
-                               "send the program alone, or use a server without --store");
-    }
-
     task *t = task_new(req.type, req.file, req.file_len, req.args, req.argc);
     if (!t) {
         http_body_destroy(&body);

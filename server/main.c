@@ -28,6 +28,7 @@
 #include "journal.h"
 #include "lang.h"
 #include "log.h"
+#include "nodename.h"
 #include "nodes_api.h"
 #include "pool.h"
 #include "reach.h"
@@ -193,10 +194,7 @@ static int name_node(tasks_pg *g, const config *c, int port)
 {
     char name[128], url[160], host[64] = "node";
     gethostname(host, sizeof host - 1);
-    if (c->name[0])
-        snprintf(name, sizeof name, "%s", c->name);
-    else
-        snprintf(name, sizeof name, "%s:%d", host, port);
+    nodename_get(c->name, port, name, sizeof name);
     if (c->advertise[0])
         snprintf(url, sizeof url, "%s", c->advertise);
     else

@@ -44,6 +44,10 @@ static const char *const migrations[PGSCHEMA_VERSION] = {
     " ADD COLUMN tests bytea, ADD COLUMN memory_peak bigint, ADD COLUMN limit_hit text,"
     " ADD COLUMN compiled boolean NOT NULL DEFAULT false, ADD COLUMN compile_output bytea,"
     " ADD COLUMN compile_exit_code integer;",
+    /* 3: the request's extra files (request_files_pack's blob, as the
+     * journal keeps them), so that the node that claims the task writes
+     * them into its directory; NULL for none, and again once it ends. */
+    "ALTER TABLE tasks ADD COLUMN files bytea;",
 };
 
 int pgschema_check(long found, long known, char *err, size_t errsz)

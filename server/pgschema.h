@@ -14,7 +14,7 @@
 #include <stddef.h>
 
 /* The newest schema version this build knows. */
-#define PGSCHEMA_VERSION 2
+#define PGSCHEMA_VERSION 3
 
 /* Brings the database of c to PGSCHEMA_VERSION. Returns 0, or -EIO /
  * -EPROTO (schema newer than known) with a sentence in err. */

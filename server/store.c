@@ -148,7 +148,8 @@ void store_mark_running(store *s, task *t, live *lv)
     pthread_mutex_lock(&s->lock);
     t->live = lv;
     t->status = TASK_RUNNING;
-    t->started_us = now;
+    if (!t->started_us)
+        t->started_us = now;
     t->attempts++;
     s->counts.waiting--;
     s->counts.running++;
@@ -222,7 +223,8 @@ void store_mark_finished_at(store *s, task *t, enum task_status final, int64_t n
     if (t->status == TASK_WAIT) {
         /* Finished without running (refused at start). */
         s->counts.waiting--;
-        t->started_us = now;
+        if (!t->started_us)
+            t->started_us = now;
         pthread_cond_broadcast(store_start_stripe(s, t));
     } else {
         s->counts.running--;

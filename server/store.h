@@ -79,7 +79,9 @@ void store_remove(store *s, task *t);
  * unrefs) or NULL if the id is unknown, evicted or not a UUID. */
 task *store_lookup(store *s, const char *id);
 
-/* WAIT -> RUNNING, stamping started_us and counting an attempt. The task takes a reference to lv
+/* WAIT -> RUNNING, stamping started_us (unless the backend stamped it
+ * already: the shared store's claim, with the database's clock) and
+ * counting an attempt. The task takes a reference to lv
  * (may be NULL), where the worker appends stdout while the task runs.
  * Wakes the stream waiters of t's stripe, so that a stream opened while t
  * was waiting follows it from its first byte. */
@@ -110,7 +112,9 @@ void store_wait_started(store *s, task *t, int64_t deadline_mono_us);
 void store_mark_finished(store *s, task *t, enum task_status final);
 
 /* store_mark_finished with the finishing time given (a journal records it
- * before the status is published). */
+ * before the status is published; the shared store gives the database's).
+ * A task that never ran takes it as its start too, unless started_us was
+ * stamped already. */
 void store_mark_finished_at(store *s, task *t, enum task_status final, int64_t now_us);
 
 /* A consistent copy of the fields that the store lock protects. */

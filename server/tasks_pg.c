@@ -14,6 +14,7 @@
 #include "jsonw.h"
 #include "log.h"
 #include "pgschema.h"
+#include "request_files.h"
 #include "testset.h"
 #include "timefmt.h"
 
@@ -267,28 +268,31 @@ static void pg_admit_restored(void *impl, queue *q)
  * once cannot both take the last place. The waiting room is counted
  * beyond the service's idle workers, as the queue of one node does. */
 static const char *const insert_sql =
-    "INSERT INTO tasks (id, type, status, args, file, stdin, env, lang, limits, tests) VALUES"
-    " ($1, $2, 'WAIT', $3, $4, $5, $6, $7, $8::double precision[], $9)"
+    "INSERT INTO tasks (id, type, status, args, file, stdin, env, lang, limits, tests, files)"
+    " VALUES ($1, $2, 'WAIT', $3, $4, $5, $6, $7, $8::double precision[], $9, $10)"
     " RETURNING (extract(epoch from created) * 1e6)::bigint, pg_notify('ts_new', '')";
 static const char *const admit_sql =
-    "INSERT INTO tasks (id, type, status, args, file, stdin, env, lang, limits, tests)"
-    " SELECT $1, $2, 'WAIT', $3, $4, $5, $6, $7, $8::double precision[], $9"
-    " WHERE (SELECT count(*) FROM tasks WHERE status = 'WAIT') < $10::bigint +"
+    "INSERT INTO tasks (id, type, status, args, file, stdin, env, lang, limits, tests, files)"
+    " SELECT $1, $2, 'WAIT', $3, $4, $5, $6, $7, $8::double precision[], $9, $10"
+    " WHERE (SELECT count(*) FROM tasks WHERE status = 'WAIT') < $11::bigint +"
     "  (SELECT coalesce(sum(greatest(workers - running, 0)), 0) FROM nodes"
-    "   WHERE heartbeat > now() - make_interval(secs => $11))"
+    "   WHERE heartbeat > now() - make_interval(secs => $12))"
     " RETURNING (extract(epoch from created) * 1e6)::bigint, pg_notify('ts_new', '')";
 
 static int pg_add(void *impl, task *t)
 {
     tasks_pg *g = impl;
     char *args = NULL, *env = NULL, maxq[32], lease[32], limits[PG_LIMITS_LEN];
-    size_t alen, elen;
+    unsigned char *files = NULL;
+    size_t alen, elen, flen;
     buf tests = BUF_INIT;
     if (pgconn_pack_strings(t->args, t->argc, &args, &alen) < 0 ||
         pgconn_pack_strings(t->env, t->envc, &env, &elen) < 0 ||
-        (t->tests && testset_write_cases(&tests, t->tests) < 0)) {
+        (t->tests && testset_write_cases(&tests, t->tests) < 0) ||
+        request_files_pack(t->files, t->nfiles, &files, &flen) < 0) {
         free(args);
         free(env);
+        free(files);
         buf_destroy(&tests);
         return -ENOMEM;
     }
@@ -303,12 +307,13 @@ static int pg_add(void *impl, task *t)
                           t->lang,
                           pg_limits_param(&t->limits, limits, sizeof limits),
                           t->tests ? (tests.data ? tests.data : "") : NULL,
+                          (const char *)files,
                           maxq,
                           lease};
     const int lens[] = {0,         0, (int)alen, (int)t->file_len, (int)t->input_len,
-                        (int)elen, 0, 0,         (int)tests.len,   0,
-                        0};
-    const int fmts[] = {0, 0, 1, 1, 1, 1, 0, 0, 1, 0, 0};
+                        (int)elen, 0, 0,         (int)tests.len,   (int)flen,
+                        0,         0};
+    const int fmts[] = {0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 0, 0};
     int limited = g->cfg.max_queue >= 0;
     PGconn *c = pgconn_take(&g->pool);
     PGresult *r = NULL;
@@ -318,7 +323,7 @@ static int pg_add(void *impl, task *t)
     if (rc == 0 && limited)
         rc = pgconn_exec(c, NULL, "SELECT pg_advisory_xact_lock(7340032002)", 0, NULL, NULL, NULL);
     if (rc == 0)
-        rc = pgconn_exec(c, &r, limited ? admit_sql : insert_sql, limited ? 11 : 9, vals, lens,
+        rc = pgconn_exec(c, &r, limited ? admit_sql : insert_sql, limited ? 12 : 10, vals, lens,
                          fmts);
     if (rc == 0 && limited)
         rc = pgconn_exec(c, NULL, "COMMIT", 0, NULL, NULL, NULL);
@@ -329,6 +334,7 @@ static int pg_add(void *impl, task *t)
     pgconn_give(&g->pool, c);
     free(args);
     free(env);
+    free(files);
     buf_destroy(&tests);
     if (rc == 0 && PQntuples(r) == 0)
         rc = -EAGAIN;
@@ -426,7 +432,7 @@ static const char *const finish_sql =
     " exit_code = $10, signal = $11, timed_out = $12, cpu_us = $13, error = $14,"
     " memory_peak = $15, limit_hit = $16, tests = $17, compiled = $18, compile_output = $19,"
     " compile_exit_code = $20,"
-    " args = NULL, file = NULL, stdin = NULL, env = NULL, lease = NULL"
+    " args = NULL, file = NULL, stdin = NULL, env = NULL, files = NULL, lease = NULL"
     " WHERE id = $1 AND lease = $2 AND status = 'RUNNING'"
     " RETURNING (extract(epoch from finished) * 1e6)::bigint";
 

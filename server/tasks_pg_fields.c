@@ -1,8 +1,8 @@
 /* tasks_pg_fields: the task fields that schema version 2 added to a row
  * (limits, tests, the language, peak memory, the limit hit, the compile
- * step), turned into parameters and read back. Kept apart from the
- * backend's rows so that later fields (schema 3) add functions here
- * rather than lines in every statement's neighbours. */
+ * step) and version 3 (the request's files), turned into parameters and
+ * read back. Kept apart from the backend's rows so that later fields add
+ * functions here rather than lines in every statement's neighbours. */
 #include "tasks_pg_int.h"
 
 #include <errno.h>
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "request.h"
+#include "request_files.h"
 #include "request_tests.h"
 #include "testset.h"
 
@@ -103,4 +104,23 @@ int pg_fields_copy(task *t, const task *src)
         task_set_tests(t, ts);
     }
     return 0;
+}
+
+int pg_files_read(task *t, const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return 0;
+    unsigned char *blob;
+    size_t len;
+    int rc = pgconn_unhex(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col), &blob, &len);
+    if (rc < 0)
+        return rc;
+    task_file *files;
+    int n;
+    /* Checked again as the journal's are: the row is another node's word. */
+    rc = request_files_unpack(blob, len, task_program_name(t->type), &files, &n);
+    free(blob);
+    if (rc == 0)
+        task_set_files(t, files, n);
+    return rc;
 }

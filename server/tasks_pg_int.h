@@ -89,6 +89,13 @@ int pg_fields_fill(task *t, const PGresult *r, int row, int col);
  * goes with t). */
 int pg_fields_copy(task *t, const task *src);
 
+/* The field of schema version 3 (tasks_pg_fields.c). */
+
+/* Gives t (its type set) the request's files of a bytea column holding
+ * request_files_pack's blob; NULL gives none. Returns 0, -EINVAL (not such
+ * a blob, or a name the request could not have had) or -ENOMEM. */
+int pg_files_read(task *t, const PGresult *r, int row, int col);
+
 /* Puts back in the queue the RUNNING tasks of node name, or with name NULL
  * of every dead node (heartbeat older than the lease), or ends them in
  * ERROR "node lost" past --max-attempts (at once with fail_running).

@@ -1,9 +1,10 @@
 /* tasks_pg_threads: the shared store's three threads, each with its own
- * connection. The claimer takes waiting tasks for the idle workers and,
- * every second, gives up dead nodes' tasks and applies retention; the
- * listener follows NOTIFY ts_new (wakes the claimer) and ts_done (updates
- * the copies long polls wait on); the keeper heartbeats, notices that this
- * node lost its lease, and sends the batched NOTIFY ts_done. */
+ * connection. The claimer takes waiting tasks for the idle workers, every
+ * second gives up dead nodes' tasks and, every 5 s, applies retention and
+ * forgets long-dead nodes; the listener follows NOTIFY ts_new (wakes the
+ * claimer) and ts_done (updates the copies long polls wait on); the keeper
+ * heartbeats, notices that this node lost its lease, and sends the batched
+ * NOTIFY ts_done. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -22,6 +23,10 @@
 #define IDS_PER_NOTIFY 200
 /* Retention deletes scan the finished rows: not at every tick. */
 #define RETENTION_EVERY_US (5 * SECOND_US)
+/* A node silent this many leases is forgotten (its row deleted): far
+ * beyond any pause a node comes back from, and a node that does come back
+ * writes its row again with its next heartbeat. */
+#define NODE_FORGET_LEASES 100
 
 static int stopping(tasks_pg *g)
 {
@@ -128,7 +133,7 @@ static const char *const claim_sql =
     " WHERE t.id = w.id"
     " RETURNING t.seq, t.id, t.lease, t.attempts, t.type,"
     " (extract(epoch from t.created) * 1e6)::bigint, t.args, t.file, t.stdin, t.env, t.lang,"
-    " t.limits, t.tests";
+    " t.limits, t.tests, t.files, (extract(epoch from t.started) * 1e6)::bigint";
 enum {
     K_SEQ,
     K_ID,
@@ -142,7 +147,9 @@ enum {
     K_ENV,
     K_LANG,
     K_LIMITS,
-    K_TESTS
+    K_TESTS,
+    K_FILES,
+    K_STARTED
 };
 
 /* Decodes a bytea column, NULL staying NULL. */
@@ -155,8 +162,8 @@ static int col_bytes(const PGresult *r, int row, int col, unsigned char **out, s
     return pgconn_unhex(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col), out, len);
 }
 
-/* Gives t the language, limits and tests of a claimed row. Returns 0, or
- * -EINVAL (a row no tasksolver wrote) / -ENOMEM. */
+/* Gives t the language, limits, tests and files of a claimed row. Returns
+ * 0, or -EINVAL (a row no tasksolver wrote) / -ENOMEM. */
 static int claimed_fields(task *t, const PGresult *r, int row)
 {
     if (t->type == TASK_LANG) {
@@ -170,7 +177,8 @@ static int claimed_fields(task *t, const PGresult *r, int row)
     if (!PQgetisnull(r, row, K_LIMITS) &&
         pg_limits_parse(PQgetvalue(r, row, K_LIMITS), &t->limits) < 0)
         return -EINVAL;
-    return pg_tests_read(t, r, row, K_TESTS, 0);
+    int rc = pg_tests_read(t, r, row, K_TESTS, 0);
+    return rc < 0 ? rc : pg_files_read(t, r, row, K_FILES);
 }
 
 /* A task from a claimed row, ready to queue. Returns it (one reference)
@@ -208,8 +216,11 @@ static task *claimed_task(tasks_pg *g, const PGresult *r, int row)
     }
     pg_set_id(t, PQgetvalue(r, row, K_ID));
     t->created_us = strtoll(PQgetvalue(r, row, K_CREATED), NULL, 10);
-    /* store_mark_running counts the start the claim recorded. */
+    /* store_mark_running counts the start the claim recorded, and keeps
+     * its time: every node reports the database's clock, this one too
+     * while it runs the task. */
     t->attempts = atoi(PQgetvalue(r, row, K_ATTEMPTS)) - 1;
+    t->started_us = strtoll(PQgetvalue(r, row, K_STARTED), NULL, 10);
     task_hold_restored(t, g->cfg.budget);
     (void)g;
     return t;
@@ -305,6 +316,30 @@ static void retention(tasks_pg *g, PGconn *c)
                 1, vals, NULL, NULL);
 }
 
+/* Deletes the rows of nodes silent for NODE_FORGET_LEASES leases, so that
+ * a service whose nodes come and go under new names (HOST:PORT with a new
+ * port, containers) does not keep every one it ever had. A node that still
+ * has RUNNING tasks keeps its row: pg_requeue_node finds them through it,
+ * and takes them first (it runs before, on the same thread). */
+static void forget_nodes(tasks_pg *g, PGconn *c)
+{
+    char age[32];
+    snprintf(age, sizeof age, "%g", g->cfg.lease * NODE_FORGET_LEASES);
+    const char *vals[] = {age};
+    PGresult *r = NULL;
+    if (pgconn_exec(c, &r,
+                    "DELETE FROM nodes n"
+                    " WHERE heartbeat < now() - make_interval(secs => $1::double precision)"
+                    " AND NOT EXISTS (SELECT 1 FROM tasks t"
+                    "  WHERE t.status = 'RUNNING' AND t.node = n.name)"
+                    " RETURNING name",
+                    1, vals, NULL, NULL) < 0)
+        return;
+    for (int i = 0; i < PQntuples(r); i++)
+        log_info("store: node %s forgotten (silent for more than %s s)", PQgetvalue(r, i, 0), age);
+    PQclear(r);
+}
+
 static void *claimer_main(void *arg)
 {
     tasks_pg *g = arg;
@@ -326,6 +361,7 @@ static void *claimer_main(void *arg)
             }
             if (now >= next_retention) {
                 retention(g, c);
+                forget_nodes(g, c);
                 next_retention = now + RETENTION_EVERY_US;
             }
             if (!atomic_load(&g->lost))

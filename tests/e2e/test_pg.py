@@ -4,7 +4,9 @@ What one node accepts every node answers for; a node killed with -9 loses
 nothing; the database stopped under load refuses creates with 503 and
 loses nothing acknowledged; bad stores are refused at start."""
 
+import base64
 import calendar
+import hashlib
 import signal
 import socket
 import subprocess
@@ -84,13 +86,8 @@ class TestShared(NodesCase):
         st, _, doc = self.nodes[2].status("00000000-0000-4000-8000-000000000000")
         self.assertEqual(st, 404)
 
-    def test_files_and_cancel_refused_not_lost(self):
-        # Neither crosses nodes yet: refused with a sentence, never dropped.
-        st, _, doc = self.nodes[0].request("POST", "/create_task", {
-            "type": "bin", "file": "ZWNobyBoaQ==",
-            "files": [{"name": "a.txt", "content": "aGk="}]})
-        self.assertEqual(st, 501, doc)
-        self.assertIn("--store", doc["error"])
+    def test_cancel_refused_not_lost(self):
+        # It does not cross nodes yet: refused with a sentence, never dropped.
         tid = self.nodes[0].create_ok("bin", ECHO, ["x"])
         st, _, doc = self.nodes[1].request("POST", "/cancel_task", {"id": tid})
         self.assertEqual(st, 501, doc)
@@ -217,6 +214,42 @@ class TestDatabaseDown(NodesCase):
             self.assertEqual(node.run("bin", ECHO, ["after"])["status"], "SUCCESS")
 
 
+class TestForgetNodes(unittest.TestCase):
+    def test_long_dead_nodes_are_deleted_once_their_tasks_are_back(self):
+        """Rows of nodes silent for 100 leases leave the nodes table, a
+        long-dead node's RUNNING task first going back to the queue; a node
+        dead for less stays (GET /nodes lists neither: both are dead)."""
+        DB.psql("CREATE DATABASE forget")
+        # --lease 1: forgotten after 100 s of silence.
+        n = Server("--store", DB.url.rsplit("/", 1)[0] + "/forget", "--workers", "1",
+                   "--lease", "1")
+        try:
+            # One transaction: the node never sees the dead node without
+            # its task (nor could it forget it while the task is RUNNING).
+            DB.psql("INSERT INTO nodes (name, url, workers, running, heartbeat) VALUES"
+                    " ('gone-long-ago', 'http://192.0.2.1:1', 2, 1, now() - interval '1 hour'),"
+                    " ('gone-lately', 'http://192.0.2.2:1', 2, 0, now() - interval '30 seconds');"
+                    " INSERT INTO tasks (id, type, status, started, attempts, node, lease, args,"
+                    " file) VALUES ('55555555-5555-4555-8555-555555555555', 'bin', 'RUNNING',"
+                    " now(), 1, 'gone-long-ago', gen_random_uuid(), decode('6261636b00', 'hex'),"
+                    " convert_to('#!/bin/sh' || chr(10) || 'echo \"$@\"' || chr(10), 'UTF8'))",
+                    db="forget")
+            doc = n.wait_done("55555555-5555-4555-8555-555555555555", 30)
+            self.assertEqual(doc["status"], "SUCCESS", doc)
+            self.assertEqual(doc["result"]["stdout"], "back\n")
+            self.assertEqual(doc["attempts"], 2)
+            query = "SELECT name FROM nodes WHERE name LIKE 'gone-%' ORDER BY name"
+            deadline = time.monotonic() + 20
+            while DB.psql(query, db="forget") != "gone-lately" and time.monotonic() < deadline:
+                time.sleep(0.2)
+            self.assertEqual(DB.psql(query, db="forget"), "gone-lately")
+            self.assertEqual(n.request("GET", "/nodes")[2]["nodes"][0]["url"], n.url)
+            self.assertTrue(any("node gone-long-ago forgotten" in line for line in n.log),
+                            "".join(n.log[-10:]))
+        finally:
+            n.stop()
+
+
 class Proxy:
     """A TCP relay to the database that the test can pause: paused, it
     stops reading, so what a node sends sits in socket buffers, as over a
@@ -323,6 +356,20 @@ class TestStart(unittest.TestCase):
         self.assertIn("cannot connect to the store", err)
 
 
+# Text, binary (every byte value, NUL and invalid UTF-8 included) and a
+# nested path, each read back by the task itself.
+FILES = {"notes.txt": b"first line\nsecond line\n",
+         "blob.bin": bytes(range(256)) * 3 + b"\x00\xff\xfe",
+         "sub/dir/deep.bin": b"\x00\x01\x02\r\n\x80\xc3\x28" * 100}
+FILES_PROG = "#!/bin/sh\ncat notes.txt\nsha256sum blob.bin sub/dir/deep.bin\n"
+
+
+def files_expected():
+    return FILES["notes.txt"].decode() + "".join(
+        "%s  %s\n" % (hashlib.sha256(FILES[n]).hexdigest(), n)
+        for n in ("blob.bin", "sub/dir/deep.bin"))
+
+
 C_DOUBLE = "#include <stdio.h>\nint main(void) { int n; if (scanf(\"%d\", &n) != 1) return 2;" \
     " printf(\"%d\\n\", 2 * n); return 0; }\n"
 CHATTY_SLOW = "#!/bin/sh\necho 0123456789\nsleep 5\n"
@@ -374,12 +421,9 @@ class TestFields(unittest.TestCase):
             self.create(a, {"type": "bin", "file": b64(CHATTY_SLOW),
                             "limits": {"timeout": 1, "output": 5}}),
         ]
-        for tid in ids:
-            c.wait_done(tid, 120)
-        # Read again once final: the answer of the long poll on the node
-        # that ran the task comes from its memory, whose start time is the
-        # node's own (the database's differs by its clock and a round trip).
-        docs = {tid: c.wait_done(tid, 30) for tid in ids}
+        # The first answer already: the node that ran the task answers from
+        # its memory, with the database's times as every other node.
+        docs = {tid: c.wait_done(tid, 120) for tid in ids}
         for tid in ids:
             ran = DB.psql("SELECT node FROM tasks WHERE id = '%s'" % tid)
             self.assertNotEqual(ran, node_name(a.url), "A was busy: B or C runs it")
@@ -408,6 +452,37 @@ class TestFields(unittest.TestCase):
         for tid in ids:
             self.assertEqual(d.wait_done(tid, 30), docs[tid])
 
+    def test_files_run_on_the_node_that_claims(self):
+        a = self.node()
+        busy = [a.create_ok("bin", SLEEP % "6") for _ in range(2)]
+        query = "SELECT count(*) FROM tasks WHERE status = 'RUNNING' AND node = '%s'"
+        deadline = time.monotonic() + 10
+        while DB.psql(query % node_name(a.url)) != "2" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        b = self.node()
+        st, _, body = a.request("POST", "/create_task", {
+            "type": "bin", "file": b64(FILES_PROG),
+            "files": [{"name": n, "content": base64.b64encode(c).decode()}
+                      for n, c in FILES.items()]})
+        self.assertEqual(st, 200, body)
+        tid = body["id"]
+        doc = b.wait_done(tid, 60)
+        self.assertEqual(doc["status"], "SUCCESS", doc)
+        self.assertEqual(DB.psql("SELECT node FROM tasks WHERE id = '%s'" % tid),
+                         node_name(b.url), "A was busy: B runs it")
+        self.assertEqual(doc["result"]["stdout"], files_expected())
+        # Like the program, the files leave the row once the task has ended.
+        self.assertEqual(DB.psql("SELECT files IS NULL FROM tasks WHERE id = '%s'" % tid), "t")
+        # B answers from its memory, A from the row: the same document,
+        # times included (the database's clock on both).
+        self.assertEqual(a.wait_done(tid, 30), doc)
+        row = DB.psql("SELECT extract(epoch from started), extract(epoch from finished)"
+                      " FROM tasks WHERE id = '%s'" % tid).split("|")
+        self.assertAlmostEqual(parse_time(doc["meta"]["started_at"]), float(row[0]), delta=0.002)
+        self.assertAlmostEqual(parse_time(doc["meta"]["finished_at"]), float(row[1]), delta=0.002)
+        for tid in busy:
+            a.wait_done(tid, 60)
+
 
 SCHEMA_1 = """
 CREATE TABLE schema_version (version integer NOT NULL);
@@ -433,13 +508,54 @@ INSERT INTO tasks (id, type, status, args, file) VALUES
 """
 
 
+# Version 2 as its migration left it (schema 1, then the columns of 2),
+# with rows written by a version-2 node: one finished, one waiting.
+SCHEMA_2 = SCHEMA_1.replace("VALUES (1);", "VALUES (2);") + """
+ALTER TABLE tasks ADD COLUMN lang text, ADD COLUMN limits double precision[],
+ ADD COLUMN tests bytea, ADD COLUMN memory_peak bigint, ADD COLUMN limit_hit text,
+ ADD COLUMN compiled boolean NOT NULL DEFAULT false, ADD COLUMN compile_output bytea,
+ ADD COLUMN compile_exit_code integer;
+INSERT INTO tasks (id, type, status, started, finished, attempts, stdout, stderr, stdout_total,
+ stdout_truncated, stderr_total, stderr_truncated, exit_code, timed_out, cpu_us, memory_peak,
+ limit_hit) VALUES ('33333333-3333-4333-8333-333333333333', 'bin', 'ERROR', now(), now(), 1,
+ convert_to('v2\n', 'UTF8'), '\\x', 3, false, 0, false, 137, false, 2000, 1048576, 'memory');
+INSERT INTO tasks (id, type, status, args, file, limits) VALUES
+ ('44444444-4444-4444-8444-444444444444', 'bin', 'WAIT', decode('763200', 'hex'),
+ convert_to('#!/bin/sh' || chr(10) || 'echo "$@"' || chr(10), 'UTF8'), '{30,0,0,0,0,0,0}');
+"""
+
+
 class TestMigration(unittest.TestCase):
+    def test_version_2_is_migrated_and_its_rows_read(self):
+        DB.psql("CREATE DATABASE v2")
+        DB.psql(SCHEMA_2, db="v2")
+        n = Server("--store", DB.url.rsplit("/", 1)[0] + "/v2", "--workers", "1")
+        try:
+            self.assertEqual(DB.psql("SELECT version FROM schema_version", db="v2"), "3")
+            old = n.wait_done("33333333-3333-4333-8333-333333333333", 10)
+            self.assertEqual(old["status"], "ERROR", old)
+            self.assertEqual(old["result"]["stdout"], "v2\n")
+            self.assertEqual(old["result"]["limit"], "memory")
+            waited = n.wait_done("44444444-4444-4444-8444-444444444444", 30)
+            self.assertEqual(waited["status"], "SUCCESS", waited)
+            self.assertEqual(waited["result"]["stdout"], "v2\n")
+            # A task of the new version on the migrated database.
+            st, _, body = n.request("POST", "/create_task?wait=30", {
+                "type": "bin", "file": b64(FILES_PROG),
+                "files": [{"name": k, "content": base64.b64encode(v).decode()}
+                          for k, v in FILES.items()]})
+            self.assertEqual(st, 200, body)
+            self.assertEqual(body["status"], "SUCCESS", body)
+            self.assertEqual(body["result"]["stdout"], files_expected())
+        finally:
+            n.stop()
+
     def test_version_1_is_migrated_and_its_rows_read(self):
         DB.psql("CREATE DATABASE v1")
         DB.psql(SCHEMA_1, db="v1")
         n = Server("--store", DB.url.rsplit("/", 1)[0] + "/v1", "--workers", "1")
         try:
-            self.assertEqual(DB.psql("SELECT version FROM schema_version", db="v1"), "2")
+            self.assertEqual(DB.psql("SELECT version FROM schema_version", db="v1"), "3")
             old = n.wait_done("11111111-1111-4111-8111-111111111111", 10)
             self.assertEqual(old["status"], "SUCCESS", old)
             self.assertEqual(old["result"]["stdout"], "old\n")

@@ -160,6 +160,32 @@ static void finished_without_running(void **state)
     task_unref(t);
 }
 
+/* A start the backend stamped before the task was published (the shared
+ * store's claim, with the database's clock) is kept by the start and by an
+ * end without a run: every node reports the same times. */
+static void stamped_start_is_kept(void **state)
+{
+    store s;
+    assert_int_equal(store_init(&s, 10), 0);
+    task *ran = mk(), *not_run = mk();
+    ran->started_us = not_run->started_us = 1000000;
+    store_add(&s, ran);
+    store_add(&s, not_run);
+    store_mark_running(&s, ran, NULL);
+    assert_int_equal(store_view(&s, ran, 0).started_us, 1000000);
+    store_mark_finished_at(&s, ran, TASK_SUCCESS, 3000000);
+    store_mark_finished_at(&s, not_run, TASK_ERROR, 2000000);
+    task_view v = store_view(&s, ran, 0), w = store_view(&s, not_run, 0);
+    assert_int_equal(v.started_us, 1000000);
+    assert_int_equal(v.finished_us, 3000000);
+    assert_int_equal(v.attempts, 1);
+    assert_int_equal(w.started_us, 1000000);
+    assert_int_equal(w.finished_us, 2000000);
+    store_destroy(&s);
+    task_unref(ran);
+    task_unref(not_run);
+}
+
 /* What the eviction hook saw. */
 struct evicted {
     store *s;
@@ -420,6 +446,7 @@ int main(void)
         cmocka_unit_test(remove_undoes_add),
         cmocka_unit_test(lifecycle_and_counts),
         cmocka_unit_test(finished_without_running),
+        cmocka_unit_test(stamped_start_is_kept),
         cmocka_unit_test(retention_drops_the_oldest_finished),
         cmocka_unit_test(restore_then_evict_several_at_once),
         cmocka_unit_test(long_poll_woken_by_finish),

@@ -1,15 +1,18 @@
-/* Unit tests for the store's schema-2 fields (tasks_pg_fields): the limits
- * column's text both ways, the limit names read back, and the copy of a
- * finished task's fields; no database needed. */
+/* Unit tests for the store's schema-2 and schema-3 fields
+ * (tasks_pg_fields): the limits column's text both ways, the limit names
+ * read back, the copy of a finished task's fields, and the files column
+ * read back from a result made in memory; no database needed. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "request_files.h"
 #include "tasks_pg_int.h"
 #include "testset.h"
 
@@ -71,12 +74,89 @@ static void copy_of_a_finished_task(void **state)
     task_unref(dst);
 }
 
+/* A one-column result holding text (NULL: SQL NULL), as libpq would hand
+ * a bytea column over in text form. */
+static PGresult *one_value(const char *text)
+{
+    PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    PGresAttDesc col = {.name = "files", .format = 0, .typlen = -1, .atttypmod = -1};
+    assert_non_null(r);
+    assert_true(PQsetResultAttrs(r, 1, &col));
+    assert_true(PQsetvalue(r, 0, 0, (char *)text, text ? (int)strlen(text) : -1));
+    return r;
+}
+
+/* PostgreSQL's hex text of n bytes ("\x" and two digits a byte). */
+static char *hex_text(const unsigned char *b, size_t n)
+{
+    char *s = malloc(2 * n + 3);
+    assert_non_null(s);
+    strcpy(s, "\\x");
+    for (size_t i = 0; i < n; i++)
+        snprintf(s + 2 + 2 * i, 3, "%02x", b[i]);
+    return s;
+}
+
+static void files_read_back(void **state)
+{
+    (void)state;
+    /* Binary content with NULs, and a nested name. */
+    static const unsigned char bin[] = {0, 1, 2, 0xff, 0, '\n', 0x80};
+    task_file in[2] = {{.name = "notes.txt", .data = (unsigned char *)"hi\n", .len = 3},
+                       {.name = "sub/dir/x.bin", .data = (unsigned char *)bin, .len = sizeof bin}};
+    unsigned char *blob;
+    size_t len;
+    assert_int_equal(request_files_pack(in, 2, &blob, &len), 0);
+    char *text = hex_text(blob, len);
+    PGresult *r = one_value(text);
+    task *t = task_new(TASK_BIN, NULL, 0, NULL, 0);
+    assert_non_null(t);
+    assert_int_equal(pg_files_read(t, r, 0, 0), 0);
+    assert_int_equal(t->nfiles, 2);
+    assert_string_equal(t->files[0].name, "notes.txt");
+    assert_int_equal(t->files[0].len, 3);
+    assert_memory_equal(t->files[0].data, "hi\n", 3);
+    assert_string_equal(t->files[1].name, "sub/dir/x.bin");
+    assert_int_equal(t->files[1].len, sizeof bin);
+    assert_memory_equal(t->files[1].data, bin, sizeof bin);
+    task_unref(t);
+    PQclear(r);
+    free(text);
+    free(blob);
+
+    /* SQL NULL: no files. */
+    r = one_value(NULL);
+    t = task_new(TASK_BIN, NULL, 0, NULL, 0);
+    assert_int_equal(pg_files_read(t, r, 0, 0), 0);
+    assert_null(t->files);
+    assert_int_equal(t->nfiles, 0);
+    task_unref(t);
+    PQclear(r);
+
+    /* A name no request could have had, and bytes that are no blob. */
+    task_file bad = {.name = "../escape", .data = (unsigned char *)"x", .len = 1};
+    assert_int_equal(request_files_pack(&bad, 1, &blob, &len), 0);
+    text = hex_text(blob, len);
+    static const char *const refused[] = {NULL, "\\x0102", "not hex"};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        r = one_value(refused[i] ? refused[i] : text);
+        t = task_new(TASK_BIN, NULL, 0, NULL, 0);
+        assert_int_equal(pg_files_read(t, r, 0, 0), -EINVAL);
+        assert_null(t->files);
+        task_unref(t);
+        PQclear(r);
+    }
+    free(text);
+    free(blob);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(limits_round_trip),
         cmocka_unit_test(limit_names),
         cmocka_unit_test(copy_of_a_finished_task),
+        cmocka_unit_test(files_read_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
