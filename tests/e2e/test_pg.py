@@ -5,12 +5,14 @@ nothing; the database stopped under load refuses creates with 503 and
 loses nothing acknowledged; bad stores are refused at start."""
 
 import calendar
+import os
 import signal
 import socket
 import subprocess
 import threading
 import time
 import unittest
+import urllib.request
 
 import pg
 from harness import SERVER_BIN, Server
@@ -84,15 +86,11 @@ class TestShared(NodesCase):
         st, _, doc = self.nodes[2].status("00000000-0000-4000-8000-000000000000")
         self.assertEqual(st, 404)
 
-    def test_files_and_cancel_refused_not_lost(self):
-        # Neither crosses nodes yet: refused with a sentence, never dropped.
+    def test_files_refused_not_lost(self):
+        # Files do not cross nodes yet: refused with a sentence, never dropped.
         st, _, doc = self.nodes[0].request("POST", "/create_task", {
             "type": "bin", "file": "ZWNobyBoaQ==",
             "files": [{"name": "a.txt", "content": "aGk="}]})
-        self.assertEqual(st, 501, doc)
-        self.assertIn("--store", doc["error"])
-        tid = self.nodes[0].create_ok("bin", ECHO, ["x"])
-        st, _, doc = self.nodes[1].request("POST", "/cancel_task", {"id": tid})
         self.assertEqual(st, 501, doc)
         self.assertIn("--store", doc["error"])
 
@@ -139,6 +137,164 @@ class TestShared(NodesCase):
         self.assertEqual(st, 200, doc)
         self.assertEqual(doc["status"], "SUCCESS")
         self.assertEqual(doc["result"]["stdout"], "waited\n")
+
+
+# Prints, then waits for a child that sleeps: its output so far is known
+# when it is cancelled, and both processes carry the marker $1 in their
+# command lines.
+PRINT_SLEEP = "#!/bin/sh\necho started \"$1\"\n/bin/sh -c 'sleep 30; echo late' \"$1\" &\nwait\n"
+# Prints a line every half second for about three seconds.
+TICKS = "import time\nfor i in range(6):\n    print('tick', i, flush=True)\n    time.sleep(0.5)\n"
+
+
+def procs_with(marker):
+    """Pids of the processes whose command line holds marker."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+class TestCancelAcross(NodesCase):
+    """POST /cancel_task on any node, whichever node runs the task."""
+
+    def runner(self, tid, timeout=20):
+        """The node whose claim runs tid, once it runs."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            url = DB.psql("SELECT n.url FROM tasks t JOIN nodes n ON n.name = t.node"
+                          " WHERE t.id = '%s' AND t.status = 'RUNNING'" % tid).strip()
+            for n in self.nodes:
+                if url and n.url == url:
+                    return n
+            time.sleep(0.05)
+        self.fail("task %s not running on any node" % tid)
+
+    def assert_cancelled(self, doc):
+        self.assertEqual(doc["status"], "ERROR", doc)
+        self.assertEqual(doc["error"], "cancelled", doc)
+        self.assertIs(doc["result"]["cancelled"], True, doc)
+
+    def test_cancel_waiting_and_claimed_from_any_node(self):
+        self.wait_nodes(self.nodes[0], 3)
+        # 3 nodes x (2 workers + 1 claimed ahead): the tenth waits in the
+        # database, claimed by no node.
+        ids = [self.nodes[0].create_ok("bin", SLEEP % "30") for _ in range(10)]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            waiting = DB.psql("SELECT id FROM tasks WHERE status = 'WAIT' AND id IN (%s)"
+                              % ",".join("'%s'" % i for i in ids)).split()
+            claimed = DB.psql("SELECT count(*) FROM tasks WHERE status = 'RUNNING' AND id IN (%s)"
+                              % ",".join("'%s'" % i for i in ids)).strip()
+            if claimed == "9":
+                break
+            time.sleep(0.1)
+        self.assertEqual(len(waiting), 1, waiting)
+        wid = waiting[0]
+        t0 = time.monotonic()
+        st, _, doc = self.nodes[1].request("POST", "/cancel_task", {"id": wid})
+        self.assertEqual(st, 200, doc)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assert_cancelled(doc)
+        self.assertEqual(doc["attempts"], 0, doc)
+        # The others, each from a node of its own choice: claimed ahead
+        # (queued on a node), running there, or running here.
+        for k, tid in enumerate(ids):
+            if tid == wid:
+                continue
+            st, _, doc = self.nodes[k % 3].request("POST", "/cancel_task?id=" + tid)
+            self.assertEqual(st, 200, doc)
+            self.assert_cancelled(doc)
+        # Every worker is free again: a next task runs at once.
+        doc = self.nodes[2].run("bin", ECHO, ["next"], timeout=20)
+        self.assertEqual(doc["status"], "SUCCESS", doc)
+        # Never started, whatever the claimers did since.
+        time.sleep(float(self.lease) + 1.5)
+        for node in self.nodes:
+            doc = node.status(wid)[2]
+            self.assert_cancelled(doc)
+            self.assertEqual(doc["attempts"], 0, doc)
+        left = DB.psql("SELECT count(*) FROM tasks WHERE status <> 'ERROR' AND id IN (%s)"
+                       % ",".join("'%s'" % i for i in ids)).strip()
+        self.assertEqual(left, "0")
+
+    def test_cancel_running_from_another_node(self):
+        marker = "cancel-%d-%d" % (os.getpid(), time.monotonic_ns())
+        tid = self.nodes[0].create_ok("bin", PRINT_SLEEP, [marker])
+        runner = self.runner(tid)
+        other = next(n for n in self.nodes if n is not runner)
+        deadline = time.monotonic() + 20
+        while len(procs_with(marker)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(len(procs_with(marker)), 2, "the task and its child never showed")
+        time.sleep(0.5)  # past its print
+        t0 = time.monotonic()
+        st, _, doc = other.request("POST", "/cancel_task", {"id": tid})
+        took = time.monotonic() - t0
+        print("cross-node cancel of a running task answered in %.1f ms" % (took * 1e3))
+        self.assertEqual(st, 200, doc)
+        self.assertLess(took, 5)
+        self.assert_cancelled(doc)
+        self.assertIn("started " + marker, doc["result"]["stdout"], doc)
+        deadline = time.monotonic() + 10
+        while procs_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(procs_with(marker), [], "the cancelled run is still alive")
+        # The runner's workers are free: its heartbeat counts none running.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            mine = [n for n in other.request("GET", "/nodes")[2]["nodes"]
+                    if n["url"] == runner.url]
+            if mine and mine[0]["running"] == 0:
+                break
+            time.sleep(0.2)
+        self.assertEqual(mine[0]["running"], 0, mine)
+        self.assertEqual(runner.run("bin", ECHO, ["after"], timeout=20)["status"], "SUCCESS")
+        # The row stays cancelled past the lease, even with its node gone.
+        runner.proc.kill()
+        runner.proc.wait()
+        time.sleep(float(self.lease) + 2)
+        doc = other.status(tid)[2]
+        self.assert_cancelled(doc)
+        self.assertEqual(doc["attempts"], 1, doc)
+        self.assertIn("started " + marker, doc["result"]["stdout"], doc)
+
+    def test_cancel_final_and_unknown(self):
+        tid = self.nodes[0].create_ok("bin", ECHO, ["done"])
+        self.nodes[0].wait_done(tid, 30)
+        st, _, doc = self.nodes[2].request("POST", "/cancel_task", {"id": tid})
+        self.assertEqual(st, 409, doc)
+        self.assertEqual(doc["status"], "SUCCESS", doc)
+        st, _, doc = self.nodes[1].request(
+            "POST", "/cancel_task", {"id": "00000000-0000-4000-8000-000000000000"})
+        self.assertEqual(st, 404, doc)
+        st, _, doc = self.nodes[1].request("POST", "/cancel_task", {"id": 3})
+        self.assertEqual(st, 400, doc)
+
+    def test_stream_from_another_node_follows_the_redirect(self):
+        tid = self.nodes[0].create_ok("python", TICKS)
+        runner = self.runner(tid)
+        other = next(n for n in self.nodes if n is not runner)
+        st, hdrs, doc = other.request("GET", "/stream?id=" + tid)
+        self.assertEqual(st, 307, doc)
+        self.assertEqual(hdrs["location"], runner.url + "/stream?id=" + tid)
+        self.assertEqual(doc["node"], runner.url)
+        with urllib.request.urlopen(other.url + "/stream?id=" + tid, timeout=30) as r:
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers["X-Task-Id"], tid)
+            text = r.read().decode()
+        self.assertEqual(text, "".join("tick %d\n" % i for i in range(6)))
+        # Final: every node sends it itself.
+        st, _, body = other.request("GET", "/stream?id=" + tid)
+        self.assertEqual(st, 200)
+        self.assertEqual(body.decode(), text)
 
 
 class TestKill(NodesCase):
