@@ -370,6 +370,7 @@ static int copy_result(task *t, const task *src)
     t->term_signal = src->term_signal;
     t->timed_out = src->timed_out;
     t->cpu_us = src->cpu_us;
+    t->cancelled = src->cancelled;
     return pg_fields_copy(t, src);
 }
 

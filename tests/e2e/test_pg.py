@@ -4,6 +4,7 @@ What one node accepts every node answers for; a node killed with -9 loses
 nothing; the database stopped under load refuses creates with 503 and
 loses nothing acknowledged; bad stores are refused at start."""
 
+import base64
 import calendar
 import os
 import signal
@@ -265,6 +266,38 @@ class TestCancelAcross(NodesCase):
         self.assert_cancelled(doc)
         self.assertEqual(doc["attempts"], 1, doc)
         self.assertIn("started " + marker, doc["result"]["stdout"], doc)
+
+    def test_create_wait_ends_cancelled(self):
+        """A create_task?wait=S on the node that runs the task (its claimer
+        kicked at once, most likely) ends with the cancel from another."""
+        marker = "wait-%d-%d" % (os.getpid(), time.monotonic_ns())
+        got = {}
+
+        def create():
+            got["answer"] = self.nodes[0].request(
+                "POST", "/create_task?wait=30",
+                {"type": "bin", "file": base64.b64encode(PRINT_SLEEP.encode()).decode(),
+                 "args": [marker]}, timeout=60)
+
+        th = threading.Thread(target=create)
+        th.start()
+        deadline = time.monotonic() + 20
+        tid = ""
+        while not tid and time.monotonic() < deadline:
+            tid = DB.psql("SELECT id FROM tasks WHERE status = 'RUNNING'"
+                          " AND position('%s'::bytea in args) > 0" % marker).strip()
+            time.sleep(0.05)
+        runner = self.runner(tid)
+        other = next(n for n in self.nodes if n is not runner)
+        while len(procs_with(marker)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        st, _, doc = other.request("POST", "/cancel_task", {"id": tid})
+        self.assertEqual(st, 200, doc)
+        self.assert_cancelled(doc)
+        th.join(30)
+        st, _, doc = got["answer"]
+        self.assertEqual(st, 200, doc)
+        self.assert_cancelled(doc)
 
     def test_cancel_final_and_unknown(self):
         tid = self.nodes[0].create_ok("bin", ECHO, ["done"])
