@@ -299,6 +299,34 @@ class TestCancelAcross(NodesCase):
         self.assertEqual(st, 200, doc)
         self.assert_cancelled(doc)
 
+    def test_missed_notify_still_stops_the_run(self):
+        """A cancel whose NOTIFY ts_cancel never came (the row ended as a
+        cancel ends it, without the NOTIFY): the running node's keeper
+        finds the row ended and kills the run within a few seconds."""
+        marker = "missed-%d-%d" % (os.getpid(), time.monotonic_ns())
+        tid = self.nodes[0].create_ok("bin", PRINT_SLEEP, [marker])
+        runner = self.runner(tid)
+        deadline = time.monotonic() + 20
+        while len(procs_with(marker)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(len(procs_with(marker)), 2)
+        DB.psql("UPDATE tasks SET status = 'ERROR', error = 'cancelled', finished = now()"
+                " WHERE id = '%s'" % tid)
+        t0 = time.monotonic()
+        while procs_with(marker) and time.monotonic() - t0 < 10:
+            time.sleep(0.05)
+        self.assertEqual(procs_with(marker), [], "the run outlived its ended row")
+        print("run stopped %.1f s after its row ended without a NOTIFY"
+              % (time.monotonic() - t0))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            doc = runner.status(tid)[2]
+            if "started " + marker in doc.get("result", {}).get("stdout", ""):
+                break
+            time.sleep(0.1)
+        self.assert_cancelled(doc)
+        self.assertIn("started " + marker, doc["result"]["stdout"], doc)
+
     def test_cancel_final_and_unknown(self):
         tid = self.nodes[0].create_ok("bin", ECHO, ["done"])
         self.nodes[0].wait_done(tid, 30)
