@@ -276,18 +276,21 @@ static int h_cancel(struct mg_connection *c, void *cbdata)
     if (!http_method_is(c, "POST"))
         return 405;
     char id[128];
-    if (a->tk->ops->shared_queue)
-        /* A node cannot reach a task another node runs, nor take one out
-         * of the database's queue, yet. */
-        return http_send_error(c, 501, NULL, NULL,
-                               "cancel is not available with the shared store (--store) yet");
     int answered = read_task_id(c, a, id, sizeof id);
     if (answered)
         return answered;
     task *t = tasks_lookup(a->tk, id);
     if (!t)
         return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'", id);
-    if (tasks_cancel(a->tk, t) == -EALREADY) {
+    int rc = tasks_cancel(a->tk, t);
+    if (rc == -EALREADY) {
+        /* A shared store's copy may be older than the end that beat the
+         * cancel: the status named is the one now. */
+        task *now = tasks_lookup(a->tk, id);
+        if (now) {
+            task_unref(t);
+            t = now;
+        }
         task_view v = tasks_view(a->tk, t, 0);
         char extra[96];
         snprintf(extra, sizeof extra, "\"id\":\"%s\",\"status\":\"%s\"", t->id_str,
@@ -295,6 +298,12 @@ static int h_cancel(struct mg_connection *c, void *cbdata)
         task_unref(t);
         return http_send_error(c, 409, NULL, extra, "task '%s' has already ended (%s)", id,
                                task_status_name(v.status));
+    }
+    if (rc < 0) {
+        task_unref(t);
+        return http_send_error(c, 503, "Retry-After: 1\r\n", NULL,
+                               "the %s is unreachable: the task was not cancelled; retry later",
+                               a->tk->ops->name);
     }
     return send_status(c, a, t, API_CANCEL_WAIT);
 }
@@ -313,9 +322,47 @@ static int send_chunks(struct mg_connection *c, const char *data, size_t len)
     return 0;
 }
 
+/* Non-zero when s is one line of printable bytes, fit for a header. */
+static int printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Longest Location line: http_send_json's head has 1 KiB for the status
+ * line and every header. */
+#define API_LOCATION_MAX 768
+
+/* Answers 307 to the same stream on the node at url, which runs t: only
+ * there is its output live. Returns the status sent, or 0 when the
+ * address would not fit in the header (then the caller streams here). */
+static int redirect_stream(struct mg_connection *c, const task *t, const char *url)
+{
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    const char *path = ri->local_uri && printable(ri->local_uri) ? ri->local_uri : "/stream";
+    const char *query = ri->query_string && printable(ri->query_string) ? ri->query_string : "";
+    buf h = BUF_INIT, b = BUF_INIT;
+    buf_printf(&h, "Location: %s%s?%s\r\n", url, path, query);
+    if (h.len > API_LOCATION_MAX) {
+        buf_destroy(&h);
+        return 0;
+    }
+    buf_printf(&b, "{\"id\":\"%s\",\"status\":\"RUNNING\",\"node\":", t->id_str);
+    jsonw_cstr(&b, url);
+    buf_puts(&b, "}\n");
+    int st = buf_failed(&h) || buf_failed(&b) ? http_send_error(c, 503, NULL, NULL, "out of memory")
+                                              : http_send_json(c, 307, h.data, b.data, b.len);
+    buf_destroy(&b);
+    buf_destroy(&h);
+    return st;
+}
+
 /* GET /stream?id=ID: the task's stdout as it is produced, as a chunked
  * text/plain response that ends when the task ends. A finished task's
- * stdout is sent at once; a waiting one is streamed once it starts. */
+ * stdout is sent at once; a waiting one is streamed once it starts. With
+ * a shared store, a task running on another node is redirected there. */
 static int h_stream(struct mg_connection *c, void *cbdata)
 {
     api *a = cbdata;
@@ -327,6 +374,12 @@ static int h_stream(struct mg_connection *c, void *cbdata)
     task *t = tasks_lookup(a->tk, id);
     if (!t)
         return http_send_error(c, 404, NULL, "\"status\":\"NOTEXIST\"", "no task with id '%s'", id);
+    char url[512];
+    int st = tasks_runs_elsewhere(a->tk, t, url, sizeof url) ? redirect_stream(c, t, url) : 0;
+    if (st) {
+        task_unref(t);
+        return st;
+    }
     /* A stream holds a connection thread as long as the task runs: it
      * shares the long-poll allowance. */
     if (atomic_fetch_add(&a->waiters, 1) >= a->max_waiters) {

@@ -120,8 +120,23 @@ void tasks_end_cancelled(tasks *tk, task *t)
     tk->ops->finished(tk->impl, &tk->s, t, TASK_ERROR);
 }
 
+/* Non-zero for a copy of a task held by a shared store, not by this
+ * node's store. */
+static int is_copy(tasks *tk, task *t)
+{
+    if (!tk->ops->watch)
+        return 0;
+    task *mine = store_lookup(&tk->s, t->id_str);
+    task_unref(mine);
+    return mine != t;
+}
+
 int tasks_cancel(tasks *tk, task *t)
 {
+    /* Held elsewhere, or waiting in the shared queue: the backend ends the
+     * row and reaches the node that runs it. */
+    if (tk->ops->cancel && is_copy(tk, t))
+        return tk->ops->cancel(tk->impl, t);
     /* Out of the queue: no worker will ever see it. */
     if (queue_remove(&tk->q, t)) {
         tasks_end_cancelled(tk, t);
@@ -155,17 +170,6 @@ task *tasks_lookup(tasks *tk, const char *id)
     return row;
 }
 
-/* Non-zero for a copy of a task held by a shared store, not by this
- * node's store. */
-static int is_copy(tasks *tk, task *t)
-{
-    if (!tk->ops->watch)
-        return 0;
-    task *mine = store_lookup(&tk->s, t->id_str);
-    task_unref(mine);
-    return mine != t;
-}
-
 task_view tasks_view(tasks *tk, task *t, int64_t deadline_mono_us)
 {
     if (deadline_mono_us <= 0 || !is_copy(tk, t))
@@ -184,6 +188,13 @@ void tasks_wait_started(tasks *tk, task *t, int64_t deadline_mono_us)
         tasks_view(tk, t, deadline_mono_us);
     else
         store_wait_started(&tk->s, t, deadline_mono_us);
+}
+
+int tasks_runs_elsewhere(tasks *tk, task *t, char *url, size_t n)
+{
+    if (!tk->ops->runner_url || !is_copy(tk, t) || store_view(&tk->s, t, 0).status != TASK_RUNNING)
+        return 0;
+    return tk->ops->runner_url(tk->impl, t, url, n) == 0;
 }
 
 struct live *tasks_live(tasks *tk, task *t)

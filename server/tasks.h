@@ -81,6 +81,14 @@ typedef struct tasks_backend_ops {
     void (*unwatch)(void *impl, task *t);
     /* Counters of the whole service into *c. Returns 0 or -errno. */
     int (*counts)(void *impl, struct tasks_counts *c);
+    /* Cancels the task of the copy t, held elsewhere: ends it as cancelled
+     * unless it is final, and has the node that runs it kill the run.
+     * Returns 0 (final now), -EALREADY (was final) or -errno (unreachable). */
+    int (*cancel)(void *impl, task *t);
+    /* Writes in url the base URL of the live node other than this one that
+     * runs the task of the copy t. Returns 0, or -ENOENT when there is none
+     * (waiting, final, or its node unknown or dead) or -errno. */
+    int (*runner_url)(void *impl, const task *t, char *url, size_t n);
 } tasks_backend_ops;
 
 /* No persistence: impl is NULL. */
@@ -159,8 +167,11 @@ void tasks_finished(tasks *tk, task *t, enum task_status final);
  * and ends at once, never run: ERROR "cancelled", result.cancelled, kept
  * by the backend as any end. Otherwise the cancel is marked for the
  * worker that has t (store_cancel), which kills the run and ends t the
- * same way, with the output so far. Returns 0 (t is or will soon be
- * final: wait with tasks_view), or -EALREADY when t was already final. */
+ * same way, with the output so far. A copy of a task held elsewhere (a
+ * shared store) is cancelled through the backend, wherever it runs.
+ * Returns 0 (t is or will soon be final: wait with tasks_view),
+ * -EALREADY when t was already final, or -errno when the backend could
+ * not reach the task (a shared store that is unreachable). */
 int tasks_cancel(tasks *tk, task *t);
 
 /* The worker's side of a cancel, around a run: arms fd (an eventfd the
@@ -181,6 +192,11 @@ task_view tasks_view(tasks *tk, task *t, int64_t deadline_mono_us);
 
 /* Waits until t has left WAIT, deadline_mono_us passes or tk closes. */
 void tasks_wait_started(tasks *tk, task *t, int64_t deadline_mono_us);
+
+/* Writes in url the base URL of the node that runs t when that is
+ * another live node of a shared store (its stream is there). Returns 1,
+ * or 0 when t runs here, waits, is final or its node is unknown. */
+int tasks_runs_elsewhere(tasks *tk, task *t, char *url, size_t n);
 
 /* A reference to t's live stdout (caller unrefs), or NULL when t is not
  * running. */

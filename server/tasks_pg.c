@@ -120,6 +120,7 @@ int pg_fill_result(task *t, const PGresult *r, int row)
     t->cpu_us = num(r, row, C_CPU);
     if (!PQgetisnull(r, row, C_ERROR) && !(t->error = strdup(PQgetvalue(r, row, C_ERROR))))
         return -ENOMEM;
+    t->cancelled = t->error && strcmp(t->error, PG_CANCELLED) == 0;
     if (pg_tests_read(t, r, row, C_TESTS, 1) < 0)
         return -ENOMEM;
     return pg_fields_fill(t, r, row, C_MEM_PEAK);
@@ -426,20 +427,30 @@ static int pg_started(void *impl, task *t)
     return 0;
 }
 
+/* The result of a run under its lease. A row another node cancelled
+ * meanwhile (pg_cancel: final, the lease kept) takes the run's output so
+ * far but keeps its end: ERROR "cancelled", as the cancel answered. */
 static const char *const finish_sql =
-    "UPDATE tasks SET status = $3, finished = now(), stdout = $4, stderr = $5,"
+    "UPDATE tasks SET status = CASE WHEN status = 'RUNNING' THEN $3 ELSE status END,"
+    " finished = CASE WHEN status = 'RUNNING' THEN now() ELSE finished END,"
+    " error = CASE WHEN status = 'RUNNING' THEN $14 ELSE error END,"
+    " limit_hit = CASE WHEN status = 'RUNNING' THEN $16 END,"
+    " timed_out = CASE WHEN status = 'RUNNING' THEN $12::boolean ELSE false END,"
+    " stdout = $4, stderr = $5,"
     " stdout_total = $6, stdout_truncated = $7, stderr_total = $8, stderr_truncated = $9,"
-    " exit_code = $10, signal = $11, timed_out = $12, cpu_us = $13, error = $14,"
-    " memory_peak = $15, limit_hit = $16, tests = $17, compiled = $18, compile_output = $19,"
+    " exit_code = $10, signal = $11, cpu_us = $13,"
+    " memory_peak = $15, tests = $17, compiled = $18, compile_output = $19,"
     " compile_exit_code = $20,"
     " args = NULL, file = NULL, stdin = NULL, env = NULL, files = NULL, lease = NULL"
-    " WHERE id = $1 AND lease = $2 AND status = 'RUNNING'"
-    " RETURNING (extract(epoch from finished) * 1e6)::bigint";
+    " WHERE id = $1 AND lease = $2"
+    "  AND (status = 'RUNNING' OR (status = 'ERROR' AND error = '" PG_CANCELLED "'))"
+    " RETURNING (extract(epoch from finished) * 1e6)::bigint, error = '" PG_CANCELLED "'";
 
 /* Writes t's result under its lease. Returns 1 written (*finished_us
- * set), 0 fenced off (the lease is not ours any more), -EIO unreachable. */
+ * set, *cancelled when the row now says cancelled), 0 fenced off (the
+ * lease is not ours any more), -EIO unreachable. */
 static int write_result(tasks_pg *g, const task *t, const pg_claim *cl, enum task_status final,
-                        int64_t *finished_us)
+                        int64_t *finished_us, int *cancelled)
 {
     char ot[24], et[24], code[16], sig[16], cpu[24], peak[24], ccode[16];
     snprintf(ot, sizeof ot, "%zu", t->out_total);
@@ -483,10 +494,24 @@ static int write_result(tasks_pg *g, const task *t, const pg_claim *cl, enum tas
     if (rc < 0)
         return rc;
     rc = PQntuples(r) == 1;
-    if (rc)
+    if (rc) {
         *finished_us = num(r, 0, 0);
+        *cancelled = flag(r, 0, 1);
+    }
     PQclear(r);
     return rc;
+}
+
+/* t as its row now reads: cancelled from another node as its run ended
+ * here, with another end (SUCCESS, a timeout). */
+static enum task_status as_cancelled(task *t)
+{
+    free(t->error);
+    t->error = strdup(PG_CANCELLED);
+    t->limit = NULL;
+    t->timed_out = 0;
+    t->cancelled = 1;
+    return TASK_ERROR;
 }
 
 /* Long polls here on copies of t (its create_task?wait=S, a get_status
@@ -512,11 +537,15 @@ static void pg_finished(void *impl, store *s, task *t, enum task_status final)
     tasks_pg *g = impl;
     pg_claim *cl = take_claim(g, t);
     int64_t finished_us = 0;
-    int rc = -EIO;
+    int rc = -EIO, cancelled = 0;
     /* Retried while this node's lease lasts: a result that reaches the
      * database before another node gives the task up for dead is kept. */
-    while (cl && !atomic_load(&g->lost) && (rc = write_result(g, t, cl, final, &finished_us)) < 0)
+    while (cl && !atomic_load(&g->lost) &&
+           (rc = write_result(g, t, cl, final, &finished_us, &cancelled)) < 0)
         nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
+    if (rc == 1 && cancelled &&
+        (final != TASK_ERROR || !t->error || strcmp(t->error, PG_CANCELLED)))
+        final = as_cancelled(t);
     if (rc == 1) {
         store_mark_finished_at(s, t, final, finished_us);
         pg_notify_done(g, t->id_str);
@@ -529,6 +558,141 @@ static void pg_finished(void *impl, store *s, task *t, enum task_status final)
     }
     free(cl);
     pg_kick(g);
+}
+
+void pg_cancel_here(tasks_pg *g, const char *id, int dequeue)
+{
+    task *t = store_lookup(g->s, id);
+    if (!t)
+        return;
+    if (dequeue && g->q && queue_remove(g->q, t)) {
+        /* Claimed ahead of a free worker: it ends now, never run, as
+         * tasks_end_cancelled ends a task of a node's own queue. */
+        t->cancelled = 1;
+        if (!t->error)
+            t->error = strdup(PG_CANCELLED);
+        task_drop_program(t);
+        task_drop_args(t);
+        log_info("task %s %s ERROR: cancelled before it started", t->id_str,
+                 task_type_name(t->type));
+        pg_finished(g, g->s, t, TASK_ERROR);
+        task_unref(t); /* the queue's */
+    } else {
+        store_cancel(g->s, t); /* its worker kills the run (-EALREADY: it ended) */
+    }
+    task_unref(t);
+}
+
+/* Ends a row that is not final as cancelled, in one statement: a waiting
+ * row leaves the queue with it (a claim's SKIP LOCKED passes it while it
+ * is locked, and finds it final after), a running one fences off its
+ * run's result (finish_sql wants RUNNING). The lease stays, for that run
+ * to add its output so far. The subquery's lock reads the row as it is
+ * once a claim that holds it has committed: its status and node then. */
+static const char *const cancel_sql =
+    "UPDATE tasks t SET status = 'ERROR', error = '" PG_CANCELLED "', finished = now(),"
+    " started = coalesce(t.started, now()), args = NULL, file = NULL, stdin = NULL, env = NULL"
+    " FROM (SELECT id, status, node FROM tasks WHERE id = $1 FOR UPDATE) o"
+    " WHERE t.id = o.id AND o.status IN ('WAIT', 'RUNNING')"
+    " RETURNING o.status, o.node, EXISTS (SELECT 1 FROM nodes n WHERE n.name = o.node"
+    "  AND n.heartbeat > now() - make_interval(secs => $2))";
+
+/* How long a cancel waits for the node that ran the task to add its
+ * output so far: the NOTIFY, the kill and the write take a few
+ * milliseconds between live nodes; a node that does not answer within
+ * this leaves the row without its output. */
+#define PG_CANCEL_OUTPUT_US (3 * 1000000)
+
+/* Waits until the run of id has written its output (its lease is gone),
+ * PG_CANCEL_OUTPUT_US passes or the database does not answer. */
+static void wait_output(tasks_pg *g, const char *id)
+{
+    const char *vals[] = {id};
+    int64_t deadline = time_mono_us() + PG_CANCEL_OUTPUT_US;
+    for (;;) {
+        PGconn *c = pgconn_take(&g->pool);
+        PGresult *r = NULL;
+        int rc = pgconn_exec(c, &r, "SELECT 1 FROM tasks WHERE id = $1 AND lease IS NOT NULL", 1,
+                             vals, NULL, NULL);
+        pgconn_give(&g->pool, c);
+        int waiting = rc == 0 && PQntuples(r) == 1;
+        PQclear(r);
+        if (!waiting || time_mono_us() >= deadline)
+            return;
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    }
+}
+
+static int pg_cancel(void *impl, task *t)
+{
+    tasks_pg *g = impl;
+    char lease[32];
+    snprintf(lease, sizeof lease, "%g", g->cfg.lease);
+    const char *vals[] = {t->id_str, lease};
+    PGconn *c = pgconn_take(&g->pool);
+    PGresult *r = NULL;
+    int rc = pgconn_exec(c, &r, cancel_sql, 2, vals, NULL, NULL);
+    if (rc == 0 && PQntuples(r) == 0)
+        rc = -EALREADY; /* final already (or deleted since the lookup) */
+    int running = rc == 0 && strcmp(PQgetvalue(r, 0, 0), "RUNNING") == 0;
+    int here = running && g->name && strcmp(PQgetvalue(r, 0, 1), g->name) == 0;
+    int alive = running && flag(r, 0, 2);
+    /* Outside the data transaction, which has committed: the node that
+     * runs it kills the run at once (a node that misses it finds the row
+     * final at its keeper's next check). */
+    if (alive && !here)
+        pgconn_exec(c, NULL, "SELECT pg_notify('ts_cancel', $1)", 1, vals, NULL, NULL);
+    pgconn_give(&g->pool, c);
+    PQclear(r);
+    if (rc < 0)
+        return rc == -EALREADY ? rc : -EIO;
+    log_info("task %s cancelled (%s)", t->id_str,
+             !running ? "waiting"
+             : here   ? "claimed here"
+             : alive  ? "running on another node"
+                      : "its node is dead");
+    if (here)
+        pg_cancel_here(g, t->id_str, 1); /* claimed here since the lookup */
+    if (here || alive)
+        wait_output(g, t->id_str); /* its run sends ts_done with the output */
+    else
+        pg_notify_done(g, t->id_str); /* no run to wait for: long polls end now */
+    return 0;
+}
+
+static int pg_runner_url(void *impl, const task *t, char *url, size_t n)
+{
+    tasks_pg *g = impl;
+    char lease[32];
+    snprintf(lease, sizeof lease, "%g", g->cfg.lease);
+    const char *vals[] = {t->id_str, g->name ? g->name : "", lease};
+    PGconn *c = pgconn_take(&g->pool);
+    PGresult *r = NULL;
+    int rc = pgconn_exec(c, &r,
+                         "SELECT n.url FROM tasks t JOIN nodes n ON n.name = t.node"
+                         " WHERE t.id = $1 AND t.status = 'RUNNING' AND n.name <> $2"
+                         " AND n.heartbeat > now() - make_interval(secs => $3)",
+                         3, vals, NULL, NULL);
+    pgconn_give(&g->pool, c);
+    if (rc < 0)
+        return rc;
+    rc = -ENOENT;
+    if (PQntuples(r) == 1) {
+        const char *u = PQgetvalue(r, 0, 0);
+        size_t len = strlen(u);
+        /* It goes into a Location header: one line of printable bytes. */
+        int clean = len > 0 && len < n;
+        for (size_t i = 0; clean && i < len; i++)
+            clean = (unsigned char)u[i] > 0x20 && (unsigned char)u[i] < 0x7f;
+        if (clean) {
+            memcpy(url, u, len + 1);
+            while (len > 0 && url[len - 1] == '/')
+                url[--len] = '\0';
+            rc = 0;
+        }
+    }
+    PQclear(r);
+    return rc;
 }
 
 static void pg_evict(void *impl, task *t)
@@ -652,4 +816,6 @@ const tasks_backend_ops tasks_pg_ops = {
     .watch = pg_watch,
     .unwatch = pg_unwatch,
     .counts = pg_counts,
+    .cancel = pg_cancel,
+    .runner_url = pg_runner_url,
 };

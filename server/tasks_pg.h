@@ -19,9 +19,13 @@
  * cannot reach the database stops claiming and, once its own lease has run
  * out, kills its running tasks (the cancel hook) and drops their results.
  *
- * Cancelling a task that runs on another node (POST /cancel_task) is not
- * wired here yet: it would set a flag on the row that the running node's
- * keeper reads with its heartbeat.
+ * Any node cancels any task (POST /cancel_task): it ends the row itself
+ * (ERROR "cancelled", which also takes a waiting row out of the queue and
+ * fences off the run's result) and sends NOTIFY ts_cancel; the node that
+ * runs the task kills the run as a local cancel does and adds its output
+ * so far under the lease the cancel kept. A node that missed the NOTIFY
+ * finds the row ended at its keeper's next check. GET /stream of a task
+ * running elsewhere is redirected to that node's URL.
  *
  * Locking: tasks_pg.lock protects claims, watches, the pending NOTIFY
  * payload, stop and the kicks; it is a leaf, never held across a database

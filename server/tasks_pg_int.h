@@ -17,6 +17,7 @@ typedef struct pg_claim {
     unsigned char id[16];
     char lease[37];
     int started; /* a worker started it (close gives back its attempt otherwise) */
+    int stopped; /* its row ended elsewhere and its run was told to stop */
 } pg_claim;
 
 /* A long poll waiting on a copy of a task held elsewhere. */
@@ -51,6 +52,10 @@ struct tasks_pg {
     void (*resume)(void *arg);
     void *cancel_arg;
 };
+
+/* The error of a cancelled task. A row's result.cancelled is read from
+ * it: schema 2 has no column of its own for the flag. */
+#define PG_CANCELLED "cancelled"
 
 /* SELECT of one row's public columns by id ($1), as pg_row_view and
  * pg_fill_result read them. */
@@ -101,6 +106,12 @@ int pg_files_read(task *t, const PGresult *r, int row, int col);
  * ERROR "node lost" past --max-attempts (at once with fail_running).
  * Counts them in *n when not NULL. Returns 0 or -EIO. Takes g->lock. */
 int pg_requeue_node(tasks_pg *g, PGconn *c, const char *name, tasks_restored *n);
+
+/* Cancels the run of the task id if this node holds it: a task claimed
+ * ahead and still in the queue ends at once when dequeue is set (the
+ * caller may then block on the database), else its worker kills the run
+ * (store_cancel) and writes its output so far. */
+void pg_cancel_here(tasks_pg *g, const char *id, int dequeue);
 
 /* Starts the claimer, listener and keeper threads. */
 void pg_threads_start(tasks_pg *g);

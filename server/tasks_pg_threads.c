@@ -2,9 +2,10 @@
  * connection. The claimer takes waiting tasks for the idle workers, every
  * second gives up dead nodes' tasks and, every 5 s, applies retention and
  * forgets long-dead nodes; the listener follows NOTIFY ts_new (wakes the
- * claimer) and ts_done (updates the copies long polls wait on); the keeper
- * heartbeats, notices that this node lost its lease, and sends the batched
- * NOTIFY ts_done. */
+ * claimer), ts_done (updates the copies long polls wait on) and ts_cancel
+ * (kills a run of this node that another node cancelled); the keeper
+ * heartbeats, notices that this node lost its lease or that a row it runs
+ * ended elsewhere, and sends the batched NOTIFY ts_done. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -404,6 +405,7 @@ static int copy_result(task *t, const task *src)
     t->term_signal = src->term_signal;
     t->timed_out = src->timed_out;
     t->cpu_us = src->cpu_us;
+    t->cancelled = src->cancelled;
     return pg_fields_copy(t, src);
 }
 
@@ -481,7 +483,8 @@ static void *listener_main(void *arg)
         if (!listening) {
             if (pgconn_ensure(&c, g->url) == 0 &&
                 pgconn_exec(c, NULL, "LISTEN ts_done", 0, NULL, NULL, NULL) == 0 &&
-                pgconn_exec(c, NULL, "LISTEN ts_new", 0, NULL, NULL, NULL) == 0) {
+                pgconn_exec(c, NULL, "LISTEN ts_new", 0, NULL, NULL, NULL) == 0 &&
+                pgconn_exec(c, NULL, "LISTEN ts_cancel", 0, NULL, NULL, NULL) == 0) {
                 listening = 1;
                 last_all = 0; /* what ended while it was away */
                 pg_kick(g);
@@ -508,6 +511,8 @@ static void *listener_main(void *arg)
             while ((nt = PQnotifies(c))) {
                 if (strcmp(nt->relname, "ts_new") == 0)
                     pg_kick(g);
+                else if (strcmp(nt->relname, "ts_cancel") == 0)
+                    pg_cancel_here(g, nt->extra, 1);
                 else
                     pgconn_each_id(nt->extra, add_id, &ids);
                 PQfreemem(nt);
@@ -560,6 +565,56 @@ static void notify_done(PGconn *c, const char *ids)
     }
 }
 
+/* Kills the runs of this node whose rows ended elsewhere: cancelled by
+ * another node (whose NOTIFY ts_cancel this node missed, its listener
+ * reconnecting), or given to another node, or deleted. Their results
+ * would be fenced off anyway. */
+static void check_claims(tasks_pg *g, PGconn *c)
+{
+    buf ids = BUF_INIT, leases = BUF_INIT;
+    pthread_mutex_lock(&g->lock);
+    for (pg_claim *cl = g->claims; cl; cl = cl->next) {
+        if (cl->stopped)
+            continue;
+        char id[37];
+        uuid_unparse_lower(cl->id, id);
+        buf_printf(&ids, "%s%s", ids.len ? "," : "{", id);
+        buf_printf(&leases, "%s%s", leases.len ? "," : "{", cl->lease);
+    }
+    pthread_mutex_unlock(&g->lock);
+    if (!ids.len || buf_puts(&ids, "}") < 0 || buf_puts(&leases, "}") < 0 || buf_failed(&ids) ||
+        buf_failed(&leases))
+        goto done;
+    const char *vals[] = {ids.data, leases.data};
+    PGresult *r = NULL;
+    if (pgconn_exec(
+            c, &r,
+            "SELECT k.id FROM unnest($1::uuid[], $2::uuid[]) AS k(id, lease)"
+            " LEFT JOIN tasks t ON t.id = k.id"
+            " WHERE t.id IS NULL OR t.status <> 'RUNNING' OR t.lease IS DISTINCT FROM k.lease",
+            2, vals, NULL, NULL) < 0)
+        goto done;
+    for (int i = 0; i < PQntuples(r); i++) {
+        unsigned char u[16];
+        if (uuid_parse(PQgetvalue(r, i, 0), u) < 0)
+            continue;
+        pthread_mutex_lock(&g->lock);
+        for (pg_claim *cl = g->claims; cl; cl = cl->next)
+            if (!memcmp(cl->id, u, sizeof u))
+                cl->stopped = 1; /* once: the worker may take a while to get to it */
+        pthread_mutex_unlock(&g->lock);
+        log_info("task %s: its row ended elsewhere; stopping its run here", PQgetvalue(r, i, 0));
+        /* Not dequeue: the keeper must not block on the database (it is
+         * the one that notices the database gone); a queued one ends when
+         * a worker takes it. */
+        pg_cancel_here(g, PQgetvalue(r, i, 0), 0);
+    }
+    PQclear(r);
+done:
+    buf_destroy(&ids);
+    buf_destroy(&leases);
+}
+
 /* A node that lost its lease and is back: once every task it had is gone
  * (killed, results dropped), its rows go back to the queue and it runs
  * tasks again. */
@@ -599,6 +654,8 @@ static void *keeper_main(void *arg)
                 last_ok = now;
                 if (atomic_load(&g->lost))
                     recover(g, c);
+                else
+                    check_claims(g, c);
             } else if (!atomic_load(&g->lost) && now - last_ok > (int64_t)(g->cfg.lease * 1e6)) {
                 atomic_store(&g->lost, 1);
                 log_error("store unreachable for longer than the lease (%gs): killing this "

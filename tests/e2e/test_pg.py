@@ -7,12 +7,14 @@ loses nothing acknowledged; bad stores are refused at start."""
 import base64
 import calendar
 import hashlib
+import os
 import signal
 import socket
 import subprocess
 import threading
 import time
 import unittest
+import urllib.request
 
 import pg
 from harness import SERVER_BIN, Server
@@ -86,13 +88,6 @@ class TestShared(NodesCase):
         st, _, doc = self.nodes[2].status("00000000-0000-4000-8000-000000000000")
         self.assertEqual(st, 404)
 
-    def test_cancel_refused_not_lost(self):
-        # It does not cross nodes yet: refused with a sentence, never dropped.
-        tid = self.nodes[0].create_ok("bin", ECHO, ["x"])
-        st, _, doc = self.nodes[1].request("POST", "/cancel_task", {"id": tid})
-        self.assertEqual(st, 501, doc)
-        self.assertIn("--store", doc["error"])
-
     def test_count_is_service_wide(self):
         before = self.nodes[1].request("GET", "/get_task_count")[2]["total"]
         ids = [self.nodes[0].create_ok("bin", ECHO, ["n"]) for _ in range(3)]
@@ -136,6 +131,224 @@ class TestShared(NodesCase):
         self.assertEqual(st, 200, doc)
         self.assertEqual(doc["status"], "SUCCESS")
         self.assertEqual(doc["result"]["stdout"], "waited\n")
+
+
+# Prints, then waits for a child that sleeps: its output so far is known
+# when it is cancelled, and both processes carry the marker $1 in their
+# command lines.
+PRINT_SLEEP = "#!/bin/sh\necho started \"$1\"\n/bin/sh -c 'sleep 30; echo late' \"$1\" &\nwait\n"
+# Prints a line every half second for about three seconds.
+TICKS = "import time\nfor i in range(6):\n    print('tick', i, flush=True)\n    time.sleep(0.5)\n"
+
+
+def procs_with(marker):
+    """Pids of the processes whose command line holds marker."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+class TestCancelAcross(NodesCase):
+    """POST /cancel_task on any node, whichever node runs the task."""
+
+    def runner(self, tid, timeout=20):
+        """The node whose claim runs tid, once it runs."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            url = DB.psql("SELECT n.url FROM tasks t JOIN nodes n ON n.name = t.node"
+                          " WHERE t.id = '%s' AND t.status = 'RUNNING'" % tid).strip()
+            for n in self.nodes:
+                if url and n.url == url:
+                    return n
+            time.sleep(0.05)
+        self.fail("task %s not running on any node" % tid)
+
+    def assert_cancelled(self, doc):
+        self.assertEqual(doc["status"], "ERROR", doc)
+        self.assertEqual(doc["error"], "cancelled", doc)
+        self.assertIs(doc["result"]["cancelled"], True, doc)
+
+    def test_cancel_waiting_and_claimed_from_any_node(self):
+        self.wait_nodes(self.nodes[0], 3)
+        # 3 nodes x (2 workers + 1 claimed ahead): the tenth waits in the
+        # database, claimed by no node.
+        ids = [self.nodes[0].create_ok("bin", SLEEP % "30") for _ in range(10)]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            waiting = DB.psql("SELECT id FROM tasks WHERE status = 'WAIT' AND id IN (%s)"
+                              % ",".join("'%s'" % i for i in ids)).split()
+            claimed = DB.psql("SELECT count(*) FROM tasks WHERE status = 'RUNNING' AND id IN (%s)"
+                              % ",".join("'%s'" % i for i in ids)).strip()
+            if claimed == "9":
+                break
+            time.sleep(0.1)
+        self.assertEqual(len(waiting), 1, waiting)
+        wid = waiting[0]
+        t0 = time.monotonic()
+        st, _, doc = self.nodes[1].request("POST", "/cancel_task", {"id": wid})
+        self.assertEqual(st, 200, doc)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assert_cancelled(doc)
+        self.assertEqual(doc["attempts"], 0, doc)
+        # The others, each from a node of its own choice: claimed ahead
+        # (queued on a node), running there, or running here.
+        for k, tid in enumerate(ids):
+            if tid == wid:
+                continue
+            st, _, doc = self.nodes[k % 3].request("POST", "/cancel_task?id=" + tid)
+            self.assertEqual(st, 200, doc)
+            self.assert_cancelled(doc)
+        # Every worker is free again: a next task runs at once.
+        doc = self.nodes[2].run("bin", ECHO, ["next"], timeout=20)
+        self.assertEqual(doc["status"], "SUCCESS", doc)
+        # Never started, whatever the claimers did since.
+        time.sleep(float(self.lease) + 1.5)
+        for node in self.nodes:
+            doc = node.status(wid)[2]
+            self.assert_cancelled(doc)
+            self.assertEqual(doc["attempts"], 0, doc)
+        left = DB.psql("SELECT count(*) FROM tasks WHERE status <> 'ERROR' AND id IN (%s)"
+                       % ",".join("'%s'" % i for i in ids)).strip()
+        self.assertEqual(left, "0")
+
+    def test_cancel_running_from_another_node(self):
+        marker = "cancel-%d-%d" % (os.getpid(), time.monotonic_ns())
+        tid = self.nodes[0].create_ok("bin", PRINT_SLEEP, [marker])
+        runner = self.runner(tid)
+        other = next(n for n in self.nodes if n is not runner)
+        deadline = time.monotonic() + 20
+        while len(procs_with(marker)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(len(procs_with(marker)), 2, "the task and its child never showed")
+        time.sleep(0.5)  # past its print
+        t0 = time.monotonic()
+        st, _, doc = other.request("POST", "/cancel_task", {"id": tid})
+        took = time.monotonic() - t0
+        print("cross-node cancel of a running task answered in %.1f ms" % (took * 1e3))
+        self.assertEqual(st, 200, doc)
+        self.assertLess(took, 5)
+        self.assert_cancelled(doc)
+        self.assertIn("started " + marker, doc["result"]["stdout"], doc)
+        deadline = time.monotonic() + 10
+        while procs_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(procs_with(marker), [], "the cancelled run is still alive")
+        # The runner's workers are free: its heartbeat counts none running.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            mine = [n for n in other.request("GET", "/nodes")[2]["nodes"]
+                    if n["url"] == runner.url]
+            if mine and mine[0]["running"] == 0:
+                break
+            time.sleep(0.2)
+        self.assertEqual(mine[0]["running"], 0, mine)
+        self.assertEqual(runner.run("bin", ECHO, ["after"], timeout=20)["status"], "SUCCESS")
+        # The row stays cancelled past the lease, even with its node gone.
+        runner.proc.kill()
+        runner.proc.wait()
+        time.sleep(float(self.lease) + 2)
+        doc = other.status(tid)[2]
+        self.assert_cancelled(doc)
+        self.assertEqual(doc["attempts"], 1, doc)
+        self.assertIn("started " + marker, doc["result"]["stdout"], doc)
+
+    def test_create_wait_ends_cancelled(self):
+        """A create_task?wait=S on the node that runs the task (its claimer
+        kicked at once, most likely) ends with the cancel from another."""
+        marker = "wait-%d-%d" % (os.getpid(), time.monotonic_ns())
+        got = {}
+
+        def create():
+            got["answer"] = self.nodes[0].request(
+                "POST", "/create_task?wait=30",
+                {"type": "bin", "file": base64.b64encode(PRINT_SLEEP.encode()).decode(),
+                 "args": [marker]}, timeout=60)
+
+        th = threading.Thread(target=create)
+        th.start()
+        deadline = time.monotonic() + 20
+        tid = ""
+        while not tid and time.monotonic() < deadline:
+            tid = DB.psql("SELECT id FROM tasks WHERE status = 'RUNNING'"
+                          " AND position('%s'::bytea in args) > 0" % marker).strip()
+            time.sleep(0.05)
+        runner = self.runner(tid)
+        other = next(n for n in self.nodes if n is not runner)
+        while len(procs_with(marker)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        st, _, doc = other.request("POST", "/cancel_task", {"id": tid})
+        self.assertEqual(st, 200, doc)
+        self.assert_cancelled(doc)
+        th.join(30)
+        st, _, doc = got["answer"]
+        self.assertEqual(st, 200, doc)
+        self.assert_cancelled(doc)
+
+    def test_missed_notify_still_stops_the_run(self):
+        """A cancel whose NOTIFY ts_cancel never came (the row ended as a
+        cancel ends it, without the NOTIFY): the running node's keeper
+        finds the row ended and kills the run within a few seconds."""
+        marker = "missed-%d-%d" % (os.getpid(), time.monotonic_ns())
+        tid = self.nodes[0].create_ok("bin", PRINT_SLEEP, [marker])
+        runner = self.runner(tid)
+        deadline = time.monotonic() + 20
+        while len(procs_with(marker)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(len(procs_with(marker)), 2)
+        DB.psql("UPDATE tasks SET status = 'ERROR', error = 'cancelled', finished = now()"
+                " WHERE id = '%s'" % tid)
+        t0 = time.monotonic()
+        while procs_with(marker) and time.monotonic() - t0 < 10:
+            time.sleep(0.05)
+        self.assertEqual(procs_with(marker), [], "the run outlived its ended row")
+        print("run stopped %.1f s after its row ended without a NOTIFY"
+              % (time.monotonic() - t0))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            doc = runner.status(tid)[2]
+            if "started " + marker in doc.get("result", {}).get("stdout", ""):
+                break
+            time.sleep(0.1)
+        self.assert_cancelled(doc)
+        self.assertIn("started " + marker, doc["result"]["stdout"], doc)
+
+    def test_cancel_final_and_unknown(self):
+        tid = self.nodes[0].create_ok("bin", ECHO, ["done"])
+        self.nodes[0].wait_done(tid, 30)
+        st, _, doc = self.nodes[2].request("POST", "/cancel_task", {"id": tid})
+        self.assertEqual(st, 409, doc)
+        self.assertEqual(doc["status"], "SUCCESS", doc)
+        st, _, doc = self.nodes[1].request(
+            "POST", "/cancel_task", {"id": "00000000-0000-4000-8000-000000000000"})
+        self.assertEqual(st, 404, doc)
+        st, _, doc = self.nodes[1].request("POST", "/cancel_task", {"id": 3})
+        self.assertEqual(st, 400, doc)
+
+    def test_stream_from_another_node_follows_the_redirect(self):
+        tid = self.nodes[0].create_ok("python", TICKS)
+        runner = self.runner(tid)
+        other = next(n for n in self.nodes if n is not runner)
+        st, hdrs, doc = other.request("GET", "/stream?id=" + tid)
+        self.assertEqual(st, 307, doc)
+        self.assertEqual(hdrs["location"], runner.url + "/stream?id=" + tid)
+        self.assertEqual(doc["node"], runner.url)
+        with urllib.request.urlopen(other.url + "/stream?id=" + tid, timeout=30) as r:
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers["X-Task-Id"], tid)
+            text = r.read().decode()
+        self.assertEqual(text, "".join("tick %d\n" % i for i in range(6)))
+        # Final: every node sends it itself.
+        st, _, body = other.request("GET", "/stream?id=" + tid)
+        self.assertEqual(st, 200)
+        self.assertEqual(body.decode(), text)
 
 
 class TestKill(NodesCase):
