@@ -12,8 +12,12 @@ servers, in the default configuration (sandbox on).
 3. Cross-node wake-up: a long poll on a node that did not run the task,
    from finished_at (the database's clock) to the answer; p50 and p99.
 
+With --rounds N, only part 2, N times, the two servers alternating (the
+machine is shared: a neighbour's burst then hits both sides alike); it
+prints each round's ratio and the median with its spread.
+
 Usage: python3 bench/cluster_bench.py [--build build] [--sleep-tasks 72]
-           [--trivial 600] [--wakeups 60] [--clients 8]
+           [--trivial 600] [--wakeups 60] [--clients 8] [--rounds N]
 Not part of ctest: about a minute.
 """
 
@@ -103,6 +107,36 @@ def wakeups(nodes, n):
     return lags[len(lags) // 2], lags[min(len(lags) - 1, int(len(lags) * 0.99))]
 
 
+def trivial_rounds(db, args, Server):
+    """Part 2 alone, alternating --store and memory round by round."""
+    store = Server("--store", db.url, "--workers", "2")
+    mem = Server("--workers", "2")
+    try:
+        rate([store], ECHO, 50, args.clients)  # warm both up: cells, connections
+        rate([mem], ECHO, 50, args.clients)
+        ratios, rss, rms = [], [], []
+        for i in range(args.rounds):
+            if i % 2:
+                rm = rate([mem], ECHO, args.trivial, args.clients)
+                rs = rate([store], ECHO, args.trivial, args.clients)
+            else:
+                rs = rate([store], ECHO, args.trivial, args.clients)
+                rm = rate([mem], ECHO, args.trivial, args.clients)
+            ratios.append(rs / rm)
+            rss.append(rs)
+            rms.append(rm)
+            print("round %d: memory %.0f tasks/s, --store %.0f tasks/s: %.2fx"
+                  % (i + 1, rm, rs, rs / rm), flush=True)
+        print("trivial tasks, 1 node x 2 workers, %d clients, %d rounds: memory median %.0f "
+              "tasks/s, --store median %.0f tasks/s; ratio median %.2fx (min %.2fx, max %.2fx)"
+              " (target >= 0.6x)" % (args.clients, args.rounds, statistics.median(rms),
+                                     statistics.median(rss), statistics.median(ratios),
+                                     min(ratios), max(ratios)))
+    finally:
+        store.stop()
+        mem.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(HERE, "..", "build"))
@@ -110,6 +144,8 @@ def main():
     ap.add_argument("--trivial", type=int, default=600)
     ap.add_argument("--wakeups", type=int, default=60)
     ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="only the trivial tasks, this many alternating rounds")
     args = ap.parse_args()
     os.environ["TS_BUILD_DIR"] = os.path.abspath(args.build)
     import pg
@@ -120,6 +156,9 @@ def main():
         sys.exit("cluster_bench: " + why)
     db = pg.PostgreSQL()
     try:
+        if args.rounds:
+            trivial_rounds(db, args, Server)
+            return
         one = [Server("--store", db.url, "--workers", "2")]
         r1 = rate(one, SLEEP, args.sleep_tasks // 3, 4)
         three = one + [Server("--store", db.url, "--workers", "2") for _ in range(2)]
