@@ -35,9 +35,11 @@ PGconn *pgconn_open(const char *url);
  * connected, else -EIO. */
 int pgconn_ensure(PGconn **c, const char *url);
 
-/* Runs sql with n parameters (text unless fmts[i] is 1: binary with
- * lens[i] bytes; NULL vals[i] is SQL NULL; lens and fmts may be NULL for
- * all text) and text results. Returns 0 and *out (PQclear it; out may be
+/* Runs sql, one statement, with n parameters (text unless fmts[i] is 1:
+ * binary with lens[i] bytes; NULL vals[i] is SQL NULL; lens and fmts may
+ * be NULL for all text) and text results. sql is prepared on c the first
+ * time c runs it (one more round trip), then reused: pass fixed texts,
+ * the values as parameters. Returns 0 and *out (PQclear it; out may be
  * NULL) when the statement succeeded, else -EIO after logging why (at
  * debug when the connection is down, which the caller reports itself). */
 int pgconn_exec(PGconn *c, PGresult **out, const char *sql, int n, const char *const *vals,
