@@ -145,6 +145,17 @@ int pgconn_exec(PGconn *c, PGresult **out, const char *sql, int n, const char *c
         char name[16];
         snprintf(name, sizeof name, "ts%d", k);
         r = PQexecPrepared(c, name, n, vals, lens, fmts, 0);
+        /* Gone from the session (DISCARD ALL, a pooler that moved it to
+         * another backend): prepared again next time, and run unprepared
+         * now unless a transaction failed with it. */
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (state && strcmp(state, "26000") == 0) {
+            prepared_clear(PQinstanceData(c, prepared_event));
+            if (PQtransactionStatus(c) == PQTRANS_IDLE) {
+                PQclear(r);
+                r = PQexecParams(c, sql, n, NULL, vals, lens, fmts, 0);
+            }
+        }
     } else if (k == -1) {
         r = PQexecParams(c, sql, n, NULL, vals, lens, fmts, 0);
     }
