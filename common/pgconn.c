@@ -132,6 +132,17 @@ int pgconn_ensure(PGconn **c, const char *url)
     return *c && PQstatus(*c) == CONNECTION_OK ? 0 : -EIO;
 }
 
+/* Logs why r failed (at debug when the connection is down, which the
+ * callers report themselves). */
+static void failed(PGconn *c, const PGresult *r)
+{
+    const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
+    if (PQstatus(c) == CONNECTION_OK)
+        log_warn("store: %.*s", (int)strcspn(msg, "\n"), msg);
+    else
+        log_debug("store: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
 int pgconn_exec(PGconn *c, PGresult **out, const char *sql, int n, const char *const *vals,
                 const int *lens, const int *fmts)
 {
@@ -167,13 +178,85 @@ int pgconn_exec(PGconn *c, PGresult **out, const char *sql, int n, const char *c
             PQclear(r);
         return 0;
     }
-    const char *msg = PQresultErrorMessage(r);
-    if (PQstatus(c) == CONNECTION_OK)
-        log_warn("store: %.*s", (int)strcspn(msg, "\n"), msg);
-    else
-        log_debug("store: %.*s", (int)strcspn(msg, "\n"), msg);
+    failed(c, r);
     PQclear(r);
     return -EIO;
+}
+
+/* Most statements pgconn_exec_batch takes. */
+#define BATCH_MAX 8
+
+int pgconn_exec_batch(PGconn *c, const pgconn_query *q, int count)
+{
+    int k[BATCH_MAX];
+    for (int i = 0; i < count; i++)
+        if (q[i].out)
+            *q[i].out = NULL;
+    if (count > BATCH_MAX)
+        return -EINVAL;
+    if (!c || PQstatus(c) != CONNECTION_OK)
+        return -EIO;
+    for (int i = 0; i < count; i++) {
+        PGresult *r = NULL;
+        if ((k[i] = prepared_index(c, q[i].sql, q[i].n, &r)) == -2) {
+            failed(c, r);
+            PQclear(r);
+            return -EIO;
+        }
+    }
+    if (!PQenterPipelineMode(c))
+        return -EIO;
+    int sent = 1;
+    for (int i = 0; sent && i < count; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "ts%d", k[i]);
+        sent = k[i] >= 0 ? PQsendQueryPrepared(c, name, q[i].n, q[i].vals, q[i].lens, q[i].fmts, 0)
+                         : PQsendQueryParams(c, q[i].sql, q[i].n, NULL, q[i].vals, q[i].lens,
+                                             q[i].fmts, 0);
+    }
+    if (!sent || !PQpipelineSync(c)) {
+        /* The connection broke while sending: the pool resets it when
+         * it is next taken, which also leaves pipeline mode. */
+        log_debug("store: %.*s", (int)strcspn(PQerrorMessage(c), "\n"), PQerrorMessage(c));
+        PQexitPipelineMode(c);
+        return -EIO;
+    }
+    int rc = 0;
+    for (int i = 0; i < count; i++) {
+        PGresult *r = PQgetResult(c);
+        ExecStatusType st = PQresultStatus(r);
+        if (rc == 0 && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            if (state && strcmp(state, "26000") == 0)
+                prepared_clear(PQinstanceData(c, prepared_event));
+            failed(c, r);
+            rc = -EIO;
+        }
+        if (rc == 0 && q[i].out)
+            *q[i].out = r;
+        else
+            PQclear(r);
+        if (!r)
+            break;                   /* the connection is gone: no more results */
+        while ((r = PQgetResult(c))) /* the NULL that ends each statement's results */
+            PQclear(r);
+    }
+    PGresult *r;
+    while ((r = PQgetResult(c)) && PQresultStatus(r) != PGRES_PIPELINE_SYNC)
+        PQclear(r);
+    PQclear(r);
+    PQexitPipelineMode(c);
+    if (rc < 0) {
+        for (int i = 0; i < count; i++)
+            if (q[i].out) {
+                PQclear(*q[i].out);
+                *q[i].out = NULL;
+            }
+        /* A transaction the batch opened and that failed in it. */
+        if (PQtransactionStatus(c) == PQTRANS_INERROR)
+            pgconn_exec(c, NULL, "ROLLBACK", 0, NULL, NULL, NULL);
+    }
+    return rc;
 }
 
 int pgconn_pool_init(pgconn_pool *p, const char *url, int size)

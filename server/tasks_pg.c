@@ -324,18 +324,16 @@ static int pg_add(void *impl, task *t)
     pthread_mutex_unlock(&g->lock);
     PGconn *c = pgconn_take(&g->pool);
     PGresult *r = NULL;
-    int rc = 0;
-    if (limited)
-        rc = pgconn_exec(c, NULL, "BEGIN", 0, NULL, NULL, NULL);
-    if (rc == 0 && limited)
-        rc = pgconn_exec(c, NULL, "SELECT pg_advisory_xact_lock(7340032002)", 0, NULL, NULL, NULL);
-    if (rc == 0)
-        rc = pgconn_exec(c, &r, limited ? admit_sql : insert_sql, limited ? 11 : 9, vals, lens,
-                         fmts);
-    if (rc == 0 && limited)
-        rc = pgconn_exec(c, NULL, "COMMIT", 0, NULL, NULL, NULL);
-    else if (limited)
-        pgconn_exec(c, NULL, "ROLLBACK", 0, NULL, NULL, NULL);
+    /* The admission's four statements go in one round trip: the lock is
+     * taken by the second, and the count is read by the third, whose
+     * snapshot comes after it. */
+    const pgconn_query admit[] = {
+        {"BEGIN", 0, NULL, NULL, NULL, NULL},
+        {"SELECT pg_advisory_xact_lock(7340032002)", 0, NULL, NULL, NULL, NULL},
+        {admit_sql, 11, vals, lens, fmts, &r},
+        {"COMMIT", 0, NULL, NULL, NULL, NULL}};
+    int rc = limited ? pgconn_exec_batch(c, admit, 4)
+                     : pgconn_exec(c, &r, insert_sql, 9, vals, lens, fmts);
     if (rc == -EIO && (!c || PQstatus(c) != CONNECTION_OK))
         rc = -ENOTCONN; /* the database is down: a sentence of its own */
     pgconn_give(&g->pool, c);
