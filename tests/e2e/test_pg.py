@@ -5,6 +5,7 @@ nothing; the database stopped under load refuses creates with 503 and
 loses nothing acknowledged; bad stores are refused at start."""
 
 import calendar
+import os
 import signal
 import socket
 import subprocess
@@ -13,7 +14,7 @@ import time
 import unittest
 
 import pg
-from harness import SERVER_BIN, Server
+from harness import BUILD_DIR, SERVER_BIN, Server
 
 DB = None
 
@@ -332,6 +333,18 @@ class TestAdmission(unittest.TestCase):
             self.assertEqual(node.run("bin", ECHO, ["again"])["result"]["stdout"], "again\n")
         finally:
             node.stop()
+
+
+class TestConnections(unittest.TestCase):
+    def test_pgconn_against_the_database(self):
+        # The unit test's cases that need a database: prepared statements
+        # (a DISCARD ALL, a reset) and batches (commit, rollback).
+        env = dict(os.environ, TS_TEST_PG_URL=DB.url)
+        p = subprocess.run([os.path.join(BUILD_DIR, "tests", "test_pgconn")], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertNotIn("SKIPPED", p.stdout)
 
 
 class TestStart(unittest.TestCase):
