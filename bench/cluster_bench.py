@@ -12,8 +12,16 @@ servers, in the default configuration (sandbox on).
 3. Cross-node wake-up: a long poll on a node that did not run the task,
    from finished_at (the database's clock) to the answer; p50 and p99.
 
+With --rounds N, only part 2, N times, the two servers alternating (the
+machine is shared: a neighbour's burst then hits both sides alike); it
+prints each round's ratio and the median with its spread. --compare
+OTHER_BUILD adds, in every round, the --store node of another build (in
+alternating order, each followed by its own memory run): a change's
+before and after under the same load.
+
 Usage: python3 bench/cluster_bench.py [--build build] [--sleep-tasks 72]
-           [--trivial 600] [--wakeups 60] [--clients 8]
+           [--trivial 600] [--wakeups 60] [--clients 8] [--rounds N]
+           [--compare OTHER_BUILD]
 Not part of ctest: about a minute.
 """
 
@@ -103,6 +111,68 @@ def wakeups(nodes, n):
     return lags[len(lags) // 2], lags[min(len(lags) - 1, int(len(lags) * 0.99))]
 
 
+def trivial_rounds(db, args, Server):
+    """Part 2 alone, alternating --store and memory round by round."""
+    store = Server("--store", db.url, "--workers", "2")
+    mem = Server("--workers", "2")
+    try:
+        rate([store], ECHO, 50, args.clients)  # warm both up: cells, connections
+        rate([mem], ECHO, 50, args.clients)
+        ratios, rss, rms = [], [], []
+        for i in range(args.rounds):
+            if i % 2:
+                rm = rate([mem], ECHO, args.trivial, args.clients)
+                rs = rate([store], ECHO, args.trivial, args.clients)
+            else:
+                rs = rate([store], ECHO, args.trivial, args.clients)
+                rm = rate([mem], ECHO, args.trivial, args.clients)
+            ratios.append(rs / rm)
+            rss.append(rs)
+            rms.append(rm)
+            print("round %d: memory %.0f tasks/s, --store %.0f tasks/s: %.2fx"
+                  % (i + 1, rm, rs, rs / rm), flush=True)
+        print("trivial tasks, 1 node x 2 workers, %d clients, %d rounds: memory median %.0f "
+              "tasks/s, --store median %.0f tasks/s; ratio median %.2fx (min %.2fx, max %.2fx)"
+              " (target >= 0.6x)" % (args.clients, args.rounds, statistics.median(rms),
+                                     statistics.median(rss), statistics.median(ratios),
+                                     min(ratios), max(ratios)))
+    finally:
+        store.stop()
+        mem.stop()
+
+
+def compare_rounds(db, args, Server):
+    """Part 2 for this build and another: per round, each build's --store
+    node (started afresh: two on one database would share its queue)
+    followed by a memory run, the builds' order alternating."""
+    builds = {"this build": args.build, "other build": args.compare}
+    mem = Server("--workers", "2")
+    got = {k: [] for k in builds}
+    try:
+        rate([mem], ECHO, 50, args.clients)
+        for i in range(args.rounds):
+            for k in (list(builds) if i % 2 == 0 else list(builds)[::-1]):
+                s = Server("--store", db.url, "--workers", "2",
+                           binary=os.path.join(os.path.abspath(builds[k]), "server", "tasksolver"))
+                try:
+                    rate([s], ECHO, 50, args.clients)
+                    rs = rate([s], ECHO, args.trivial, args.clients)
+                finally:
+                    s.stop()
+                rm = rate([mem], ECHO, args.trivial, args.clients)
+                got[k].append((rs, rm, rs / rm))
+                print("round %d, %s: --store %.0f tasks/s, memory %.0f tasks/s: %.2fx"
+                      % (i + 1, k, rs, rm, rs / rm), flush=True)
+    finally:
+        mem.stop()
+    for k, v in got.items():
+        print("%s (%s): --store median %.0f tasks/s, memory median %.0f tasks/s; ratio median "
+              "%.2fx (min %.2fx, max %.2fx)" % (
+                  k, builds[k], statistics.median(x[0] for x in v),
+                  statistics.median(x[1] for x in v), statistics.median(x[2] for x in v),
+                  min(x[2] for x in v), max(x[2] for x in v)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(HERE, "..", "build"))
@@ -110,6 +180,10 @@ def main():
     ap.add_argument("--trivial", type=int, default=600)
     ap.add_argument("--wakeups", type=int, default=60)
     ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="only the trivial tasks, this many alternating rounds")
+    ap.add_argument("--compare", metavar="OTHER_BUILD",
+                    help="with --rounds: also another build's --store node, alternated")
     args = ap.parse_args()
     os.environ["TS_BUILD_DIR"] = os.path.abspath(args.build)
     import pg
@@ -120,6 +194,12 @@ def main():
         sys.exit("cluster_bench: " + why)
     db = pg.PostgreSQL()
     try:
+        if args.rounds and args.compare:
+            compare_rounds(db, args, Server)
+            return
+        if args.rounds:
+            trivial_rounds(db, args, Server)
+            return
         one = [Server("--store", db.url, "--workers", "2")]
         r1 = rate(one, SLEEP, args.sleep_tasks // 3, 4)
         three = one + [Server("--store", db.url, "--workers", "2") for _ in range(2)]

@@ -35,13 +35,34 @@ PGconn *pgconn_open(const char *url);
  * connected, else -EIO. */
 int pgconn_ensure(PGconn **c, const char *url);
 
-/* Runs sql with n parameters (text unless fmts[i] is 1: binary with
- * lens[i] bytes; NULL vals[i] is SQL NULL; lens and fmts may be NULL for
- * all text) and text results. Returns 0 and *out (PQclear it; out may be
+/* Runs sql, one statement, with n parameters (text unless fmts[i] is 1:
+ * binary with lens[i] bytes; NULL vals[i] is SQL NULL; lens and fmts may
+ * be NULL for all text) and text results. sql is prepared on c the first
+ * time c runs it (one more round trip), then reused: pass fixed texts,
+ * the values as parameters. Returns 0 and *out (PQclear it; out may be
  * NULL) when the statement succeeded, else -EIO after logging why (at
  * debug when the connection is down, which the caller reports itself). */
 int pgconn_exec(PGconn *c, PGresult **out, const char *sql, int n, const char *const *vals,
                 const int *lens, const int *fmts);
+
+/* One statement of pgconn_exec_batch: sql, n, vals, lens and fmts as for
+ * pgconn_exec; *out (may be NULL) gets its result when the batch
+ * succeeds. */
+typedef struct pgconn_query {
+    const char *sql;
+    int n;
+    const char *const *vals;
+    const int *lens, *fmts;
+    PGresult **out;
+} pgconn_query;
+
+/* Runs the count (at most 8) statements of q in order, in one round trip
+ * (libpq's pipeline mode), each prepared as pgconn_exec does; each is its
+ * own transaction unless q opens one (BEGIN ... COMMIT). Statements after
+ * one that fails are skipped. Returns 0 with every *out set (PQclear
+ * them), else -EIO after logging why (no *out then; a transaction q left
+ * failed is rolled back) or -EINVAL (too many). */
+int pgconn_exec_batch(PGconn *c, const pgconn_query *q, int count);
 
 /* Starts a pool of at most size connections to url (opened on demand).
  * Returns 0 or -ENOMEM (nothing to destroy). */

@@ -280,6 +280,15 @@ static const char *const admit_sql =
     "   WHERE heartbeat > now() - make_interval(secs => $12))"
     " RETURNING (extract(epoch from created) * 1e6)::bigint, pg_notify('ts_new', '')";
 
+/* The task this thread inserted last and g->done_seen before its insert:
+ * the long poll of its create_task?wait=S, on the same connection thread
+ * right after, need not read the row (pg_watch). */
+static _Thread_local struct {
+    const tasks_pg *g;
+    unsigned char id[16];
+    unsigned long seen;
+} inserted;
+
 static int pg_add(void *impl, task *t)
 {
     tasks_pg *g = impl;
@@ -316,20 +325,21 @@ static int pg_add(void *impl, task *t)
                         0,         0};
     const int fmts[] = {0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 0, 0};
     int limited = g->cfg.max_queue >= 0;
+    pthread_mutex_lock(&g->lock);
+    unsigned long seen = g->done_seen;
+    pthread_mutex_unlock(&g->lock);
     PGconn *c = pgconn_take(&g->pool);
     PGresult *r = NULL;
-    int rc = 0;
-    if (limited)
-        rc = pgconn_exec(c, NULL, "BEGIN", 0, NULL, NULL, NULL);
-    if (rc == 0 && limited)
-        rc = pgconn_exec(c, NULL, "SELECT pg_advisory_xact_lock(7340032002)", 0, NULL, NULL, NULL);
-    if (rc == 0)
-        rc = pgconn_exec(c, &r, limited ? admit_sql : insert_sql, limited ? 12 : 10, vals, lens,
-                         fmts);
-    if (rc == 0 && limited)
-        rc = pgconn_exec(c, NULL, "COMMIT", 0, NULL, NULL, NULL);
-    else if (limited)
-        pgconn_exec(c, NULL, "ROLLBACK", 0, NULL, NULL, NULL);
+    /* The admission's four statements go in one round trip: the lock is
+     * taken by the second, and the count is read by the third, whose
+     * snapshot comes after it. */
+    const pgconn_query admit[] = {
+        {"BEGIN", 0, NULL, NULL, NULL, NULL},
+        {"SELECT pg_advisory_xact_lock(7340032002)", 0, NULL, NULL, NULL, NULL},
+        {admit_sql, 12, vals, lens, fmts, &r},
+        {"COMMIT", 0, NULL, NULL, NULL, NULL}};
+    int rc = limited ? pgconn_exec_batch(c, admit, 4)
+                     : pgconn_exec(c, &r, insert_sql, 10, vals, lens, fmts);
     if (rc == -EIO && (!c || PQstatus(c) != CONNECTION_OK))
         rc = -ENOTCONN; /* the database is down: a sentence of its own */
     pgconn_give(&g->pool, c);
@@ -344,6 +354,9 @@ static int pg_add(void *impl, task *t)
     PQclear(r);
     if (rc < 0)
         return rc;
+    inserted.g = g;
+    memcpy(inserted.id, t->id, sizeof inserted.id);
+    inserted.seen = seen;
     /* Whichever node claims it reads the program from the row: this copy
      * only answers for the task. */
     task_drop_program(t);
@@ -591,7 +604,8 @@ void pg_cancel_here(tasks_pg *g, const char *id, int dequeue)
  * once a claim that holds it has committed: its status and node then. */
 static const char *const cancel_sql =
     "UPDATE tasks t SET status = 'ERROR', error = '" PG_CANCELLED "', finished = now(),"
-    " started = coalesce(t.started, now()), args = NULL, file = NULL, stdin = NULL, env = NULL"
+    " started = coalesce(t.started, now()), args = NULL, file = NULL, stdin = NULL, env = NULL,"
+    " files = NULL"
     " FROM (SELECT id, status, node FROM tasks WHERE id = $1 FOR UPDATE) o"
     " WHERE t.id = o.id AND o.status IN ('WAIT', 'RUNNING')"
     " RETURNING o.status, o.node, EXISTS (SELECT 1 FROM nodes n WHERE n.name = o.node"
@@ -707,13 +721,35 @@ static void pg_watch(void *impl, task *t)
     if (!w)
         return; /* the long poll then waits out its deadline */
     w->t = task_ref(t);
-    w->fresh = 1;
+    w->fresh = 0;
     w->done = NULL;
+    int mine = inserted.g == g && !memcmp(inserted.id, t->id, sizeof t->id);
+    inserted.g = NULL;
     pthread_mutex_lock(&g->lock);
     w->next = g->watches;
     g->watches = w;
+    /* The listener reads the row of a new watch, in case its end came
+     * before the watch: not for a task this thread has just inserted when
+     * no end reached the listener since (a later one finds the watch). It
+     * was one statement of five per trivial task (log_statement=all). */
+    int read = !mine || inserted.seen != g->done_seen;
     pthread_mutex_unlock(&g->lock);
-    pg_poke_listener(g);
+    /* Nor when this node has run it: the end is here (a result fenced
+     * off is not, so a task still running here is read as any other). */
+    task *here = read ? store_lookup(g->s, t->id_str) : NULL;
+    if (here && task_status_final(store_view(g->s, here, 0).status)) {
+        pthread_mutex_lock(&g->lock);
+        if (!w->done)
+            w->done = task_ref(here); /* the listener copies it */
+        pthread_mutex_unlock(&g->lock);
+    }
+    task_unref(here);
+    if (read) {
+        pthread_mutex_lock(&g->lock);
+        w->fresh = 1;
+        pthread_mutex_unlock(&g->lock);
+        pg_poke_listener(g);
+    }
 }
 
 static void pg_unwatch(void *impl, task *t)

@@ -34,7 +34,7 @@ struct tasks_pg {
     pgconn_pool pool;     /* connection threads and workers; its own lock */
     store *s;             /* where claimed tasks are published (pg_open) */
     queue *q;             /* where claimed tasks wait for a worker (admit_restored) */
-    pthread_mutex_t lock; /* protects claims, watches, done, pending, stop, kicked */
+    pthread_mutex_t lock; /* protects claims, watches, done, pending, stop, kicked, done_seen */
     pthread_cond_t kick;  /* monotonic: the claimer waits for work or a free worker */
     pthread_cond_t keep;  /* monotonic: the keeper waits for ids to notify or its tick */
     pg_claim *claims;
@@ -43,6 +43,10 @@ struct tasks_pg {
     int pending; /* done has ids */
     int stop;
     int kicked;
+    /* Counts the listener's batches of ts_done ids (and its reconnects,
+     * after which it reads every watch): a long poll registered while it
+     * is unchanged since its task's insert missed no end of it. */
+    unsigned long done_seen;
     int wake_fd;      /* eventfd: wakes the listener (new watch, stop) */
     int queue_closed; /* the claimer's own: shutting down, claim no more */
     atomic_int lost;  /* this node's lease ran out without the database */

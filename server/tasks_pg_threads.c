@@ -487,6 +487,9 @@ static void *listener_main(void *arg)
                 pgconn_exec(c, NULL, "LISTEN ts_cancel", 0, NULL, NULL, NULL) == 0) {
                 listening = 1;
                 last_all = 0; /* what ended while it was away */
+                pthread_mutex_lock(&g->lock);
+                g->done_seen++;
+                pthread_mutex_unlock(&g->lock);
                 pg_kick(g);
             } else {
                 struct pollfd pf = {g->wake_fd, POLLIN, 0};
@@ -517,6 +520,13 @@ static void *listener_main(void *arg)
                     pgconn_each_id(nt->extra, add_id, &ids);
                 PQfreemem(nt);
             }
+        }
+        if (ids.len) {
+            /* Before the watches are read: a watch registered from now on
+             * sees that it may have missed one of these ends (pg_watch). */
+            pthread_mutex_lock(&g->lock);
+            g->done_seen++;
+            pthread_mutex_unlock(&g->lock);
         }
         int64_t now = time_mono_us();
         int all = now - last_all >= SECOND_US;

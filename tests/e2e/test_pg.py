@@ -17,7 +17,7 @@ import unittest
 import urllib.request
 
 import pg
-from harness import SERVER_BIN, Server
+from harness import BUILD_DIR, SERVER_BIN, Server
 
 DB = None
 
@@ -541,6 +541,55 @@ class TestLeaseFence(unittest.TestCase):
             b.stop()
             if a:
                 a.stop()
+
+
+class TestAdmission(unittest.TestCase):
+    def test_waiting_room_is_service_wide_and_refuses_past_it(self):
+        # A database of its own: no rows or nodes of the other tests.
+        DB.psql("CREATE DATABASE admission")
+        node = Server("--store", DB.url.rsplit("/", 1)[0] + "/admission", "--workers", "1",
+                      "--max-queue", "1")
+        try:
+            running = node.create_ok("bin", SLEEP % 3)
+            # The waiting room counts beyond the idle workers that the
+            # heartbeats report: wait until this one is seen busy.
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                st, _, doc = node.request("GET", "/nodes")
+                if st == 200 and doc["nodes"] and doc["nodes"][0]["running"] == 1:
+                    break
+                time.sleep(0.2)
+            # One more is claimed ahead for the worker, then one waits in
+            # the room (in that order or not: the claimer runs apart);
+            # then the room is full.
+            admitted = []
+            for _ in range(4):
+                st, body = node.create("bin", ECHO, ["waited"])
+                if st != 200:
+                    break
+                admitted.append(body["id"])
+            self.assertEqual(st, 429, body)
+            self.assertIn("at capacity", body["error"])
+            self.assertIn(len(admitted), (1, 2))
+            self.assertEqual(node.wait_done(running, 30)["status"], "SUCCESS")
+            for tid in admitted:
+                self.assertEqual(node.wait_done(tid, 30)["result"]["stdout"], "waited\n")
+            # Room again once they ran: the admission's transaction ended.
+            self.assertEqual(node.run("bin", ECHO, ["again"])["result"]["stdout"], "again\n")
+        finally:
+            node.stop()
+
+
+class TestConnections(unittest.TestCase):
+    def test_pgconn_against_the_database(self):
+        # The unit test's cases that need a database: prepared statements
+        # (a DISCARD ALL, a reset) and batches (commit, rollback).
+        env = dict(os.environ, TS_TEST_PG_URL=DB.url)
+        p = subprocess.run([os.path.join(BUILD_DIR, "tests", "test_pgconn")], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertNotIn("SKIPPED", p.stdout)
 
 
 class TestStart(unittest.TestCase):

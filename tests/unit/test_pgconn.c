@@ -1,5 +1,7 @@
 /* Unit tests for the shared store's conversions (pgconn) and its schema
- * version check (pgschema): no database needed. */
+ * version check (pgschema): no database needed. With TS_TEST_PG_URL set
+ * (test_pg.py runs this binary so, against its private PostgreSQL), the
+ * prepared statements and batches too; skipped otherwise. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -93,6 +95,81 @@ static void schema_versions(void **state)
     assert_non_null(strstr(err, "newer than this tasksolver knows"));
 }
 
+/* A connection to TS_TEST_PG_URL, or NULL: the test is skipped. */
+static PGconn *db(void)
+{
+    const char *url = getenv("TS_TEST_PG_URL");
+    if (!url)
+        return NULL;
+    PGconn *c = pgconn_open(url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    return c;
+}
+
+/* The answer of SELECT $1::int + 1 for 41 on c: 42 unless it failed. */
+static int plus_one(PGconn *c)
+{
+    const char *v[] = {"41"};
+    PGresult *r = NULL;
+    if (pgconn_exec(c, &r, "SELECT $1::int + 1", 1, v, NULL, NULL) < 0)
+        return -1;
+    int n = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return n;
+}
+
+static void prepared_survive_discard_and_reset(void **state)
+{
+    (void)state;
+    PGconn *c = db();
+    if (!c)
+        skip();
+    assert_int_equal(plus_one(c), 42);
+    assert_int_equal(plus_one(c), 42); /* prepared now */
+    /* Dropped from the session behind the cache's back: prepared again. */
+    assert_int_equal(pgconn_exec(c, NULL, "DISCARD ALL", 0, NULL, NULL, NULL), 0);
+    assert_int_equal(plus_one(c), 42);
+    assert_int_equal(plus_one(c), 42);
+    /* A new session: the reset event forgot what the old one had. */
+    PQreset(c);
+    assert_int_equal(plus_one(c), 42);
+    /* A bad statement fails as it would unprepared, and nothing stays. */
+    assert_int_equal(pgconn_exec(c, NULL, "SELECT no_such_column", 0, NULL, NULL, NULL), -EIO);
+    assert_int_equal(plus_one(c), 42);
+    PQfinish(c);
+}
+
+static void batch_commits_or_rolls_back(void **state)
+{
+    (void)state;
+    PGconn *c = db();
+    if (!c)
+        skip();
+    const char *v[] = {"41"};
+    PGresult *r = NULL;
+    pgconn_query good[] = {{"BEGIN", 0, NULL, NULL, NULL, NULL},
+                           {"SELECT $1::int + 1", 1, v, NULL, NULL, &r},
+                           {"COMMIT", 0, NULL, NULL, NULL, NULL}};
+    assert_int_equal(pgconn_exec_batch(c, good, 3), 0);
+    assert_string_equal(PQgetvalue(r, 0, 0), "42");
+    PQclear(r);
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+    /* The failed transaction is rolled back and gives no results. */
+    pgconn_query bad[] = {{"BEGIN", 0, NULL, NULL, NULL, NULL},
+                          {"SELECT $1::int + 1", 1, v, NULL, NULL, &r},
+                          {"SELECT 1 / 0", 0, NULL, NULL, NULL, NULL},
+                          {"COMMIT", 0, NULL, NULL, NULL, NULL}};
+    assert_int_equal(pgconn_exec_batch(c, bad, 4), -EIO);
+    assert_null(r);
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+    assert_int_equal(plus_one(c), 42);
+    pgconn_query many[9];
+    for (int i = 0; i < 9; i++)
+        many[i] = (pgconn_query){"SELECT 1", 0, NULL, NULL, NULL, NULL};
+    assert_int_equal(pgconn_exec_batch(c, many, 9), -EINVAL);
+    PQfinish(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -100,6 +177,8 @@ int main(void)
         cmocka_unit_test(strings_round_trip),
         cmocka_unit_test(ids_from_payload),
         cmocka_unit_test(schema_versions),
+        cmocka_unit_test(prepared_survive_discard_and_reset),
+        cmocka_unit_test(batch_commits_or_rolls_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
