@@ -46,8 +46,12 @@ static const char *const migrations[PGSCHEMA_VERSION] = {
     " ADD COLUMN compile_exit_code integer;",
     /* 3: the request's extra files (request_files_pack's blob, as the
      * journal keeps them), so that the node that claims the task writes
-     * them into its directory; NULL for none, and again once it ends. */
-    "ALTER TABLE tasks ADD COLUMN files bytea;",
+     * them into its directory; NULL for none, and again once it ends. And
+     * whether POST /cancel_task ended it: its error says "cancelled" then,
+     * but so does a run a shutting-down node killed, which was no cancel
+     * (no version-2 row was cancelled: version 2 refused cancels). */
+    "ALTER TABLE tasks ADD COLUMN files bytea,"
+    " ADD COLUMN cancelled boolean NOT NULL DEFAULT false;",
 };
 
 int pgschema_check(long found, long known, char *err, size_t errsz)

@@ -29,7 +29,7 @@
     " (extract(epoch from started) * 1e6)::bigint, (extract(epoch from finished) * 1e6)::bigint,"  \
     " attempts, stdout, stderr, stdout_total, stdout_truncated, stderr_total, stderr_truncated,"   \
     " exit_code, signal, timed_out, cpu_us, error, lang, tests, memory_peak, limit_hit, compiled," \
-    " compile_output, compile_exit_code"
+    " compile_output, compile_exit_code, cancelled"
 enum {
     C_TYPE,
     C_STATUS,
@@ -50,7 +50,8 @@ enum {
     C_ERROR,
     C_LANG,
     C_TESTS,
-    C_MEM_PEAK /* then the other four of pg_fields_fill */
+    C_MEM_PEAK, /* then the other four of pg_fields_fill */
+    C_CANCELLED = C_MEM_PEAK + 5
 };
 
 const char *const pg_row_select = "SELECT " ROW_COLS " FROM tasks WHERE id = $1";
@@ -120,7 +121,7 @@ int pg_fill_result(task *t, const PGresult *r, int row)
     t->cpu_us = num(r, row, C_CPU);
     if (!PQgetisnull(r, row, C_ERROR) && !(t->error = strdup(PQgetvalue(r, row, C_ERROR))))
         return -ENOMEM;
-    t->cancelled = t->error && strcmp(t->error, PG_CANCELLED) == 0;
+    t->cancelled = flag(r, row, C_CANCELLED);
     if (pg_tests_read(t, r, row, C_TESTS, 1) < 0)
         return -ENOMEM;
     return pg_fields_fill(t, r, row, C_MEM_PEAK);
@@ -454,10 +455,11 @@ static const char *const finish_sql =
     " exit_code = $10, signal = $11, cpu_us = $13,"
     " memory_peak = $15, tests = $17, compiled = $18, compile_output = $19,"
     " compile_exit_code = $20,"
+    " cancelled = CASE WHEN status = 'RUNNING' THEN $21::boolean ELSE cancelled END,"
     " args = NULL, file = NULL, stdin = NULL, env = NULL, files = NULL, lease = NULL"
     " WHERE id = $1 AND lease = $2"
-    "  AND (status = 'RUNNING' OR (status = 'ERROR' AND error = '" PG_CANCELLED "'))"
-    " RETURNING (extract(epoch from finished) * 1e6)::bigint, error = '" PG_CANCELLED "'";
+    "  AND (status = 'RUNNING' OR (status = 'ERROR' AND cancelled))"
+    " RETURNING (extract(epoch from finished) * 1e6)::bigint, cancelled";
 
 /* Writes t's result under its lease. Returns 1 written (*finished_us
  * set, *cancelled when the row now says cancelled), 0 fenced off (the
@@ -494,15 +496,16 @@ static int write_result(tasks_pg *g, const task *t, const pg_claim *cl, enum tas
                           ts ? (ts->rendered.data ? ts->rendered.data : "") : NULL,
                           t->compiled ? "true" : "false",
                           t->compiled ? (t->compile_out ? t->compile_out : "") : NULL,
-                          t->compiled && t->compile_exited ? ccode : NULL};
-    const int lens[20] = {[3] = (int)t->out_len,
+                          t->compiled && t->compile_exited ? ccode : NULL,
+                          t->cancelled ? "true" : "false"};
+    const int lens[21] = {[3] = (int)t->out_len,
                           [4] = (int)t->err_len,
                           [16] = ts ? (int)ts->rendered.len : 0,
                           [18] = (int)t->compile_out_len};
-    const int fmts[20] = {[3] = 1, [4] = 1, [16] = 1, [18] = 1};
+    const int fmts[21] = {[3] = 1, [4] = 1, [16] = 1, [18] = 1};
     PGconn *c = pgconn_take(&g->pool);
     PGresult *r = NULL;
-    int rc = pgconn_exec(c, &r, finish_sql, 20, vals, lens, fmts);
+    int rc = pgconn_exec(c, &r, finish_sql, 21, vals, lens, fmts);
     pgconn_give(&g->pool, c);
     if (rc < 0)
         return rc;
@@ -556,8 +559,7 @@ static void pg_finished(void *impl, store *s, task *t, enum task_status final)
     while (cl && !atomic_load(&g->lost) &&
            (rc = write_result(g, t, cl, final, &finished_us, &cancelled)) < 0)
         nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
-    if (rc == 1 && cancelled &&
-        (final != TASK_ERROR || !t->error || strcmp(t->error, PG_CANCELLED)))
+    if (rc == 1 && cancelled && !t->cancelled)
         final = as_cancelled(t);
     if (rc == 1) {
         store_mark_finished_at(s, t, final, finished_us);
@@ -603,7 +605,8 @@ void pg_cancel_here(tasks_pg *g, const char *id, int dequeue)
  * to add its output so far. The subquery's lock reads the row as it is
  * once a claim that holds it has committed: its status and node then. */
 static const char *const cancel_sql =
-    "UPDATE tasks t SET status = 'ERROR', error = '" PG_CANCELLED "', finished = now(),"
+    "UPDATE tasks t SET status = 'ERROR', error = '" PG_CANCELLED "', cancelled = true,"
+    " finished = now(),"
     " started = coalesce(t.started, now()), args = NULL, file = NULL, stdin = NULL, env = NULL,"
     " files = NULL"
     " FROM (SELECT id, status, node FROM tasks WHERE id = $1 FOR UPDATE) o"

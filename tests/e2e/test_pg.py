@@ -303,7 +303,8 @@ class TestCancelAcross(NodesCase):
         while len(procs_with(marker)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertEqual(len(procs_with(marker)), 2)
-        DB.psql("UPDATE tasks SET status = 'ERROR', error = 'cancelled', finished = now()"
+        DB.psql("UPDATE tasks SET status = 'ERROR', error = 'cancelled', cancelled = true,"
+                " finished = now()"
                 " WHERE id = '%s'" % tid)
         t0 = time.monotonic()
         while procs_with(marker) and time.monotonic() - t0 < 10:
@@ -349,6 +350,26 @@ class TestCancelAcross(NodesCase):
         st, _, body = other.request("GET", "/stream?id=" + tid)
         self.assertEqual(st, 200)
         self.assertEqual(body.decode(), text)
+
+
+class TestShutdown(unittest.TestCase):
+    def test_a_run_killed_by_a_shutdown_is_no_cancel(self):
+        node = Server("--store", DB.url, "--workers", "1", "--shutdown-grace", "0.2")
+        try:
+            tid = node.create_ok("bin", SLEEP % "30")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and node.status(tid)[2]["status"] != "RUNNING":
+                time.sleep(0.05)
+            self.assertEqual(node.stop(signal.SIGTERM), 0)
+        finally:
+            node.stop()
+        other = Server("--store", DB.url, "--workers", "1")
+        try:
+            doc = other.status(tid)[2]
+            self.assertEqual(doc["status"], "ERROR", doc)
+            self.assertIs(doc["result"]["cancelled"], False, doc)
+        finally:
+            other.stop()
 
 
 class TestKill(NodesCase):
