@@ -104,45 +104,19 @@ static int cloexec_from(int first)
     return 0;
 }
 
-/* 1: the task gets a session of its own; 0: a process group of its own
- * is enough; -1: not known yet. Set by tsexec_task_start, which is never
- * called by two threads at once. */
-static int own_session = -1;
-
-/* Whether a task needs its own session, to part it from our controlling
- * terminal: only if we have one (the tty field of /proc/self/stat; no
- * /proc: assume so). Otherwise a process group of its own is the same
- * protection (a task outside a session's leader cannot give the session a
- * terminal) and is much cheaper: with the scheduler's autogroups (on by
- * default) setsid makes and frees a scheduling group for every task, and
- * moving into it costs a context switch (see runner_proc.c). */
-static int needs_session(void)
-{
-    int v = 1, fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return v;
-    char st[1024];
-    ssize_t n = read(fd, st, sizeof st - 1);
-    close(fd);
-    /* "pid (comm) state ppid pgrp session tty_nr ...": comm may hold
-     * anything, so fields are counted after its last ')'. */
-    char *rp = n > 0 ? (st[n] = '\0', strrchr(st, ')')) : NULL;
-    int tty = -1;
-    if (rp && sscanf(rp + 1, " %*c %*d %*d %*d %d", &tty) == 1 && tty == 0)
-        v = 0;
-    return v;
-}
-
 /* The task process, from clone to exec. */
 __attribute__((noreturn)) static void run_task(const tsexec_task *t)
 {
     const char *what;
     int rc;
-    /* Its own process group (and session, see needs_session): a task
-     * signalling its process group (kill(0)) reaches its own processes
-     * only. */
-    if (own_session ? setsid() < 0 : setpgid(0, 0) < 0)
-        fail(t, own_session ? "setsid" : "setpgid", errno);
+    /* Its own session: a task signalling its process group (kill(0))
+     * reaches its own processes only, and SIGCONT, which the kernel lets
+     * through to any process of the sender's session whatever its user,
+     * reaches none of the cell's (init, the warm Python server). A process
+     * group alone would save a scheduler autogroup and a context switch
+     * per task (runner_proc.c), but not that. */
+    if (setsid() < 0)
+        fail(t, "setsid", errno);
     for (int i = 0; i < 3; i++)
         if (t->fd[i] >= 0 && dup2(t->fd[i], i) < 0)
             fail(t, "dup2", errno);
@@ -206,10 +180,8 @@ static int task_main(void *arg)
 
 pid_t tsexec_task_start(const tsexec_task *t)
 {
-    if (own_session < 0)
-        own_session = needs_session();
-        /* A sanitizer's run-time cannot share its state with a child on the
-         * same memory, so sanitized builds fork. */
+    /* A sanitizer's run-time cannot share its state with a child on the
+     * same memory, so sanitized builds fork. */
 #ifdef SANITIZED
     pid_t pid = fork();
     if (pid == 0)

@@ -1,6 +1,5 @@
 /* tsexec_task: the task process of tasksolver-exec, from its creation to
- * the exec of the program: a process group of its own (and a session,
- * where we have a controlling terminal), its standard fds, its
+ * the exec of the program: a session of its own, its standard fds, its
  * cgroups, its directory, resource limits, the user it runs as,
  * no_new_privs and the system call filter, then execve (with execvp's
  * /bin/sh fallback for a file the kernel refuses as ENOEXEC). Shared by
