@@ -3,9 +3,16 @@
  * Programs are started as with vfork + execve (clone with CLONE_VM and
  * CLONE_VFORK, which also hands over the pidfd; so the cost does not grow
  * with the caller's memory, and no stack is mapped and unmapped per spawn
- * as glibc's posix_spawn does), in a new session whose process group id
- * equals the child's pid, with an empty signal mask, default signal
- * dispositions and every fd >= 3 closed. The child is tracked through a
+ * as glibc's posix_spawn does), in a new process group whose id equals
+ * the child's pid (and in a new session where the caller has a controlling
+ * terminal; without one, in the caller's session, which is cheaper and
+ * cannot gain one), with an empty signal mask, default signal
+ * dispositions and every fd >= 3 closed. Dispositions: the child resets
+ * the signals the caller ignored or caught at its first spawn, and
+ * SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2,
+ * SIGALRM, SIGTSTP, SIGTTIN, SIGTTOU, SIGXFSZ and SIGXCPU whenever; a
+ * caller that ignores or catches another signal does so before it first
+ * spawns. The child is tracked through a
  * pidfd, so nothing here ever calls waitpid(-1) or touches SIGCHLD.
  * Callers with their own event loop (the gather supervisor) use this level
  * directly; runner_run (runner.h) builds on it.

@@ -110,7 +110,11 @@ __attribute__((noreturn)) static void run_task(const tsexec_task *t)
     const char *what;
     int rc;
     /* Its own session: a task signalling its process group (kill(0))
-     * reaches its own processes only. */
+     * reaches its own processes only, and SIGCONT, which the kernel lets
+     * through to any process of the sender's session whatever its user,
+     * reaches none of the cell's (init, the warm Python server). A process
+     * group alone would save a scheduler autogroup and a context switch
+     * per task (runner_proc.c), but not that. */
     if (setsid() < 0)
         fail(t, "setsid", errno);
     for (int i = 0; i < 3; i++)

@@ -51,9 +51,15 @@ static int push(queue *q, task *t, int admit)
             q->head = task_ref(t);
         q->tail = t;
         q->len++;
-        pthread_cond_signal(&q->nonempty);
     }
     pthread_mutex_unlock(&q->lock);
+    /* Signalled after unlocking: a worker woken under the lock ran at once
+     * on the other CPU and blocked again on the lock we still held (perf
+     * sched_switch, --sandbox off: __pthread_mutex_cond_lock was one in
+     * twenty of the server's context switches). A push seen by a worker
+     * that was not waiting makes the one woken wait again, as before. */
+    if (rc == 0)
+        pthread_cond_signal(&q->nonempty);
     return rc;
 }
 
