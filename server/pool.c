@@ -298,7 +298,8 @@ static enum task_status take_result(task *t, runner_result *r, const runner_limi
 static void finish(pool *p, task *t, enum task_status st)
 {
     if (log_enabled(LOG_INFO)) {
-        int64_t ms = (time_now_us() - t->started_us) / 1000;
+        /* A task that ended before it started took no time. */
+        int64_t ms = t->began_mono_us ? (time_mono_us() - t->began_mono_us) / 1000 : 0;
         log_info("task %s %s %s %lld ms%s%s", t->id_str, task_type_label(t), task_status_name(st),
                  (long long)ms, t->error ? ": " : "", t->error ? t->error : "");
     }
@@ -654,6 +655,7 @@ static void run_task(pool *p, taskdir *d, task *t)
     const task_limits *tl = &t->limits;
     size_t max_output = (size_t)task_limit_pick(tl->output, (int64_t)p->cfg.max_output);
     live *lv = live_new(max_output);
+    t->began_mono_us = time_mono_us();
     tasks_started(p->tk, t, lv);
     /* At debug, as the queueing line: the end line at info is the one
      * per task that operators keep (see tasks_submit). */

@@ -76,6 +76,10 @@ typedef struct task {
     int64_t started_us;
     int64_t finished_us;
     int attempts; /* times started, counting runs before a restart */
+    /* The worker's monotonic clock when it started the task, for the
+     * log's duration: started_us may be another clock's (the shared
+     * store's). Its worker's alone. */
+    int64_t began_mono_us;
     /* result: written once before the final status is published */
     char *out;
     size_t out_len;
