@@ -50,6 +50,11 @@ struct tasks_pg {
     int wake_fd;      /* eventfd: wakes the listener (new watch, stop) */
     int queue_closed; /* the claimer's own: shutting down, claim no more */
     atomic_int lost;  /* this node's lease ran out without the database */
+    /* The node's row is in `nodes` (a first heartbeat went through): the
+     * claimer claims nothing before, since other nodes find a dead node's
+     * tasks through its row, and one that died before writing it would
+     * leave its claims RUNNING for ever. */
+    atomic_int beaten;
     pthread_t threads[3];
     int nthreads;
     void (*kill)(void *arg); /* tasks_pg_set_cancel */

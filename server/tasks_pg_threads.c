@@ -365,7 +365,7 @@ static void *claimer_main(void *arg)
                 forget_nodes(g, c);
                 next_retention = now + RETENTION_EVERY_US;
             }
-            if (!atomic_load(&g->lost))
+            if (!atomic_load(&g->lost) && atomic_load(&g->beaten))
                 claim(g, c, &more);
         }
         if (more)
@@ -662,6 +662,8 @@ static void *keeper_main(void *arg)
             next_beat = now + SECOND_US;
             if (up && heartbeat(g, c) == 0) {
                 last_ok = now;
+                if (!atomic_exchange(&g->beaten, 1))
+                    pg_kick(g); /* the claimer waited for this row */
                 if (atomic_load(&g->lost))
                     recover(g, c);
                 else
