@@ -509,8 +509,8 @@ static int send_refusal(struct mg_connection *c, const api *a, int rc, size_t ne
     if (rc == -EAGAIN) {
         int st = a->cfg->reject_status;
         return http_send_error(c, st, st == 429 ? "Retry-After: 1\r\n" : NULL, NULL,
-                               "server is at capacity: %d %s and %ld %s (limit %ld); retry later",
-                               a->cfg->workers, busy, tasks_service_counts(a->tk).queued, waiting,
+                               "server is at capacity (%s: %d, %s: %ld, limit %ld); retry later",
+                               busy, a->cfg->workers, waiting, tasks_service_counts(a->tk).queued,
                                a->cfg->max_queue);
     }
     if (rc == -ENOTCONN)
