@@ -281,6 +281,23 @@ def alive(pid):
         return False
 
 
+def procs_with(marker):
+    """Pids of the processes whose command line holds marker anywhere (in
+    a script passed as an argument, say; tasks in a PID namespace are
+    visible from outside it too), zombies included."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                if marker.encode() in f.read():
+                    pids.append(int(d))
+        except OSError:
+            pass
+    return pids
+
+
 def pids_with_arg(arg, program=None):
     """Live (non-zombie) pids whose command line has the argument arg and,
     with program, whose argv[0] ends with program (so that a parent that

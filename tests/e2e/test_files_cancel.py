@@ -16,7 +16,7 @@ import time
 import unittest
 import uuid
 
-from harness import BUILD_DIR, SERVER_BIN, Server, ServerCase, b64, task_doc
+from harness import BUILD_DIR, SERVER_BIN, Server, ServerCase, b64, procs_with, task_doc
 
 
 body = task_doc
@@ -185,22 +185,6 @@ def wait_status(srv, task_id, status, timeout=30):
         if time.monotonic() > deadline:
             raise AssertionError("task %s still %s" % (task_id, doc["status"]))
         time.sleep(0.05)
-
-
-def procs_with(marker):
-    """Pids of the processes whose command line holds marker (tasks in a
-    PID namespace are visible from outside it too)."""
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                if marker.encode() in f.read():
-                    pids.append(int(d))
-        except OSError:
-            pass
-    return pids
 
 
 def cancel(srv, task_id):

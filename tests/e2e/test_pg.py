@@ -17,7 +17,7 @@ import unittest
 import urllib.request
 
 import pg
-from harness import BUILD_DIR, SERVER_BIN, Server
+from harness import BUILD_DIR, SERVER_BIN, Server, procs_with
 
 DB = None
 
@@ -139,21 +139,6 @@ class TestShared(NodesCase):
 PRINT_SLEEP = "#!/bin/sh\necho started \"$1\"\n/bin/sh -c 'sleep 30; echo late' \"$1\" &\nwait\n"
 # Prints a line every half second for about three seconds.
 TICKS = "import time\nfor i in range(6):\n    print('tick', i, flush=True)\n    time.sleep(0.5)\n"
-
-
-def procs_with(marker):
-    """Pids of the processes whose command line holds marker."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                if marker.encode() in f.read():
-                    found.append(int(pid))
-        except OSError:
-            pass
-    return found
 
 
 class TestCancelAcross(NodesCase):
