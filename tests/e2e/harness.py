@@ -135,6 +135,16 @@ class Server:
     def run(self, type_, source, args=None, timeout=60):
         return self.wait_done(self.create_ok(type_, source, args), timeout)
 
+    def wait_log(self, text, timeout=10):
+        """The log so far, once a line holding text is in it (or after
+        timeout). The server writes a line before the answer it concerns,
+        but the log is read on another thread, which a loaded machine can
+        leave behind the test: a check of a running server's log waits."""
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.log) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return "".join(self.log)
+
     def stop(self, sig=signal.SIGTERM, timeout=30, check=True):
         """Stops the server and returns its exit code. With check, a server
         that does not exit 0 on SIGTERM/SIGINT, or that logged a sanitizer

@@ -316,7 +316,7 @@ class TimeoutCell(CellCase):
         os.kill(init_of(cells[0]), signal.SIGKILL)
         self.assertEqual(self.run_ok("bin", "#!/bin/sh\necho $$\n"), "2\n")
         self.assertNotEqual(cells_of(self.srv), cells)
-        self.assertIn("damaged", "".join(self.srv.log))
+        self.assertIn("damaged", self.srv.wait_log("damaged"))
         # And while a task runs: the task ends killed, the next one runs.
         mark = "432.%d" % os.getpid()
         cells = cells_of(self.srv)
@@ -353,7 +353,7 @@ class TimeoutCell(CellCase):
         self.py("import os\nos.makedirs('/tmp/' + 'd/' * 300)\n")
         out = self.run_ok("bin", "#!/bin/sh\nls -A /tmp | grep -c '^d$'\ntrue\n")
         self.assertEqual(out, "0\n")
-        self.assertIn("damaged", "".join(self.srv.log))
+        self.assertIn("damaged", self.srv.wait_log("damaged"))
 
 
 class PerTask(unittest.TestCase):

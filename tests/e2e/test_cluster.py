@@ -494,7 +494,7 @@ class Faults(unittest.TestCase):
             while m.workers() and time.monotonic() < deadline:
                 time.sleep(0.1)
             self.assertEqual(m.workers(), [])
-            self.assertTrue(any("node gone forgotten" in line for line in srv.log), srv.log)
+            self.assertIn("node gone forgotten", srv.wait_log("node gone forgotten"))
             # The job waited for a node, and a new one finishes it.
             self.assertIs(m.job(job_id)["finished"], False)
             w = Server("--join", srv.url, "--name", "fresh")

@@ -352,7 +352,7 @@ class Isolation(WarmCase):
         self.assertEqual(self.warm_ok("import os\nprint(os.getppid() != 1)\n"), "True\n")
         self.assertEqual(len(fork_servers(self.srv)), 1)
         self.assertNotEqual(fork_servers(self.srv), before)
-        log = "".join(self.srv.log)
+        log = self.srv.wait_log("a new one started the task")
         self.assertIn("a new one started the task", log)
         self.assertNotIn("damaged", log)
 
@@ -370,8 +370,8 @@ class Isolation(WarmCase):
         doc = self.srv.wait_done(tid)
         self.assertEqual(doc["status"], "SUCCESS", doc)
         self.assertEqual(doc["result"]["stdout"], "started\ndone\n")
-        self.assertIn("task %s: warm Python: the fork server died while the task ran" % tid,
-                      "".join(self.srv.log))
+        said = "task %s: warm Python: the fork server died while the task ran" % tid
+        self.assertIn(said, self.srv.wait_log(said))
         self.assertEqual(self.warm_ok("import os\nprint(os.getppid() != 1)\n"), "True\n")
 
 
