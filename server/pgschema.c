@@ -50,8 +50,8 @@ static const char *const migrations[PGSCHEMA_VERSION] = {
      * whether POST /cancel_task ended it: its error says "cancelled" then,
      * but so does a run a shutting-down node killed, which was no cancel
      * (no version-2 row was cancelled: version 2 refused cancels). */
-    "ALTER TABLE tasks ADD COLUMN files bytea,"
-    " ADD COLUMN cancelled boolean NOT NULL DEFAULT false;",
+    ("ALTER TABLE tasks ADD COLUMN files bytea,"
+     " ADD COLUMN cancelled boolean NOT NULL DEFAULT false;"),
 };
 
 int pgschema_check(long found, long known, char *err, size_t errsz)
