@@ -272,14 +272,14 @@ static void pg_admit_restored(void *impl, queue *q)
 static const char *const insert_sql =
     "INSERT INTO tasks (id, type, status, args, file, stdin, env, lang, limits, tests, files)"
     " VALUES ($1, $2, 'WAIT', $3, $4, $5, $6, $7, $8::double precision[], $9, $10)"
-    " RETURNING (extract(epoch from created) * 1e6)::bigint, pg_notify('ts_new', '')";
+    " RETURNING (extract(epoch from created) * 1e6)::bigint";
 static const char *const admit_sql =
     "INSERT INTO tasks (id, type, status, args, file, stdin, env, lang, limits, tests, files)"
     " SELECT $1, $2, 'WAIT', $3, $4, $5, $6, $7, $8::double precision[], $9, $10"
     " WHERE (SELECT count(*) FROM tasks WHERE status = 'WAIT') < $11::bigint +"
     "  (SELECT coalesce(sum(greatest(workers - running, 0)), 0) FROM nodes"
     "   WHERE heartbeat > now() - make_interval(secs => $12))"
-    " RETURNING (extract(epoch from created) * 1e6)::bigint, pg_notify('ts_new', '')";
+    " RETURNING (extract(epoch from created) * 1e6)::bigint";
 
 /* The task this thread inserted last and g->done_seen before its insert:
  * the long poll of its create_task?wait=S, on the same connection thread
@@ -362,8 +362,10 @@ static int pg_add(void *impl, task *t)
      * only answers for the task. */
     task_drop_program(t);
     task_drop_args(t);
-    /* This node's claimer need not wait for its own NOTIFY to come back. */
+    /* This node's claimer need not wait for its own NOTIFY to come back;
+     * other nodes hear of it from the keeper, after the commit. */
     pg_kick(g);
+    pg_notify_new(g);
     return 0;
 }
 

@@ -34,13 +34,15 @@ struct tasks_pg {
     pgconn_pool pool;     /* connection threads and workers; its own lock */
     store *s;             /* where claimed tasks are published (pg_open) */
     queue *q;             /* where claimed tasks wait for a worker (admit_restored) */
-    pthread_mutex_t lock; /* protects claims, watches, done, pending, stop, kicked, done_seen */
+    pthread_mutex_t lock; /* protects claims, watches, done, pending, inserted_here, stop, kicked,
+                             done_seen */
     pthread_cond_t kick;  /* monotonic: the claimer waits for work or a free worker */
     pthread_cond_t keep;  /* monotonic: the keeper waits for ids to notify or its tick */
     pg_claim *claims;
     pg_watcher *watches;
-    buf done;    /* ids finished here, comma-separated, for the next NOTIFY ts_done */
-    int pending; /* done has ids */
+    buf done;          /* ids finished here, comma-separated, for the next NOTIFY ts_done */
+    int pending;       /* done has ids, or inserted_here is set */
+    int inserted_here; /* a task was inserted here since the last NOTIFY ts_new */
     int stop;
     int kicked;
     /* Counts the listener's batches of ts_done ids (and its reconnects,
@@ -132,5 +134,7 @@ void pg_kick(tasks_pg *g);
 void pg_poke_listener(tasks_pg *g);
 /* Queues id for the keeper's next NOTIFY ts_done. */
 void pg_notify_done(tasks_pg *g, const char *id);
+/* Asks the keeper for a NOTIFY ts_new: a task was inserted here. */
+void pg_notify_new(tasks_pg *g);
 
 #endif
