@@ -11,6 +11,9 @@
 #include "pgconn.h"
 #include "tasks_pg.h"
 
+/* How many ends the listener remembers by id (tasks_pg.seen_ring). */
+#define PG_SEEN_RING 256
+
 /* A task this node claimed: its lease token fences the result. */
 typedef struct pg_claim {
     struct pg_claim *next;
@@ -35,7 +38,7 @@ struct tasks_pg {
     store *s;             /* where claimed tasks are published (pg_open) */
     queue *q;             /* where claimed tasks wait for a worker (admit_restored) */
     pthread_mutex_t lock; /* protects claims, watches, done, pending, inserted_here, stop, kicked,
-                             done_seen */
+                             done_seen, seen_* */
     pthread_cond_t kick;  /* monotonic: the claimer waits for work or a free worker */
     pthread_cond_t keep;  /* monotonic: the keeper waits for ids to notify or its tick */
     pg_claim *claims;
@@ -49,6 +52,16 @@ struct tasks_pg {
      * after which it reads every watch): a long poll registered while it
      * is unchanged since its task's insert missed no end of it. */
     unsigned long done_seen;
+    /* The ids of the last PG_SEEN_RING ends the listener took, each with
+     * done_seen after its batch; the done_seen of its last reconnect; and
+     * the newest done_seen pushed out of the ring. A long poll registered
+     * since finds whether its own end was among them (pg_seen_since). */
+    struct {
+        unsigned char id[16];
+        unsigned long seen;
+    } seen_ring[PG_SEEN_RING];
+    unsigned seen_next;
+    unsigned long seen_reconnect, seen_floor;
     int wake_fd;      /* eventfd: wakes the listener (new watch, stop) */
     int queue_closed; /* the claimer's own: shutting down, claim no more */
     atomic_int lost;  /* this node's lease ran out without the database */
@@ -132,6 +145,10 @@ void pg_threads_stop(tasks_pg *g);
 void pg_kick(tasks_pg *g);
 /* Wakes the listener: a watch to read at once. */
 void pg_poke_listener(tasks_pg *g);
+/* Non-zero if the listener may have taken an end of the task id (16
+ * bytes) after done_seen was seen, so that a long poll registered now
+ * must read its row; g->lock held. */
+int pg_seen_since(const tasks_pg *g, const unsigned char *id, unsigned long seen);
 /* Queues id for the keeper's next NOTIFY ts_done. */
 void pg_notify_done(tasks_pg *g, const char *id);
 /* Asks the keeper for a NOTIFY ts_new: a task was inserted here. */

@@ -493,6 +493,48 @@ static void refresh_watches(tasks_pg *g, PGconn *c, const char *ids, int all)
     free(v);
 }
 
+/* Counts a batch of ends in done_seen and keeps their ids ("ID,ID,") in
+ * the ring; an incomplete batch (no memory) counts as a reconnect: every
+ * watch registered since reads its row. g->lock held. */
+static void remember_ends(tasks_pg *g, const buf *ids)
+{
+    g->done_seen++;
+    if (buf_failed(ids)) {
+        g->seen_reconnect = g->done_seen;
+        return;
+    }
+    for (const char *p = ids->data; p && *p;) {
+        const char *comma = strchr(p, ',');
+        char id[37];
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        unsigned char u[16];
+        if (n < sizeof id) {
+            memcpy(id, p, n);
+            id[n] = '\0';
+            if (uuid_parse(id, u) == 0) {
+                unsigned i = g->seen_next++ % PG_SEEN_RING;
+                if (g->seen_ring[i].seen > g->seen_floor)
+                    g->seen_floor = g->seen_ring[i].seen;
+                memcpy(g->seen_ring[i].id, u, sizeof u);
+                g->seen_ring[i].seen = g->done_seen;
+            }
+        }
+        p = comma ? comma + 1 : p + n;
+    }
+}
+
+int pg_seen_since(const tasks_pg *g, const unsigned char *id, unsigned long seen)
+{
+    if (g->done_seen == seen)
+        return 0;
+    if (g->seen_reconnect > seen || g->seen_floor > seen)
+        return 1; /* a pass over everything, or ends pushed out of the ring */
+    for (unsigned i = 0; i < PG_SEEN_RING; i++)
+        if (g->seen_ring[i].seen > seen && !memcmp(g->seen_ring[i].id, id, 16))
+            return 1;
+    return 0;
+}
+
 static void add_id(void *arg, const char *id)
 {
     buf_printf(arg, "%s,", id);
@@ -514,7 +556,7 @@ static void *listener_main(void *arg)
                 listening = 1;
                 last_all = 0; /* what ended while it was away */
                 pthread_mutex_lock(&g->lock);
-                g->done_seen++;
+                g->seen_reconnect = ++g->done_seen;
                 pthread_mutex_unlock(&g->lock);
                 pg_kick(g);
             } else {
@@ -547,11 +589,11 @@ static void *listener_main(void *arg)
                 PQfreemem(nt);
             }
         }
-        if (ids.len) {
+        if (ids.len || buf_failed(&ids)) {
             /* Before the watches are read: a watch registered from now on
              * sees that it may have missed one of these ends (pg_watch). */
             pthread_mutex_lock(&g->lock);
-            g->done_seen++;
+            remember_ends(g, &ids);
             pthread_mutex_unlock(&g->lock);
         }
         int64_t now = time_mono_us();
