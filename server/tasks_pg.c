@@ -151,8 +151,8 @@ int tasks_pg_new(tasks_pg **out, const tasks_pg_config *cfg, char *err, size_t e
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    rc = pthread_mutex_init(&g->lock, NULL) || pthread_cond_init(&g->kick, &ca) ||
-                 pthread_cond_init(&g->keep, &ca)
+    rc = pthread_mutex_init(&g->lock, NULL) || pthread_mutex_init(&g->copy_lock, NULL) ||
+                 pthread_cond_init(&g->kick, &ca) || pthread_cond_init(&g->keep, &ca)
              ? -ENOMEM
              : 0;
     pthread_condattr_destroy(&ca);
@@ -184,6 +184,7 @@ fail_connect:
 fail_pool:
     pthread_cond_destroy(&g->keep);
     pthread_cond_destroy(&g->kick);
+    pthread_mutex_destroy(&g->copy_lock);
     pthread_mutex_destroy(&g->lock);
 fail_strings:
     free(g->url);
@@ -376,9 +377,13 @@ static int pg_add(void *impl, task *t)
      * only answers for the task. */
     task_drop_program(t);
     task_drop_args(t);
-    /* This node's claimer need not wait for its own NOTIFY to come back;
-     * other nodes hear of it from the keeper, after the commit. */
-    pg_kick(g);
+    /* This node's claimer need not wait for its own NOTIFY to come back,
+     * nor be woken at all while it would claim nothing (every worker busy
+     * and one task ahead): the worker that ends next kicks it. Other nodes
+     * hear of the task from the keeper, after the commit. */
+    store_counts sc = store_get_counts(g->s);
+    if (sc.running + sc.waiting < g->cfg.workers + 1L)
+        pg_kick(g);
     pg_notify_new(g);
     return 0;
 }
@@ -550,20 +555,38 @@ static enum task_status as_cancelled(task *t)
 }
 
 /* Long polls here on copies of t (its create_task?wait=S, a get_status
- * that came while it waited) get t's result from memory at once, without
- * waiting for the NOTIFY to come back nor reading the row. */
+ * that came while it waited) get t's result from memory at once, written
+ * into their copies by this thread: neither waiting for the NOTIFY to come
+ * back nor reading the row nor waking the listener to copy it (one thread
+ * hand-off a task fewer). A copy it cannot write (no memory) is left to
+ * the listener, which reads the row. */
 static void wake_copies(tasks_pg *g, task *t)
 {
-    int found = 0;
+    task *copies[8];
+    size_t n = 0;
+    int poke = 0;
     pthread_mutex_lock(&g->lock);
     for (pg_watcher *w = g->watches; w; w = w->next) {
         if (memcmp(w->t->id, t->id, sizeof t->id) || w->done)
             continue;
         w->done = task_ref(t);
-        found = w->fresh = 1;
+        if (n < sizeof copies / sizeof *copies)
+            copies[n++] = task_ref(w->t);
+        else
+            poke = w->fresh = 1;
     }
     pthread_mutex_unlock(&g->lock);
-    if (found)
+    for (size_t i = 0; i < n; i++) {
+        if (pg_copy_end(g, copies[i], t) < 0) {
+            pthread_mutex_lock(&g->lock);
+            for (pg_watcher *w = g->watches; w; w = w->next)
+                if (w->t == copies[i])
+                    poke = w->fresh = 1;
+            pthread_mutex_unlock(&g->lock);
+        }
+        task_unref(copies[i]);
+    }
+    if (poke)
         pg_poke_listener(g);
 }
 
@@ -853,6 +876,7 @@ static void pg_close(void *impl)
     pgconn_pool_destroy(&g->pool);
     pthread_cond_destroy(&g->keep);
     pthread_cond_destroy(&g->kick);
+    pthread_mutex_destroy(&g->copy_lock);
     pthread_mutex_destroy(&g->lock);
     free(g->url);
     free(g->name);

@@ -39,8 +39,13 @@ struct tasks_pg {
     queue *q;             /* where claimed tasks wait for a worker (admit_restored) */
     pthread_mutex_t lock; /* protects claims, watches, done, pending, inserted_here, stop, kicked,
                              done_seen, seen_* */
-    pthread_cond_t kick;  /* monotonic: the claimer waits for work or a free worker */
-    pthread_cond_t keep;  /* monotonic: the keeper waits for ids to notify or its tick */
+    /* Serialises the writes of watched copies (pg_copy_end, the
+     * listener's reads of rows): the worker that ran a task and the
+     * listener may both write one. Taken before the store's lock, never
+     * with g->lock. */
+    pthread_mutex_t copy_lock;
+    pthread_cond_t kick; /* monotonic: the claimer waits for work or a free worker */
+    pthread_cond_t keep; /* monotonic: the keeper waits for ids to notify or its tick */
     pg_claim *claims;
     pg_watcher *watches;
     buf done;          /* ids finished here, comma-separated, for the next NOTIFY ts_done */
@@ -149,6 +154,10 @@ void pg_poke_listener(tasks_pg *g);
  * bytes) after done_seen was seen, so that a long poll registered now
  * must read its row; g->lock held. */
 int pg_seen_since(const tasks_pg *g, const unsigned char *id, unsigned long seen);
+/* Writes the result of done, a final task this node ran, into the watched
+ * copy t of it, unless t is final already. Returns 0 or -ENOMEM (t then
+ * keeps what was copied; its row is to be read). Takes g->copy_lock. */
+int pg_copy_end(tasks_pg *g, task *t, const task *done);
 /* Queues id for the keeper's next NOTIFY ts_done. */
 void pg_notify_done(tasks_pg *g, const char *id);
 /* Asks the keeper for a NOTIFY ts_new: a task was inserted here. */

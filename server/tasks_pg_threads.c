@@ -435,31 +435,38 @@ static int copy_result(task *t, const task *src)
     return pg_fields_copy(t, src);
 }
 
+int pg_copy_end(tasks_pg *g, task *t, const task *done)
+{
+    task_view v = store_view(g->s, (task *)done, 0);
+    int rc = 0;
+    pthread_mutex_lock(&g->copy_lock);
+    if (!task_status_final(store_view(g->s, t, 0).status) && (rc = copy_result(t, done)) == 0)
+        store_update_copy(g->s, t, &v);
+    pthread_mutex_unlock(&g->copy_lock);
+    return rc;
+}
+
 /* Publishes in the copy t what changed: from done, the task as this node
- * ran it, when given, else from its row. The listener is the only writer
- * of a watched copy. */
+ * ran it, when given, else from its row. */
 static void refresh(tasks_pg *g, PGconn *c, task *t, const task *done)
 {
-    task_view now = store_view(g->s, t, 0);
-    if (task_status_final(now.status))
+    if (task_status_final(store_view(g->s, t, 0).status))
         return;
-    if (done) {
-        task_view v = store_view(g->s, (task *)done, 0);
-        if (copy_result(t, done) == 0) {
-            store_update_copy(g->s, t, &v);
-            return;
-        }
-    }
+    if (done && pg_copy_end(g, t, done) == 0)
+        return;
     const char *vals[] = {t->id_str};
     PGresult *r = NULL;
     if (pgconn_exec(c, &r, pg_row_select, 1, vals, NULL, NULL) < 0)
         return;
     task_view v;
-    if (PQntuples(r) == 1 && pg_row_view(r, 0, &v) == 0 &&
+    pthread_mutex_lock(&g->copy_lock);
+    task_view now = store_view(g->s, t, 0);
+    if (!task_status_final(now.status) && PQntuples(r) == 1 && pg_row_view(r, 0, &v) == 0 &&
         (v.status != now.status || v.attempts != now.attempts)) {
         if (!task_status_final(v.status) || pg_fill_result(t, r, 0) == 0)
             store_update_copy(g->s, t, &v);
     }
+    pthread_mutex_unlock(&g->copy_lock);
     PQclear(r);
 }
 
