@@ -97,8 +97,10 @@ task *tasks_next(tasks *tk)
 void tasks_started(tasks *tk, task *t, struct live *lv)
 {
     store_mark_running(&tk->s, t, lv);
-    /* Durable before the program runs, so that a crash is seen as one
-     * (requeue counts the attempt; fail never runs the task twice). */
+    /* With --on-restart fail, durable before the program runs, so that a
+     * crash never runs the task twice; with requeue recorded without
+     * waiting (a crash within the commit re-runs the task without
+     * counting the attempt). */
     tk->ops->started(tk->impl, t);
 }
 

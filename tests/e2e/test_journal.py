@@ -75,6 +75,16 @@ class JournalCase(unittest.TestCase):
                 self.fail("the program did not start %d times" % n)
             time.sleep(0.02)
 
+    def wait_start_recorded(self, srv):
+        """Returns once the journal holds the start of the task that runs.
+        With the default --on-restart requeue a worker does not wait for
+        that commit before the program runs (a crash within it re-runs the
+        task without counting the attempt), so a loaded machine can kill
+        the server in between. One writer commits in queue order, and a
+        create is answered once committed: a create's 200 now says the
+        start queued before it is on disk too."""
+        srv.create_ok("bin", "true")
+
     def wait_status(self, srv, task_id, status, timeout=30):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -172,6 +182,7 @@ class Restart(JournalCase):
         srv = self.start("--workers", "1")
         task = srv.create_ok("bin", ONCE_SLOW % {"dir": self.tmp})
         self.wait_runs(1)
+        self.wait_start_recorded(srv)
         self.stop(srv, signal.SIGKILL)
 
         srv = self.start("--workers", "1")
