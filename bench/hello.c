@@ -1,9 +1,14 @@
 /* bench_hello: the ceiling for the get_status benchmark. A civetweb server
  * started with the same options as tasksolver's (keep-alive, TCP_NODELAY,
- * timeouts, thread count) whose only handler answers a small JSON document
+ * timeouts, thread count) whose handler answers a small JSON document
  * with the same headers, written in one mg_write. The difference between
  * its request rate and tasksolver's GET /get_status is what the server's
  * own work costs: query parsing, the store lookup and the status JSON.
+ *
+ * It also answers POST /create_task the way bench_load expects, reading
+ * the whole body first: PENDING, or SUCCESS with ?wait=, so that every GET
+ * ends the "task". Driven by bench_load, it gives the HTTP floor of the
+ * task benchmark: what the same exchanges cost with no task behind them.
  *
  *   bench_hello [--port PORT] [--threads N]
  *
@@ -17,9 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int h_hello(struct mg_connection *c, void *cbdata)
+static void answer(struct mg_connection *c, const char *body, size_t len)
 {
-    static const char body[] = "{\"hello\":\"world\"}\n";
     char out[512];
     int n = snprintf(out, sizeof out,
                      "HTTP/1.1 200 OK\r\n"
@@ -27,8 +31,32 @@ static int h_hello(struct mg_connection *c, void *cbdata)
                      "Content-Length: %zu\r\n"
                      "Cache-Control: no-store\r\n"
                      "\r\n%s",
-                     sizeof body - 1, body);
+                     len, body);
     mg_write(c, out, (size_t)n);
+}
+
+static int h_create(struct mg_connection *c, void *cbdata)
+{
+    (void)cbdata;
+    static const char pending[] = "{\"id\":\"0\",\"status\":\"PENDING\"}\n";
+    static const char success[] = "{\"id\":\"0\",\"status\":\"SUCCESS\"}\n";
+    char buf[16384];
+    while (mg_read(c, buf, sizeof buf) > 0)
+        ;
+    const char *q = mg_get_request_info(c)->query_string;
+    if (q && strstr(q, "wait="))
+        answer(c, success, sizeof success - 1);
+    else
+        answer(c, pending, sizeof pending - 1);
+    return 200;
+}
+
+static int h_hello(struct mg_connection *c, void *cbdata)
+{
+    (void)cbdata;
+    /* bench_load's long poll ends on this status. */
+    static const char body[] = "{\"status\":\"SUCCESS\"}\n";
+    answer(c, body, sizeof body - 1);
     return 200;
 }
 
@@ -85,6 +113,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_hello: cannot listen on %s: %s\n", listen, err);
         return 1;
     }
+    /* The first pattern that matches wins. */
+    mg_set_request_handler(ctx, "/create_task$", h_create, NULL);
     mg_set_request_handler(ctx, "/", h_hello, NULL);
     struct mg_server_port ports[4];
     int n = mg_get_server_ports(ctx, 4, ports);
