@@ -381,8 +381,7 @@ static int pg_add(void *impl, task *t)
      * nor be woken at all while it would claim nothing (every worker busy
      * and one task ahead): the worker that ends next kicks it. Other nodes
      * hear of the task from the keeper, after the commit. */
-    store_counts sc = store_get_counts(g->s);
-    if (sc.running + sc.waiting < g->cfg.workers + 1L)
+    if (pg_claim_room(g) > 0)
         pg_kick(g);
     pg_notify_new(g);
     return 0;

@@ -148,6 +148,9 @@ void pg_threads_start(tasks_pg *g);
 void pg_threads_stop(tasks_pg *g);
 /* Wakes the claimer: a worker may be free, or a task waiting. */
 void pg_kick(tasks_pg *g);
+/* How many tasks the claimer would claim now: one for each idle worker
+ * and one ahead, less those queued here already; 0 or less: none. */
+long pg_claim_room(tasks_pg *g);
 /* Wakes the listener: a watch to read at once. */
 void pg_poke_listener(tasks_pg *g);
 /* Non-zero if the listener may have taken an end of the task id (16

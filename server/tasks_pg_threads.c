@@ -267,15 +267,22 @@ static int by_seq(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Claims for the idle workers, and one task ahead: a worker that finishes
- * finds its next task queued instead of waiting for a claim's round trip
- * (trivial tasks through one node, 8 clients: see README). Returns how many
- * it queued; *more is set when it got all it asked for (more may wait). */
+/* One task ahead: a worker that finishes finds its next task queued
+ * instead of waiting for a claim's round trip (trivial tasks through one
+ * node, 8 clients: see README). */
+long pg_claim_room(tasks_pg *g)
+{
+    store_counts sc = store_get_counts(g->s);
+    return g->cfg.workers + 1L - sc.running - sc.waiting;
+}
+
+/* Claims for the idle workers, and one task ahead (pg_claim_room). Returns
+ * how many it queued; *more is set when it got all it asked for (more may
+ * wait). */
 static int claim(tasks_pg *g, PGconn *c, int *more)
 {
     *more = 0;
-    store_counts sc = store_get_counts(g->s);
-    long idle = g->cfg.workers + 1L - sc.running - sc.waiting;
+    long idle = pg_claim_room(g);
     if (idle <= 0 || g->queue_closed)
         return 0;
     char n[24];
