@@ -35,8 +35,9 @@ int http_routes_add(http_routes *r, const char *pattern, mg_request_handler h, v
                     const char *desc);
 
 /* Registers the JSON 404 for every path no route matches: "no route
- * METHOD PATH; routes: " and the descriptions. Call once, after every
- * http_routes_add. */
+ * METHOD PATH; routes: " and the descriptions, and turns off civetweb's
+ * own per-directory password files for every path (authentication is
+ * auth.h's). Call once, after every http_routes_add. */
 void http_routes_fallback(http_routes *r);
 
 #endif

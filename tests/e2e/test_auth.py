@@ -65,5 +65,29 @@ class Auth(unittest.TestCase):
             os.unlink(empty)
 
 
+class NoPasswordFiles(unittest.TestCase):
+    """civetweb's per-directory password files play no part: with no
+    document root it would look for /.htpasswd on every request."""
+
+    @unittest.skipUnless(os.geteuid() == 0, "writing /.htpasswd needs root")
+    def test_a_password_file_at_the_root_changes_nothing(self):
+        path = "/.htpasswd"
+        if os.path.lexists(path):
+            self.skipTest("%s exists on this machine" % path)
+        srv = Server()
+        try:
+            with open(path, "x") as f:
+                f.write("user:realm:0123456789abcdef0123456789abcdef\n")
+            try:
+                st, _, doc = srv.request("GET", "/get_task_count")
+                st404, _, _ = srv.request("GET", "/nope")
+            finally:
+                os.unlink(path)
+            self.assertEqual(st, 200, doc)
+            self.assertEqual(st404, 404)
+        finally:
+            srv.stop()
+
+
 if __name__ == "__main__":
     unittest.main()
