@@ -15,6 +15,22 @@
 #include "request_tests.h"
 #include "testset.h"
 
+/* Non-zero when name climbs out of the task directory: absolute, or with
+ * a ".." component ("..ox" is a plain name). */
+static int escapes(const char *name)
+{
+    if (name[0] == '/')
+        return 1;
+    for (const char *c = name;; c++) {
+        size_t n = strcspn(c, "/");
+        if (n == 2 && c[0] == '.' && c[1] == '.')
+            return 1;
+        c += n;
+        if (!*c)
+            return 0;
+    }
+}
+
 /* Aborts unless r's files survive the journal's blob unchanged. */
 static void check_files(const create_req *r)
 {
@@ -32,7 +48,7 @@ static void check_files(const create_req *r)
     for (int i = 0; rc == 0 && i < n; i++)
         if (strcmp(back[i].name, r->files[i].name) || back[i].len != r->files[i].len ||
             (back[i].len && memcmp(back[i].data, r->files[i].data, back[i].len)) ||
-            strstr(back[i].name, "..") == back[i].name || back[i].name[0] == '/')
+            escapes(back[i].name))
             abort();
     if (rc == 0)
         task_files_free(back, n);
