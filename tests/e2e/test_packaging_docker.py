@@ -209,6 +209,20 @@ class TestImage(unittest.TestCase):
         self.assertEqual(major, "3")
         self.assertEqual(int(uid), self.info["sandbox"]["uid"])
 
+    def test_compiled_languages(self):
+        # The image installs gcc and g++ (LANGUAGE_PACKAGES): both are
+        # offered, and compile and run in the container's sandbox.
+        st, langs = http("GET", self.url + "/languages")
+        self.assertEqual(st, 200, langs)
+        self.assertLessEqual({"python", "bash", "c", "cpp"}, {l["name"] for l in langs}, langs)
+        for type_, source in (("c", '#include <stdio.h>\nint main(void) { puts("c ok"); }\n'),
+                              ("cpp", "#include <iostream>\n"
+                                      'int main() { std::cout << "cpp ok" << std::endl; }\n')):
+            doc = self.run_task(type_, source)
+            self.assertEqual(doc["status"], "SUCCESS", doc)
+            self.assertEqual(doc["result"]["stdout"], type_ + " ok\n", doc)
+            self.assertEqual(doc["result"]["compile_exit_code"], 0, doc)
+
     def test_bin_task_sees_no_server(self):
         # The server's command line carries --run-as: no process a task can
         # see has it, and the task sees only its own few processes.
