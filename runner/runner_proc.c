@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cell.h"
+#include "sanitized.h"
 #include "timefmt.h"
 
 extern char **environ;
@@ -267,15 +268,7 @@ fail:;
     _exit(127);
 }
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-
-#ifndef SANITIZED
+#ifndef TS_SANITIZED
 /* The stack of the child of spawn_vfork. child_exec makes only system
  * calls: with its callees and glibc's wrappers it uses under 1 KiB
  * (gcc -fstack-usage: 336 bytes for its own frame). */
@@ -296,7 +289,7 @@ static int child_start(void *arg)
  * reaped). */
 static int spawn_vfork(pid_t *pid_out, int *pidfd_out, child_plan *c)
 {
-#ifndef SANITIZED
+#ifndef TS_SANITIZED
     /* A true vfork: the child runs on our memory and we resume only once
      * it has exec'd or exited, so it leaves a failed exec's errno right
      * here. A pipe for it cost a pipe2, a dup, a read and three closes on

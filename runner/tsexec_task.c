@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sanitized.h"
 #include "tsexec_lock.h"
 
 /* One line on the report fd. */
@@ -160,15 +161,7 @@ __attribute__((noreturn)) static void run_task(const tsexec_task *t)
     _exit(127);
 }
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-
-#ifndef SANITIZED
+#ifndef TS_SANITIZED
 /* The task's stack until it execs; untouched pages cost nothing. */
 static char task_stack[256 * 1024] __attribute__((aligned(64)));
 
@@ -182,7 +175,7 @@ pid_t tsexec_task_start(const tsexec_task *t)
 {
     /* A sanitizer's run-time cannot share its state with a child on the
      * same memory, so sanitized builds fork. */
-#ifdef SANITIZED
+#ifdef TS_SANITIZED
     pid_t pid = fork();
     if (pid == 0)
         run_task(t);
