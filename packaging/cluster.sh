@@ -59,6 +59,9 @@ start() {
     name=$1
     shift
     # shellcheck disable=SC2086 # the option strings are meant to split
+    # Made here: the background node opens it only once it is forked, and
+    # the loop below may read it first.
+    : >"$logdir/$name.log"
     "$bin" "$@" 2>"$logdir/$name.log" &
     pid=$!
     pids="$pids $pid"
