@@ -145,7 +145,15 @@ class AdmissionControl(unittest.TestCase):
     def test_full_queue_answers_429_with_retry_after(self):
         srv = Server("--workers", "1", "--max-queue", "1", "--log-level", "warn")
         try:
-            srv.create_ok("bin", "sleep 2")
+            # The blocker must hold the worker for the whole test: a loaded
+            # machine once took over 2 s (a blocker of sleep 2) to get here,
+            # between the creates and the count below. And it must be
+            # running, not waiting, when the next task takes the queue's
+            # one place.
+            blocker = srv.create_ok("bin", "sleep 60")
+            deadline = time.monotonic() + 20
+            while srv.status(blocker)[2]["status"] != "RUNNING" and time.monotonic() < deadline:
+                time.sleep(0.01)
             srv.create_ok("bin", "true")
             st, body = srv.create("bin", "true")
             self.assertEqual(st, 429)
@@ -155,6 +163,8 @@ class AdmissionControl(unittest.TestCase):
             self.assertEqual((st, hdrs.get("retry-after")), (429, "1"))
             doc = srv.request("GET", "/get_task_count")[2]
             self.assertEqual((doc["running"], doc["tasks"], doc["max_queue"]), (1, 1, 1))
+            # Not left to the shutdown's 10 s grace period.
+            srv.request("POST", "/cancel_task?id=" + blocker)
         finally:
             srv.stop()
 
