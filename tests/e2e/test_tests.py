@@ -165,8 +165,9 @@ class Default(TestsCase, Core):
     def test_stream_sends_the_tests_stdout_in_turn(self):
         # The first test lingers so that the stream opens while the task
         # runs: one opened after the end gets the task's own stdout, empty.
+        # 5 s: a loaded machine has taken over 2 s between two requests.
         prog = ("import sys, time\nn = int(sys.stdin.read())\n"
-                "if n == 1: time.sleep(2)\nprint(n * 2)\n")
+                "if n == 1: time.sleep(5)\nprint(n * 2)\n")
         st, _, res = self.srv.request("POST", "/create_task", body(
             "python", prog, [{"stdin": "1"}, {"stdin": "2"}, {"stdin": "3"}]))
         self.assertEqual(st, 200, res)

@@ -170,7 +170,8 @@ class Semantics(WarmCase):
     def test_stream(self):
         """Lines arrive on GET /stream as printed, before the task ends."""
         for srv in (self.srv, self.cold):
-            tid = srv.create_ok("python", "import time\nprint('first')\ntime.sleep(2)\n"
+            # 5 s: a loaded machine has taken over 2 s between two requests.
+            tid = srv.create_ok("python", "import time\nprint('first')\ntime.sleep(5)\n"
                                 "print('second')\n")
             import http.client
             conn = http.client.HTTPConnection(srv.host, srv.port, timeout=30)
@@ -361,7 +362,7 @@ class Isolation(WarmCase):
         self.warm_ok("pass\n")
         server = fork_servers(self.srv)[0]
         tid = self.srv.create_ok("python", "import time\nprint('started', flush=True)\n"
-                                 "time.sleep(1.5)\nprint('done')\n")
+                                 "time.sleep(5)\nprint('done')\n")
         deadline = time.monotonic() + 30
         while self.srv.status(tid)[2]["status"] != "RUNNING" and time.monotonic() < deadline:
             time.sleep(0.02)
