@@ -119,6 +119,21 @@ class Server:
             path += "&wait=%g" % wait
         return self.request("GET", path, timeout=(wait or 0) + 30)
 
+    def wait_status(self, task_id, status, timeout=30):
+        """Polls until the task's status is `status` (RUNNING, say);
+        returns its status document."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st, _, doc = self.status(task_id)
+            if st != 200:
+                raise AssertionError("get_status: %d %r" % (st, doc))
+            if doc["status"] == status:
+                return doc
+            if time.monotonic() > deadline:
+                raise AssertionError("task %s not %s after %s s: %r"
+                                     % (task_id, status, timeout, doc))
+            time.sleep(0.02)
+
     def wait_done(self, task_id, timeout=60):
         """Long-polls until the task is final; returns its status document."""
         deadline = time.monotonic() + timeout

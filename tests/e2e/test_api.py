@@ -91,7 +91,8 @@ class UpstreamCases(unittest.TestCase):
         self.assertEqual(self.srv.wait_done(body["id"])["status"], "SUCCESS")
 
     def test_status_shape_and_timestamps(self):
-        tid = self.srv.create_ok("python", "import time; time.sleep(0.5); print('x')")
+        # 5 s: a loaded machine has taken over 2 s between two requests.
+        tid = self.srv.create_ok("python", "import time; time.sleep(5); print('x')")
         st, _, doc = self.srv.status(tid)
         self.assertEqual(st, 200)
         self.assertIn(doc["status"], ("WAIT", "RUNNING"))
@@ -537,7 +538,7 @@ class CommandLine(unittest.TestCase):
     def test_sigterm_lets_running_tasks_finish(self):
         srv = Server("--shutdown-grace", "10")
         tid = srv.create_ok("python", "import time; time.sleep(1); print('done')")
-        time.sleep(0.3)
+        srv.wait_status(tid, "RUNNING")
         t0 = time.monotonic()
         self.assertEqual(srv.stop(signal.SIGTERM), 0)
         self.assertLess(time.monotonic() - t0, 10)
@@ -546,7 +547,7 @@ class CommandLine(unittest.TestCase):
     def test_sigterm_kills_tasks_after_the_grace_period(self):
         srv = Server("--shutdown-grace", "0.5")
         tid = srv.create_ok("bin", "#!/bin/sh\nsleep 60\n")
-        time.sleep(0.3)
+        srv.wait_status(tid, "RUNNING")
         t0 = time.monotonic()
         self.assertEqual(srv.stop(signal.SIGTERM), 0)
         self.assertLess(time.monotonic() - t0, 8)

@@ -151,9 +151,7 @@ class AdmissionControl(unittest.TestCase):
             # running, not waiting, when the next task takes the queue's
             # one place.
             blocker = srv.create_ok("bin", "sleep 60")
-            deadline = time.monotonic() + 20
-            while srv.status(blocker)[2]["status"] != "RUNNING" and time.monotonic() < deadline:
-                time.sleep(0.01)
+            srv.wait_status(blocker, "RUNNING")
             srv.create_ok("bin", "true")
             st, body = srv.create("bin", "true")
             self.assertEqual(st, 429)

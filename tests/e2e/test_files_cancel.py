@@ -176,17 +176,6 @@ class FilesNoNamespaces(Case, FilesCore):
                          % (uid, uid, uid))
 
 
-def wait_status(srv, task_id, status, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        doc = srv.status(task_id)[2]
-        if doc["status"] == status:
-            return doc
-        if time.monotonic() > deadline:
-            raise AssertionError("task %s still %s" % (task_id, doc["status"]))
-        time.sleep(0.05)
-
-
 def cancel(srv, task_id):
     return srv.request("POST", "/cancel_task", {"id": task_id})
 
@@ -202,7 +191,7 @@ class CancelCase(Case):
 
     def running(self, doc):
         task_id = self.submit(doc)
-        wait_status(self.srv, task_id, "RUNNING")
+        self.srv.wait_status(task_id, "RUNNING")
         return task_id
 
     def assert_cancelled(self, doc):
@@ -375,7 +364,7 @@ class Journal(unittest.TestCase):
     def blocked(self, srv):
         """Fills the one worker; returns the blocker's id."""
         blocker = srv.create_ok("bin", "sleep 60")
-        wait_status(srv, blocker, "RUNNING")
+        srv.wait_status(blocker, "RUNNING")
         return blocker
 
     def test_waiting_task_keeps_its_files(self):

@@ -85,16 +85,6 @@ class JournalCase(unittest.TestCase):
         start queued before it is on disk too."""
         srv.create_ok("bin", "true")
 
-    def wait_status(self, srv, task_id, status, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            st, _, doc = srv.status(task_id)
-            self.assertEqual(st, 200, doc)
-            if doc["status"] == status:
-                return doc
-            time.sleep(0.05)
-        self.fail("task %s not %s after %s s: %r" % (task_id, status, timeout, doc))
-
     def rows(self, where=""):
         """Rows of the journal (the server must be stopped)."""
         db = sqlite3.connect(os.path.join(self.data, "tasks.db"))
@@ -150,7 +140,7 @@ class Restart(JournalCase):
     def test_waiting_tasks_survive_a_clean_stop(self):
         srv = self.start("--workers", "1", "--shutdown-grace", "0")
         blocker = srv.create_ok("bin", "sleep 60")
-        self.wait_status(srv, blocker, "RUNNING")
+        srv.wait_status(blocker, "RUNNING")
         waiting = srv.create_ok("bin", "echo later")
         self.stop(srv)
         self.assertTrue(any("stay in the journal" in line for line in srv.log), srv.log)
