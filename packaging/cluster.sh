@@ -58,10 +58,10 @@ trap 'exit 0' INT TERM
 start() {
     name=$1
     shift
-    # shellcheck disable=SC2086 # the option strings are meant to split
     # Made here: the background node opens it only once it is forked, and
     # the loop below may read it first.
     : >"$logdir/$name.log"
+    # shellcheck disable=SC2086 # the option strings are meant to split
     "$bin" "$@" 2>"$logdir/$name.log" &
     pid=$!
     pids="$pids $pid"
